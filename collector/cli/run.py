@@ -1,0 +1,76 @@
+"""``collector run``: the daemon, with warm (first signal) and cold (second signal) shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from collector import logs
+from collector.cli.options import db_option, redis_options
+from collector.daemon import Collector
+from collector.settings import Settings
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: finish the batch and exit 0. Second: exit at once (records stay
+    pending in Redis and are redelivered, so nothing is lost)."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@click.command()
+@redis_options
+@db_option
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Most records per transaction.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds to wait for records when the queue is empty.",
+)
+@click.option("--consumer", default=None, help="Consumer name (default: the host name).")
+@click.option(
+    "--claim-idle",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds before another consumer's unacknowledged records are taken over.",
+)
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Larger records are dead-lettered.",
+)
+@click.option("--models", default=None, help="Module of SQLAlchemy declarative tables.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def run(verbose: bool, **options: object) -> None:
+    """Drain the queue into the database until SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+      collector run --db-url sqlite:///results.db --batch-size 5000
+    """
+    logs.configure(verbose)
+    settings = Settings.from_env(**options)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    Collector(settings).run(stop)

@@ -1,0 +1,76 @@
+"""``collector status``: the queue, the dead letters and every table's row count."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+import redis
+import sqlalchemy as sa
+
+from collector.cli.options import db_option, redis_options
+from collector.db import make_engine, sqlite_path
+from collector.settings import mask_db_url
+from collector.stream import Stream
+from workers.jobinfo import host_name
+from workers.settings import mask_url
+
+
+def table_counts(db_url: str) -> dict[str, int]:
+    """Row count of every table in the database (none when a SQLite file does not exist yet)."""
+    path = sqlite_path(db_url)
+    if path is not None and not os.path.exists(path):
+        return {}
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            names = sorted(sa.inspect(conn).get_table_names())
+            return {
+                name: conn.scalar(sa.select(sa.func.count()).select_from(sa.table(name))) or 0
+                for name in names
+            }
+    finally:
+        engine.dispose()
+
+
+def gather(redis_url: str, db_url: str, queue: str) -> dict[str, Any]:
+    """Everything ``status`` shows, as one JSON-ready dict."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = Stream(client, queue, host_name()).stats()
+    finally:
+        client.close()
+    return {
+        **stats,
+        "queue_name": queue,
+        "redis_url": mask_url(redis_url),
+        "db_url": mask_db_url(db_url),
+        "tables": table_counts(db_url),
+    }
+
+
+@click.command()
+@redis_options
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(redis_url: str, db_url: str, queue: str, as_json: bool) -> None:
+    """Show the backlog, pending records, dead letters and row counts.
+
+    \b
+    Example:
+      collector status --json
+    """
+    info = gather(redis_url, db_url, queue)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"queue     {info['queue_name']} on {info['redis_url']}: {info['queue']} records")
+    click.echo(f"pending   {info['pending']} (read, not yet acknowledged)")
+    for c in info["consumers"]:
+        click.echo(f"  consumer {c['name']}: {c['pending']} pending, idle {c['idle_ms']} ms")
+    click.echo(f"dead      {info['dead']} dead letters")
+    click.echo(f"database  {info['db_url']}")
+    for name, count in info["tables"].items():
+        click.echo(f"  {name}: {count} rows")

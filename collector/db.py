@@ -1,0 +1,88 @@
+"""Opening the database: the engine, SQLite's pragmas, JSON encoding, the one-writer lock."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import json
+import os
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from collector.errors import AlreadyRunning
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for values msgpack carries but JSON lacks: datetimes as ISO text, bytes as base64."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot store a value of type {type(value).__name__} as JSON")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite files get WAL, synchronous=NORMAL and a busy timeout."""
+    engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=5000")
+            if make_url(url).database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(parsed.database)
+
+
+class WriterLock:
+    """An exclusive lock file next to a SQLite database: one collector writes to one file."""
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.path = f"{db_path}.collector.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise AlreadyRunning naming the holder's pid."""
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the collector's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise AlreadyRunning(
+                f"another collector (pid {holder}) already writes to {self.db_path}; "
+                "SQLite takes one writer: stop it first, or use PostgreSQL for several collectors"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,36 @@
+"""Errors raised on the collector side; each CLI failure class has its own exit code.
+
+CollectorError (workers.errors)   root of every error this project raises
+├── ConfigError          a bad setting or flag                       exit 2
+├── AlreadyRunning       another collector holds the SQLite file     exit 3
+├── DatabaseUnavailable  the database is down, locked or unreachable exit 4 (the daemon retries)
+└── BrokerUnavailable    Redis is unreachable                        exit 5 (the daemon retries)
+"""
+
+from __future__ import annotations
+
+from workers.errors import CollectorError
+
+
+class ConfigError(CollectorError):
+    """A setting or flag is invalid."""
+
+    exit_code = 2
+
+
+class AlreadyRunning(CollectorError):
+    """Another collector already writes to this SQLite file."""
+
+    exit_code = 3
+
+
+class DatabaseUnavailable(CollectorError):
+    """The database cannot take the batch now (down, locked); the same batch is retried later."""
+
+    exit_code = 4
+
+
+class BrokerUnavailable(CollectorError):
+    """Redis cannot be reached now; the daemon backs off and reconnects."""
+
+    exit_code = 5

@@ -1,0 +1,87 @@
+"""Collector settings: one validated dataclass, environment first, flags override."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from collector.errors import ConfigError
+from workers.jobinfo import host_name
+from workers.record import Limits
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+
+DEFAULT_DB_URL = "sqlite:///results.db"
+ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
+
+
+def mask_db_url(url: str) -> str:
+    """A database URL with its password hidden, as SQLAlchemy renders it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return mask_url(url)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the collector daemon and CLI need; ``repr`` masks passwords."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    db_url: str = DEFAULT_DB_URL
+    queue: str = DEFAULT_QUEUE
+    batch_size: int = 2000
+    max_wait: float = 0.5
+    consumer: str = field(default_factory=host_name)
+    claim_idle: float = 60.0
+    limits: Limits = field(default_factory=Limits)
+    models: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then COLLECTOR_* variables, then ``overrides`` (flags) that are not None."""
+        values: dict[str, Any] = {k: v for k, env in ENV.items() if (v := os.environ.get(env))}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        limit_names = {f.name for f in fields(Limits)}
+        limits = {k: values.pop(k) for k in list(values) if k in limit_names}
+        settings = cls(**values)
+        if limits:
+            settings = replace(settings, limits=replace(settings.limits, **limits))
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad setting."""
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"redis url must start with redis://, rediss:// or unix://: "
+                f"{mask_url(self.redis_url)}"
+            )
+        try:
+            make_url(self.db_url)
+        except Exception:
+            raise ConfigError(f"not a database URL: {mask_db_url(self.db_url)}") from None
+        if not self.queue:
+            raise ConfigError("queue name must not be empty")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.max_wait < 0 or self.claim_idle < 0:
+            raise ConfigError("durations must not be negative")
+        if not self.consumer:
+            raise ConfigError("consumer name must not be empty")
+        for f in fields(Limits):
+            if getattr(self.limits, f.name) < 1:
+                raise ConfigError(f"{f.name.replace('_', '-')} must be at least 1")
+
+    def describe(self) -> str:
+        """One line for the start-up log, passwords masked."""
+        return (
+            f"redis={mask_url(self.redis_url)} db={mask_db_url(self.db_url)} queue={self.queue} "
+            f"consumer={self.consumer} batch_size={self.batch_size} max_wait={self.max_wait}s "
+            f"claim_idle={self.claim_idle}s max_record_bytes={self.limits.max_record_bytes}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"

@@ -1,0 +1,164 @@
+"""Writing a batch: one transaction, ON CONFLICT(_id) DO NOTHING, bad rows isolated by bisection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from collector.errors import DatabaseUnavailable
+from collector.schema import Schema, TableInfo
+from workers.record import Record
+
+log = logging.getLogger(__name__)
+_UTC = dt.UTC
+Item = tuple[Record, TableInfo, dict[str, Any]]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors about the database itself (down, locked, connection lost), not a row."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
+
+
+def is_row_error(exc: sa_exc.StatementError) -> bool:
+    """True for errors some row caused (constraint, bad value): worth bisecting to find it."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError)
+    return True  # a value the driver or a type processor could not bind
+
+
+def _utc_naive(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(_UTC).replace(tzinfo=None)
+    return value
+
+
+def build_row(rec: Record, info: TableInfo) -> dict[str, Any]:
+    """The row for ``rec`` in ``info``'s table: metadata columns the table has, then the data."""
+    meta = {
+        "_id": rec.id,
+        "_ts": dt.datetime.fromtimestamp(rec.ts, _UTC).replace(tzinfo=None),
+        "_host": rec.host,
+        "_pid": rec.pid,
+        "_job": rec.job,
+    }
+    row = {k: v for k, v in meta.items() if k in info.kinds}
+    for key, value in rec.data.items():
+        if key in info.kinds:
+            row[key] = _utc_naive(value) if info.kinds[key] == "datetime" else value
+    return row
+
+
+class Store:
+    """Commits batches of records into their tables through one SQLAlchemy engine."""
+
+    def __init__(self, engine: sa.Engine, schema: Schema) -> None:
+        self.engine = engine
+        self.schema = schema
+        self._stale = True
+        self._insert = _insert_for(engine.dialect.name)
+
+    def write(self, records: list[Record]) -> list[tuple[Record, str]]:
+        """Store ``records``; returns those refused, with reasons. Raises DatabaseUnavailable."""
+        try:
+            if self._stale:
+                with self.engine.connect() as conn:
+                    self.schema.load(conn)
+                self._stale = False
+            plan = self.schema.plan(records)
+            if plan.needs_ddl:
+                plan = self._apply_ddl(records, plan)
+            items = [
+                (rec, info, build_row(rec, info))
+                for table, recs in plan.accepted.items()
+                for info in [self.schema.tables[table]]
+                for rec in _first_per_id(recs)
+            ]
+            return plan.rejected + self._isolate(items)
+        except sa_exc.SQLAlchemyError as exc:
+            self._stale = True
+            if is_unavailable(exc) or isinstance(exc, sa_exc.ProgrammingError):
+                raise DatabaseUnavailable(_message(exc)) from exc
+            raise
+
+    def _apply_ddl(self, records: list[Record], plan: Any) -> Any:
+        """Run the plan's DDL; if a peer changed the schema first, reload and plan again once."""
+        try:
+            with self.engine.begin() as conn:
+                self.schema.apply(conn, plan)
+            return plan
+        except (sa_exc.ProgrammingError, sa_exc.IntegrityError) as exc:
+            log.info("schema changed under us (%s); reloading", _message(exc))
+            with self.engine.connect() as conn:
+                self.schema.load(conn)
+            plan = self.schema.plan(records)
+            with self.engine.begin() as conn:
+                self.schema.apply(conn, plan)
+            return plan
+
+    def _isolate(self, items: list[Item]) -> list[tuple[Record, str]]:
+        """Commit ``items`` in one transaction; if rows are refused, bisect to find just those."""
+        if not items:
+            return []
+        try:
+            self._commit(items)
+            return []
+        except sa_exc.StatementError as exc:
+            if not is_row_error(exc):
+                raise
+            if len(items) == 1:
+                return [(items[0][0], f"database refused the row: {_message(exc)}")]
+            mid = len(items) // 2
+            return self._isolate(items[:mid]) + self._isolate(items[mid:])
+
+    def _commit(self, items: list[Item]) -> None:
+        by_table: dict[str, tuple[TableInfo, list[dict[str, Any]]]] = {}
+        for _rec, info, row in items:
+            by_table.setdefault(info.table.name, (info, []))[1].append(row)
+        with self.engine.begin() as conn:
+            for info, rows in by_table.values():
+                columns = sorted({key for row in rows for key in row})
+                full = [{c: row.get(c) for c in columns} for row in rows]
+                self._insert(conn, info, full)
+
+
+def _first_per_id(records: list[Record]) -> list[Record]:
+    """Drop repeats of one id within a batch (the database drops repeats across batches)."""
+    seen: dict[str, Record] = {}
+    for rec in records:
+        seen.setdefault(rec.id, rec)
+    return list(seen.values())
+
+
+def _insert_for(dialect: str) -> Callable[[sa.Connection, TableInfo, list[dict[str, Any]]], None]:
+    """The dialect's idempotent insert: ON CONFLICT DO NOTHING, else skip ids already present."""
+    dialect_insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+
+    def insert(conn: sa.Connection, info: TableInfo, rows: list[dict[str, Any]]) -> None:
+        table = info.table
+        if not info.has_id:
+            conn.execute(table.insert(), rows)
+        elif dialect_insert is not None:
+            conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=["_id"]), rows)
+        else:
+            ids = [row["_id"] for row in rows]
+            present = set(conn.scalars(sa.select(table.c._id).where(table.c._id.in_(ids))))
+            fresh = [row for row in rows if row["_id"] not in present]
+            if fresh:
+                conn.execute(table.insert(), fresh)
+
+    return insert
+
+
+def _message(exc: BaseException) -> str:
+    """The database's own message, first line, without SQLAlchemy's SQL and parameter dump."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return (text[0] if text else type(orig).__name__)[:300]

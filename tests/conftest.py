@@ -1,0 +1,97 @@
+"""Fixtures: fakeredis and SQLite by default; the machine's real Redis and PostgreSQL for tests
+marked ``redis`` / ``postgres``, which skip locally when a server is absent but fail in CI."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+import sqlalchemy as sa
+
+import workers
+from collector.settings import Settings
+
+REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REAL_PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
+    """Each test starts with no COLLECTOR_* variables, a fresh default Emitter, its own cwd."""
+    for name in list(os.environ):
+        if name.startswith("COLLECTOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    workers.reset()
+    yield
+    workers.reset()
+
+
+@pytest.fixture
+def fake_redis() -> Iterator[fakeredis.FakeRedis]:
+    """An in-memory Redis shared by everything in one test."""
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue name no other test (or person) uses: real-server tests clean up by this prefix."""
+    return f"test:{uuid.uuid4().hex[:12]}:results"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+@pytest.fixture
+def settings(sqlite_url: str, queue: str) -> Settings:
+    """Collector settings for a fast test: small waits, SQLite in tmp_path, a private queue."""
+    return Settings(db_url=sqlite_url, queue=queue, max_wait=0.05, consumer="test")
+
+
+@pytest.fixture
+def real_redis(queue: str) -> Iterator[redis.Redis]:
+    """The machine's Redis; deletes every key under this test's queue name afterwards."""
+    client = redis.Redis.from_url(REAL_REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis at " + REAL_REDIS_URL, exc)
+    yield client
+    keys = list(client.scan_iter(match=f"{queue}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    admin = sa.create_engine(REAL_PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"rc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable("PostgreSQL at " + REAL_PG_URL, exc)
+    url = sa.engine.make_url(REAL_PG_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()

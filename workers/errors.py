@@ -1,0 +1,30 @@
+"""Errors raised on the node side.
+
+CollectorError                  root of every error this project raises
+├── EncodeError                 a result cannot be put on the wire (unsupported value, too big)
+├── DecodeError                 bytes from the stream are not a valid record (carries .raw)
+└── EmitError                   Redis refused the record and no spool could keep it
+"""
+
+from __future__ import annotations
+
+
+class CollectorError(Exception):
+    """Root of every error raised by result-collector."""
+
+
+class EncodeError(CollectorError, ValueError):
+    """A result cannot be encoded: unsupported value type, bad table name or key, too large."""
+
+
+class DecodeError(CollectorError, ValueError):
+    """Bytes read from the stream are not a valid record; ``raw`` keeps them for the dead letter."""
+
+    def __init__(self, reason: str, raw: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
+class EmitError(CollectorError):
+    """A record could be neither sent to Redis nor kept in the local spool."""

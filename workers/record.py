@@ -1,0 +1,171 @@
+"""The wire record and its codec: a small frozen dataclass, msgpack on the wire, strict decoding.
+
+Wire format (stream field ``m``): a msgpack map
+``{"v": 1, "id": str, "t": table, "ts": float, "src": {"host", "pid", "job"}, "d": {...}}``.
+Datetimes travel as msgpack Timestamps (ext -1), the only extension type accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from workers.errors import DecodeError, EncodeError
+
+WIRE_VERSION = 1
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+MAX_ID_LENGTH = 255
+META_KEYS = frozenset({"_error"})  # metadata a job may set itself, besides its data columns
+_UTC = dt.UTC
+
+
+def new_id() -> str:
+    """A time-ordered id (48-bit milliseconds, then 80 random bits), 32 hex digits.
+
+    Time order keeps inserts at the right edge of the ``_id`` index instead of random pages.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def is_identifier(name: object) -> bool:
+    """True when ``name`` may become a table or column name (the contract's identifier rule)."""
+    return isinstance(name, str) and IDENTIFIER.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a decoded record must respect; anything beyond is a dead letter, never a crash."""
+
+    max_record_bytes: int = 1 << 20
+    max_depth: int = 32
+    max_fields: int = 1024
+    max_str_len: int = 1 << 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _default(value: Any) -> Any:
+    """Convert what msgpack cannot pack natively: naive datetimes, tuples/sets, numpy values."""
+    if isinstance(value, dt.datetime):
+        return msgpack.Timestamp.from_datetime(value.replace(tzinfo=_UTC))
+    if isinstance(value, dt.date):
+        return msgpack.Timestamp.from_datetime(dt.datetime.combine(value, dt.time(), _UTC))
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # ndarray and numpy scalars alike
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"unsupported msgpack extension type {code}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One result on its way to a table: ``data`` maps column names to values."""
+
+    id: str
+    table: str
+    data: dict[str, Any]
+    ts: float = field(default_factory=time.time)
+    host: str = ""
+    pid: int = 0
+    job: str | None = None
+
+    def encode(self) -> bytes:
+        """The msgpack bytes of this record; raises EncodeError for a value we cannot store."""
+        wire = {
+            "v": WIRE_VERSION,
+            "id": self.id,
+            "t": self.table,
+            "ts": self.ts,
+            "src": {"host": self.host, "pid": self.pid, "job": self.job},
+            "d": self.data,
+        }
+        try:
+            return msgpack.packb(wire, default=_default, datetime=True, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EncodeError(f"record for table {self.table!r}: {exc}") from exc
+
+    @classmethod
+    def decode(cls, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Record:
+        """Parse and validate wire bytes; any problem raises DecodeError carrying ``raw``."""
+        if len(raw) > limits.max_record_bytes:
+            raise DecodeError(
+                f"record of {len(raw)} bytes exceeds the limit of {limits.max_record_bytes}", raw
+            )
+        try:
+            wire = msgpack.unpackb(
+                raw,
+                raw=False,
+                timestamp=3,
+                strict_map_key=True,
+                ext_hook=_reject_ext,
+                max_str_len=limits.max_str_len,
+                max_bin_len=limits.max_str_len,
+                max_array_len=limits.max_record_bytes,
+                max_map_len=limits.max_record_bytes,
+            )
+        except Exception as exc:  # msgpack raises many unrelated types for bad input
+            raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
+        return cls._from_wire(wire, raw, limits)
+
+    @classmethod
+    def _from_wire(cls, wire: Any, raw: bytes, limits: Limits) -> Record:
+        def bad(reason: str) -> DecodeError:
+            return DecodeError(reason, raw)
+
+        if not isinstance(wire, dict):
+            raise bad(f"record is a msgpack {type(wire).__name__}, not a map")
+        if wire.get("v") != WIRE_VERSION:
+            raise bad(f"unsupported wire version {wire.get('v')!r}")
+        missing = [k for k in ("id", "t", "ts", "d") if k not in wire]
+        if missing:
+            raise bad(f"missing field(s): {', '.join(missing)}")
+        rid, table, ts, data = wire["id"], wire["t"], wire["ts"], wire["d"]
+        src = wire.get("src") or {}
+        if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_LENGTH:
+            raise bad(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+        if not is_identifier(table):
+            raise bad(f"bad table name {table!r}: must match {IDENTIFIER.pattern}")
+        if not isinstance(ts, int | float) or isinstance(ts, bool):
+            raise bad(f"ts must be a number, not {type(ts).__name__}")
+        if not isinstance(data, dict):
+            raise bad(f"d must be a map, not {type(data).__name__}")
+        if len(data) > limits.max_fields:
+            raise bad(f"{len(data)} fields exceed the limit of {limits.max_fields}")
+        for key in data:
+            if not is_identifier(key) and key not in META_KEYS:
+                raise bad(f"bad column name {key!r}: must match {IDENTIFIER.pattern}")
+        if _depth(data) > limits.max_depth:
+            raise bad(f"values nested deeper than {limits.max_depth} levels")
+        if not isinstance(src, dict):
+            raise bad(f"src must be a map, not {type(src).__name__}")
+        host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
+        if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(job, str | None):
+            raise bad("src must hold host (string), pid (integer) and job (string or nil)")
+        return cls(rid, table, data, float(ts), host, pid, job)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of containers in ``value`` (a scalar is 0), computed without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
