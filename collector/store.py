@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collector import bulk
 from collector.errors import DatabaseUnavailable
 from collector.schema import Schema, TableInfo
 from workers.record import Record
 
 log = logging.getLogger(__name__)
 _UTC = dt.UTC
-Item = tuple[Record, TableInfo, dict[str, Any]]
+Item = tuple[Record, TableInfo]
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -34,17 +35,11 @@ def is_row_error(exc: sa_exc.StatementError) -> bool:
     return True  # a value the driver or a type processor could not bind
 
 
-def _utc_naive(value: Any) -> Any:
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(_UTC).replace(tzinfo=None)
-    return value
-
-
 def build_row(rec: Record, info: TableInfo) -> dict[str, Any]:
     """The row for ``rec`` in ``info``'s table: metadata columns the table has, then the data."""
     meta = {
         "_id": rec.id,
-        "_ts": dt.datetime.fromtimestamp(rec.ts, _UTC).replace(tzinfo=None),
+        "_ts": bulk.ts_datetime(rec.ts),
         "_host": rec.host,
         "_pid": rec.pid,
         "_job": rec.job,
@@ -52,7 +47,7 @@ def build_row(rec: Record, info: TableInfo) -> dict[str, Any]:
     row = {k: v for k, v in meta.items() if k in info.kinds}
     for key, value in rec.data.items():
         if key in info.kinds:
-            row[key] = _utc_naive(value) if info.kinds[key] == "datetime" else value
+            row[key] = bulk.utc_naive(value) if info.kinds[key] == "datetime" else value
     return row
 
 
@@ -64,6 +59,7 @@ class Store:
         self.schema = schema
         self._stale = True
         self._insert = _insert_for(engine.dialect.name)
+        self._bulk = bulk.writer_for(engine.dialect)
 
     def write(self, records: list[Record]) -> list[tuple[Record, str]]:
         """Store ``records``; returns those refused, with reasons. Raises DatabaseUnavailable."""
@@ -76,7 +72,7 @@ class Store:
             if plan.needs_ddl:
                 plan = self._apply_ddl(records, plan)
             items = [
-                (rec, info, build_row(rec, info))
+                (rec, info)
                 for table, recs in plan.accepted.items()
                 for info in [self.schema.tables[table]]
                 for rec in _first_per_id(recs)
@@ -119,11 +115,15 @@ class Store:
             return self._isolate(items[:mid]) + self._isolate(items[mid:])
 
     def _commit(self, items: list[Item]) -> None:
-        by_table: dict[str, tuple[TableInfo, list[dict[str, Any]]]] = {}
-        for _rec, info, row in items:
-            by_table.setdefault(info.table.name, (info, []))[1].append(row)
+        by_table: dict[str, tuple[TableInfo, list[Record]]] = {}
+        for rec, info in items:
+            by_table.setdefault(info.table.name, (info, []))[1].append(rec)
         with self.engine.begin() as conn:
-            for info, rows in by_table.values():
+            for info, recs in by_table.values():
+                if self._bulk is not None and bulk.suits(info):
+                    self._bulk.insert(conn, info, recs)
+                    continue
+                rows = [build_row(rec, info) for rec in recs]
                 columns = sorted({key for row in rows for key in row})
                 full = [{c: row.get(c) for c in columns} for row in rows]
                 self._insert(conn, info, full)

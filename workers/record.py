@@ -127,25 +127,29 @@ class Record:
             raise bad(f"record is a msgpack {type(wire).__name__}, not a map")
         if wire.get("v") != WIRE_VERSION:
             raise bad(f"unsupported wire version {wire.get('v')!r}")
-        missing = [k for k in ("id", "t", "ts", "d") if k not in wire]
-        if missing:
-            raise bad(f"missing field(s): {', '.join(missing)}")
-        rid, table, ts, data = wire["id"], wire["t"], wire["ts"], wire["d"]
+        try:
+            rid, table, ts, data = wire["id"], wire["t"], wire["ts"], wire["d"]
+        except KeyError:
+            missing = [k for k in ("id", "t", "ts", "d") if k not in wire]
+            raise bad(f"missing field(s): {', '.join(missing)}") from None
         src = wire.get("src") or {}
-        if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID_LENGTH:
+        if rid.__class__ is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
             raise bad(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        if not is_identifier(table):
+        if type(table) is not str or (table not in _GOOD_KEYS and not _good_key(table, meta=False)):
             raise bad(f"bad table name {table!r}: must match {IDENTIFIER.pattern}")
-        if not isinstance(ts, int | float) or isinstance(ts, bool):
+        if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
             raise bad(f"ts must be a number, not {type(ts).__name__}")
         if not isinstance(data, dict):
             raise bad(f"d must be a map, not {type(data).__name__}")
         if len(data) > limits.max_fields:
             raise bad(f"{len(data)} fields exceed the limit of {limits.max_fields}")
-        for key in data:
-            if not is_identifier(key) and key not in META_KEYS:
+        nested = False
+        for key, value in data.items():
+            if key not in _GOOD_KEYS and not _good_key(key):
                 raise bad(f"bad column name {key!r}: must match {IDENTIFIER.pattern}")
-        if _depth(data) > limits.max_depth:
+            if value.__class__ in _CONTAINERS:
+                nested = True
+        if nested and _depth(data) > limits.max_depth:
             raise bad(f"values nested deeper than {limits.max_depth} levels")
         if not isinstance(src, dict):
             raise bad(f"src must be a map, not {type(src).__name__}")
@@ -153,6 +157,20 @@ class Record:
         if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(job, str | None):
             raise bad("src must hold host (string), pid (integer) and job (string or nil)")
         return cls(rid, table, data, float(ts), host, pid, job)
+
+
+_CONTAINERS = (dict, list)
+_GOOD_KEYS: set[str] = set()  # names that passed the rule: decoding a batch re-checks none
+_GOOD_KEYS_MAX = 10_000
+
+
+def _good_key(name: object, *, meta: bool = True) -> bool:
+    """The identifier rule (or a metadata key, when ``meta``); remembers names that pass."""
+    if is_identifier(name):
+        if len(_GOOD_KEYS) < _GOOD_KEYS_MAX:
+            _GOOD_KEYS.add(name)  # type: ignore[arg-type]
+        return True
+    return meta and name in META_KEYS
 
 
 def _depth(value: Any) -> int:

@@ -1,0 +1,166 @@
+"""The fast insert path: rows as tuples, SQL built once per table and column set.
+
+SQLite gets one precompiled ``INSERT ... ON CONFLICT(_id) DO NOTHING`` run with executemany
+through ``exec_driver_sql``; PostgreSQL (psycopg 3) gets COPY into a temporary table, then
+``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING``. Both run inside the caller's SQLAlchemy
+transaction and apply the same bind processors SQLAlchemy would (datetimes, JSON, booleans).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from collector.schema import TableInfo
+from workers.record import Record
+
+_UTC = dt.UTC
+_ATTRIBUTE = {"_id": "id", "_ts": "ts", "_host": "host", "_pid": "pid", "_job": "job"}
+_STAGE = "rc_stage"  # temporary, dropped at the end of its statement group
+Convert = Callable[[Any], Any]
+
+
+def suits(info: TableInfo) -> bool:
+    """Whether ``info``'s table can take the fast path: an ``_id`` key, no Python-side defaults
+    (those only SQLAlchemy's own insert fills in)."""
+    return info.has_id and all(c.default is None for c in info.table.columns)
+
+
+def utc_naive(value: Any) -> Any:
+    """An aware datetime as naive UTC (how datetimes are stored); anything else unchanged."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(_UTC).replace(tzinfo=None)
+    return value
+
+
+def ts_datetime(value: float) -> dt.datetime:
+    """A record's ``ts`` (seconds since the epoch) as the naive UTC datetime stored in ``_ts``."""
+    return dt.datetime.fromtimestamp(value, _UTC).replace(tzinfo=None)
+
+
+class Layout:
+    """The columns one batch fills in one table, and how each value is bound."""
+
+    def __init__(self, dialect: sa.Dialect, info: TableInfo, data_keys: frozenset[str]) -> None:
+        table = info.table
+        self.meta = [name for name in _ATTRIBUTE if name in info.kinds]
+        self.data = [
+            c.name for c in table.columns if c.name in data_keys and c.name not in _ATTRIBUTE
+        ]
+        self.columns = self.meta + self.data
+        names = [_ATTRIBUTE[name] for name in self.meta]
+        self._meta = attrgetter(*names) if len(names) > 1 else lambda r: (r.id,)
+        self.convert: list[tuple[int, Convert]] = []
+        for index, name in enumerate(self.columns):
+            column = table.columns[name]
+            proc = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if name == "_ts" or info.kinds[name] == "datetime":
+                base = ts_datetime if name == "_ts" else utc_naive
+                self.convert.append((index, _compose(base, proc)))
+            elif proc is not None:
+                self.convert.append((index, proc))
+
+    def rows(self, records: list[Record]) -> list[tuple[Any, ...]]:
+        """One tuple per record, in ``columns`` order, bind processors applied."""
+        meta, data = self._meta, self.data
+        rows = [(*meta(r), *map(r.data.get, data)) for r in records]
+        if not self.convert:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, convert in self.convert:
+                values[index] = convert(values[index])
+            out.append(tuple(values))
+        return out
+
+
+def _compose(first: Convert, then: Convert | None) -> Convert:
+    if then is None:
+        return first
+    return lambda value: then(first(value))
+
+
+class BulkWriter:
+    """Inserts records into tables that ``suits`` accepts; one subclass per dialect."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.dialect = dialect
+        self._layouts: dict[tuple[sa.Table, frozenset[str]], Layout] = {}
+
+    def layout(self, info: TableInfo, records: list[Record]) -> Layout:
+        """The (cached) layout for the data keys these records carry."""
+        keys: set[str] = set()
+        for rec in records:
+            keys.update(rec.data)
+        key = (info.table, frozenset(keys))  # a schema change brings a new Table object
+        found = self._layouts.get(key)
+        if found is None:
+            if len(self._layouts) > 256:  # old Tables after many schema changes: forget them
+                self._layouts.clear()
+            found = self._layouts[key] = Layout(self.dialect, info, key[1])
+        return found
+
+    def quoted(self, info: TableInfo, layout: Layout) -> tuple[str, str]:
+        prep = self.dialect.identifier_preparer
+        return prep.format_table(info.table), ", ".join(prep.quote(c) for c in layout.columns)
+
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
+        raise NotImplementedError
+
+
+class SQLiteWriter(BulkWriter):
+    """executemany of one precompiled statement with positional parameters."""
+
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
+        layout = self.layout(info, records)
+        table, columns = self.quoted(info, layout)
+        marks = ", ".join("?" * len(layout.columns))
+        sql = f'INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT("_id") DO NOTHING'  # noqa: S608
+        conn.exec_driver_sql(sql, layout.rows(records))  # type: ignore[arg-type]
+
+
+class PostgresCopyWriter(BulkWriter):
+    """COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
+        layout = self.layout(info, records)
+        table, columns = self.quoted(info, layout)
+        statements = (
+            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS "  # noqa: S608 - checked names
+            f"SELECT {columns} FROM {table} WITH NO DATA",
+            f"COPY {_STAGE} ({columns}) FROM STDIN",
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608
+            'ON CONFLICT ("_id") DO NOTHING',
+            f"DROP TABLE {_STAGE}",
+        )
+        raw = conn.connection.dbapi_connection
+        dbapi = self.dialect.loaded_dbapi
+        statement = statements[0]
+        try:
+            with raw.cursor() as cur:  # type: ignore[union-attr]
+                cur.execute(statement)
+                statement = statements[1]
+                with cur.copy(statement) as copy:
+                    for row in layout.rows(records):
+                        copy.write_row(row)
+                for statement in statements[2:]:
+                    cur.execute(statement)
+        except dbapi.Error as exc:  # the same exception classes SQLAlchemy's own calls raise
+            raise sa_exc.DBAPIError.instance(
+                statement, None, exc, dbapi.Error, dialect=self.dialect
+            ) from exc
+
+
+def writer_for(dialect: sa.Dialect) -> BulkWriter | None:
+    """The fast writer for this dialect and driver, or None (the generic insert is used)."""
+    if dialect.name == "sqlite":
+        return SQLiteWriter(dialect)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return PostgresCopyWriter(dialect)
+    return None
