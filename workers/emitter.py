@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from workers.buffer import SendBuffer
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, host_name
 from workers.record import MAX_ID_LENGTH, Record, new_id
@@ -28,7 +29,9 @@ class Emitter:
     """Sends records to one queue on one Redis; cheap to call, safe to use after ``fork``.
 
     Pass ``client`` (e.g. a fakeredis client in tests) or let it connect lazily to
-    ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use.
+    ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use. With ``buffer=N`` records are
+    sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
+    ``flush()``/``close()`` and at normal exit; a killed process loses its unsent buffer.
     """
 
     def __init__(
@@ -37,12 +40,15 @@ class Emitter:
         queue: str | None = None,
         *,
         client: redis.Redis | None = None,
+        buffer: int = 0,
+        flush_interval: float = 1.0,
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
         self.queue = queue or env.queue
         self._client = client
         self._owns_client = client is None
+        self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
 
     def __repr__(self) -> str:
         return f"Emitter(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r})"
@@ -69,23 +75,45 @@ class Emitter:
         )
 
     def emit(self, result: Any, *, table: str = "results", key: str | None = None) -> str:
-        """Send one result; returns its record id once Redis has it."""
+        """Send one result; returns its record id once Redis has it (buffered: once queued)."""
         rec = self.record(result, table=table, key=key)
-        self.client.xadd(self.queue, {FIELD: rec.encode()})
+        self._queue([rec.encode()])
         return rec.id
 
     def emit_many(self, results: Iterable[Any], *, table: str = "results") -> list[str]:
         """Send many results in one pipelined round trip; returns their record ids."""
         records = [self.record(r, table=table) for r in results]
-        payloads = [r.encode() for r in records]
-        pipe = self.client.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.xadd(self.queue, {FIELD: payload})
-        pipe.execute()
+        self._queue([r.encode() for r in records])
         return [r.id for r in records]
 
+    def _send(self, payloads: list[bytes]) -> None:
+        """One round trip: XADD every payload (a single one without a pipeline)."""
+        if len(payloads) == 1:
+            self.client.execute_command("XADD", self.queue, "*", FIELD, payloads[0])
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.execute_command("XADD", self.queue, "*", FIELD, payload)
+        pipe.execute()
+
+    # Buffered mode (``buffer=N``): emit and emit_many queue payloads; SendBuffer sends them
+    # through ``_send`` on size, on its timer, on ``flush()``, on ``close()`` and at exit.
+
+    def _queue(self, payloads: list[bytes]) -> None:
+        if self._buffer is None:
+            self._send(payloads)
+        else:
+            self._buffer.add(payloads)
+
+    def flush(self) -> None:
+        """Send what the buffer holds now (a no-op without ``buffer``)."""
+        if self._buffer is not None:
+            self._buffer.flush()
+
     def close(self) -> None:
-        """Release the connection pool if this emitter built it."""
+        """Flush the buffer, then release the connection pool if this emitter built it."""
+        if self._buffer is not None:
+            self._buffer.close()
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None

@@ -1,0 +1,118 @@
+"""Buffered sending: payloads wait in memory and go to Redis many per round trip.
+
+A buffer is flushed when it holds ``size`` payloads, ``interval`` seconds after its first
+unsent payload (a daemon timer thread), on ``flush()``, and at normal interpreter exit
+(``atexit``). A process that is killed (SIGKILL, out of memory, a node failure) loses what is
+still buffered: use it where a rerun is cheap, or keep ``size`` and ``interval`` small.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+Send = Callable[[list[bytes]], None]
+
+
+class SendBuffer:
+    """Collects payloads for ``send`` (one round trip per call) and flushes them in batches."""
+
+    def __init__(self, send: Send, size: int, interval: float) -> None:
+        if size < 1:
+            raise ValueError(f"buffer size must be at least 1, got {size}")
+        if interval <= 0:
+            raise ValueError(f"flush interval must be positive, got {interval}")
+        self.size = size
+        self.interval = interval
+        self._send = send
+        self._payloads: list[bytes] = []
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._atexit = False
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def add(self, payloads: list[bytes]) -> None:
+        """Buffer ``payloads``; send the buffer at once when it reaches ``size``."""
+        self._adopt()
+        with self._lock:
+            self._payloads.extend(payloads)
+            if len(self._payloads) >= self.size:
+                self.flush()
+            elif self._thread is None:
+                self._start()
+            else:
+                self._wake.set()
+
+    def flush(self) -> None:
+        """Send everything buffered in one round trip; on failure it stays buffered and the
+        error propagates (the timer retries later)."""
+        self._adopt()
+        with self._lock:
+            if not self._payloads:
+                return
+            self._send(self._payloads)
+            self._payloads = []
+
+    def close(self) -> None:
+        """Flush, stop the timer thread and forget the exit hook."""
+        try:
+            self.flush()
+        finally:
+            self._stop.set()
+            self._wake.set()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join()
+            self._thread = None
+            if self._atexit:
+                atexit.unregister(self._flush_at_exit)
+                self._atexit = False
+
+    def _adopt(self) -> None:
+        """In a forked child, drop the parent's payloads (the parent sends them), its timer and
+        its lock (which another parent thread may have held at the fork)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._payloads = []
+            self._thread = None
+            self._stop = threading.Event()
+            self._wake = threading.Event()
+            self._lock = threading.RLock()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="collector-emit-flush", daemon=True)
+        self._thread.start()
+        if not self._atexit:
+            atexit.register(self._flush_at_exit)
+            self._atexit = True
+
+    def _run(self) -> None:
+        """Flush ``interval`` seconds after the buffer stops being empty; sleep while it is."""
+        stop, wake = self._stop, self._wake
+        while not stop.is_set():
+            if not self._payloads:
+                wake.wait()
+                wake.clear()
+                continue
+            if stop.wait(self.interval):
+                return
+            try:
+                self.flush()
+            except Exception as exc:  # a timer thread must not die: it retries next interval
+                log.warning("could not flush %d buffered records (%s)", len(self), exc)
+
+    def _flush_at_exit(self) -> None:
+        if self._pid != os.getpid() or not self._payloads:
+            return
+        try:
+            self.flush()
+        except Exception as exc:  # at exit there is no caller left to raise to
+            log.error("lost %d buffered records at exit (%s)", len(self), exc)
