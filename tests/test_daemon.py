@@ -202,3 +202,30 @@ def test_a_row_the_database_refuses_is_isolated(emitter, collector, settings) ->
     assert dead_reasons(collector.client, settings.queue) == [
         "database refused the row: thirteen is unlucky"
     ]
+
+
+def test_redis_outage_is_waited_out(emitter, settings, fake_redis, caplog) -> None:
+    server = fake_redis.connection_pool.connection_kwargs["server"]
+    for i in range(20):
+        emitter.emit({"i": i}, key=f"k{i:02}")
+    server.connected = False
+    collector = Collector(settings, client=fake_redis)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,))
+    thread.start()
+    try:
+        wait = threading.Event().wait
+        for _ in range(100):
+            if "redis unavailable" in caplog.text:
+                break
+            wait(0.02)
+        assert "redis unavailable" in caplog.text
+        server.connected = True
+        for _ in range(200):
+            if collector.counters.records == 20:
+                break
+            wait(0.02)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == [f"k{i:02}" for i in range(20)]
