@@ -188,7 +188,7 @@ class Collector:
         self._last_log = (now, self.counters.records)
         if done:
             log.info(
-                "%.0f records/s, %d batches, %d dead letters, lag %d",
+                "%.0f records/s, %d batches, %d dead letters, lag %d (stream incl. pending)",
                 done / (now - since), self.counters.batches, self.counters.dead,
                 self.stream.length(),
             )  # fmt: skip

@@ -229,3 +229,22 @@ def test_redis_outage_is_waited_out(emitter, settings, fake_redis, caplog) -> No
         stop.set()
         thread.join(5)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == [f"k{i:02}" for i in range(20)]
+
+
+def test_rate_line_every_ten_seconds_while_busy(emitter, settings, fake_redis, caplog) -> None:
+    clock = [0.0]
+    collector = Collector(settings, client=fake_redis, clock=lambda: clock[0])
+    for i in range(30):
+        emitter.emit({"i": i})
+    caplog.set_level("INFO", logger="collector")
+    drain(collector)
+    clock[0] = 9.0
+    collector._log_rate()
+    assert "records/s" not in caplog.text
+    clock[0] = 10.0
+    collector._log_rate()
+    assert "3 records/s, 1 batches, 0 dead letters, lag 0" in caplog.text
+    caplog.clear()
+    clock[0] = 25.0
+    collector._log_rate()  # idle: nothing new, no line
+    assert "records/s" not in caplog.text
