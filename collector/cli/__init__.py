@@ -10,6 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from collector.cli.run import run
 from collector.cli.status import status
+from collector.cli.sweep import sweep
 from workers.errors import CollectorError
 
 
@@ -42,3 +43,4 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(status)
+main.add_command(sweep)

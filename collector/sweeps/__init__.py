@@ -1,0 +1,1 @@
+"""Parameter sweeps: grids of points, enqueued as RQ jobs."""

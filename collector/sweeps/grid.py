@@ -1,0 +1,81 @@
+"""Parameter points from the command line (``--grid I=0:1:0.05 --grid J=1,2,4``) or a CSV file."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+from collector.errors import ConfigError
+from workers.record import is_identifier
+
+Point = dict[str, Any]
+MAX_POINTS = 10_000_000
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line value as int, float or bool when it reads as one, else the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def frange(start: float, stop: float, step: float) -> list[float | int]:
+    """``start`` to ``stop`` inclusive in steps of ``step``, each value rounded to 12 digits."""
+    if step == 0 or not all(map(math.isfinite, (start, stop, step))):
+        raise ConfigError(f"bad range {start}:{stop}:{step}: step must be finite and non-zero")
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count < 1:
+        raise ConfigError(f"range {start}:{stop}:{step} is empty")
+    values = [float(f"{start + i * step:.12g}") for i in range(count)]
+    whole = all(isinstance(x, int) for x in (start, stop, step))
+    return [int(v) for v in values] if whole else values
+
+
+def parse_axis(spec: str) -> tuple[str, list[Any]]:
+    """``NAME=start:stop:step`` (inclusive) or ``NAME=v1,v2,...`` -> (name, values)."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    if not sep or not body:
+        raise ConfigError(f"bad grid {spec!r}: expected NAME=start:stop:step or NAME=v1,v2,...")
+    if not is_identifier(name):
+        raise ConfigError(f"bad grid name {name!r}: must match [A-Za-z][A-Za-z0-9_]{{0,62}}")
+    if ":" in body:
+        parts = [parse_scalar(p) for p in body.split(":")]
+        if len(parts) != 3 or not all(isinstance(p, int | float) for p in parts):
+            raise ConfigError(f"bad range in {spec!r}: expected three numbers start:stop:step")
+        return name, frange(*parts)
+    return name, [parse_scalar(v) for v in body.split(",")]
+
+
+def grid_points(specs: list[str]) -> list[Point]:
+    """The Cartesian product of the axes, the first axis varying slowest."""
+    axes = [parse_axis(s) for s in specs]
+    names = [n for n, _ in axes]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"grid names repeat: {', '.join(names)}")
+    total = math.prod(len(v) for _, v in axes)
+    if total > MAX_POINTS:
+        raise ConfigError(f"grid has {total} points, more than {MAX_POINTS}")
+    return [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def csv_points(path: str | Path) -> list[Point]:
+    """One point per CSV row; the header names the parameters, values parsed like the CLI's."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        names = reader.fieldnames or []
+        bad = [n for n in names if not is_identifier(n)]
+        if bad:
+            raise ConfigError(f"bad column name(s) in {path}: {', '.join(bad)}")
+        return [{k: parse_scalar(v) for k, v in row.items()} for row in reader]
