@@ -21,7 +21,8 @@ from workers.record import Record
 
 _UTC = dt.UTC
 _ATTRIBUTE = {"_id": "id", "_ts": "ts", "_host": "host", "_pid": "pid", "_job": "job"}
-_STAGE = "rc_stage"  # temporary, dropped at the end of its statement group
+_STAGE = "rc_stage"  # a temporary table, dropped after use
+_UNIQUE_VIOLATION = "23505"
 Convert = Callable[[Any], Any]
 
 
@@ -126,35 +127,52 @@ class SQLiteWriter(BulkWriter):
 
 
 class PostgresCopyWriter(BulkWriter):
-    """COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+    """COPY straight into the table under a savepoint; if an ``_id`` is already there (a
+    redelivered batch), roll back to the savepoint and COPY into a temporary table, then
+    ``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING``."""
 
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
         layout = self.layout(info, records)
         table, columns = self.quoted(info, layout)
-        statements = (
-            f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS "  # noqa: S608 - checked names
-            f"SELECT {columns} FROM {table} WITH NO DATA",
-            f"COPY {_STAGE} ({columns}) FROM STDIN",
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608
-            'ON CONFLICT ("_id") DO NOTHING',
-            f"DROP TABLE {_STAGE}",
-        )
+        rows = layout.rows(records)
         raw = conn.connection.dbapi_connection
         dbapi = self.dialect.loaded_dbapi
-        statement = statements[0]
+        statement = "SAVEPOINT rc_copy"
         try:
             with raw.cursor() as cur:  # type: ignore[union-attr]
                 cur.execute(statement)
-                statement = statements[1]
-                with cur.copy(statement) as copy:
-                    for row in layout.rows(records):
-                        copy.write_row(row)
-                for statement in statements[2:]:
+                try:
+                    statement = f"COPY {table} ({columns}) FROM STDIN"
+                    _copy(cur, statement, rows)
+                    statement = "RELEASE SAVEPOINT rc_copy"
                     cur.execute(statement)
+                    return
+                except dbapi.IntegrityError as exc:
+                    if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                        raise
+                    cur.execute("ROLLBACK TO SAVEPOINT rc_copy")
+                for statement in (
+                    f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS "  # noqa: S608
+                    f"SELECT {columns} FROM {table} WITH NO DATA",
+                    f"COPY {_STAGE} ({columns}) FROM STDIN",
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608
+                    'ON CONFLICT ("_id") DO NOTHING',
+                    f"DROP TABLE {_STAGE}",
+                ):
+                    if statement.startswith("COPY"):
+                        _copy(cur, statement, rows)
+                    else:
+                        cur.execute(statement)
         except dbapi.Error as exc:  # the same exception classes SQLAlchemy's own calls raise
             raise sa_exc.DBAPIError.instance(
                 statement, None, exc, dbapi.Error, dialect=self.dialect
             ) from exc
+
+
+def _copy(cur: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def writer_for(dialect: sa.Dialect) -> BulkWriter | None:

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
@@ -79,6 +80,9 @@ class Collector:
         self._next_claim = 0.0
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: Future[list[Entry]] | None = None
+        self._closing = False
 
     def start(self) -> None:
         """Take the SQLite writer lock, if the database is a SQLite file: one writer per file."""
@@ -96,11 +100,13 @@ class Collector:
             self.stream.finish(*self._unacked)
             self._unacked = None
         if not self._inflight:
-            self._inflight = self._read()
+            self._inflight = self._next_entries()
         entries = self._inflight
         if not entries:
             return 0
         records, raw_of, dead = self._decode(entries)
+        if len(entries) >= self.settings.batch_size:
+            self._read_ahead()  # a backlog: fetch the next batch while this one is written
         rejected = self.store.write(records)
         dead += [(raw_of[id(rec)], reason) for rec, reason in rejected]
         self._inflight = []
@@ -112,6 +118,31 @@ class Collector:
         self.counters.dead += len(dead)
         self.counters.batches += 1
         return len(entries)
+
+    def _next_entries(self) -> list[Entry]:
+        """The batch read ahead, if there is one (its Redis error, if any, surfaces here)."""
+        ahead, self._ahead = self._ahead, None
+        return ahead.result() if ahead is not None else self._read()
+
+    def _read_ahead(self) -> None:
+        """Start reading the next batch in the reader thread: never more than one batch ahead,
+        and nothing read ahead is acknowledged before its own transaction commits."""
+        if self._ahead is not None or self._closing or self._reading_pending:
+            return  # own pending entries are re-read from the start until acknowledged
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="collector-read")
+        self._ahead = self._reader.submit(self._read)
+
+    def _store_read_ahead(self) -> None:
+        """At shutdown, store a batch already read ahead (unless the batch before it is still
+        failing); whatever is not stored stays pending in Redis for the next start."""
+        self._closing = True
+        if self._ahead is None or self._inflight:
+            return
+        try:
+            self.run_once()
+        except (DatabaseUnavailable, redis.RedisError) as exc:
+            log.warning("left %d records pending for the next start (%s)", len(self._inflight), exc)
 
     def _read(self) -> list[Entry]:
         """Own pending entries first (after a restart), then stale ones of others, then new ones."""
@@ -194,7 +225,12 @@ class Collector:
             )  # fmt: skip
 
     def close(self) -> None:
-        """Acknowledge what is committed, then release the lock, the engine and the Redis pool."""
+        """Store a batch read ahead, acknowledge what is committed, then release the lock, the
+        engine and the Redis pool."""
+        self._store_read_ahead()
+        if self._reader is not None:
+            self._reader.shutdown()
+            self._reader = None
         if self._unacked is not None:
             try:
                 self.stream.finish(*self._unacked)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from collector import bulk
 from collector.errors import DatabaseUnavailable
-from collector.schema import Schema, TableInfo
+from collector.schema import INT64, Plan, Schema, TableInfo
 from workers.record import Record
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Store:
         self._stale = True
         self._insert = _insert_for(engine.dialect.name)
         self._bulk = bulk.writer_for(engine.dialect)
+        self._fits: dict[tuple[str, tuple[str, ...], tuple[type, ...]], TableInfo] = {}
 
     def write(self, records: list[Record]) -> list[tuple[Record, str]]:
         """Store ``records``; returns those refused, with reasons. Raises DatabaseUnavailable."""
@@ -68,7 +70,7 @@ class Store:
                 with self.engine.connect() as conn:
                     self.schema.load(conn)
                 self._stale = False
-            plan = self.schema.plan(records)
+            plan = self._plan(records)
             if plan.needs_ddl:
                 plan = self._apply_ddl(records, plan)
             items = [
@@ -83,6 +85,32 @@ class Store:
             if is_unavailable(exc) or isinstance(exc, sa_exc.ProgrammingError):
                 raise DatabaseUnavailable(_message(exc)) from exc
             raise
+
+    def _plan(self, records: list[Record]) -> Plan:
+        """``Schema.plan``, skipped when every record has the table, keys and value types of one
+        it already accepted as it was, against the same table (only int ranges are rechecked)."""
+        tables, fits = self.schema.tables, self._fits
+        accepted: dict[str, list[Record]] = defaultdict(list)
+        for rec in records:
+            data = rec.data
+            types = tuple(map(type, data.values()))
+            info = tables.get(rec.table)
+            if info is None or fits.get((rec.table, tuple(data), types)) is not info:
+                break
+            if int in types and not _ints_fit(data):
+                break
+            accepted[rec.table].append(rec)
+        else:
+            return Plan(accepted=accepted)
+        plan = self.schema.plan(records)
+        if not plan.needs_ddl:  # no staged changes: each verdict stands on its own
+            if len(fits) > 4096:
+                fits.clear()
+            for table, recs in plan.accepted.items():
+                for rec in recs:
+                    key = (table, tuple(rec.data), tuple(map(type, rec.data.values())))
+                    fits[key] = tables[table]
+        return plan
 
     def _apply_ddl(self, records: list[Record], plan: Any) -> Any:
         """Run the plan's DDL; if a peer changed the schema first, reload and plan again once."""
@@ -127,6 +155,12 @@ class Store:
                 columns = sorted({key for row in rows for key in row})
                 full = [{c: row.get(c) for c in columns} for row in rows]
                 self._insert(conn, info, full)
+
+
+def _ints_fit(data: dict[str, Any]) -> bool:
+    """Every int value fits a 64-bit column (the one check that depends on values, not types)."""
+    low, high = INT64
+    return all(low <= v <= high for v in data.values() if type(v) is int)
 
 
 def _first_per_id(records: list[Record]) -> list[Record]:

@@ -86,7 +86,8 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(real_redis, queue, sqli
     assert stop(collector) == 0
     check_exact(sqlite_url, n, count)
     assert real_redis.xlen(queue) == 0
-    assert kills[-1] < n * count  # the kills really happened mid-stream
+    assert kills[0] < n * count  # the kills really happened mid-stream (a fast collector may
+    # have stored the last quarter within the random pause before the third kill)
 
 
 def test_status_json_reports_queue_dead_and_tables(real_redis, queue, sqlite_url) -> None:
