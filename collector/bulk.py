@@ -9,6 +9,8 @@ transaction and apply the same bind processors SQLAlchemy would (datetimes, JSON
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -40,8 +42,46 @@ def utc_naive(value: Any) -> Any:
 
 
 def ts_datetime(value: float) -> dt.datetime:
-    """A record's ``ts`` (seconds since the epoch) as the naive UTC datetime stored in ``_ts``."""
-    return dt.datetime.fromtimestamp(value, _UTC).replace(tzinfo=None)
+    """A record's ``ts`` (seconds since the epoch) as the naive UTC datetime stored in ``_ts``:
+    exactly ``datetime.fromtimestamp`` (microseconds rounded half to even), whole seconds cached."""
+    whole, micro = _split(value)
+    return _second(whole).replace(microsecond=micro)
+
+
+def _split(value: float) -> tuple[float, int]:
+    frac, whole = math.modf(value)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        return whole + 1, micro - 1_000_000
+    if micro < 0:
+        return whole - 1, micro + 1_000_000
+    return whole, micro
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(whole: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(whole, _UTC).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(whole: float) -> str:
+    return _second(whole).isoformat(sep=" ")
+
+
+def _sqlite_ts_text(value: float) -> str:
+    """``_ts`` as SQLite's DATETIME text, without building a datetime per row."""
+    whole, micro = _split(value)
+    return f"{_second_text(whole)}.{micro:06d}"
+
+
+def _ts_converter(proc: Convert | None) -> Convert:
+    """How ``_ts`` is bound: the SQLite text shortcut when it gives what ``proc`` gives."""
+    if proc is None:
+        return ts_datetime
+    samples = (1_700_000_000.0, 1_700_000_000.1234565, 1_700_000_001.9999996)
+    if all(proc(ts_datetime(t)) == _sqlite_ts_text(t) for t in samples):
+        return _sqlite_ts_text
+    return _compose(ts_datetime, proc)
 
 
 class Layout:
@@ -50,9 +90,7 @@ class Layout:
     def __init__(self, dialect: sa.Dialect, info: TableInfo, data_keys: frozenset[str]) -> None:
         table = info.table
         self.meta = [name for name in _ATTRIBUTE if name in info.kinds]
-        self.data = [
-            c.name for c in table.columns if c.name in data_keys and c.name not in _ATTRIBUTE
-        ]
+        self.data = [c.name for c in table.columns if c.name in data_keys]
         self.columns = self.meta + self.data
         names = [_ATTRIBUTE[name] for name in self.meta]
         self._meta = attrgetter(*names) if len(names) > 1 else lambda r: (r.id,)
@@ -60,9 +98,10 @@ class Layout:
         for index, name in enumerate(self.columns):
             column = table.columns[name]
             proc = column.type.dialect_impl(dialect).bind_processor(dialect)
-            if name == "_ts" or info.kinds[name] == "datetime":
-                base = ts_datetime if name == "_ts" else utc_naive
-                self.convert.append((index, _compose(base, proc)))
+            if name == "_ts":
+                self.convert.append((index, _ts_converter(proc)))
+            elif info.kinds[name] == "datetime":
+                self.convert.append((index, _compose(utc_naive, proc)))
             elif proc is not None:
                 self.convert.append((index, proc))
 

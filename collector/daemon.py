@@ -27,6 +27,7 @@ from workers.record import Record
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
+Decoded = tuple[list[Record], dict[int, bytes], list[tuple[bytes, str]]]  # records, raw, dead
 
 
 @dataclass
@@ -81,7 +82,8 @@ class Collector:
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
         self._reader: ThreadPoolExecutor | None = None
-        self._ahead: Future[list[Entry]] | None = None
+        self._ahead: Future[tuple[list[Entry], Decoded]] | None = None
+        self._decoded: Decoded | None = None
         self._closing = False
 
     def start(self) -> None:
@@ -100,16 +102,18 @@ class Collector:
             self.stream.finish(*self._unacked)
             self._unacked = None
         if not self._inflight:
-            self._inflight = self._next_entries()
+            self._inflight, self._decoded = self._next_batch()
         entries = self._inflight
         if not entries:
             return 0
-        records, raw_of, dead = self._decode(entries)
+        if self._decoded is None:
+            self._decoded = self._decode(entries)
+        records, raw_of, dead = self._decoded
         if len(entries) >= self.settings.batch_size:
             self._read_ahead()  # a backlog: fetch the next batch while this one is written
         rejected = self.store.write(records)
-        dead += [(raw_of[id(rec)], reason) for rec, reason in rejected]
-        self._inflight = []
+        dead = dead + [(raw_of[id(rec)], reason) for rec, reason in rejected]
+        self._inflight, self._decoded = [], None
         self._unacked = ([e.id for e in entries], dead)
         self.stream.finish(*self._unacked)
         self._unacked = None
@@ -119,19 +123,25 @@ class Collector:
         self.counters.batches += 1
         return len(entries)
 
-    def _next_entries(self) -> list[Entry]:
-        """The batch read ahead, if there is one (its Redis error, if any, surfaces here)."""
+    def _next_batch(self) -> tuple[list[Entry], Decoded | None]:
+        """The batch read (and decoded) ahead, if there is one, else a fresh read; an error of
+        the reader thread surfaces here."""
         ahead, self._ahead = self._ahead, None
-        return ahead.result() if ahead is not None else self._read()
+        return ahead.result() if ahead is not None else (self._read(), None)
+
+    def _read_and_decode(self) -> tuple[list[Entry], Decoded]:
+        entries = self._read()
+        return entries, self._decode(entries)
 
     def _read_ahead(self) -> None:
-        """Start reading the next batch in the reader thread: never more than one batch ahead,
-        and nothing read ahead is acknowledged before its own transaction commits."""
+        """Start reading and decoding the next batch in the reader thread (it runs while this
+        batch's database round trips wait): never more than one batch ahead, and nothing read
+        ahead is acknowledged before its own transaction commits."""
         if self._ahead is not None or self._closing or self._reading_pending:
             return  # own pending entries are re-read from the start until acknowledged
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="collector-read")
-        self._ahead = self._reader.submit(self._read)
+        self._ahead = self._reader.submit(self._read_and_decode)
 
     def _store_read_ahead(self) -> None:
         """At shutdown, store a batch already read ahead (unless the batch before it is still
@@ -161,9 +171,7 @@ class Collector:
                 return entries
         return self.stream.read_new(size, self.settings.max_wait)
 
-    def _decode(
-        self, entries: list[Entry]
-    ) -> tuple[list[Record], dict[int, bytes], list[tuple[bytes, str]]]:
+    def _decode(self, entries: list[Entry]) -> Decoded:
         records: list[Record] = []
         raw_of: dict[int, bytes] = {}
         dead: list[tuple[bytes, str]] = []

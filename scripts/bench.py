@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Benchmark result-collector against the tutorial's ways and this machine's ceilings.
+
+All cases in one run, with the tutorial's record (inputs I and J, output K):
+  seed-direct  W processes, an ORM session each on one SQLite file (WAL / default journal) or
+               PostgreSQL, one commit per result; 'database is locked' failures counted
+  seed-json    one JSON file of all results rewritten after each result
+  ceiling      sqlite3 executemany in one transaction; Redis drain alone; PostgreSQL COPY
+  drain        a backlog already in the stream, the collector until it is empty
+  end-to-end   P producer processes calling emit while the collector runs
+  emit         emit against a bare XADD; emit_many and Emitter(buffer=N) against pipelined XADD
+
+Prints a table and the target checks; writes JSON and a PNG chart to --out (bench-results/).
+Examples:
+  .venv/bin/python scripts/bench.py --quick
+  .venv/bin/python scripts/bench.py --scale 2 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import redis  # noqa: E402
+
+import bench_ceiling as ceiling  # noqa: E402
+import bench_pipeline as pipeline  # noqa: E402
+import bench_report as report  # noqa: E402
+import bench_seed as seed  # noqa: E402
+from bench_common import Sizes, drop_queue, environment, temp_pg_database, unique_queue  # noqa: E402
+
+CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: the run takes < 1 min")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply record counts and durations (> 0)"
+    )
+    parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases to run")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL setups")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--out", default="bench-results", help="folder for JSON and PNG")
+    parser.add_argument("--redis-url", default=REDIS_URL)
+    parser.add_argument("--pg-url", default=PG_URL)
+    args = parser.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(CASES)
+    if unknown:
+        parser.error(
+            f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}"
+        )
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+    return args
+
+
+class Bench:
+    """Runs the chosen cases, keeping every measurement as a row."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.sizes = Sizes.pick(args.quick, args.scale)
+        self.cases = set(args.only.split(","))
+        self.tmp = tmp
+        self.rows: list[dict[str, Any]] = []
+        self.client = redis.Redis.from_url(args.redis_url)
+        self.queues: list[str] = []
+
+    def add(self, case: str, setup: str, measure: Callable[[], dict[str, Any]]) -> None:
+        print(f"[bench] {case} {setup} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        row = {"case": case, "setup": setup, **measure()}
+        self.rows.append(row)
+        print(
+            f"[bench] {case} {setup}: {row['rate']:,.0f}/s ({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+
+    def queue(self) -> str:
+        name = unique_queue()
+        self.queues.append(name)
+        return name
+
+    def pg(self) -> Any:
+        return temp_pg_database(self.args.pg_url)
+
+    def run(self) -> None:
+        try:
+            for case in CASES:
+                if case in self.cases:
+                    getattr(self, "case_" + case.replace("-", "_"))()
+        finally:
+            for name in self.queues:
+                drop_queue(self.client, name)
+            self.client.close()
+
+    def case_seed_direct(self) -> None:
+        s = self.sizes
+        for w in s.writers:
+            for mode, wal in (("wal", True), ("default", False)):
+                url = seed.sqlite_file(self.tmp, f"seed-{mode}-{w}", wal)
+                self.add("seed-direct", f"sqlite-{mode} W={w}",
+                         lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds))  # fmt: skip
+            if not self.args.no_postgres:
+                with self.pg() as url:
+                    self.add("seed-direct", f"postgresql W={w}",
+                             lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds))  # fmt: skip
+
+    def case_seed_json(self) -> None:
+        for n in self.sizes.json_counts:
+            self.add("seed-json", f"N={n}", lambda n=n: seed.seed_json(self.tmp, n))
+
+    def case_ceiling(self) -> None:
+        n = self.sizes.backlog
+        self.add("ceiling", "sqlite-executemany", lambda: ceiling.sqlite_executemany(self.tmp, n))
+        self.add("ceiling", "redis-drain",
+                 lambda: ceiling.redis_drain(self.args.redis_url, self.queue(), n, 2000))  # fmt: skip
+        if not self.args.no_postgres:
+            with self.pg() as url:
+                self.add("ceiling", "pg-copy", lambda: ceiling.pg_copy(url, n))
+
+    def _drain(self, setup: str, db_url: str, count: int) -> None:
+        self.add("drain", setup,
+                 lambda: pipeline.drain(self.args.redis_url, db_url, self.queue(), count))  # fmt: skip
+
+    def case_drain(self) -> None:
+        s = self.sizes
+        self._drain("sqlite", f"sqlite:///{self.tmp / 'drain.db'}", s.backlog)
+        if not self.args.no_postgres:
+            with self.pg() as url:
+                self._drain("postgresql", url, s.backlog)
+        if s.rss_backlog and s.rss_backlog != s.backlog:
+            self._drain("sqlite rss", f"sqlite:///{self.tmp / 'drain-rss.db'}", s.rss_backlog)
+
+    def case_end_to_end(self) -> None:
+        for p in self.sizes.producers:
+            url = f"sqlite:///{self.tmp / f'e2e-{p}.db'}"
+            self.add("end-to-end", f"P={p} sqlite",
+                     lambda u=url, p=p: pipeline.end_to_end(
+                         self.args.redis_url, u, self.queue(), p, self.sizes.e2e_records))  # fmt: skip
+
+    def case_emit(self) -> None:
+        def measure() -> dict[str, Any]:
+            result = pipeline.emit_cost(self.args.redis_url, self.queue(), self.sizes.emit_calls)
+            return {**result, "seconds": 0.0, "rate": 1e6 / result["emit_p50_us"]}
+
+        self.add("emit", "loopback", measure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    started = dt.datetime.now(dt.UTC)
+    with tempfile.TemporaryDirectory(prefix="rc-bench-") as tmp:
+        bench = Bench(args, Path(tmp))
+        bench.run()
+    checks = report.targets(bench.rows)
+    command = "scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print(f"# {command}  ({started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs)")
+    print(report.table(bench.rows, args.markdown))
+    print()
+    print(report.targets_table(checks, args.markdown))
+    payload = {
+        "command": command,
+        "started": started.isoformat(),
+        "sizes": vars(bench.sizes),
+        "environment": environment(),
+        "results": bench.rows,
+        "targets": checks,
+    }
+    stem = f"bench-{started:%Y%m%d-%H%M%S}"
+    for path in report.save(Path(args.out), stem, payload):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

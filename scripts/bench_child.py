@@ -1,0 +1,76 @@
+"""A collector in its own interpreter, for the benchmark: runs until it has taken ``--expect``
+records, then prints one JSON line (times, batches, peak RSS). Prints ``{"ready": ...}`` first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+from collector.daemon import Collector
+from collector.settings import Settings
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this interpreter: VmHWM (getrusage's maxrss also counts the
+    parent's memory at the fork that started us)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--queue", required=True)
+    parser.add_argument("--expect", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
+    parser.add_argument("--max-wait", type=float, default=0.05)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    settings = Settings(
+        redis_url=args.redis_url,
+        db_url=args.db_url,
+        queue=args.queue,
+        consumer="bench",
+        batch_size=args.batch_size,
+        max_wait=args.max_wait,
+    )
+    collector = Collector(settings)
+    collector.start()
+    print(json.dumps({"ready": time.time()}), flush=True)
+    counters = collector.counters
+    t0, wall0 = time.perf_counter(), time.time()
+    first_commit = last_commit = None
+    deadline = time.monotonic() + args.timeout
+    while counters.records < args.expect and time.monotonic() < deadline:
+        if collector.run_once():
+            last_commit = time.time()
+            first_commit = first_commit or last_commit
+    seconds = time.perf_counter() - t0
+    collector.close()
+    report = {
+        "records": counters.records,
+        "stored": counters.stored,
+        "dead": counters.dead,
+        "batches": counters.batches,
+        "seconds": seconds,
+        "started": wall0,
+        "first_commit": first_commit,
+        "last_commit": last_commit,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    print(json.dumps(report), flush=True)
+    sys.exit(0 if counters.records >= args.expect else 1)
+
+
+if __name__ == "__main__":
+    main()

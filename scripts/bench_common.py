@@ -1,0 +1,143 @@
+"""Shared pieces of the benchmark: sizes, the tutorial's record, temporary resources, filling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from workers.emitter import Emitter
+
+HERE = Path(__file__).resolve().parent
+TABLE = "results"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does; ``--quick`` and ``--scale`` pick these."""
+
+    writers: tuple[int, ...]  # seed-direct W
+    seed_seconds: float  # how long each seed-direct configuration writes
+    json_counts: tuple[int, ...]  # seed-json N
+    backlog: int  # records for the ceilings and the collector drain
+    rss_backlog: int  # records drained for the peak-RSS figure (0: use ``backlog``)
+    producers: tuple[int, ...]  # end-to-end P
+    e2e_records: int  # records emitted in total per end-to-end run
+    emit_calls: int  # calls per kind in the emit-cost case
+
+    @classmethod
+    def pick(cls, quick: bool, scale: float) -> Sizes:
+        if quick:
+            base = cls((4, 16), 0.5, (200, 1000), 20_000, 0, (4, 16), 4_000, 2_000)
+        else:
+            base = cls((4, 16, 64), 4.0, (1000, 5000), 500_000, 1_000_000, (4, 16), 100_000, 20_000)
+        if scale == 1:
+            return base
+        return cls(
+            base.writers,
+            base.seed_seconds * scale,
+            base.json_counts,
+            int(base.backlog * scale),
+            int(base.rss_backlog * scale),
+            base.producers,
+            int(base.e2e_records * scale),
+            int(base.emit_calls * scale),
+        )
+
+
+def result_data(i: int) -> dict[str, Any]:
+    """The tutorial's record: inputs I and J, output K."""
+    return {"I": i, "J": random.random(), "K": random.random()}
+
+
+def unique_queue() -> str:
+    return f"bench:{uuid.uuid4().hex[:12]}:results"
+
+
+def drop_queue(client: redis.Redis, queue: str) -> None:
+    keys = list(client.scan_iter(match=f"{queue}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def fill(redis_url: str, queue: str, count: int, label: str) -> None:
+    """Put ``count`` records on ``queue`` with ``emit_many`` (1,000 per round trip)."""
+    emitter = Emitter(redis_url, queue)
+    try:
+        with tqdm(total=count, desc=label, unit="rec", leave=False, file=sys.stderr) as bar:
+            for start in range(0, count, 1000):
+                n = min(1000, count - start)
+                emitter.emit_many((result_data(i) for i in range(start, start + n)), table=TABLE)
+                bar.update(n)
+    finally:
+        emitter.close()
+
+
+@contextlib.contextmanager
+def temp_pg_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (CREATE DATABASE), dropped (FORCE) on the way out."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"rc_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = sa.engine.make_url(admin_url).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def count_rows(db_url: str, table: str = TABLE) -> tuple[int, int]:
+    """(rows, distinct _id values) in ``table``."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            sql = f'SELECT COUNT(*), COUNT(DISTINCT "_id") FROM "{table}"'  # noqa: S608 - constant
+            total, distinct = conn.exec_driver_sql(sql).one()
+            return int(total), int(distinct)
+    finally:
+        engine.dispose()
+
+
+def start_child(args: list[str]) -> subprocess.Popen:
+    """A helper script (``bench_child.py``) in a fresh interpreter: its own peak RSS."""
+    command = [sys.executable, str(HERE / "bench_child.py"), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def read_line(proc: subprocess.Popen) -> dict[str, Any]:
+    """The next JSON line a child prints (one when ready, one when done; it has its own
+    timeout, so this returns)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"benchmark child {proc.args} ended early (exit {proc.wait()})")
+    return json.loads(line)
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import platform
+    import sqlite3
+
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "sqlite": sqlite3.sqlite_version,
+        "sqlalchemy": sa.__version__,
+        "redis-py": redis.__version__,
+    }
