@@ -14,6 +14,7 @@ from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, host_name
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
+from workers.xadd import XAdd
 
 FIELD = "m"
 
@@ -48,6 +49,7 @@ class Emitter:
         self.queue = queue or env.queue
         self._client = client
         self._owns_client = client is None
+        self._xadd = XAdd(self.queue, FIELD)
         self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
 
     def __repr__(self) -> str:
@@ -81,20 +83,16 @@ class Emitter:
         return rec.id
 
     def emit_many(self, results: Iterable[Any], *, table: str = "results") -> list[str]:
-        """Send many results in one pipelined round trip; returns their record ids."""
-        records = [self.record(r, table=table) for r in results]
+        """Send many results in one round trip; returns their record ids. They share one emit
+        time and source (one call, one moment, one job)."""
+        host, pid, job, now = host_name(), os.getpid(), current_job_id(), time.time()
+        records = [Record(new_id(), table, as_data(r), now, host, pid, job) for r in results]
         self._queue([r.encode() for r in records])
         return [r.id for r in records]
 
     def _send(self, payloads: list[bytes]) -> None:
-        """One round trip: XADD every payload (a single one without a pipeline)."""
-        if len(payloads) == 1:
-            self.client.execute_command("XADD", self.queue, "*", FIELD, payloads[0])
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.execute_command("XADD", self.queue, "*", FIELD, payload)
-        pipe.execute()
+        """One round trip: XADD every payload."""
+        self._xadd.send(self.client, payloads)
 
     # Buffered mode (``buffer=N``): emit and emit_many queue payloads; SendBuffer sends them
     # through ``_send`` on size, on its timer, on ``flush()``, on ``close()`` and at exit.
