@@ -86,8 +86,11 @@ def plot_sweep(
             xs = sorted({k[0] for k in cells}, key=_sort_key)
             means = [statistics.fmean(cells[(v,)]) for v in xs]
             errs = [statistics.pstdev(cells[(v,)]) for v in xs]
-            ax.errorbar(range(len(xs)), means, yerr=errs, marker="o", capsize=3)
-            ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+            numeric = all(_sort_key(v)[0] == 0 for v in xs)
+            positions = xs if numeric else list(range(len(xs)))
+            ax.errorbar(positions, means, yerr=errs, marker="o", capsize=3)
+            if not numeric:
+                ax.set_xticks(*_ticks(xs))
             ax.set_ylabel(f"{value} (mean ± sd over {over})")
         else:
             xs = sorted({k[0] for k in cells}, key=_sort_key)
