@@ -95,10 +95,11 @@ def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
         if job is None or job.get_status(refresh=False) not in ACTIVE:
             continue
         try:
-            kwargs = job.kwargs
+            args, kwargs = job.args, job.kwargs
         except DeserializationError:
             continue  # not a job of ours: its arguments are not plain values
-        keys.add(point_key(table, kwargs))
+        if kwargs and not args:  # sweep jobs take their parameters as keywords
+            keys.add(point_key(table, kwargs))
     return keys
 
 
