@@ -114,8 +114,9 @@ def test_submit_sweep_declares_and_enqueues_only_what_is_missing(
     fake_redis, sqlite_url, monkeypatch
 ) -> None:
     monkeypatch.setattr(redis.Redis, "from_url", classmethod(lambda cls, url, **kw: fake_redis))
-    args = ["sweep", "submit", "m.f", "--sweep", "s", "--table", "t", "--grid", "I=0:3:1",
-            "--grid", "J=0.5", "--replicates", "2", "--rq-queue", "q", "--db-url", sqlite_url]  # fmt: skip
+    grid = ["--grid", "I=0:3:1", "--grid", "J=0.5", "--replicates", "2"]
+    args = ["sweep", "submit", "m.f", "--sweep", "s", "--table", "t", *grid, "--rq-queue", "q",
+            "--db-url", sqlite_url]  # fmt: skip
     first = CliRunner().invoke(main, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     assert first.stdout.startswith("queued 8 of 8 points of sweep 's' on RQ queue 'q'")
