@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 
@@ -41,14 +40,17 @@ def _summary(state: Progress) -> str:
 def _watch(sweep: ledger.Sweep, interval: float, read: Callable[[], Progress]) -> Progress:
     """A progress bar of done + failed points, refreshed every ``interval`` s until complete."""
     state = read()
-    with tqdm(total=sweep.total, unit="point", desc=sweep.name, file=sys.stderr) as bar:
+    finished = state.count(DONE) + state.count(FAILED)
+    with tqdm(total=sweep.total, initial=finished, unit="point", desc=sweep.name) as bar:
         while True:
-            bar.n = state.count(DONE) + state.count(FAILED)
             bar.set_postfix_str(_summary(state), refresh=True)
             if state.complete:
                 return state
             time.sleep(interval)
             state = read()
+            now = state.count(DONE) + state.count(FAILED)
+            bar.update(now - finished)
+            finished = now
 
 
 @click.command()

@@ -105,7 +105,8 @@ def plot_sweep(
             ax.set_yticks(*_ticks(ys))
             ax.set_ylabel(y)
         ax.set_xlabel(x)
-        ax.set_title(f"sweep {sweep.name}: {len(data)} results")
+        fixed = "".join(f", {name} = {v}" for name, v in (at or {}).items())
+        ax.set_title(f"sweep {sweep.name}: {len(data)} results{fixed}")
         fig.tight_layout()
         fig.savefig(out)
     finally:
