@@ -59,6 +59,7 @@ def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_ur
 def check_failed_rows_move_aside(db_url: str) -> None:
     engine = make_engine(db_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    assert progress(engine, sweep, set()).count("missing") == 4  # no table yet
     assert Store(engine, Schema()).write([result(0), result(1, "boom"), result(2, "bang")]) == []
     state = progress(engine, sweep, set())
     assert state.states == {0: "done", 1: "failed", 2: "failed", 3: "missing"}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import TextIO
+from typing import IO
 
 import sqlalchemy as sa
 
@@ -26,18 +26,18 @@ def array_ranges(indexes: Iterable[int]) -> str:
     """Sorted indexes as a Slurm ``--array`` list: [3, 4, 5, 6, 7, 12] -> ``3-7,12``."""
     ordered = sorted(set(indexes))
     parts: list[str] = []
-    start = prev = None
-    for idx in [*ordered, None]:
-        if start is not None and (idx is None or idx != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if start is None:
-            start = idx
-        prev = idx
+    first = 0
+    while first < len(ordered):
+        last = first
+        while last + 1 < len(ordered) and ordered[last + 1] == ordered[last] + 1:
+            last += 1
+        low, high = ordered[first], ordered[last]
+        parts.append(str(low) if low == high else f"{low}-{high}")
+        first = last + 1
     return ",".join(parts)
 
 
-def write_csv(rows: Sequence[PointRow], params: Sequence[str], out: TextIO) -> None:
+def write_csv(rows: Sequence[PointRow], params: Sequence[str], out: IO[str]) -> None:
     """The points as CSV: ``index`` (the Slurm array index), ``replicate``, then the parameters."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["index", "replicate", *params])
