@@ -137,9 +137,9 @@ class Schema:
             if clash:
                 return f"table name {rec.table!r} clashes with existing table {clash!r}"
         if info is not None and info.has_id and not info.strict:
-            for name, kind in LATER_META.items():
-                if name not in info.kinds:
-                    plan.new_columns[rec.table].setdefault(name, kind)
+            for column, column_kind in LATER_META.items():
+                if column not in info.kinds:
+                    plan.new_columns[rec.table].setdefault(column, column_kind)
         kinds = info.kinds if info else {}
         staged = staged_table if staged_table is not None else plan.new_columns.get(rec.table, {})
         adds: dict[str, str] = {}
