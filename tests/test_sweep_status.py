@@ -43,6 +43,7 @@ def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_ur
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
     ids = enqueue_points("m.f", POINTS, connection=fake_redis, queue="q")
     Queue("q", connection=fake_redis).enqueue("m.other", 1, 2)  # positional: not a point
+    Queue("q", connection=fake_redis).enqueue("m.other", I=1, replicate="x")  # not a point either
     start(fake_redis, ids[0], "q", expires_in=100)
     start(fake_redis, ids[1], "q", expires_in=-100)  # its worker died: abandoned
     fake_redis.hset(f"rq:job:{ids[3]}", "status", "finished")

@@ -96,10 +96,10 @@ def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
             continue
         try:
             args, kwargs = job.args, job.kwargs
-        except DeserializationError:
-            continue  # not a job of ours: its arguments are not plain values
-        if kwargs and not args:  # sweep jobs take their parameters as keywords
-            keys.add(point_key(table, kwargs))
+            if kwargs and not args:  # sweep jobs take their parameters as keywords
+                keys.add(point_key(table, kwargs))
+        except (DeserializationError, TypeError, ValueError):
+            continue  # not a sweep job: arguments that are not plain values or no int replicate
     return keys
 
 
