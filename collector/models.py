@@ -118,11 +118,22 @@ def load_models(spec: str) -> sa.MetaData:
 
 
 def prepare_models(spec: str, db_url: str) -> sa.MetaData:
-    """Load the models and create their tables in the database where missing."""
+    """Load the models, create their tables where missing, and check that existing tables have
+    every declared column (else every batch would fail: ConfigError at start instead)."""
     declared = load_models(spec)
     engine = make_engine(db_url)
     try:
-        declared.create_all(engine)
+        with engine.begin() as conn:
+            declared.create_all(conn)
+            inspector = sa.inspect(conn)
+            for table in declared.tables.values():
+                present = {column["name"] for column in inspector.get_columns(table.name)}
+                missing = [c.name for c in table.columns if c.name not in present]
+                if missing:
+                    raise ConfigError(
+                        f"model table {table.name!r} declares column(s) {', '.join(missing)} "
+                        "that the database table lacks: add them to the table or rename it"
+                    )
     finally:
         engine.dispose()
     return declared

@@ -153,6 +153,7 @@ class DeadLetter:
 
 
 def _dead_letter(mid: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    """A dead letter from one XRANGE reply item."""
     reason = fields.get(b"reason", b"")
     try:
         ts: float | None = float(fields.get(b"ts", b""))
@@ -175,7 +176,8 @@ class DeadLetters:
 
     def head(self, limit: int) -> list[DeadLetter]:
         """The ``limit`` oldest dead letters."""
-        return [_dead_letter(mid, f) for mid, f in self.client.xrange(self.key, count=limit)]
+        reply: Any = self.client.xrange(self.key, count=limit)
+        return [_dead_letter(mid, f) for mid, f in reply]
 
     def get(self, ids: list[str]) -> dict[str, DeadLetter]:
         """The dead letters with these ids that exist, by id, in one round trip."""
@@ -191,12 +193,12 @@ class DeadLetters:
         Entries added while iterating (a retried record refused again) are not visited, so a
         retry of everything ends even when the records still fail.
         """
-        newest = self.client.xrevrange(self.key, count=1)
+        newest: Any = self.client.xrevrange(self.key, count=1)
         if not newest:
             return
         last, start = newest[0][0], b"-"
         while True:
-            page = self.client.xrange(self.key, start, last, count=size)
+            page: Any = self.client.xrange(self.key, start, last, count=size)
             if not page:
                 return
             yield [_dead_letter(mid, f) for mid, f in page]

@@ -74,3 +74,9 @@ def test_bad_table_name_never_reaches_sql(sqlite_url: str) -> None:
     assert done.stderr == (
         "Error: bad table name 'data; drop table x': must match [A-Za-z][A-Za-z0-9_]{0,62}\n"
     )
+
+
+def test_bad_database_url_is_one_line() -> None:
+    done = collector("wait", "--db-url", "not a url", "--table", "data", "--count", "1")
+    assert done.returncode == 2
+    assert done.stderr == "Error: not a database URL: not a url\n"

@@ -163,6 +163,26 @@ def test_unique_id_and_missing_file(module_file) -> None:
         load_models("nowhere/x.py")
 
 
+def test_prepare_creates_missing_tables_and_refuses_an_outdated_one(
+    module_file, sqlite_url: str
+) -> None:
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE points (_id VARCHAR(64) PRIMARY KEY, I INTEGER)")
+    name = module_file(POINTS)
+    with pytest.raises(ConfigError) as caught:
+        prepare_models(name, sqlite_url)
+    assert str(caught.value) == (
+        "model table 'points' declares column(s) _ts, _host, _job, K that the database table "
+        "lacks: add them to the table or rename it"
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE points")
+    prepare_models(name, sqlite_url)
+    assert sorted(sa.inspect(engine).get_table_names()) == ["log", "plain", "points"]
+    engine.dispose()
+
+
 def collect(settings: Settings, client: fakeredis.FakeRedis, declared: sa.MetaData) -> Collector:
     daemon = Collector(settings, client=client, declared=declared)
     daemon.start()

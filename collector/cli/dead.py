@@ -47,7 +47,7 @@ def _shorten(text: str) -> str:
 @contextmanager
 def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
     """The queue's dead-letter stream over a client that is closed afterwards."""
-    Settings.from_env(redis_url=redis_url, queue=queue)
+    Settings(redis_url=redis_url, queue=queue).validate()
     client = redis.Redis.from_url(redis_url)
     try:
         yield DeadLetters(client, queue)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import IO, Any
@@ -109,7 +110,7 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
       collector emit --table data input_I=0.5 input_J=2 result_K=1.25
       printf '{"I": 1, "K": 2.5}\\n{"I": 2, "K": 3.0}\\n' | collector emit --table data
     """
-    Settings.from_env(redis_url=redis_url, queue=queue)
+    Settings(redis_url=redis_url, queue=queue).validate()
     if not is_identifier(table):
         raise click.BadParameter(f"{table!r} must match {IDENTIFIER.pattern}", param_hint="--table")
     emitter = Emitter(redis_url, queue)
@@ -120,7 +121,7 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
             return
         if key is not None:
             raise click.UsageError("--key names one record: give it with KEY=VALUE pairs")
-        stdin = click.get_text_stream("stdin")
+        stdin = sys.stdin
         if stdin.isatty():
             raise click.UsageError("give KEY=VALUE pairs, or JSON lines on stdin")
         sent, bad = emit_lines(emitter, table, stdin)

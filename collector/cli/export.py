@@ -33,14 +33,15 @@ Chunks = Iterable[Sequence[Sequence[Any]]]
 
 
 def _json_default(value: Any) -> Any:
-    """JSON for what the database returns but JSON lacks: datetimes, bytes (base64), decimals."""
+    """JSON for what the database returns but JSON lacks: datetimes, bytes (base64), decimals,
+    and anything else (a UUID, say) as its text."""
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, decimal.Decimal):
         return float(value)
-    raise TypeError(f"cannot write a value of type {type(value).__name__} as JSON")
+    return str(value)
 
 
 def csv_cell(value: Any) -> Any:
@@ -118,7 +119,7 @@ WRITERS: dict[str, Callable[[list[sa.Column], Chunks, IO[bytes]], None]] = {
 def output_sink(path: str | None) -> Iterator[IO[bytes]]:
     """stdout, or a temporary file next to ``path`` renamed to it only when writing succeeded."""
     if path is None:
-        yield click.get_binary_stream("stdout")
+        yield sys.stdout.buffer
         return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
@@ -170,7 +171,7 @@ def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: in
       collector export data --format jsonl | gzip > data.jsonl.gz
       collector export data --format parquet -o data.parquet
     """
-    Settings.from_env(db_url=db_url)
+    Settings(db_url=db_url).validate()
     check_table_name(table)
     if fmt == "parquet":
         try:

@@ -46,7 +46,7 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
     Example:
       collector wait --table data --count 4000 --timeout 600
     """
-    Settings.from_env(db_url=db_url)
+    Settings(db_url=db_url).validate()
     check_table_name(table)
     deadline = None if timeout is None else time.monotonic() + timeout
     engine = make_engine(db_url)
