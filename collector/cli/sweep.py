@@ -25,7 +25,13 @@ from workers.settings import mask_url
 
 @click.group()
 def sweep() -> None:
-    """Parameter sweeps: declare, submit to RQ, follow, resubmit what is missing, plot."""
+    """Parameter sweeps: declare, submit to RQ, follow, resubmit what is missing, plot.
+
+    \b
+    Example:
+      collector sweep submit mymodule.op --sweep demo --table data --grid I=0:1:0.1 --grid J=1,2
+      collector sweep status demo --watch
+    """
 
 
 @sweep.command()
