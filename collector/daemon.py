@@ -75,20 +75,23 @@ class Collector:
         self._inflight: list[Entry] = []
         self._unacked: tuple[list[bytes], list[tuple[bytes, str]]] | None = None
         self._reading_pending = True
+        self._group_ready = False
         self._next_claim = 0.0
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
 
     def start(self) -> None:
-        """Take the SQLite writer lock (if any) and make sure the consumer group exists."""
+        """Take the SQLite writer lock, if the database is a SQLite file: one writer per file."""
         path = sqlite_path(self.settings.db_url)
         if path is not None and self._lock is None:
             self._lock = WriterLock(path)
             self._lock.acquire()
-        self.stream.ensure_group()
 
     def run_once(self) -> int:
         """Read (or retry) one batch, store it, acknowledge it; returns how many entries it took."""
+        if not self._group_ready:
+            self.stream.ensure_group()
+            self._group_ready = True
         if self._unacked is not None:
             self.stream.finish(*self._unacked)
             self._unacked = None
@@ -185,7 +188,7 @@ class Collector:
         self._last_log = (now, self.counters.records)
         if done:
             log.info(
-                "%.0f records/s, %d batches, %d dead letters, lag %d",
+                "%.0f records/s, %d batches, %d dead letters, lag %d (stream incl. pending)",
                 done / (now - since), self.counters.batches, self.counters.dead,
                 self.stream.length(),
             )  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from workers.errors import EncodeError
-from workers.jobinfo import current_job_id, host_name
+from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
 
@@ -66,6 +66,8 @@ class Emitter:
             host=host_name(),
             pid=os.getpid(),
             job=current_job_id(),
+            elapsed=elapsed(),
+            maxrss=peak_rss(),
         )
 
     def emit(self, result: Any, *, table: str = "results", key: str | None = None) -> str:
