@@ -31,6 +31,7 @@ from collector.demo_jobs import TABLE
 from collector.demo_redis import find_redis, stop
 from collector.settings import mask_db_url
 from collector.sweeps.submit import enqueue_points
+from workers.errors import CollectorError
 
 JOB = "collector.demo_jobs.op"
 AXIS = (0.0, 4.0)  # I and J both run over this interval
@@ -53,7 +54,9 @@ def grid(points: int) -> list[dict[str, float]]:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def start(stack: ExitStack, cmd: list[str], log: Path, env: dict[str, str]) -> Any:
+def start(
+    stack: ExitStack, cmd: list[str], log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` with its output in ``log``; stopped when ``stack`` closes."""
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -123,7 +126,7 @@ def draw(engine: sa.Engine, png: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    columns = [sa.column(name) for name in ("I", "J", "K")]
+    columns: list[sa.ColumnClause[Any]] = [sa.column(name) for name in ("I", "J", "K")]
     with engine.connect() as conn:
         rows = conn.execute(sa.select(*columns).select_from(sa.table(TABLE))).all()
     xs, ys = sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
@@ -168,6 +171,19 @@ def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        demo(points, workers, db_url, png, redis_choice)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    except redis.RedisError as exc:
+        raise click.ClickException(f"redis error: {exc}") from None
+    except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"database error: {str(orig).splitlines()[0]}") from None
+
+
+def demo(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
+    """Everything ``main`` promises, each process stopped on the way out, however it ends."""
     with ExitStack() as stack:  # closed in reverse: processes first, the temp dir last
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="collector-demo-")))
         engine = sa.create_engine(db_url)
@@ -235,7 +251,7 @@ def summary(engine: sa.Engine, db_url: str, points: int, seconds: float) -> None
         f"stored ({rows / seconds:.0f} rows/s); table {TABLE!r} in {mask_db_url(db_url)}, "
         "emptied at the start of each demo run"
     )
-    k = sa.column("K")
+    k: sa.ColumnClause[Any] = sa.column("K")
     query = sa.select(sa.column("I"), sa.column("J"), k, sa.column("_job"))
     query = query.select_from(sa.table(TABLE)).order_by(k.desc()).limit(3)
     sql = " ".join(str(query.compile(engine, compile_kwargs={"literal_binds": True})).split())

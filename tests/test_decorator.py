@@ -159,7 +159,8 @@ def test_params_key_without_a_replicate_argument_uses_replicate_zero(emitter, fa
         f(-1.0)
     ok, failed = records(fake_redis)
     assert ok.id == param_key("sweep", {"I": 0.5}, 0)
-    assert failed.id == param_key("sweep", {"I": -1.0}, 0) + ":error"
+    assert failed.id == param_key("sweep", {"I": -1.0}, 0)
+    assert failed.data == {"I": -1.0, "_error": "ArithmeticError: negative"}
 
 
 def test_an_unknown_key_mode_is_refused_at_decoration():
@@ -224,7 +225,7 @@ def test_inside_rq_the_key_and_job_are_the_rq_job_id(rq_env):
     assert (rec.id, rec.job, rec.data) == (job.id, job.id, {"x": 7, "y": 49})
 
 
-def test_a_retried_job_that_first_failed_has_one_error_row_and_one_result_row(rq_env):
+def test_a_requeued_job_emits_under_the_same_key_each_attempt(rq_env):
     client, queue = rq_env
     job = queue.enqueue(rq_flaky, 3)
     run_burst(client, queue)
@@ -233,10 +234,7 @@ def test_a_retried_job_that_first_failed_has_one_error_row_and_one_result_row(rq
     run_burst(client, queue)
     assert job.get_status(refresh=True) == "finished"
     failed, ok = records(client)
-    assert (failed.id, failed.data) == (
-        f"{job.id}:error",
-        {"x": 3, "_error": "RuntimeError: first attempt"},
-    )
+    assert (failed.id, failed.data) == (job.id, {"x": 3, "_error": "RuntimeError: first attempt"})
     assert (ok.id, ok.job, ok.data) == (job.id, job.id, {"x": 3, "result": 3})
 
 

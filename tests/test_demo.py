@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import REAL_REDIS_URL
 
+from collector.db import WriterLock
 from collector.demo import grid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,3 +93,28 @@ def test_a_bad_flag_is_one_line_and_exit_2(tmp_path):
         "Error: Invalid value for '--points': 0 is not in the range 1<=x<=1000000."
     )
     assert not (tmp_path / "results.db").exists()
+
+
+def test_a_collector_already_on_the_file_is_a_one_line_error_and_nothing_is_dropped(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE demo (x INTEGER)"))
+        conn.execute(sa.text("INSERT INTO demo VALUES (1)"))
+    engine.dispose()
+    lock = WriterLock(str(tmp_path / "results.db"))
+    lock.acquire()
+    try:
+        cmd = [sys.executable, "-m", "collector.demo", "--points", "4", "--redis", "embedded"]
+        result = run_demo(cmd, tmp_path)
+    finally:
+        lock.release()
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"Error: another collector (pid {os.getpid()}) already writes to")
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT x FROM demo")).all() == [(1,)]
+    engine.dispose()

@@ -22,7 +22,7 @@ def test_collector_exports() -> None:
 def test_workers_exports() -> None:
     assert workers.__all__ == [
         "CollectorError", "DecodeError", "EmitError", "Emitter", "EncodeError", "Limits",
-        "Record", "default_emitter", "emit", "emit_many", "reset",
+        "Record", "collect", "default_emitter", "emit", "emit_many", "reset",
     ]  # fmt: skip
     assert all(getattr(workers, name) is not None for name in workers.__all__)
 

@@ -16,12 +16,14 @@ import redis
 import sqlalchemy as sa
 from conftest import REAL_REDIS_URL
 from rq import Queue
+from rq_jobs import TABLE, broken
 
 from collector.daemon import Collector
-from collector.demo_jobs import TABLE, op
 from collector.settings import Settings
 from collector.sweeps.grid import grid_points
 from collector.sweeps.submit import enqueue_points
+
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def start_worker(rq_queue: str, queue: str, log: Path) -> subprocess.Popen[bytes
     """A plain (forking) ``rq worker --burst`` whose jobs emit to ``queue``."""
     env = {**os.environ, "COLLECTOR_REDIS_URL": REAL_REDIS_URL, "COLLECTOR_QUEUE": queue}
     rq = Path(sys.executable).with_name("rq")
-    cmd = [str(rq), "worker", rq_queue, "--burst", "--url", REAL_REDIS_URL]
+    cmd = [str(rq), "worker", rq_queue, "--burst", "--url", REAL_REDIS_URL, "--path", str(HERE)]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -83,8 +85,8 @@ def test_a_sweep_through_rq_workers_is_one_row_per_job(
     settings = replace(settings, redis_url=REAL_REDIS_URL)
     points = grid_points(["I=0:0.95:0.05", "J=1:10:1"])
     assert len(points) == 200
-    ids = enqueue_points("collector.demo_jobs.op", points, connection=real_redis, queue=rq_queue)
-    bad = Queue(rq_queue, connection=real_redis).enqueue(op, I=0.5, J=3, steps=0, result_ttl=0)
+    ids = enqueue_points("rq_jobs.point", points, connection=real_redis, queue=rq_queue)
+    bad = Queue(rq_queue, connection=real_redis).enqueue(broken, I=0.5, J=3, result_ttl=0)
 
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [start_worker(rq_queue, queue, log) for log in logs]
@@ -108,10 +110,10 @@ def test_a_sweep_through_rq_workers_is_one_row_per_job(
     assert len(good) == 200
     assert sorted(r["_id"] for r in good) == sorted(ids)
     assert all(r["_job"] == r["_id"] for r in good)
-    expected = {(p["I"], p["J"]): op.__wrapped__(p["I"], p["J"])["K"] for p in points}
-    assert {(r["I"], r["J"]): r["K"] for r in good} == expected
-    assert all(r["steps"] == 400 for r in good)
-    assert [(r["_id"], r["_job"], r["I"], r["J"], r["steps"], r["_error"]) for r in failed] == [
-        (f"{bad.id}:error", bad.id, 0.5, 3, 0, "ValueError: steps must be at least 1, got 0")
+    assert {(r["I"], r["J"]): r["K"] for r in good} == {
+        (p["I"], p["J"]): p["I"] * p["J"] for p in points
+    }
+    assert [(r["_id"], r["_job"], r["I"], r["J"], r["_error"]) for r in failed] == [
+        (bad.id, bad.id, 0.5, 3, "ValueError: bad input")
     ]
     assert bad.get_status(refresh=True) == "failed"

@@ -15,13 +15,11 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from workers.api import default_emitter
 from workers.emitter import Emitter, as_data
 from workers.errors import EncodeError
-from workers.keys import param_key
+from workers.keys import point_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
 KeyMode = Literal["params"] | None
-REPLICATE = "replicate"
-ERROR_SUFFIX = ":error"
 
 
 def collect(
@@ -32,9 +30,9 @@ def collect(
     The row's key (its ``_id``): the RQ job id when the call is the RQ job itself, so a retried
     or re-enqueued job stays one row; with ``key="params"`` a hash of (table, the arguments other
     than ``replicate``, the ``replicate`` argument or 0), so the same point is one row whoever
-    runs it; otherwise a fresh id. A failed call's row (inputs and ``_error``) takes that key plus
-    ``:error``: one error row per key, never in the way of a later successful attempt.
-    ``emitter`` defaults to the process's default Emitter.
+    runs it (``workers.keys.point_key``, as a sweep's ledger expects); otherwise a fresh id. A
+    failed call's row (inputs and ``_error``) has the same key. ``emitter`` defaults to the
+    process's default Emitter.
     """
     if key not in (None, "params"):
         raise ValueError(f'key must be None or "params", not {key!r}')
@@ -89,8 +87,7 @@ def _row(inputs: dict[str, Any], result: Any) -> dict[str, Any]:
 def _record_key(table: str, mode: KeyMode, inputs: Mapping[str, Any], func: Any) -> str | None:
     """The record id for this call, or None for a fresh one (see ``collect``)."""
     if mode == "params":
-        params = {k: v for k, v in inputs.items() if k != REPLICATE}
-        return param_key(table, params, inputs.get(REPLICATE, 0))
+        return point_key(table, inputs)
     return _rq_job_id(func)
 
 
@@ -117,12 +114,8 @@ def _rq_job_id(func: Any) -> str | None:
 def _emit_error(
     target: Emitter, inputs: dict[str, Any], exc: Exception, table: str, key: str | None
 ) -> None:
-    """Store the inputs with ``_error`` under a key of its own, so that a retry that succeeds
-    still gets its row; if even this fails, say so in a note on the original exception."""
-    error_key = None if key is None else f"{key}{ERROR_SUFFIX}"
+    """Store the inputs with ``_error``; if even that fails, say so in a note on ``exc``."""
     try:
-        target.emit(
-            {**inputs, "_error": f"{type(exc).__name__}: {exc}"}, table=table, key=error_key
-        )
+        target.emit({**inputs, "_error": f"{type(exc).__name__}: {exc}"}, table=table, key=key)
     except Exception as emit_exc:
         exc.add_note(f"collect: the error row could not be sent: {emit_exc!r}")
