@@ -1,6 +1,7 @@
 """Errors raised on the collector side; each CLI failure class has its own exit code.
 
 CollectorError (workers.errors)   root of every error this project raises
+├── NoSuchTable          a table asked for by name does not exist    exit 1
 ├── ConfigError          a bad setting or flag                       exit 2
 ├── AlreadyRunning       another collector holds the SQLite file     exit 3
 ├── DatabaseUnavailable  the database is down, locked or unreachable exit 4 (the daemon retries)
@@ -10,6 +11,12 @@ CollectorError (workers.errors)   root of every error this project raises
 from __future__ import annotations
 
 from workers.errors import CollectorError
+
+
+class NoSuchTable(CollectorError, LookupError):
+    """A table asked for by name (export, read) is not in the database."""
+
+    exit_code = 1
 
 
 class ConfigError(CollectorError):

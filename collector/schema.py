@@ -28,7 +28,8 @@ SQL_TYPE: dict[str, Any] = {
     "bool": sa.Boolean, "int": sa.BigInteger, "float": sa.Float, "str": sa.Text,
     "bytes": sa.LargeBinary, "datetime": sa.DateTime, "json": sa.JSON,
 }  # fmt: skip
-META_COLUMNS = ("_id", "_ts", "_host", "_pid", "_job", "_error")
+META_COLUMNS = ("_id", "_ts", "_host", "_pid", "_job", "_elapsed", "_maxrss", "_error")
+LATER_META = {"_elapsed": "float", "_maxrss": "int"}  # added to tables made before they existed
 
 
 def meta_columns() -> list[sa.Column]:
@@ -39,6 +40,8 @@ def meta_columns() -> list[sa.Column]:
         sa.Column("_host", sa.Text),
         sa.Column("_pid", sa.Integer),
         sa.Column("_job", sa.Text),
+        sa.Column("_elapsed", sa.Float),
+        sa.Column("_maxrss", sa.BigInteger),
         sa.Column("_error", sa.Text),
     ]
 
@@ -133,6 +136,10 @@ class Schema:
             clash = next((t for t in self.tables if t.lower() == rec.table.lower()), None)
             if clash:
                 return f"table name {rec.table!r} clashes with existing table {clash!r}"
+        if info is not None and info.has_id and not info.strict:
+            for column, column_kind in LATER_META.items():
+                if column not in info.kinds:
+                    plan.new_columns[rec.table].setdefault(column, column_kind)
         kinds = info.kinds if info else {}
         staged = staged_table if staged_table is not None else plan.new_columns.get(rec.table, {})
         adds: dict[str, str] = {}
@@ -192,7 +199,9 @@ class Schema:
     def apply(self, conn: sa.Connection, plan: Plan) -> None:
         """Run the DDL ``plan`` needs (create tables, add and widen columns), then reflect them."""
         for name, columns in plan.new_tables.items():
-            data_columns = [sa.Column(c, SQL_TYPE[k]) for c, k in columns.items()]
+            data_columns = [
+                sa.Column(c, SQL_TYPE[k]) for c, k in columns.items() if c not in META_COLUMNS
+            ]  # a first record with _error must not add that column twice
             sa.Table(name, sa.MetaData(), *meta_columns(), *data_columns).create(
                 conn, checkfirst=True
             )

@@ -44,6 +44,8 @@ def build_row(rec: Record, info: TableInfo) -> dict[str, Any]:
         "_host": rec.host,
         "_pid": rec.pid,
         "_job": rec.job,
+        "_elapsed": rec.elapsed,
+        "_maxrss": rec.maxrss,
     }
     row = {k: v for k, v in meta.items() if k in info.kinds}
     for key, value in rec.data.items():

@@ -69,7 +69,7 @@ def test_four_producers_into_postgres(real_redis, queue, pg_url) -> None:
 
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(real_redis, queue, sqlite_url) -> None:
     n, count = 4, 5000
-    producers = start_producers(n, count, REAL_REDIS_URL, queue)
+    producers = start_producers(n, count, REAL_REDIS_URL, queue, pause=0.03)
     kills = []
     for quarter in (1, 2, 3):
         collector = start_collector(REAL_REDIS_URL, sqlite_url, queue, "--batch-size", "500")

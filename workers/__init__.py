@@ -4,6 +4,7 @@ Imports only redis and msgpack, never SQLAlchemy or the collector.
 """
 
 from workers.api import default_emitter, emit, emit_many, reset
+from workers.decorators import collect
 from workers.emitter import Emitter
 from workers.errors import CollectorError, DecodeError, EmitError, EncodeError
 from workers.record import Limits, Record
@@ -16,6 +17,7 @@ __all__ = [
     "EncodeError",
     "Limits",
     "Record",
+    "collect",
     "default_emitter",
     "emit",
     "emit_many",

@@ -11,7 +11,7 @@ import redis
 
 from workers.buffer import SendBuffer
 from workers.errors import EncodeError
-from workers.jobinfo import current_job_id, host_name
+from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
 from workers.xadd import XAdd
@@ -74,6 +74,8 @@ class Emitter:
             host=host_name(),
             pid=os.getpid(),
             job=current_job_id(),
+            elapsed=elapsed(),
+            maxrss=peak_rss(),
         )
 
     def emit(self, result: Any, *, table: str = "results", key: str | None = None) -> str:

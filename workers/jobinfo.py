@@ -1,10 +1,12 @@
-"""Who produced a record: host name, process id and the scheduler's job id, if any."""
+"""Who produced a record: host, process id, scheduler job id, wall time and peak memory."""
 
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import sys
+import time
 from functools import cache
 
 
@@ -30,3 +32,35 @@ def current_job_id() -> str | None:
         task = env.get("SLURM_ARRAY_TASK_ID")
         return f"{slurm}_{task}" if task else slurm
     return env.get("PBS_JOBID") or env.get("LSB_JOBID") or None
+
+
+def _process_age() -> float:
+    """Seconds since this process started, from Linux's /proc; 0 elsewhere (then from import)."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            up = float(uptime.read().split()[0])
+        return max(0.0, up - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _mark_start() -> None:
+    global _started
+    _started = time.monotonic() - _process_age()
+
+
+_started = 0.0
+_mark_start()
+os.register_at_fork(after_in_child=_mark_start)  # an RQ work horse counts from its fork
+
+
+def elapsed() -> float:
+    """Wall-clock seconds since this process (or the forked job process) started."""
+    return time.monotonic() - _started
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process in bytes (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from workers.errors import EncodeError
 
 SIGNIFICANT_DIGITS = 12
 
@@ -38,3 +40,23 @@ def param_key(table: str, params: Mapping[str, Any], replicate: int = 0) -> str:
     """The record id for ``params`` in ``table``: 32 hex digits of SHA-256 of the canonical form."""
     payload = json.dumps([table, canonical(dict(params)), int(replicate)], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+REPLICATE = "replicate"
+
+
+def point_key(table: str, inputs: Mapping[str, Any]) -> str:
+    """The parameter key of a record whose inputs are the point's parameters plus, optionally,
+    ``replicate`` (the replicate number, 0 when absent): what a sweep's ledger expects."""
+    params = {name: value for name, value in inputs.items() if name != REPLICATE}
+    return param_key(table, params, int(inputs.get(REPLICATE) or 0))
+
+
+def record_key(table: str, data: Mapping[str, Any], inputs: Iterable[str]) -> str:
+    """The parameter key for ``collector emit --key params``: ``inputs`` names the columns of
+    ``data`` that are parameters (``replicate`` among them if the sweep has replicates)."""
+    names = list(inputs)
+    absent = [name for name in names if name not in data]
+    if not names or absent:
+        raise EncodeError(f"input parameter(s) not in the record: {', '.join(absent) or '(none)'}")
+    return point_key(table, {name: data[name] for name in names})

@@ -1,7 +1,8 @@
 """The wire record and its codec: a small frozen dataclass, msgpack on the wire, strict decoding.
 
 Wire format (stream field ``m``): a msgpack map
-``{"v": 1, "id": str, "t": table, "ts": float, "src": {"host", "pid", "job"}, "d": {...}}``.
+``{"v": 1, "id": str, "t": table, "ts": float, "src": {"host", "pid", "job"}, "d": {...}}``;
+``src`` may also hold ``elapsed`` (seconds) and ``maxrss`` (bytes), optional in version 1.
 Datetimes travel as msgpack Timestamps (ext -1), the only extension type accepted.
 """
 
@@ -79,15 +80,22 @@ class Record:
     host: str = ""
     pid: int = 0
     job: str | None = None
+    elapsed: float | None = None
+    maxrss: int | None = None
 
     def encode(self) -> bytes:
         """The msgpack bytes of this record; raises EncodeError for a value we cannot store."""
+        src: dict[str, Any] = {"host": self.host, "pid": self.pid, "job": self.job}
+        if self.elapsed is not None:
+            src["elapsed"] = self.elapsed
+        if self.maxrss is not None:
+            src["maxrss"] = self.maxrss
         wire = {
             "v": WIRE_VERSION,
             "id": self.id,
             "t": self.table,
             "ts": self.ts,
-            "src": {"host": self.host, "pid": self.pid, "job": self.job},
+            "src": src,
             "d": self.data,
         }
         try:
@@ -156,7 +164,12 @@ class Record:
         host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
         if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(job, str | None):
             raise bad("src must hold host (string), pid (integer) and job (string or nil)")
-        return cls(rid, table, data, float(ts), host, pid, job)
+        elapsed, maxrss = src.get("elapsed"), src.get("maxrss")
+        number_ok = isinstance(elapsed, int | float | None) and not isinstance(elapsed, bool)
+        if not number_ok or not isinstance(maxrss, int | None) or isinstance(maxrss, bool):
+            raise bad("src elapsed must be a number and maxrss an integer, when present")
+        elapsed = None if elapsed is None else float(elapsed)
+        return cls(rid, table, data, float(ts), host, pid, job, elapsed, maxrss)
 
 
 _CONTAINERS = (dict, list)

@@ -8,9 +8,13 @@ import click
 import redis
 from sqlalchemy import exc as sa_exc
 
+from collector.cli.dead import dead
+from collector.cli.emit import emit
+from collector.cli.export import export
 from collector.cli.run import run
 from collector.cli.status import status
 from collector.cli.sweep import sweep
+from collector.cli.wait import wait
 from workers.errors import CollectorError
 
 
@@ -43,4 +47,8 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(status)
+main.add_command(emit)
+main.add_command(wait)
+main.add_command(export)
+main.add_command(dead)
 main.add_command(sweep)

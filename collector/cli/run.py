@@ -12,6 +12,7 @@ import click
 from collector import logs
 from collector.cli.options import db_option, redis_options
 from collector.daemon import Collector
+from collector.models import prepare_models
 from collector.settings import Settings
 
 
@@ -60,17 +61,23 @@ def install_signal_handlers(stop: threading.Event) -> None:
     show_default=True,
     help="Larger records are dead-lettered.",
 )
-@click.option("--models", default=None, help="Module of SQLAlchemy declarative tables.")
+@click.option(
+    "--models", default=None,
+    help="Your SQLAlchemy declarative module (import path or .py file): its tables are created "
+    "if missing and records for them must match the declared columns.",
+)  # fmt: skip
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def run(verbose: bool, **options: object) -> None:
     """Drain the queue into the database until SIGTERM or Ctrl-C.
 
     \b
-    Example:
+    Examples:
       collector run --db-url sqlite:///results.db --batch-size 5000
+      collector run --models define_data.py
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)
     stop = threading.Event()
     install_signal_handlers(stop)
-    Collector(settings).run(stop)
+    declared = prepare_models(settings.models, settings.db_url) if settings.models else None
+    Collector(settings, declared=declared).run(stop)

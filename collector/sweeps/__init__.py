@@ -1,1 +1,1 @@
-"""Parameter sweeps: grids of points, enqueued as RQ jobs."""
+"""Parameter sweeps: points from grids or CSV, a ledger in the database, status, reruns, plots."""

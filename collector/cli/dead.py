@@ -1,0 +1,144 @@
+"""``collector dead``: list the dead letters, put them back on the queue, or purge them."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+import msgpack
+import redis
+from tqdm import tqdm
+
+from collector.cli.options import redis_options
+from collector.settings import Settings
+from collector.stream import DeadLetters
+
+F = TypeVar("F", bound=Callable[..., Any])
+PREVIEW_CHARS = 72
+RETRY_BATCH = 500
+_STREAM_ID = re.compile(r"\d+-\d+")
+
+
+def preview(raw: bytes | None) -> tuple[str, str]:
+    """(table, short preview of the data) of a dead letter's bytes, as far as they can be read."""
+    if raw is None:
+        return "-", "(entry has no field 'm')"
+    try:
+        wire = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=3)
+    except Exception:  # the bytes are dead because they are not valid msgpack, of any kind
+        return "?", _shorten(repr(raw))
+    if not isinstance(wire, dict):
+        return "?", _shorten(repr(wire))
+    data = wire.get("d", wire)
+    text = (
+        ", ".join(f"{k}={v!r}" for k, v in data.items()) if isinstance(data, dict) else repr(data)
+    )
+    return str(wire.get("t", "?")), _shorten(text)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+@contextmanager
+def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
+    """The queue's dead-letter stream over a client that is closed afterwards."""
+    Settings(redis_url=redis_url, queue=queue).validate()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield DeadLetters(client, queue)
+    finally:
+        client.close()
+
+
+def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:
+    bad = [i for i in ids if not _STREAM_ID.fullmatch(i)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a stream id like 1732630000000-0")
+    return list(ids)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def dead() -> None:
+    """Records the collector refused, kept in the stream <queue>:dead with the reason.
+
+    \b
+    Example, after fixing the models module:
+      collector dead list
+      collector dead retry --all
+    """
+
+
+@dead.command(name="list")
+@redis_options
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    help="Most dead letters to show.",
+)  # fmt: skip
+def list_(redis_url: str, queue: str, limit: int) -> None:
+    """Show the oldest dead letters: id, table, reason and a preview of the data.
+
+    \b
+    Example:
+      collector dead list --limit 50
+    """
+    with dead_letters(redis_url, queue) as letters:
+        total, head = letters.count(), letters.head(limit)
+    for letter in head:
+        table, data = preview(letter.raw)
+        click.echo(f"{letter.id}  {table}  {letter.reason}\n    {data}")
+    click.echo(f"{len(head)} of {total} dead letters in {queue}:dead", err=True)
+
+
+@dead.command()
+@redis_options
+@click.option("--all", "everything", is_flag=True, help="Retry every dead letter.")
+@click.argument("ids", nargs=-1, callback=_stream_ids)
+def retry(redis_url: str, queue: str, everything: bool, ids: list[str]) -> None:
+    """Put dead letters back on the queue (original bytes) and delete them from the dead stream.
+
+    Records that still do not fit are dead-lettered again by the collector, with a new id.
+
+    \b
+    Examples:
+      collector dead retry 1732630000000-0 1732630000000-1
+      collector dead retry --all
+    """
+    if everything == bool(ids):
+        raise click.UsageError("give dead-letter IDS or --all (not both)")
+    with dead_letters(redis_url, queue) as letters:
+        if ids:
+            found = letters.get(ids)
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise click.ClickException(f"no dead letter {', '.join(missing)} in {queue}:dead")
+            moved = letters.retry(list(found.values()))
+        else:
+            moved = 0
+            with tqdm(total=letters.count(), unit="records", disable=None, file=sys.stderr) as bar:
+                for batch in letters.batches(RETRY_BATCH):
+                    moved += letters.retry(batch)
+                    bar.update(len(batch))
+    click.echo(f"put {moved} dead letters back on {queue}")
+
+
+@dead.command()
+@redis_options
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(redis_url: str, queue: str, yes: bool) -> None:
+    """Delete every dead letter of the queue, for good.
+
+    \b
+    Example:
+      collector dead purge --yes
+    """
+    with dead_letters(redis_url, queue) as letters:
+        count = letters.count()
+        if count and not yes:
+            click.confirm(f"delete {count} dead letters from {queue}:dead?", abort=True)
+        purged = letters.purge() if count else 0
+    click.echo(f"purged {purged} dead letters from {queue}:dead")

@@ -1,0 +1,265 @@
+"""The demo: a sweep of the tutorial's example (I, J -> K) through RQ workers into one database.
+
+It finds or starts a Redis, starts ``collector run``, enqueues one RQ job per point, runs
+``rq worker --burst`` processes, shows the rows arriving, stops the collector with SIGTERM,
+prints a summary and draws K over I and J. Everything it starts, it stops (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from collector.db import WriterLock, sqlite_path
+from collector.demo_jobs import TABLE
+from collector.demo_redis import find_redis, stop
+from collector.settings import mask_db_url
+from collector.sweeps.submit import enqueue_points
+from workers.errors import CollectorError
+
+JOB = "collector.demo_jobs.op"
+AXIS = (0.0, 4.0)  # I and J both run over this interval
+STALL_SECONDS = 60.0  # no new row for this long, and the workers are gone: give up
+WORKER_CLASS = "rq.worker.SimpleWorker"  # demo jobs take a millisecond: no fork per job
+
+
+def grid(points: int) -> list[dict[str, float]]:
+    """Exactly ``points`` points on the most nearly square I x J grid over AXIS."""
+    rows = max(d for d in range(1, math.isqrt(points) + 1) if points % d == 0)
+    cols = points // rows
+
+    def axis(n: int) -> list[float]:
+        lo, hi = AXIS
+        return [round(lo + (hi - lo) * k / max(n - 1, 1), 12) for k in range(n)]
+
+    return [{"I": i, "J": j} for i in axis(cols) for j in axis(rows)]
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def start(
+    stack: ExitStack, cmd: list[str], log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with its output in ``log``; stopped when ``stack`` closes."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    stack.callback(stop, proc)
+    return proc
+
+
+def tool(name: str) -> str:
+    """A console script of this environment (collector, rq), else from the PATH."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise click.ClickException(f"{name} not found: install the package (pip install -e .)")
+    return found
+
+
+def tail(log: Path, lines: int = 5) -> str:
+    text = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    return "\n".join(text[-lines:])
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+def clear_table(engine: sa.Engine, db_url: str) -> None:
+    """Drop this demo's table from an earlier run, so the summary counts this run's rows only.
+    Under the SQLite writer lock: never while another collector writes to the file."""
+    path = sqlite_path(db_url)
+    lock = WriterLock(path) if path else None
+    if lock:
+        lock.acquire()
+    try:
+        sa.Table(TABLE, sa.MetaData()).drop(engine, checkfirst=True)
+    finally:
+        if lock:
+            lock.release()
+
+
+def row_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(TABLE):
+            return 0
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(sa.table(TABLE))) or 0)
+
+
+def wait_for_rows(engine: sa.Engine, want: int, problem: Callable[[float], str | None]) -> None:
+    """A progress bar until the table holds ``want`` rows; ``problem(seconds since the last new
+    row)`` returns a reason to give up, or None."""
+    count, last_change = 0, time.monotonic()
+    with tqdm(total=want, unit="row", desc="stored", dynamic_ncols=True) as bar:
+        while count < want:
+            time.sleep(0.2)
+            reason = problem(time.monotonic() - last_change)
+            if reason:
+                raise click.ClickException(reason)
+            new = row_count(engine)
+            if new != count:
+                bar.update(new - count)
+                count, last_change = new, time.monotonic()
+
+
+def draw(engine: sa.Engine, png: Path, title: str) -> None:
+    """A heat map of K over I and J from the stored rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    columns: list[sa.ColumnClause[Any]] = [sa.column(name) for name in ("I", "J", "K")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*columns).select_from(sa.table(TABLE))).all()
+    xs, ys = sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
+    grid_k = np.full((len(ys), len(xs)), np.nan)
+    for i, j, k in rows:
+        grid_k[ys.index(j), xs.index(i)] = k
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    image = ax.imshow(
+        grid_k, origin="lower", aspect="auto", cmap="viridis",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+    )  # fmt: skip
+    fig.colorbar(image, ax=ax, label="K")
+    ax.set(xlabel="I", ylabel="J", title=title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--points", type=click.IntRange(min=1, max=1_000_000), default=3000,
+              show_default=True, help="Points in the sweep (an I x J grid).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="rq worker processes.")  # fmt: skip
+@click.option("--db-url", default="sqlite:///results.db", show_default=True,
+              help="Where the collector stores the rows.")  # fmt: skip
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=Path("demo.png"),
+              show_default=True, help="The picture to write.")  # fmt: skip
+@click.option("--redis", "redis_choice", type=click.Choice(["auto", "server", "embedded"]),
+              default="auto", show_default=True,
+              help="auto: COLLECTOR_REDIS_URL if it answers, else a private redis-server, "
+              "else an embedded fakeredis.")  # fmt: skip
+def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
+    """Run a sweep of POINTS jobs (I, J -> K) through RQ workers into the database and draw it.
+
+    \b
+    Example:
+      scripts/demo                 # 3000 points into ./results.db, picture in ./demo.png
+      scripts/demo --points 200    # a quick one
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        demo(points, workers, db_url, png, redis_choice)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    except redis.RedisError as exc:
+        raise click.ClickException(f"redis error: {exc}") from None
+    except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"database error: {str(orig).splitlines()[0]}") from None
+
+
+def demo(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
+    """Everything ``main`` promises, each process stopped on the way out, however it ends."""
+    with ExitStack() as stack:  # closed in reverse: processes first, the temp dir last
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="collector-demo-")))
+        engine = sa.create_engine(db_url)
+        stack.callback(engine.dispose)
+        url, how = find_redis(stack, redis_choice, workdir)
+        click.echo(f"redis: {how}")
+        run_sweep(stack, workdir, engine, url, db_url, points, workers)
+        draw(engine, png, f"K over I and J: {points} rows from {mask_db_url(db_url)}")
+        click.echo(f"picture: {png.resolve()}")
+
+
+def run_sweep(
+    stack: ExitStack, workdir: Path, engine: sa.Engine, url: str, db_url: str, points: int,
+    workers: int,
+) -> None:  # fmt: skip
+    """Collector, sweep, workers, progress bar, SIGTERM to the collector, summary."""
+    run = uuid.uuid4().hex[:8]
+    queue, rq_queue = f"demo:{run}:results", f"demo-{run}"
+    clear_table(engine, db_url)
+    env = {**os.environ, "COLLECTOR_REDIS_URL": url, "COLLECTOR_QUEUE": queue}
+    collector_log = workdir / "collector.log"
+    collector = start(
+        stack, [tool("collector"), "run", "--db-url", db_url, "--max-wait", "0.2"],
+        collector_log, env,
+    )  # fmt: skip
+    client = redis.Redis.from_url(url)
+    stack.callback(client.close)
+    if url == os.environ.get("COLLECTOR_REDIS_URL"):  # not ours: leave nothing behind
+        stack.callback(forget_keys, client, queue, rq_queue)
+
+    began = time.monotonic()
+    enqueue_points(JOB, grid(points), connection=client, queue=rq_queue, progress=True)
+    cmd = [tool("rq"), "worker", rq_queue, "--burst", "--url", url, "-w", WORKER_CLASS]
+    logs = [workdir / f"worker{n}.log" for n in range(workers)]
+    procs = [start(stack, cmd, log, env) for log in logs]
+
+    def problem(idle: float) -> str | None:
+        if collector.poll() is not None:
+            return f"collector run exited with {collector.returncode}:\n{tail(collector_log)}"
+        if idle > STALL_SECONDS and all(p.poll() is not None for p in procs):
+            return f"the workers are done but rows stopped arriving; worker log:\n{tail(logs[0])}"
+        return None
+
+    wait_for_rows(engine, points, problem)
+    seconds = time.monotonic() - began
+    code = stop(collector, timeout=30)
+    if code != 0:
+        raise click.ClickException(f"collector run exited with {code} after SIGTERM")
+    summary(engine, db_url, points, seconds)
+
+
+def forget_keys(client: redis.Redis, queue: str, rq_queue: str) -> None:
+    """On a Redis the demo did not start: delete the demo's stream and RQ keys afterwards."""
+    keys = [*client.scan_iter(match=f"{queue}*"), *client.scan_iter(match=f"rq:*:{rq_queue}")]
+    if keys:
+        client.delete(*keys)
+    client.srem("rq:queues", f"rq:queue:{rq_queue}")
+
+
+def summary(engine: sa.Engine, db_url: str, points: int, seconds: float) -> None:
+    """Rows, time, rate, and a few rows read back through SQL."""
+    rows = row_count(engine)
+    click.echo(
+        f"\n{rows} rows for {points} points in {seconds:.1f} s from submit to the last row "
+        f"stored ({rows / seconds:.0f} rows/s); table {TABLE!r} in {mask_db_url(db_url)}, "
+        "emptied at the start of each demo run"
+    )
+    k: sa.ColumnClause[Any] = sa.column("K")
+    query = sa.select(sa.column("I"), sa.column("J"), k, sa.column("_job"))
+    query = query.select_from(sa.table(TABLE)).order_by(k.desc()).limit(3)
+    sql = " ".join(str(query.compile(engine, compile_kwargs={"literal_binds": True})).split())
+    click.echo(f"  {sql}")
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            click.echo(f"  I={row.I:<6.3f} J={row.J:<6.3f} K={row.K:+.4f}  job {row._job}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""What is left of a sweep, in the form the next run needs: Slurm array ranges, a CSV of
+points, or the failed rows moved aside so that a rerun's result can take their place.
+
+Why move failed rows: the collector inserts with ON CONFLICT(_id) DO NOTHING, and a rerun's
+record has the same parameter key as the failed attempt, so it would be dropped while the failed
+row stays. ``retire_failed`` moves those rows (error text, job, host, time) to
+``_sweep_failures`` in one transaction; the point is then missing, its rerun stores normally,
+and a key always has at most one row in the results table.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import IO
+
+import sqlalchemy as sa
+
+from collector.sweeps.ledger import FAILURES, PointRow, Sweep
+
+CHUNK = 500
+
+
+def array_ranges(indexes: Iterable[int]) -> str:
+    """Sorted indexes as a Slurm ``--array`` list: [3, 4, 5, 6, 7, 12] -> ``3-7,12``."""
+    ordered = sorted(set(indexes))
+    parts: list[str] = []
+    first = 0
+    while first < len(ordered):
+        last = first
+        while last + 1 < len(ordered) and ordered[last + 1] == ordered[last] + 1:
+            last += 1
+        low, high = ordered[first], ordered[last]
+        parts.append(str(low) if low == high else f"{low}-{high}")
+        first = last + 1
+    return ",".join(parts)
+
+
+def write_csv(rows: Sequence[PointRow], params: Sequence[str], out: IO[str]) -> None:
+    """The points as CSV: ``index`` (the Slurm array index), ``replicate``, then the parameters."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["index", "replicate", *params])
+    for row in rows:
+        writer.writerow([row.idx, row.replicate, *(row.params[name] for name in params)])
+
+
+def retire_failed(engine: sa.Engine, sweep: Sweep, rows: Sequence[PointRow]) -> int:
+    """Move the failed result rows of ``rows`` to ``_sweep_failures``; returns how many moved."""
+    if not rows:
+        return 0
+    by_key = {row.record_id: row.idx for row in rows}
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    moved = 0
+    with engine.begin() as conn:
+        target = sa.Table(sweep.table, sa.MetaData(), autoload_with=conn)
+        keys = list(by_key)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            failed = sa.and_(target.c._id.in_(chunk), target.c._error.isnot(None))
+            found = conn.execute(
+                sa.select(target.c._id, target.c._error, *_optional(target)).where(failed)
+            ).all()
+            if not found:
+                continue
+            conn.execute(
+                FAILURES.insert(),
+                [
+                    {
+                        "sweep": sweep.name,
+                        "idx": by_key[rid],
+                        "record_id": rid,
+                        "error": error,
+                        "job": job,
+                        "host": host,
+                        "ts": ts,
+                        "retired": now,
+                    }
+                    for rid, error, job, host, ts in found
+                ],
+            )
+            conn.execute(target.delete().where(failed))
+            moved += len(found)
+    return moved
+
+
+def _optional(target: sa.Table) -> list[sa.ColumnElement]:
+    """_job, _host and _ts when the table has them, else NULL in their place."""
+    return [target.c[name] if name in target.c else sa.null() for name in ("_job", "_host", "_ts")]

@@ -1,0 +1,113 @@
+"""Where a sweep stands: each point done, failed, running or missing.
+
+Done and failed come from one join of ``_sweep_points`` with the results table (a row without
+``_error``, a row with it); running from RQ: the jobs queued, started, scheduled or deferred
+whose keyword arguments give a point's key. A point is in exactly one state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from rq import Queue
+from rq.exceptions import DeserializationError
+from rq.job import Job, JobStatus
+from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from collector.errors import ConfigError
+from collector.sweeps.ledger import POINTS, Sweep
+from workers.keys import point_key
+
+DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
+STATES = (DONE, FAILED, RUNNING, MISSING)
+ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+@dataclass
+class Progress:
+    """The state of every point of a sweep (by index); ``running_known`` is False when RQ could
+    not be asked, and then no point is counted as running."""
+
+    sweep: Sweep
+    states: dict[int, str]
+    running_known: bool = True
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.states.values() if s == state)
+
+    def indexes(self, *states: str) -> list[int]:
+        """The indexes of the points in any of ``states``, ascending."""
+        return sorted(idx for idx, s in self.states.items() if s in states)
+
+    @property
+    def complete(self) -> bool:
+        """True when every point has a row, successful or failed."""
+        return self.count(DONE) + self.count(FAILED) == self.sweep.total
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = Counter(self.states.values())
+        return {
+            "sweep": self.sweep.name,
+            "table": self.sweep.table,
+            "total": self.sweep.total,
+            **{state: counts.get(state, 0) for state in STATES},
+            "running_known": self.running_known,
+        }
+
+
+def stored_states(engine: sa.Engine, sweep: Sweep) -> list[tuple[int, str, str]]:
+    """(index, record id, done / failed / missing) for every point, from the results table."""
+    base = sa.select(POINTS.c.idx, POINTS.c.record_id)
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(sweep.table):
+            query = base.add_columns(sa.literal(MISSING)).where(POINTS.c.sweep == sweep.name)
+            return [tuple(row) for row in conn.execute(query)]
+        target = sa.Table(sweep.table, sa.MetaData(), autoload_with=conn)
+        if "_id" not in target.c:
+            raise ConfigError(f"table {sweep.table!r} has no _id column, so no keyed records")
+        failed = target.c._error.isnot(None) if "_error" in target.c else sa.false()
+        state = sa.case((target.c._id.is_(None), MISSING), (failed, FAILED), else_=DONE)
+        query = (
+            base.add_columns(state)
+            .select_from(POINTS.outerjoin(target, target.c._id == POINTS.c.record_id))
+            .where(POINTS.c.sweep == sweep.name)
+        )
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
+    """Point keys of the RQ jobs on ``rq_queue`` that are queued, started (and not abandoned),
+    scheduled or deferred: one pipelined fetch, cheap for 10,000 jobs."""
+    queue = Queue(rq_queue, connection=connection)
+    started = StartedJobRegistry(queue=queue)
+    abandoned = set(started.get_expired_job_ids(time.time()))
+    ids = set(queue.get_job_ids())
+    ids.update(i for i in started.get_job_ids(cleanup=False) if i not in abandoned)
+    for registry in (ScheduledJobRegistry(queue=queue), DeferredJobRegistry(queue=queue)):
+        ids.update(registry.get_job_ids(cleanup=False))
+    keys: set[str] = set()
+    for job in Job.fetch_many(sorted(ids), connection=connection, serializer=queue.serializer):
+        if job is None or job.get_status(refresh=False) not in ACTIVE:
+            continue
+        try:
+            args, kwargs = job.args, job.kwargs
+            if kwargs and not args:  # sweep jobs take their parameters as keywords
+                keys.add(point_key(table, kwargs))
+        except (DeserializationError, TypeError, ValueError):
+            continue  # not a sweep job: arguments that are not plain values or no int replicate
+    return keys
+
+
+def progress(engine: sa.Engine, sweep: Sweep, running: set[str] | None = None) -> Progress:
+    """The sweep's progress; a point not done whose key is in ``running`` (from
+    ``active_keys``) counts as running. ``running`` None: RQ was not asked."""
+    states: dict[int, str] = {}
+    for idx, record_id, state in stored_states(engine, sweep):
+        active = running is not None and state != DONE and record_id in running
+        states[idx] = RUNNING if active else state
+    return Progress(sweep, states, running_known=running is not None)

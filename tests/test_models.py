@@ -1,0 +1,287 @@
+"""``--models``: loading the user's declarative module, strict tables, and the tutorial's model
+end to end through ``collector run --models``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+import sqlalchemy as sa
+from clitools import collector, on_real_redis, rows
+from conftest import REAL_REDIS_URL
+
+from collector.daemon import Collector
+from collector.errors import ConfigError
+from collector.models import load_models, prepare_models
+from collector.settings import Settings
+from workers.emitter import Emitter
+from workers.jobinfo import host_name
+
+TUTORIAL = '''\
+from sqlalchemy import create_engine
+from sqlalchemy import Column, Date, Integer, Float, String
+from sqlalchemy.ext.declarative import declarative_base
+
+engine = create_engine('sqlite:///data.db', echo=True)
+Base = declarative_base()
+
+class Data(Base):
+    __tablename__ = "data"
+
+    id = Column(Integer, primary_key=True)
+    input_I = Column(Float)
+    input_J = Column(Float)
+    result_K = Column(Float)
+
+    #----------------------------------------------------------------------
+    def __init__(self, I, J, K):
+        """"""
+        self.input_I = I
+        self.input_J = J
+        self.result_K = K
+
+# create tables
+Base.metadata.create_all(engine)
+'''
+POINTS = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Point(Base):
+    __tablename__ = "points"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    _host = mapped_column(sa.Text)
+    _job = mapped_column(sa.Text)
+    I: Mapped[int] = mapped_column(sa.Integer)
+    K = mapped_column(sa.Float)
+
+class Other(DeclarativeBase):
+    pass
+
+class Log(Other):
+    __tablename__ = "log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line = mapped_column(sa.Text)
+
+core = sa.MetaData()
+plain = sa.Table("plain", core, sa.Column("a", sa.Integer))
+"""
+
+
+@pytest.fixture
+def module_file(tmp_path) -> Iterator[callable]:
+    """Writes a uniquely named module into the cwd; forgets it from sys.modules afterwards."""
+    names: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"models_{uuid.uuid4().hex[:8]}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.MovedIn20Warning")
+def test_the_tutorial_module_loads_from_a_file_path(module_file, tmp_path) -> None:
+    name = module_file(TUTORIAL)
+    declared = load_models(str(tmp_path / f"{name}.py"))
+    assert list(declared.tables) == ["data"]
+    assert [c.name for c in declared.tables["data"].columns] == [
+        "id", "input_I", "input_J", "result_K",
+    ]  # fmt: skip
+
+
+def test_every_metadata_of_a_module_found_by_import_path_is_merged(module_file) -> None:
+    declared = load_models(module_file(POINTS))
+    assert sorted(declared.tables) == ["log", "plain", "points"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("raise RuntimeError('boom')", "failed at import: RuntimeError: boom"),
+        ("import no_such_module_here", "cannot import models"),
+        ("import sqlalchemy as sa\nx = 1", "declare no tables"),
+        (
+            """\
+            import sqlalchemy as sa
+            a, b = sa.MetaData(), sa.MetaData()
+            sa.Table("t", a, sa.Column("x", sa.Integer))
+            sa.Table("t", b, sa.Column("y", sa.Integer))
+            """,
+            "table 't' is declared twice",
+        ),
+        (
+            """\
+            import sqlalchemy as sa
+            m = sa.MetaData()
+            sa.Table("t", m, sa.Column("_id", sa.Text), sa.Column("x", sa.Integer))
+            """,
+            "column _id must be the primary key or unique",
+        ),
+        (
+            """\
+            import sqlalchemy as sa
+            m = sa.MetaData()
+            sa.Table("t", m, sa.Column("_id", sa.Text, primary_key=True),
+                     sa.Column("n", sa.Integer, primary_key=True))
+            """,
+            "column _id must be the primary key or unique",
+        ),
+    ],
+)
+def test_unusable_modules_are_config_errors(module_file, source: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_models(module_file(source))
+
+
+def test_unique_id_and_missing_file(module_file) -> None:
+    source = """\
+        import sqlalchemy as sa
+        m = sa.MetaData()
+        sa.Table("t", m, sa.Column("n", sa.Integer, primary_key=True),
+                 sa.Column("_id", sa.Text, unique=True))
+        """
+    assert list(load_models(module_file(source)).tables) == ["t"]
+    with pytest.raises(ConfigError, match=r"models file not found: nowhere/x\.py"):
+        load_models("nowhere/x.py")
+
+
+def test_prepare_creates_missing_tables_and_refuses_an_outdated_one(
+    module_file, sqlite_url: str
+) -> None:
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE points (_id VARCHAR(64) PRIMARY KEY, I INTEGER)")
+    name = module_file(POINTS)
+    with pytest.raises(ConfigError) as caught:
+        prepare_models(name, sqlite_url)
+    assert str(caught.value) == (
+        "model table 'points' declares column(s) _ts, _host, _job, K that the database table "
+        "lacks: add them to the table or rename it"
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE points")
+    prepare_models(name, sqlite_url)
+    assert sorted(sa.inspect(engine).get_table_names()) == ["log", "plain", "points"]
+    engine.dispose()
+
+
+def collect(settings: Settings, client: fakeredis.FakeRedis, declared: sa.MetaData) -> Collector:
+    daemon = Collector(settings, client=client, declared=declared)
+    daemon.start()
+    while daemon.run_once():
+        pass
+    daemon.close()
+    return daemon
+
+
+def dead_reasons(client: redis.Redis, queue: str) -> list[str]:
+    return [fields[b"reason"].decode() for _, fields in client.xrange(f"{queue}:dead")]
+
+
+def test_model_tables_are_strict_and_their_metadata_columns_filled(
+    module_file, settings: Settings, fake_redis: fakeredis.FakeRedis
+) -> None:
+    declared = prepare_models(module_file(POINTS), settings.db_url)
+    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    before = time.time()
+    emitter.emit({"I": 1, "K": 2.5}, table="points", key="p1")
+    emitter.emit({"I": 2, "K": 3}, table="points", key="p2")  # an int fits a Float column
+    emitter.emit({"I": 3, "K": 1.0, "extra": 1}, table="points", key="p3")
+    emitter.emit({"I": "three", "K": 1.0}, table="points", key="p4")
+    emitter.emit({"I": 1, "K": 9.9}, table="points", key="p1")  # a repeat: still one row
+    emitter.emit({"anything": "goes"}, table="free", key="f1")  # not declared: auto-created
+    daemon = collect(settings, fake_redis, declared)
+    assert daemon.counters.dead == 2
+    assert dead_reasons(fake_redis, settings.queue) == [
+        "table 'points' is declared by the models module and has no column 'extra'",
+        "column 'I' holds int values, this record has str",
+    ]
+    points = rows(settings.db_url, "points")
+    assert [(r["_id"], r["I"], r["K"], r["_host"], r["_job"]) for r in points] == [
+        ("p1", 1, 2.5, host_name(), None),
+        ("p2", 2, 3.0, host_name(), None),
+    ]
+    assert all(before - 1 < r["_ts"].timestamp() < time.time() + 1 for r in points)
+    [free] = rows(settings.db_url, "free")
+    assert (free["_id"], free["anything"]) == ("f1", "goes")
+
+
+def test_model_table_without_id_cannot_dedupe(
+    module_file, settings: Settings, fake_redis: fakeredis.FakeRedis
+) -> None:
+    declared = prepare_models(module_file(POINTS), settings.db_url)
+    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    for _ in range(2):  # the same record again in a later batch, as after a redelivery
+        emitter.emit({"line": "hello"}, table="log", key="same")
+        collect(settings, fake_redis, declared)
+    assert [r["line"] for r in rows(settings.db_url, "log", order_by="id")] == ["hello", "hello"]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_tutorial_model_end_to_end_through_collector_run(
+    real_redis: redis.Redis, settings: Settings, tmp_path
+) -> None:
+    (tmp_path / "define_data.py").write_text(TUTORIAL)
+    settings = on_real_redis(settings)
+    common = ["--redis-url", REAL_REDIS_URL, "--queue", settings.queue]
+    with open(tmp_path / "run.log", "w") as log:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "collector", "run", *common, "--db-url", settings.db_url,
+             "--models", "define_data", "--max-wait", "0.1"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        emitter = Emitter(settings.redis_url, settings.queue)
+        points = [(0.5, 1.0, 0.25), (1.0, 2.0, 3.5), (1.5, 4, 7)]
+        for i, j, k in points:
+            emitter.emit({"input_I": i, "input_J": j, "result_K": k}, table="data")
+        emitter.emit({"input_I": 1.0, "bogus": 2}, table="data")
+        emitter.emit({"input_I": "one"}, table="data")
+        emitter.emit({"note": "free-form"}, table="notes")
+        emitter.close()
+        for table, count in (("data", 3), ("notes", 1)):
+            done = collector("wait", "--db-url", settings.db_url, "--table", table,
+                             "--count", str(count), "--timeout", "60")  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 30
+        while real_redis.xlen(f"{settings.queue}:dead") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=30)
+    assert code == 0, (tmp_path / "run.log").read_text()
+    stored = rows(settings.db_url, "data", order_by="id")
+    assert [(r["id"], r["input_I"], r["input_J"], r["result_K"]) for r in stored] == [
+        (1, 0.5, 1.0, 0.25), (2, 1.0, 2.0, 3.5), (3, 1.5, 4.0, 7.0),
+    ]  # fmt: skip
+    assert dead_reasons(real_redis, settings.queue) == [
+        "table 'data' is declared by the models module and has no column 'bogus'",
+        "column 'input_I' holds float values, this record has str",
+    ]
+    assert [r["note"] for r in rows(settings.db_url, "notes")] == ["free-form"]
+    assert os.path.exists(tmp_path / "data.db")  # the module's own side effect, left alone
+
+
+def test_bad_models_flag_is_one_line(tmp_path) -> None:
+    done = collector("run", "--models", "nowhere.py", "--db-url", f"sqlite:///{tmp_path}/r.db")
+    assert done.returncode == 2
+    assert done.stderr == "Error: models file not found: nowhere.py\n"

@@ -1,0 +1,174 @@
+"""The sweep ledger, Slurm ranges, CSV points, parameter keys and the sweep CLI's errors."""
+
+from __future__ import annotations
+
+import io
+
+import msgpack
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.db import make_engine
+from collector.errors import ConfigError
+from collector.sweeps import ledger
+from collector.sweeps.grid import grid_points
+from collector.sweeps.missing import array_ranges, write_csv
+from workers.errors import DecodeError, EncodeError
+from workers.keys import param_key, point_key, record_key
+from workers.record import Record
+
+
+@pytest.fixture
+def engine(sqlite_url):
+    eng = make_engine(sqlite_url)
+    yield eng
+    eng.dispose()
+
+
+def test_plan_points_numbers_point_replicate_pairs() -> None:
+    rows = ledger.plan_points("t", grid_points(["I=1:2:1", "J=a,b,c"]), 2)
+    assert [(r.idx, r.point, r.replicate) for r in rows[:4]] == [(0, 0, 0), (1, 0, 1), (2, 1, 0),
+                                                                 (3, 1, 1)]  # fmt: skip
+    assert len(rows) == 12
+    assert rows[11].params == {"I": 2, "J": "c"}
+    assert rows[11].record_id == param_key("t", {"I": 2, "J": "c"}, 1)
+    assert rows[3].job_kwargs(2) == {"I": 1, "J": "b", "replicate": 1}
+    assert rows[3].job_kwargs(1) == {"I": 1, "J": "b"}
+
+
+def test_grid_floats_and_typed_floats_give_one_key() -> None:
+    grid_value = grid_points(["x=0:0.3:0.1"])[3]["x"]
+    assert param_key("t", {"x": 0.1 + 0.2}, 0) == param_key("t", {"x": grid_value}, 0)
+    assert param_key("t", {"x": 0.3}, 0) == param_key("t", {"x": grid_value}, 0)
+
+
+@pytest.mark.parametrize(
+    ("table", "points", "replicates", "message"),
+    [
+        ("t", [{"replicate": 1}], 1, "'replicate' is the replicate number"),
+        ("t", [{"a": 1}, {"a": 1.0}], 1, "point 1 repeats point 0"),
+        ("t", [{"a": 1}, {"b": 2}], 1, "point 1 has parameters ['b'], expected ['a']"),
+        ("_t", [{"a": 1}], 1, "bad table name '_t'"),
+        ("t", [{"a": 1}], 0, "replicates must be at least 1"),
+        ("t", [], 1, "at least one point"),
+    ],
+)
+def test_plan_points_refuses_bad_sweeps(table, points, replicates, message) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ledger.plan_points(table, points, replicates)
+
+
+def test_declare_stores_the_sweep_once(engine) -> None:
+    points = grid_points(["I=0:9:1", "J=1,2"])
+    sweep, new = ledger.declare(engine, "s1", "t", points, 3, spec="--grid ...")
+    assert new
+    assert (sweep.points, sweep.replicates, sweep.total, sweep.params) == (20, 3, 60, ["I", "J"])
+    again, new_again = ledger.declare(engine, "s1", "t", points, 3)
+    assert (again, new_again) == (sweep, False)
+    rows = ledger.point_rows(engine, "s1")
+    assert [r.idx for r in rows] == list(range(60))
+    assert rows[59].record_id == param_key("t", {"I": 9, "J": 2}, 2)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM _sweep_points")) == 60
+    with pytest.raises(ConfigError, match="already exists with other points"):
+        ledger.declare(engine, "s1", "t", points, 2)
+    with pytest.raises(ConfigError, match="already exists"):
+        ledger.declare(engine, "s1", "other", points, 3)
+
+
+def test_load_names_the_declared_sweeps(engine) -> None:
+    with pytest.raises(ConfigError, match="none yet"):
+        ledger.load(engine, "nope")
+    ledger.declare(engine, "b", "t", [{"a": 1}])
+    ledger.declare(engine, "a", "t", [{"a": 2}])
+    with pytest.raises(ConfigError, match=r"no sweep named 'nope' \(declared: a, b\)"):
+        ledger.load(engine, "nope")
+
+
+@pytest.mark.parametrize(
+    ("indexes", "ranges"),
+    [
+        ([], ""),
+        ([5], "5"),
+        ([3, 4, 5, 6, 7, 12, *range(40, 50)], "3-7,12,40-49"),
+        ([12, 4, 3, 4, 5], "3-5,12"),
+        ([0, 2, 4], "0,2,4"),
+        ([0, 1], "0-1"),
+    ],
+)
+def test_array_ranges(indexes, ranges) -> None:
+    assert array_ranges(indexes) == ranges
+
+
+def test_csv_lists_index_replicate_and_parameters() -> None:
+    rows = ledger.plan_points("t", [{"I": 0.5, "J": "x"}, {"I": 1, "J": "y"}], 2)
+    out = io.StringIO()
+    write_csv(rows[1:3], ["I", "J"], out)
+    assert out.getvalue() == "index,replicate,I,J\n1,1,0.5,x\n2,0,1,y\n"
+
+
+def test_point_and_record_keys_match_the_ledger() -> None:
+    assert point_key("t", {"I": 1, "J": 2.0, "replicate": 1}) == param_key("t", {"I": 1, "J": 2}, 1)
+    assert point_key("t", {"I": 1}) == param_key("t", {"I": 1}, 0)
+    data = {"I": 1, "J": 2, "replicate": 1, "K": 3.5}
+    assert record_key("t", data, ["I", "J", "replicate"]) == param_key("t", {"I": 1, "J": 2}, 1)
+    assert record_key("t", data, ["J", "I"]) == param_key("t", {"I": 1, "J": 2}, 0)
+    with pytest.raises(EncodeError, match="not in the record: L"):
+        record_key("t", data, ["I", "L"])
+
+
+def test_ledger_tables_cannot_receive_records() -> None:
+    raw = msgpack.packb({"v": 1, "id": "x", "t": "_sweep_points", "ts": 1.0, "d": {"a": 1}})
+    with pytest.raises(DecodeError, match="bad table name '_sweep_points'"):
+        Record.decode(raw)
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, ["sweep", *args], catch_exceptions=False)
+
+
+def test_cli_declare_reports_and_is_idempotent(sqlite_url) -> None:
+    args = ["declare", "ij", "--table", "ij", "--grid", "I=0:1:0.5", "--grid", "J=1,2",
+            "--replicates", "2", "--db-url", sqlite_url]  # fmt: skip
+    first = cli(*args)
+    assert first.exit_code == 0
+    assert (
+        first.stdout
+        == "declared sweep 'ij': 6 points x 2 replicates = 12 results into table 'ij'\n"
+    )
+    second = cli(*args)
+    assert second.stdout.startswith("already declared: sweep 'ij'")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["declare", "s", "--table", "t"], "give either --grid (one or more) or --points"),
+        (["declare", "s", "--table", "t", "--grid", "I=1:0:1"], "range 1:0:1 is empty"),
+        (["declare", "bad name", "--table", "t", "--grid", "I=1"], "bad sweep name 'bad name'"),
+        (["status", "nope"], "no sweep named 'nope'"),
+        (["missing", "s", "--format", "rq"], "sweep 's' was never submitted to RQ: give --func"),
+        (["plot", "s", "--x", "I", "--value", "K", "-o", "p.png"], "table 't' does not exist yet"),
+        (["plot", "s", "--x", "Q", "--value", "K", "-o", "p.png"], "'Q' is not a parameter"),
+        (["submit", "m.f", "--sweep", "s2", "--grid", "I=1"], "--table is needed"),
+    ],
+)
+def test_cli_errors_are_one_line(sqlite_url, args, message) -> None:
+    assert (
+        cli("declare", "s", "--table", "t", "--grid", "I=1,2", "--db-url", sqlite_url).exit_code
+        == 0
+    )
+    result = cli(*args, "--db-url", sqlite_url)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_cli_refuses_a_missing_sqlite_file(tmp_path) -> None:
+    result = cli("status", "s", "--db-url", f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+    assert not (tmp_path / "none.db").exists()

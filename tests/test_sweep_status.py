@@ -1,0 +1,136 @@
+"""Point states: done and failed from the results table, running from RQ's queue and registries
+(by the jobs' keyword arguments), on SQLite and PostgreSQL; the --watch progress bar."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from click.testing import CliRunner
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from collector.cli import main
+from collector.db import make_engine
+from collector.schema import Schema
+from collector.store import Store
+from collector.sweeps import ledger
+from collector.sweeps.missing import retire_failed
+from collector.sweeps.status import active_keys, progress
+from collector.sweeps.submit import enqueue_points
+from workers.keys import param_key
+from workers.record import Record
+
+POINTS = [{"I": i, "J": 0.5} for i in range(4)]
+
+
+def result(i: int, error: str | None = None) -> Record:
+    data = {"I": i, "J": 0.5, **({"_error": error} if error else {"K": i / 2})}
+    return Record(param_key("t", POINTS[i], 0), "t", data, 1.0)
+
+
+def start(client: redis.Redis, job_id: str, rq_queue: str, expires_in: float) -> None:
+    """What a worker does when it takes a job: off the queue, into the started registry."""
+    client.lrem(f"rq:queue:{rq_queue}", 0, job_id)
+    client.zadd(f"rq:wip:{rq_queue}", {f"{job_id}:exec1": time.time() + expires_in})
+    Job.fetch(job_id, connection=client).set_status(JobStatus.STARTED)
+
+
+def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_url) -> None:
+    engine = make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    ids = enqueue_points("m.f", POINTS, connection=fake_redis, queue="q")
+    Queue("q", connection=fake_redis).enqueue("m.other", 1, 2)  # positional: not a point
+    Queue("q", connection=fake_redis).enqueue("m.other", I=1, replicate="x")  # not a point either
+    start(fake_redis, ids[0], "q", expires_in=100)
+    start(fake_redis, ids[1], "q", expires_in=-100)  # its worker died: abandoned
+    fake_redis.hset(f"rq:job:{ids[3]}", "status", "finished")
+    keys = active_keys(fake_redis, "q", "t")
+    assert keys == {param_key("t", POINTS[0], 0), param_key("t", POINTS[2], 0)}
+
+    assert Store(engine, Schema()).write([result(2)]) == []
+    states = progress(engine, sweep, keys).states
+    assert states == {0: "running", 1: "missing", 2: "done", 3: "missing"}
+    assert progress(engine, sweep, None).running_known is False
+    engine.dispose()
+
+
+def check_failed_rows_move_aside(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    assert progress(engine, sweep, set()).count("missing") == 4  # no table yet
+    assert Store(engine, Schema()).write([result(0), result(1, "boom"), result(2, "bang")]) == []
+    state = progress(engine, sweep, set())
+    assert state.states == {0: "done", 1: "failed", 2: "failed", 3: "missing"}
+    rows = [r for r in ledger.point_rows(engine, "s") if r.idx in (1, 2)]
+    assert retire_failed(engine, sweep, rows) == 2
+    assert progress(engine, sweep, set()).states == {0: "done", 1: "missing", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    store = Store(engine, Schema())
+    assert store.write([result(1), result(2), result(3)]) == []
+    assert progress(engine, sweep, set()).complete
+    with engine.connect() as conn:
+        failures = conn.execute(ledger.FAILURES.select().order_by(ledger.FAILURES.c.idx)).all()
+    assert [(f.sweep, f.idx, f.error) for f in failures] == [("s", 1, "boom"), ("s", 2, "bang")]
+    engine.dispose()
+
+
+def test_failed_rows_move_aside_for_the_rerun_sqlite(sqlite_url) -> None:
+    check_failed_rows_move_aside(sqlite_url)
+
+
+@pytest.mark.postgres
+def test_failed_rows_move_aside_for_the_rerun_postgres(pg_url) -> None:
+    check_failed_rows_move_aside(pg_url)
+
+
+def test_watch_shows_a_bar_until_every_point_has_a_row(fake_redis, sqlite_url, monkeypatch):
+    monkeypatch.setattr(redis.Redis, "from_url", classmethod(lambda cls, url, **kw: fake_redis))
+    engine = make_engine(sqlite_url)
+    ledger.declare(engine, "s", "t", POINTS)
+    Store(engine, Schema()).write([result(0), result(1, "boom")])
+
+    def finish() -> None:
+        time.sleep(0.3)
+        Store(engine, Schema()).write([result(2), result(3)])
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    out = CliRunner().invoke(
+        main, ["sweep", "status", "s", "--watch", "--interval", "0.1", "--db-url", sqlite_url]
+    )
+    worker.join()
+    engine.dispose()
+    assert out.exit_code == 0, out.output
+    assert "4/4" in out.stderr
+    assert "3 done, 1 failed, 0 running, 0 missing" in out.stderr
+    assert out.stdout.splitlines()[1:] == ["  done     3", "  failed   1", "  running  0",
+                                           "  missing  0",
+                                           "rerun them:  collector sweep missing s --format "
+                                           "rq|slurm|csv"]  # fmt: skip
+
+
+def test_submit_sweep_declares_and_enqueues_only_what_is_missing(
+    fake_redis, sqlite_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(redis.Redis, "from_url", classmethod(lambda cls, url, **kw: fake_redis))
+    grid = ["--grid", "I=0:3:1", "--grid", "J=0.5", "--replicates", "2"]
+    args = ["sweep", "submit", "m.f", "--sweep", "s", "--table", "t", *grid, "--rq-queue", "q",
+            "--db-url", sqlite_url]  # fmt: skip
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("queued 8 of 8 points of sweep 's' on RQ queue 'q'")
+    queue = Queue("q", connection=fake_redis)
+    jobs = Job.fetch_many(queue.get_job_ids(), connection=fake_redis)
+    assert [j.kwargs for j in jobs[:2]] == [
+        {"I": 0, "J": 0.5, "replicate": 0}, {"I": 0, "J": 0.5, "replicate": 1}
+    ]  # fmt: skip
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.stdout.startswith("queued 0 of 8 points")  # all queued already
+    assert queue.count == 8
+    engine = make_engine(sqlite_url)
+    sweep = ledger.load(engine, "s")
+    engine.dispose()
+    assert (sweep.func, sweep.rq_queue, sweep.spec) == ("m.f", "q", "--grid I=0:3:1 --grid J=0.5")
