@@ -22,7 +22,10 @@ from collector.schema import TableInfo
 from workers.record import Record
 
 _UTC = dt.UTC
-_ATTRIBUTE = {"_id": "id", "_ts": "ts", "_host": "host", "_pid": "pid", "_job": "job"}
+_ATTRIBUTE = {
+    "_id": "id", "_ts": "ts", "_host": "host", "_pid": "pid", "_job": "job",
+    "_elapsed": "elapsed", "_maxrss": "maxrss",
+}  # fmt: skip
 _STAGE = "rc_stage"  # a temporary table, dropped after use
 _UNIQUE_VIOLATION = "23505"
 Convert = Callable[[Any], Any]

@@ -31,13 +31,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import redis  # noqa: E402
-
-import bench_ceiling as ceiling  # noqa: E402
-import bench_pipeline as pipeline  # noqa: E402
-import bench_report as report  # noqa: E402
-import bench_seed as seed  # noqa: E402
-from bench_common import Sizes, drop_queue, environment, temp_pg_database, unique_queue  # noqa: E402
+import bench_ceiling as ceiling
+import bench_pipeline as pipeline
+import bench_report as report
+import bench_seed as seed
+import redis
+from bench_common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
 CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -128,15 +127,15 @@ class Bench:
     def case_ceiling(self) -> None:
         n = self.sizes.backlog
         self.add("ceiling", "sqlite-executemany", lambda: ceiling.sqlite_executemany(self.tmp, n))
-        self.add("ceiling", "redis-drain",
-                 lambda: ceiling.redis_drain(self.args.redis_url, self.queue(), n, 2000))  # fmt: skip
+        redis_url = self.args.redis_url
+        self.add("ceiling", "redis-drain", lambda: ceiling.redis_drain(redis_url, self.queue(), n))
         if not self.args.no_postgres:
             with self.pg() as url:
                 self.add("ceiling", "pg-copy", lambda: ceiling.pg_copy(url, n))
 
     def _drain(self, setup: str, db_url: str, count: int) -> None:
-        self.add("drain", setup,
-                 lambda: pipeline.drain(self.args.redis_url, db_url, self.queue(), count))  # fmt: skip
+        redis_url = self.args.redis_url
+        self.add("drain", setup, lambda: pipeline.drain(redis_url, db_url, self.queue(), count))
 
     def case_drain(self) -> None:
         s = self.sizes
@@ -150,9 +149,12 @@ class Bench:
     def case_end_to_end(self) -> None:
         for p in self.sizes.producers:
             url = f"sqlite:///{self.tmp / f'e2e-{p}.db'}"
-            self.add("end-to-end", f"P={p} sqlite",
-                     lambda u=url, p=p: pipeline.end_to_end(
-                         self.args.redis_url, u, self.queue(), p, self.sizes.e2e_records))  # fmt: skip
+            self.add("end-to-end", f"P={p} sqlite", lambda u=url, p=p: self._end_to_end(u, p))
+
+    def _end_to_end(self, db_url: str, producers: int) -> dict[str, Any]:
+        return pipeline.end_to_end(
+            self.args.redis_url, db_url, self.queue(), producers, self.sizes.e2e_records
+        )
 
     def case_emit(self) -> None:
         def measure() -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 import redis
-
 from bench_common import TABLE, fill
+
 from collector.stream import Stream
 from workers.record import Record, new_id
 
@@ -60,7 +60,7 @@ def sqlite_executemany(directory: Path, count: int) -> dict[str, Any]:
     return {"records": count, "seconds": seconds, "rate": count / seconds}
 
 
-def redis_drain(redis_url: str, queue: str, count: int, batch: int) -> dict[str, Any]:
+def redis_drain(redis_url: str, queue: str, count: int, batch: int = 2000) -> dict[str, Any]:
     """Fill ``queue`` with ``count`` records, then read, decode and ack/delete them all."""
     fill(redis_url, queue, count, "fill (redis drain)")
     client = redis.Redis.from_url(redis_url)

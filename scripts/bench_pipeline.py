@@ -9,13 +9,13 @@ import time
 from typing import Any
 
 import redis
-
 from bench_common import TABLE, count_rows, fill, read_line, result_data, start_child
+
 from workers.emitter import FIELD, Emitter
 
 
 def drain(redis_url: str, db_url: str, queue: str, count: int) -> dict[str, Any]:
-    """A backlog of ``count`` records already in the stream; the collector runs until it is empty."""
+    """A backlog of ``count`` records already in the stream; the collector runs until empty."""
     fill(redis_url, queue, count, "fill (drain)")
     child = start_child(
         ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue, "--expect", str(count)]

@@ -87,8 +87,8 @@ class Emitter:
     def emit_many(self, results: Iterable[Any], *, table: str = "results") -> list[str]:
         """Send many results in one round trip; returns their record ids. They share one emit
         time and source (one call, one moment, one job)."""
-        host, pid, job, now = host_name(), os.getpid(), current_job_id(), time.time()
-        records = [Record(new_id(), table, as_data(r), now, host, pid, job) for r in results]
+        source = (time.time(), host_name(), os.getpid(), current_job_id(), elapsed(), peak_rss())
+        records = [Record(new_id(), table, as_data(r), *source) for r in results]
         self._queue([r.encode() for r in records])
         return [r.id for r in records]
 

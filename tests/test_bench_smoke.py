@@ -1,0 +1,59 @@
+"""scripts/bench.py --quick runs every case end to end and writes its JSON and chart.
+
+A smoke test only: no speed is asserted here (benchmarks print tables, they are not tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import REAL_PG_URL, REAL_REDIS_URL
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+CASES = {"seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit"}
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def bench_databases() -> set[str]:
+    engine = sa.create_engine(REAL_PG_URL)
+    with engine.connect() as conn:
+        sql = sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern")
+        names = set(conn.execute(sql, {"pattern": "rc_bench_%"}).scalars())
+    engine.dispose()
+    return names
+
+
+def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, tmp_path) -> None:
+    before = set(real_redis.scan_iter(match="bench:*")), bench_databases()
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--markdown", "--out", str(out),
+         "--redis-url", REAL_REDIS_URL, "--pg-url", REAL_PG_URL],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| case | setup | records | seconds | rate /s | notes |" in proc.stdout
+    (json_path,) = out.glob("bench-*.json")
+    payload = json.loads(json_path.read_text())
+    assert {row["case"] for row in payload["results"]} == CASES
+    assert {check["target"].split()[0] for check in payload["targets"]} >= {"drain", "e2e", "emit"}
+    assert json_path.with_suffix(".png").stat().st_size > 0
+    after = set(real_redis.scan_iter(match="bench:*")), bench_databases()
+    assert after == before  # its queues and temporary databases are gone
+
+
+def test_bad_case_name_is_a_one_line_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--only", "drain,nonsense"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "unknown case(s) nonsense" in proc.stderr
+    assert "Traceback" not in proc.stderr
