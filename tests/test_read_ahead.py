@@ -1,0 +1,71 @@
+"""Reading one batch ahead while a backlog is written: never further, never acknowledged early,
+stored at a warm stop, left pending (not lost) when the database is down."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from collector.daemon import Collector
+from collector.errors import DatabaseUnavailable
+from tests.helpers import drain, rows
+from workers import Emitter
+
+
+def pending(client, queue: str) -> int:
+    return int(client.xpending(queue, "collector")["pending"])
+
+
+@pytest.fixture
+def collector(settings, fake_redis, queue) -> Collector:
+    Emitter(queue=queue, client=fake_redis).emit_many([{"i": i} for i in range(5)])
+    c = Collector(replace(settings, batch_size=2), client=fake_redis)
+    c.start()
+    yield c
+    c.close()
+
+
+def wait_ahead(collector: Collector) -> None:
+    assert collector._ahead is not None
+    collector._ahead.result(timeout=10)
+
+
+def test_a_full_batch_reads_the_next_one_ahead_unacknowledged(collector, settings) -> None:
+    collector.run_once()  # batch [0, 1] stored while [2, 3] is read ahead
+    wait_ahead(collector)
+    assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1]
+    assert pending(collector.client, settings.queue) == 2  # read ahead, not acknowledged
+    assert drain(collector) == 3
+    assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
+    assert pending(collector.client, settings.queue) == 0
+
+
+def test_close_stores_the_batch_read_ahead(collector, settings, fake_redis) -> None:
+    collector.run_once()
+    wait_ahead(collector)
+    collector.close()
+    assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3]
+    assert pending(fake_redis, settings.queue) == 0
+    assert fake_redis.xlen(settings.queue) == 1  # the fifth was never read
+
+
+def test_database_down_reads_at_most_one_batch_ahead(collector, settings, monkeypatch) -> None:
+    collector.run_once()  # batch [0, 1] stored, [2, 3] read ahead
+    wait_ahead(collector)
+    real_write = collector.store.write
+
+    def down(records):
+        raise DatabaseUnavailable("down for the test")
+
+    monkeypatch.setattr(collector.store, "write", down)
+    for _ in range(3):
+        with pytest.raises(DatabaseUnavailable):
+            collector.run_once()
+        if collector._ahead is not None:
+            collector._ahead.result(timeout=10)
+        assert pending(collector.client, settings.queue) == 3  # [2, 3] retried, [4] ahead
+    monkeypatch.setattr(collector.store, "write", real_write)
+    assert drain(collector) == 3
+    assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
+    assert pending(collector.client, settings.queue) == 0
