@@ -44,13 +44,14 @@ class SendBuffer:
         """Buffer ``payloads``; send the buffer at once when it reaches ``size``."""
         self._adopt()
         with self._lock:
+            was_empty = not self._payloads
             self._payloads.extend(payloads)
             if len(self._payloads) >= self.size:
                 self.flush()
             elif self._thread is None:
                 self._start()
-            else:
-                self._wake.set()
+            elif was_empty:
+                self._wake.set()  # the timer sleeps only while the buffer is empty
 
     def flush(self) -> None:
         """Send everything buffered in one round trip; on failure it stays buffered and the
