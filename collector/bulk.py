@@ -1,13 +1,16 @@
 """The fast insert path: rows as tuples, SQL built once per table and column set.
 
-SQLite gets one precompiled ``INSERT ... ON CONFLICT(_id) DO NOTHING`` run with executemany
-through ``exec_driver_sql``; PostgreSQL (psycopg 3) gets COPY into a temporary table, then
-``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING``. Both run inside the caller's SQLAlchemy
-transaction and apply the same bind processors SQLAlchemy would (datetimes, JSON, booleans).
+SQLite gets one ``INSERT ... ON CONFLICT(_id) DO NOTHING`` run with executemany through
+``exec_driver_sql``; PostgreSQL (psycopg 3) gets COPY, falling back to COPY into a temporary
+table and ``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING`` when an id is already stored.
+Both run inside the caller's SQLAlchemy transaction, apply the bind processors SQLAlchemy would
+(datetimes, JSON, booleans) and raise SQLAlchemy's exception classes, so the store's bisection
+of refused rows works unchanged. Tables with Python-side column defaults use the generic insert.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import functools
 import math
@@ -129,7 +132,7 @@ def _compose(first: Convert, then: Convert | None) -> Convert:
     return lambda value: then(first(value))
 
 
-class BulkWriter:
+class BulkWriter(abc.ABC):
     """Inserts records into tables that ``suits`` accepts; one subclass per dialect."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
@@ -153,8 +156,9 @@ class BulkWriter:
         prep = self.dialect.identifier_preparer
         return prep.format_table(info.table), ", ".join(prep.quote(c) for c in layout.columns)
 
+    @abc.abstractmethod
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
-        raise NotImplementedError
+        """Insert ``records`` (distinct ids) into ``info``'s table, skipping ids already there."""
 
 
 class SQLiteWriter(BulkWriter):
