@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import exc as sa_exc
 
 from collector.cli.run import run
+from collector.cli.spool import spool
 from collector.cli.status import status
 from workers.errors import CollectorError
 
@@ -42,3 +43,4 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(status)
+main.add_command(spool)
