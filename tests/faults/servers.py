@@ -1,0 +1,178 @@
+"""Real processes for the fault-injection tests: private redis-server and PostgreSQL instances on
+free ports, collectors and producers as subprocesses, and a bounded wait."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PRODUCER = Path(__file__).with_name("producer.py")
+
+
+def missing(what: str) -> None:
+    """Skip locally, fail in CI, when a server binary the test needs is not installed."""
+    if IN_CI:
+        pytest.fail(f"{what} is not installed (CI=true: a missing service is a failure)")
+    pytest.skip(f"{what} is not installed")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
+    """Poll ``check`` until it is true; fail the test naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class RedisServer:
+    """A private redis-server with AOF on (fsync always), in its own directory and port."""
+
+    def __init__(self, directory: Path, *extra: str) -> None:
+        self.binary = shutil.which("redis-server") or ""
+        if not self.binary:
+            missing("redis-server")
+        self.directory = directory
+        self.port = free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, auth: str = "") -> str:
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, ping_url: str | None = None) -> None:
+        """Start (or restart, reloading the AOF) and wait until it answers PING."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.directory), "--save", "", "--appendonly", "yes",
+                "--appendfsync", "always", "--daemonize", "no", *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(ping_url or self.url())
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_until(answers, 15, f"redis-server on port {self.port}")
+        finally:
+            client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+
+class PgCluster:
+    """A private PostgreSQL cluster (initdb) on a free port, run as ``postgres`` under root."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            missing("PostgreSQL server binaries (initdb)")
+        self.bin = Path(bins[-1]).parent
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="rc-pg-"))
+        self.data = self.directory / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._as(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"])
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as(self, command: list[str]) -> None:
+        argv = [str(self.bin / command[0]), *command[1:]]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -h 127.0.0.1 -c fsync=off"
+        self._as(["pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Process(subprocess.Popen):  # type: ignore[type-arg]
+    """A child process whose stderr goes to a temporary file (a full pipe would block it)."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        self._errfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        kwargs.setdefault("stderr", self._errfile)
+        super().__init__(argv, **kwargs)
+        self.err = ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process (if alive), wait for it, keep its stderr; returns its exit code."""
+        if self.poll() is None:
+            self.send_signal(sig)
+        code = self.wait(timeout=timeout)
+        self._errfile.seek(0)
+        self.err = self._errfile.read().decode(errors="replace")
+        self._errfile.close()
+        return code
+
+
+def collector(*args: str, **kwargs: Any) -> Process:
+    """Start ``collector ARGS...`` as its own process."""
+    code = "import sys; from collector.cli import main; sys.exit(main())"
+    return Process([sys.executable, "-c", code, *args], **kwargs)
+
+
+def producer(
+    url: str, queue: str, prefix: str, count: int, *, pause: float = 0.0, **kwargs: Any
+) -> Process:
+    """Start a producer emitting ``count`` records keyed ``{prefix}-{i}`` to ``queue``."""
+    argv = [sys.executable, str(PRODUCER), url, queue, prefix, str(count), str(pause)]
+    return Process(argv, **kwargs)
+
+
+def stored_ids(db_url: str, table: str = "results") -> list[str]:
+    """Every ``_id`` in ``table`` (a list, so duplicates would show)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table):
+                return []
+            return list(conn.scalars(sa.text(f"SELECT _id FROM {table}")))  # noqa: S608
+    finally:
+        engine.dispose()
