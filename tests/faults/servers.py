@@ -133,29 +133,42 @@ class PgCluster:
 
 
 class Process(subprocess.Popen):  # type: ignore[type-arg]
-    """A child process whose stderr goes to a temporary file (a full pipe would block it)."""
+    """A child process whose stdout and stderr go to temporary files (a full pipe would block
+    it); ``out`` and ``err`` hold them once it has ended."""
 
     def __init__(self, argv: list[str], **kwargs: Any) -> None:
-        self._errfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        kwargs.setdefault("stderr", self._errfile)
+        self._files = [tempfile.TemporaryFile() for _ in range(2)]  # noqa: SIM115 - see _collect
+        kwargs.setdefault("stdout", self._files[0])
+        kwargs.setdefault("stderr", self._files[1])
         super().__init__(argv, **kwargs)
-        self.err = ""
+        self.out = self.err = ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Signal the process (if alive), wait for it, keep its stderr; returns its exit code."""
-        if self.poll() is None:
+    def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process (unless ``sig`` is None) if it is alive, wait for it, keep its
+        output; returns its exit code."""
+        if sig is not None and self.poll() is None:
             self.send_signal(sig)
         code = self.wait(timeout=timeout)
-        self._errfile.seek(0)
-        self.err = self._errfile.read().decode(errors="replace")
-        self._errfile.close()
+        if not self._files[0].closed:
+            self.out, self.err = (self._collect(f) for f in self._files)
         return code
+
+    @staticmethod
+    def _collect(handle: Any) -> str:
+        handle.seek(0)
+        text = handle.read().decode(errors="replace")
+        handle.close()
+        return text
+
+
+def python(code: str, *args: str, **kwargs: Any) -> Process:
+    """Start ``python -c CODE ARGS...`` with this interpreter."""
+    return Process([sys.executable, "-c", code, *args], **kwargs)
 
 
 def collector(*args: str, **kwargs: Any) -> Process:
     """Start ``collector ARGS...`` as its own process."""
-    code = "import sys; from collector.cli import main; sys.exit(main())"
-    return Process([sys.executable, "-c", code, *args], **kwargs)
+    return python("import sys; from collector.cli import main; sys.exit(main())", *args, **kwargs)
 
 
 def producer(
@@ -176,3 +189,29 @@ def stored_ids(db_url: str, table: str = "results") -> list[str]:
             return list(conn.scalars(sa.text(f"SELECT _id FROM {table}")))  # noqa: S608
     finally:
         engine.dispose()
+
+
+def start_collector(
+    redis_url: str, db_url: str, queue: str, consumer: str = "c1", *extra: str
+) -> Process:
+    """A ``collector run`` with small batches and waits, so faults land between many batches."""
+    return collector(
+        "run", "--redis-url", redis_url, "--db-url", db_url, "--queue", queue,
+        "--consumer", consumer, "--batch-size", "200", "--max-wait", "0.1", *extra,
+    )  # fmt: skip
+
+
+def drained(client: redis.Redis, queue: str) -> bool:
+    """True when the stream holds nothing: every entry stored (or dead-lettered) and acked."""
+    try:
+        return client.xlen(queue) == 0 and client.xpending(queue, "collector")["pending"] == 0
+    except redis.ResponseError:  # no group yet
+        return False
+
+
+def wait_for_rows(db_url: str, expected: set[str], timeout: float) -> None:
+    """Wait until ``expected`` ids are all stored; then assert exactly those, each once."""
+    wait_until(lambda: len(stored_ids(db_url)) >= len(expected), timeout, "all rows", every=0.2)
+    ids = stored_ids(db_url)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
