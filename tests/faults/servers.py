@@ -121,10 +121,18 @@ class PgCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.directory} -h 127.0.0.1 -c fsync=off"
-        self._as(["pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60", "start"])
+        log = str(self.directory / "server.log")
+        self._as(["pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start"])
 
     def stop(self, mode: str = "fast") -> None:
         self._as(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def start_if_stopped(self) -> None:
+        """Make sure the cluster runs again (after a test that stopped it failed midway)."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._as(["pg_ctl", "-D", str(self.data), "status"])
+            return
+        self.start()
 
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
