@@ -16,6 +16,7 @@ from faults.servers import (
     producer,
     python,
     start_collector,
+    stored_ids,
     wait_for_rows,
     wait_until,
 )
@@ -26,18 +27,28 @@ pytestmark = pytest.mark.slow
 EACH = 600
 
 
+def consumers(client: redis.Redis, queue: str) -> set[bytes]:
+    try:
+        return {c["name"] for c in client.xinfo_consumers(queue, "collector")}
+    except redis.ResponseError:  # no stream or group yet
+        return set()
+
+
 def test_redis_restart_during_emits_loses_nothing(redis_server, sqlite_url, queue, tmp_path):
     url = redis_server.url()
     spool_dir = tmp_path / "spool"
     env = {**os.environ, "COLLECTOR_SPOOL_DIR": str(spool_dir)}
     patient = {**env, "COLLECTOR_EMIT_TIMEOUT": "20"}  # outlasts the outage by retrying
     hasty = {**env, "COLLECTOR_EMIT_TIMEOUT": "0.3"}  # gives up early and spools
+    daemon = start_collector(url, sqlite_url, queue)
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: consumers(client, queue) == {b"c1"}, 30, "the collector to read")
+    client.close()
     producers = [
         producer(url, queue, "patient", EACH, pause=0.004, env=patient),
         producer(url, queue, "hasty", EACH, pause=0.004, env=hasty),
     ]
-    daemon = start_collector(url, sqlite_url, queue)
-    time.sleep(0.8)
+    wait_until(lambda: len(stored_ids(sqlite_url)) > 0, 30, "the first rows")
     redis_server.stop(signal.SIGKILL)
     time.sleep(2.0)
     redis_server.start()
