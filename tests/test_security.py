@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import redis
 import sqlalchemy as sa
 from click.testing import CliRunner
 from faults.servers import RedisServer, collector, free_port, stored_ids, wait_until
@@ -170,10 +171,15 @@ def collector_argv() -> list[str]:
 
 @pytest.fixture
 def acl_redis(tmp_path):
-    """A private redis-server where the default user is off and ``alice`` needs a password."""
+    """A private redis-server where the default user is off, ``alice`` needs a password, and
+    ``jobs`` (for compute nodes) may only XADD to queue ``q``, ``drain`` has what a collector
+    needs: the least-privilege users docs/security.md suggests."""
     server = RedisServer(
         tmp_path / "redis", "--user", "default", "off",
         "--user", "alice", "on", f">{PASSWORD}", "~*", "&*", "+@all",
+        "--user", "jobs", "on", ">jobs-pw", "~q", "+xadd",
+        "--user", "drain", "on", f">{PASSWORD}", "~q", "~q:dead", "+@stream", "+multi", "+exec",
+        "+exists", "+ping",
     )  # fmt: skip
     server.start(ping_url=server.url(f"alice:{PASSWORD}@"))
     yield server
@@ -203,6 +209,19 @@ def test_acl_user_and_password_work_for_emitter_collector_and_cli(
         0, {"results": 3}, acl_redis.url("alice:***@"),
     )  # fmt: skip
     assert PASSWORD not in result.output
+
+
+@pytest.mark.slow
+def test_a_jobs_user_that_may_only_xadd_can_emit(acl_redis, tmp_path) -> None:
+    jobs = Emitter(acl_redis.url("jobs:jobs-pw@"), "q", spool_dir=tmp_path, emit_timeout=0)
+    ids = [jobs.emit({"x": 1}), *jobs.emit_many([{"x": 2}])]
+    assert Spool(tmp_path).files() == []
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        jobs.client.xrange("q")
+    jobs.close()
+    admin = redis.Redis.from_url(acl_redis.url(f"alice:{PASSWORD}@"))
+    assert [Record.decode(f[b"m"]).id for _, f in admin.xrange("q")] == ids
+    admin.close()
 
 
 @pytest.mark.slow
