@@ -200,3 +200,22 @@ def test_cli_spool_flush_reports_an_empty_directory(tmp_path) -> None:
     result = CliRunner().invoke(main, ["spool", "flush", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"no spooled records in {tmp_path}"
+
+
+def test_a_resend_failure_other_than_the_connection_does_not_fail_the_emit(
+    server, client, make, tmp_path, monkeypatch, caplog
+) -> None:
+    emitter = make(client=client, emit_timeout=0)
+    server.connected = False
+    first = emitter.emit({"x": 1})
+
+    def broken(*_args: object) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(emitter.spool, "flush", broken)
+    server.connected = True
+    with caplog.at_level(logging.WARNING, logger="workers"):
+        second = emitter.emit({"x": 2})
+    assert stream_ids(client, "q") == [second]
+    assert "could not re-send the spool" in caplog.text
+    assert [Record.decode(p).id for _, p in spooled(tmp_path)] == [first]

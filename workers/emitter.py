@@ -169,6 +169,9 @@ class Emitter:
             result = self.spool.flush(self._xadd, [self.spool.path])
         except (redis.ConnectionError, redis.TimeoutError):
             return  # still spooled; the next successful send tries again
+        except (redis.RedisError, OSError) as exc:  # the record just sent is safe: do not raise
+            log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
+            return
         self._spooled_pid = 0
         log.info("re-sent %d spooled records from %s", result.sent, self.spool.path)
 
