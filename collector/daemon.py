@@ -206,6 +206,7 @@ class Collector:
                     log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                     stop.wait(delay)
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    self._reading_pending = True  # a lost XREADGROUP reply left entries pending
                     delay = backoff.next()
                     log.warning("redis unavailable (%s); retrying in %.1f s", exc, delay)
                     stop.wait(delay)

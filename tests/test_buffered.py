@@ -11,9 +11,8 @@ import pytest
 import redis
 
 from tests.conftest import REAL_REDIS_URL
-from workers import Emitter, Record
+from workers import Emitter, Record, xadd
 from workers.buffer import SendBuffer
-from workers.xadd import XAdd
 
 
 def stream_ids(client, queue: str) -> list[str]:
@@ -153,13 +152,13 @@ def test_xadd_packs_what_redis_py_would_send() -> None:
         b"".join(redis.Connection().pack_command("XADD", "q:results", "*", "m", p))
         for p in payloads
     )
-    assert XAdd("q:results", "m").pack(payloads) == expected
+    assert xadd.pack("q:results", "m", payloads) == expected
 
 
 def test_an_error_reply_is_raised_and_the_connection_stays_usable(fake_redis, queue) -> None:
     fake_redis.set(queue, "not a stream")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        XAdd(queue, "m").send(fake_redis, [b"x", b"y"])
+        xadd.send(fake_redis, queue, "m", [b"x", b"y"])
     fake_redis.delete(queue)
-    XAdd(queue, "m").send(fake_redis, [b"z"])
+    xadd.send(fake_redis, queue, "m", [b"z"])
     assert [f[b"m"] for _, f in fake_redis.xrange(queue)] == [b"z"]

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from workers import xadd
 from workers.buffer import SendBuffer
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
-from workers.xadd import XAdd
+from workers.spool import Spool
 
 FIELD = "m"
+FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
+SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
+log = logging.getLogger(__name__)
 
 
 def as_data(result: Any) -> dict[str, Any]:
@@ -30,7 +40,10 @@ class Emitter:
     """Sends records to one queue on one Redis; cheap to call, safe to use after ``fork``.
 
     Pass ``client`` (e.g. a fakeredis client in tests) or let it connect lazily to
-    ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use. With ``buffer=N`` records are
+    ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use. While Redis is unreachable a
+    send is retried for ``emit_timeout`` seconds (COLLECTOR_EMIT_TIMEOUT), then the records go
+    to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent by the next
+    successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
     sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
     ``flush()``/``close()`` and at normal exit; a killed process loses its unsent buffer.
     """
@@ -41,15 +54,24 @@ class Emitter:
         queue: str | None = None,
         *,
         client: redis.Redis | None = None,
+        emit_timeout: float | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         buffer: int = 0,
         flush_interval: float = 1.0,
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
         self.queue = queue or env.queue
+        self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
+        self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
         self._client = client
         self._owns_client = client is None
-        self._xadd = XAdd(self.queue, FIELD)
+        self._client_pid = os.getpid()
+        self._sleep = sleep
+        self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
+        self._send_lock = threading.Lock()
+        self._atexit = False
         self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
 
     def __repr__(self) -> str:
@@ -57,9 +79,17 @@ class Emitter:
 
     @property
     def client(self) -> redis.Redis:
-        """The Redis client, built on first use (redis-py's pool reconnects after a fork)."""
+        """The Redis client, built on first use and again in a forked child (which must never
+        write to its parent's socket); our own retry loop replaces redis-py's."""
+        if self._owns_client and self._client_pid != os.getpid():
+            self._client, self._client_pid = None, os.getpid()  # the parent's: not ours to close
         if self._client is None:
-            self._client = redis.Redis.from_url(self.redis_url)
+            self._client = redis.Redis.from_url(
+                self.redis_url,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
         return self._client
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
@@ -92,10 +122,6 @@ class Emitter:
         self._queue([r.encode() for r in records])
         return [r.id for r in records]
 
-    def _send(self, payloads: list[bytes]) -> None:
-        """One round trip: XADD every payload."""
-        self._xadd.send(self.client, payloads)
-
     # Buffered mode (``buffer=N``): emit and emit_many queue payloads; SendBuffer sends them
     # through ``_send`` on size, on its timer, on ``flush()``, on ``close()`` and at exit.
 
@@ -110,10 +136,87 @@ class Emitter:
         if self._buffer is not None:
             self._buffer.flush()
 
+    def _send(self, payloads: list[bytes]) -> None:
+        """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away; after
+        ``emit_timeout`` keep them in the spool instead. Once a send succeeds, re-send the spool.
+
+        While this process has records spooled, a send tries once and spools at once on failure:
+        the outage is known, and a job should not wait ``emit_timeout`` for every result. Wrong
+        credentials are not retried either. A spool that cannot be written raises EmitError.
+        """
+        if not payloads:
+            return
+        with self._send_lock:
+            spooling = self._spooled_pid == os.getpid()
+            deadline = time.monotonic() + (0.0 if spooling else self.emit_timeout)
+            delay = FIRST_DELAY
+            while True:
+                try:
+                    self._xadd(self.queue, payloads)
+                    break
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    hopeless = isinstance(exc, redis.AuthenticationError)  # wrong credentials
+                    if hopeless or time.monotonic() + delay > deadline:
+                        self._spool(payloads, exc, warn=not spooling)
+                        return
+                    self._sleep(delay)
+                    delay = min(MAX_DELAY, delay * 2)
+            if spooling:
+                self._resend_spool()
+
+    def _xadd(self, queue: str, payloads: list[bytes]) -> None:
+        """One round trip: XADD every payload to ``queue`` (a retry after a failure may repeat
+        some; the collector stores one row per record id)."""
+        xadd.send(self.client, queue, FIELD, payloads)
+
+    def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:
+        """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""
+        path = self.spool.append(self.queue, payloads)
+        self._spooled_pid = os.getpid()
+        if not self._atexit:
+            atexit.register(self.flush_spool)
+            self._atexit = True
+        if warn:
+            log.warning(
+                "redis at %s unreachable for %.0f s (%s): spooling records to %s until it is back",
+                mask_url(self.redis_url), self.emit_timeout, exc, path,
+            )  # fmt: skip
+
+    def _resend_spool(self) -> None:
+        """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
+        try:
+            result = self.spool.flush(self._xadd, [self.spool.path])
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # still spooled; the next successful send tries again
+        except (redis.RedisError, OSError) as exc:  # the record just sent is safe: do not raise
+            log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
+            return
+        self._spooled_pid = 0
+        log.info("re-sent %d spooled records from %s", result.sent, self.spool.path)
+
+    def flush_spool(self) -> None:
+        """Re-send this process's spooled records now (also run at exit); what fails stays in
+        the spool file for ``collector spool flush``."""
+        if self._spooled_pid != os.getpid():
+            return
+        with self._send_lock:
+            self._resend_spool()
+        if self._spooled_pid == os.getpid():
+            log.warning(
+                "redis still unreachable: records stay in %s; send them later with "
+                "`collector spool flush %s`", self.spool.path, self.spool.directory,
+            )  # fmt: skip
+
     def close(self) -> None:
-        """Flush the buffer, then release the connection pool if this emitter built it."""
+        """Flush the buffer, try once more to re-send the spool, then release the connection pool
+        if this emitter built it (in this process)."""
         if self._buffer is not None:
             self._buffer.close()
+        self.flush_spool()
+        if self._atexit:
+            atexit.unregister(self.flush_spool)
+            self._atexit = False
         if self._owns_client and self._client is not None:
-            self._client.close()
+            if self._client_pid == os.getpid():
+                self._client.close()
             self._client = None

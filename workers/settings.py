@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
+DEFAULT_EMIT_TIMEOUT = 30.0
+
+
+def default_spool_dir() -> Path:
+    """Per-user directory for records Redis could not take, under $XDG_CACHE_HOME or ~/.cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "result-collector" / "spool"
 
 
 def mask_url(url: str) -> str:
@@ -34,17 +42,36 @@ class EmitterSettings:
     redis_url: str = DEFAULT_REDIS_URL
     queue: str = DEFAULT_QUEUE
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    emit_timeout: float = DEFAULT_EMIT_TIMEOUT
+    spool_dir: Path = field(default_factory=default_spool_dir)
 
     @classmethod
     def from_env(cls) -> EmitterSettings:
-        """Settings from COLLECTOR_REDIS_URL and COLLECTOR_QUEUE, with the contract's defaults."""
+        """Settings from COLLECTOR_REDIS_URL, COLLECTOR_QUEUE, COLLECTOR_EMIT_TIMEOUT (seconds)
+        and COLLECTOR_SPOOL_DIR, with the contract's defaults; a bad timeout raises ValueError."""
+        timeout = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
+        spool = os.environ.get("COLLECTOR_SPOOL_DIR")
         return cls(
             redis_url=os.environ.get("COLLECTOR_REDIS_URL") or DEFAULT_REDIS_URL,
             queue=os.environ.get("COLLECTOR_QUEUE") or DEFAULT_QUEUE,
+            emit_timeout=parse_timeout(timeout) if timeout else DEFAULT_EMIT_TIMEOUT,
+            spool_dir=Path(spool) if spool else default_spool_dir(),
         )
 
     def __repr__(self) -> str:
         return (
             f"EmitterSettings(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r}, "
-            f"max_record_bytes={self.max_record_bytes})"
+            f"max_record_bytes={self.max_record_bytes}, emit_timeout={self.emit_timeout}, "
+            f"spool_dir={str(self.spool_dir)!r})"
         )
+
+
+def parse_timeout(text: str) -> float:
+    """COLLECTOR_EMIT_TIMEOUT as seconds (a non-negative number), else a ValueError saying so."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"COLLECTOR_EMIT_TIMEOUT must be a number of seconds >= 0, got {text!r}")
+    return value

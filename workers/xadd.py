@@ -12,38 +12,33 @@ from collections.abc import Sequence
 import redis
 
 
-class XAdd:
-    """``XADD <queue> * <field> <payload>`` for many payloads in one round trip."""
+def pack(queue: str, field: str, payloads: Sequence[bytes]) -> bytes:
+    """The RESP bytes of ``XADD <queue> * <field> <payload>`` for each payload."""
+    key, name = queue.encode(), field.encode()
+    head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$%d\r\n%s\r\n" % (
+        len(key), key, len(name), name,
+    )  # fmt: skip
+    return b"".join(b"%s$%d\r\n%s\r\n" % (head, len(p), p) for p in payloads)
 
-    def __init__(self, queue: str, field: str) -> None:
-        key, name = queue.encode(), field.encode()
-        self._head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$%d\r\n%s\r\n" % (
-            len(key), key, len(name), name,
-        )  # fmt: skip
 
-    def pack(self, payloads: Sequence[bytes]) -> bytes:
-        """The RESP bytes of one XADD per payload."""
-        head = self._head
-        return b"".join(b"%s$%d\r\n%s\r\n" % (head, len(p), p) for p in payloads)
-
-    def send(self, client: redis.Redis, payloads: Sequence[bytes]) -> None:
-        """Send every payload and read every reply; the first error reply is raised after all
-        replies are read (the connection stays in step). Connection errors are retried as
-        redis-py would retry this connection's commands, then raised."""
-        data, count = self.pack(payloads), len(payloads)
-        pool = client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.retry.call_with_retry(
-                lambda: _round_trip(conn, data, count), lambda _error: conn.disconnect()
-            )
-        except redis.ResponseError:
-            raise  # every reply was read: the connection is fine
-        except BaseException:
-            conn.disconnect()  # a reply may still be on its way: never reuse this socket
-            raise
-        finally:
-            pool.release(conn)
+def send(client: redis.Redis, queue: str, field: str, payloads: Sequence[bytes]) -> None:
+    """XADD every payload in one round trip and read every reply; the first error reply is
+    raised after all replies are read (the connection stays in step). Connection errors are
+    retried as the client's retry policy says, then raised."""
+    data, count = pack(queue, field, payloads), len(payloads)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.retry.call_with_retry(
+            lambda: _round_trip(conn, data, count), lambda _error: conn.disconnect()
+        )
+    except redis.ResponseError:
+        raise  # every reply was read: the connection is fine
+    except BaseException:
+        conn.disconnect()  # a reply may still be on its way: never reuse this socket
+        raise
+    finally:
+        pool.release(conn)
 
 
 def _round_trip(conn: redis.Connection, data: bytes, count: int) -> None:

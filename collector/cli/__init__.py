@@ -12,6 +12,7 @@ from collector.cli.dead import dead
 from collector.cli.emit import emit
 from collector.cli.export import export
 from collector.cli.run import run
+from collector.cli.spool import spool
 from collector.cli.status import status
 from collector.cli.sweep import sweep
 from collector.cli.wait import wait
@@ -52,3 +53,4 @@ main.add_command(wait)
 main.add_command(export)
 main.add_command(dead)
 main.add_command(sweep)
+main.add_command(spool)

@@ -14,6 +14,7 @@ from collector.cli.options import db_option, redis_options
 from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.settings import Settings
+from workers.record import Limits
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -57,9 +58,30 @@ def install_signal_handlers(stop: threading.Event) -> None:
 @click.option(
     "--max-record-bytes",
     type=click.IntRange(min=1),
-    default=1 << 20,
+    default=Limits.max_record_bytes,
     show_default=True,
     help="Larger records are dead-lettered.",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=1),
+    default=Limits.max_depth,
+    show_default=True,
+    help="Records with values nested deeper are dead-lettered.",
+)
+@click.option(
+    "--max-fields",
+    type=click.IntRange(min=1),
+    default=Limits.max_fields,
+    show_default=True,
+    help="Records with more data fields are dead-lettered.",
+)
+@click.option(
+    "--max-str-len",
+    type=click.IntRange(min=1),
+    default=Limits.max_str_len,
+    show_default=True,
+    help="Records holding a longer string or bytes value are dead-lettered.",
 )
 @click.option(
     "--models", default=None,

@@ -1,0 +1,58 @@
+"""``collector spool flush [DIR]``: re-send records emitters kept locally while Redis was away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import redis
+
+from workers.emitter import FIELD
+from workers.settings import DEFAULT_REDIS_URL, default_spool_dir, mask_url
+from workers.spool import Spool
+
+
+@click.group()
+def spool() -> None:
+    """Records emitters spooled to local files while Redis was unreachable."""
+
+
+@spool.command()
+@click.argument(
+    "directory", required=False, envvar="COLLECTOR_SPOOL_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+)  # fmt: skip
+@click.option(
+    "--redis-url", envvar="COLLECTOR_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
+    show_envvar=True, help="Redis to send them to (each record goes to its own queue).",
+)  # fmt: skip
+def flush(directory: Path | None, redis_url: str) -> None:
+    """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
+    was delivered. DIRECTORY defaults to COLLECTOR_SPOOL_DIR, else the per-user cache.
+
+    \b
+    Example:
+      collector spool flush ~/.cache/result-collector/spool
+    """
+    directory = directory or default_spool_dir()
+    files = Spool(directory).files()
+    if not files:
+        click.echo(f"no spooled records in {directory}")
+        return
+    client = redis.Redis.from_url(redis_url)
+
+    def send(queue: str, payloads: list[bytes]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(queue, {FIELD: payload})
+        pipe.execute()
+
+    try:
+        result = Spool(directory).flush(send, files)
+    finally:
+        client.close()
+    damaged = f", {result.skipped} damaged frame(s) dropped" if result.skipped else ""
+    click.echo(
+        f"sent {result.sent} records from {len(files)} file(s) in {directory} "
+        f"to {mask_url(redis_url)}{damaged}"
+    )
