@@ -208,8 +208,8 @@ class Schema:
         for name, columns in plan.new_columns.items():
             for column, kind in columns.items():
                 add_column(conn, self.tables[name].table, column, kind)
-        for name, columns in plan.widen.items():
-            widen_to_float(conn, self.tables[name].table, columns)
+        for name, widened in plan.widen.items():
+            widen_to_float(conn, self.tables[name].table, widened)
         for name in {*plan.new_tables, *plan.new_columns, *plan.widen}:
             self.tables[name] = TableInfo(sa.Table(name, sa.MetaData(), autoload_with=conn))
 

@@ -12,23 +12,18 @@ from pathlib import Path
 COLLECTOR = str(Path(sys.executable).with_name("collector"))
 
 PRODUCER = """
-import sys, time, workers
-name, count, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+import sys, workers
+name, count = sys.argv[1], int(sys.argv[2])
 for i in range(count):
     workers.emit({"producer": name, "i": i, "K": i * 0.5}, table="data", key=f"{name}-{i}")
-    if pause and i % 100 == 99:
-        time.sleep(pause)
 """
 
 
-def start_producers(
-    n: int, count: int, redis_url: str, queue: str, pause: float = 0.0
-) -> list[subprocess.Popen]:
-    """``n`` processes, each emitting ``count`` records with keys ``p<k>-<i>``, sleeping
-    ``pause`` seconds after every 100 (a steady load instead of a burst)."""
+def start_producers(n: int, count: int, redis_url: str, queue: str) -> list[subprocess.Popen]:
+    """``n`` processes, each emitting ``count`` records with keys ``p<k>-<i>``."""
     env = {**os.environ, "COLLECTOR_REDIS_URL": redis_url, "COLLECTOR_QUEUE": queue}
     return [
-        subprocess.Popen([sys.executable, "-c", PRODUCER, f"p{k}", str(count), str(pause)], env=env)
+        subprocess.Popen([sys.executable, "-c", PRODUCER, f"p{k}", str(count)], env=env)
         for k in range(n)
     ]
 

@@ -106,10 +106,15 @@ def test_an_output_named_like_an_argument_is_an_error_not_an_overwrite(emitter, 
     assert records(fake_redis)[0].data["x"] == 5
 
 
-def test_when_even_the_error_row_fails_the_original_exception_says_so():
+def test_when_even_the_error_row_fails_the_original_exception_says_so(tmp_path):
     server = fakeredis.FakeServer()
     server.connected = False
-    emitter = Emitter(queue=QUEUE, client=fakeredis.FakeRedis(server=server))
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")  # the spool cannot be made here either: the row is truly lost
+    emitter = Emitter(
+        queue=QUEUE, client=fakeredis.FakeRedis(server=server), emit_timeout=0,
+        spool_dir=not_a_dir,
+    )  # fmt: skip
 
     @collect(table="t", emitter=emitter)
     def fails(x: int) -> int:

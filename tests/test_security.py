@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import msgpack
@@ -132,7 +134,6 @@ def closed_url(password: str = PASSWORD) -> str:
     [
         ["status"],
         ["status", "--json"],
-        ["run", "-v", "--db-url", "sqlite:///x.db"],
         ["status", "--db-url", f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:1/db"],
     ],
 )
@@ -145,6 +146,28 @@ def test_cli_never_prints_the_password(argv) -> None:
     assert PASSWORD not in result.stdout + result.stderr
     assert result.stderr.startswith("Error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_collector_waiting_for_redis_never_logs_the_password(tmp_path) -> None:
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*collector_argv(), "run", "-v", "--db-url", "sqlite:///x.db",
+             "--redis-url", closed_url()],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count("redis unavailable") < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    output = log_path.read_text()
+    assert PASSWORD not in output
+    assert "redis=redis://alice:***@127.0.0.1:" in output
+    assert "Traceback" not in output
 
 
 def test_spool_flush_never_prints_the_password(tmp_path) -> None:

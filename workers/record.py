@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,6 +192,7 @@ def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 0)]
     while stack:
         item, level = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

@@ -14,7 +14,12 @@ from workers.spool import Spool
 
 @click.group()
 def spool() -> None:
-    """Records emitters spooled to local files while Redis was unreachable."""
+    """Records emitters spooled to local files while Redis was unreachable.
+
+    \b
+    Example:
+      collector spool flush ~/.cache/result-collector/spool
+    """
 
 
 @spool.command()

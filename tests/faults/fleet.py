@@ -13,16 +13,21 @@ import sys
 import workers
 
 
+def report_connection() -> None:
+    """Print this process's connection id in one write (print() makes two, which interleave)."""
+    os.write(1, f"{workers.default_emitter().client.client_id()}\n".encode())
+
+
 def child(k: int, count: int) -> None:
     for i in range(count):
         workers.emit({"k": k, "i": i}, key=f"c{k}-{i}")
-    print(workers.default_emitter().client.client_id(), flush=True)
+    report_connection()
 
 
 def main(url: str, queue: str, procs: str, count: str) -> None:
     os.environ["COLLECTOR_REDIS_URL"], os.environ["COLLECTOR_QUEUE"] = url, queue
     workers.emit({"k": -1, "i": 0}, key="parent")
-    print(workers.default_emitter().client.client_id(), flush=True)
+    report_connection()
     ctx = multiprocessing.get_context("fork")
     children = [ctx.Process(target=child, args=(k, int(count))) for k in range(int(procs))]
     for p in children:
