@@ -5,7 +5,8 @@ All cases in one run, with the tutorial's record (inputs I and J, output K):
   seed-direct  W processes, an ORM session each on one SQLite file (WAL / default journal) or
                PostgreSQL, one commit per result; 'database is locked' failures counted
   seed-json    one JSON file of all results rewritten after each result
-  ceiling      sqlite3 executemany in one transaction; Redis drain alone; PostgreSQL COPY
+  ceiling      sqlite3 executemany in one transaction; Redis drain alone; PostgreSQL COPY (also
+               with a commit per 2,000 rows, as the collector commits, for comparison)
   drain        a backlog already in the stream, the collector until it is empty
   end-to-end   P producer processes calling emit while the collector runs
   emit         emit against a bare XADD; emit_many and Emitter(buffer=N) against pipelined XADD
@@ -132,6 +133,8 @@ class Bench:
         if not self.args.no_postgres:
             with self.pg() as url:
                 self.add("ceiling", "pg-copy", lambda: ceiling.pg_copy(url, n))
+            with self.pg() as url:
+                self.add("ceiling", "pg-copy per 2000", lambda: ceiling.pg_copy(url, n, 2000))
 
     def _drain(self, setup: str, db_url: str, count: int) -> None:
         redis_url = self.args.redis_url

@@ -82,17 +82,21 @@ def redis_drain(redis_url: str, queue: str, count: int, batch: int = 2000) -> di
     return {"records": done, "seconds": seconds, "rate": done / seconds}
 
 
-def pg_copy(pg_url: str, count: int) -> dict[str, Any]:
+def pg_copy(pg_url: str, count: int, batch: int | None = None) -> dict[str, Any]:
+    """COPY ``count`` rows in one transaction, or (``batch``) one COPY and COMMIT per batch:
+    the price of committing as often as the collector does."""
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
     data = rows(count)
+    step = batch or count
     with psycopg.connect(dsn) as conn:
         conn.execute(PG_DDL)
         conn.commit()
         t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f'COPY "{TABLE}" ({COLUMNS}) FROM STDIN') as copy:
-            for row in data:
-                copy.write_row(row)
-        conn.commit()
+        for start in range(0, count, step):
+            with conn.cursor() as cur, cur.copy(f'COPY "{TABLE}" ({COLUMNS}) FROM STDIN') as copy:
+                for row in data[start : start + step]:
+                    copy.write_row(row)
+            conn.commit()
         seconds = time.perf_counter() - t0
     return {"records": count, "seconds": seconds, "rate": count / seconds}
 
