@@ -151,7 +151,7 @@ class Collector:
             return
         try:
             self.run_once()
-        except (DatabaseUnavailable, redis.RedisError) as exc:
+        except Exception as exc:  # shutting down: release everything below regardless
             log.warning("left %d records pending for the next start (%s)", len(self._inflight), exc)
 
     def _read(self) -> list[Entry]:
