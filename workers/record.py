@@ -163,17 +163,19 @@ class Record:
         if not isinstance(src, dict):
             raise bad(f"src must be a map, not {type(src).__name__}")
         host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
-        if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(job, str | None):
+        # msgpack yields exact types, so class checks say what isinstance would, faster
+        if host.__class__ is not str or pid.__class__ not in _INTS or job.__class__ not in _JOBS:
             raise bad("src must hold host (string), pid (integer) and job (string or nil)")
         elapsed, maxrss = src.get("elapsed"), src.get("maxrss")
-        number_ok = isinstance(elapsed, int | float | None) and not isinstance(elapsed, bool)
-        if not number_ok or not isinstance(maxrss, int | None) or isinstance(maxrss, bool):
+        if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
             raise bad("src elapsed must be a number and maxrss an integer, when present")
         elapsed = None if elapsed is None else float(elapsed)
         return cls(rid, table, data, float(ts), host, pid, job, elapsed, maxrss)
 
 
 _CONTAINERS = (dict, list)
+_INTS, _JOBS = (int, bool), (str, type(None))  # what isinstance(pid, int) and str | None accept
+_ELAPSED, _MAXRSS = (int, float, type(None)), (int, type(None))  # bools are not numbers here
 _GOOD_KEYS: set[str] = set()  # names that passed the rule: decoding a batch re-checks none
 _GOOD_KEYS_MAX = 10_000
 
