@@ -192,6 +192,7 @@ def test_settings_read_timeout_and_spool_dir_from_env(monkeypatch, tmp_path) -> 
 
 
 def test_default_spool_dir_is_in_the_users_cache(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("COLLECTOR_SPOOL_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert EmitterSettings.from_env().spool_dir == tmp_path / "result-collector" / "spool"
 
