@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.run()
     checks = report.targets(bench.rows)
     command = "scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    print(f"# {command}  ({started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs)")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# {command}  ({started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load {load} at end)")
     print(report.table(bench.rows, args.markdown))
     print()
     print(report.targets_table(checks, args.markdown))
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "started": started.isoformat(),
         "sizes": vars(bench.sizes),
-        "environment": environment(),
+        "environment": {**environment(), "load_at_end": os.getloadavg()},
         "results": bench.rows,
         "targets": checks,
     }
