@@ -75,8 +75,9 @@ def _second_text(whole: float) -> str:
     return _second(whole).isoformat(sep=" ")
 
 
-def _sqlite_ts_text(value: float) -> str:
-    """``_ts`` as SQLite's DATETIME text, without building a datetime per row."""
+def _ts_text(value: float) -> str:
+    """``_ts`` as ISO text (SQLite's DATETIME storage, and what COPY parses into a timestamp),
+    without building a datetime per row."""
     frac, whole = math.modf(value)
     micro = round(frac * 1e6)
     if not 0 <= micro < 1_000_000:  # rounded up to the next second, or before 1970
@@ -84,20 +85,25 @@ def _sqlite_ts_text(value: float) -> str:
     return f"{_second_text(whole)}.{micro:06d}"
 
 
-def _ts_converter(proc: Convert | None) -> Convert:
-    """How ``_ts`` is bound: the SQLite text shortcut when it gives what ``proc`` gives."""
+def _ts_converter(proc: Convert | None, text: bool) -> Convert:
+    """How ``_ts`` is bound: as text for COPY (``text``), or when the text is what ``proc``
+    makes of the datetime (SQLite); else as a datetime through ``proc``."""
+    if text:
+        return _ts_text
     if proc is None:
         return ts_datetime
     samples = (1_700_000_000.0, 1_700_000_000.1234565, 1_700_000_001.9999996)
-    if all(proc(ts_datetime(t)) == _sqlite_ts_text(t) for t in samples):
-        return _sqlite_ts_text
+    if all(proc(ts_datetime(t)) == _ts_text(t) for t in samples):
+        return _ts_text
     return _compose(ts_datetime, proc)
 
 
 class Layout:
     """The columns one batch fills in one table, and how each value is bound."""
 
-    def __init__(self, dialect: sa.Dialect, info: TableInfo, data_keys: frozenset[str]) -> None:
+    def __init__(
+        self, dialect: sa.Dialect, info: TableInfo, data_keys: frozenset[str], text_ts: bool
+    ) -> None:
         table = info.table
         self.meta = [name for name in _ATTRIBUTE if name in info.kinds]
         self.data = [c.name for c in table.columns if c.name in data_keys]
@@ -108,7 +114,7 @@ class Layout:
             column = table.columns[name]
             proc = column.type.dialect_impl(dialect).bind_processor(dialect)
             if name == "_ts":
-                self.convert.append((index, _ts_converter(proc)))
+                self.convert.append((index, _ts_converter(proc, text_ts)))
             elif info.kinds[name] == "datetime":
                 self.convert.append((index, _compose(utc_naive, proc)))
             elif proc is not None:
@@ -135,6 +141,8 @@ def _compose(first: Convert, then: Convert | None) -> Convert:
 class BulkWriter(abc.ABC):
     """Inserts records into tables that ``suits`` accepts; one subclass per dialect."""
 
+    text_ts = False  # whether ``_ts`` may travel as text
+
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         self._layouts: dict[tuple[sa.Table, frozenset[str]], Layout] = {}
@@ -149,7 +157,7 @@ class BulkWriter(abc.ABC):
         if found is None:
             if len(self._layouts) > 256:  # old Tables after many schema changes: forget them
                 self._layouts.clear()
-            found = self._layouts[key] = Layout(self.dialect, info, key[1])
+            found = self._layouts[key] = Layout(self.dialect, info, key[1], self.text_ts)
         return found
 
     def quoted(self, info: TableInfo, layout: Layout) -> tuple[str, str]:
@@ -176,6 +184,8 @@ class PostgresCopyWriter(BulkWriter):
     """COPY straight into the table under a savepoint; if an ``_id`` is already there (a
     redelivered batch), roll back to the savepoint and COPY into a temporary table, then
     ``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING``."""
+
+    text_ts = True  # COPY's text format parses ISO timestamps exactly
 
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
         layout = self.layout(info, records)
