@@ -20,6 +20,7 @@ from workers.record import Record
 log = logging.getLogger(__name__)
 _UTC = dt.UTC
 Item = tuple[Record, TableInfo]
+Shape = tuple[str, tuple[str, ...], tuple[type, ...]]  # a record's table, keys and value types
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -63,7 +64,7 @@ class Store:
         self._stale = True
         self._insert = _insert_for(engine.dialect.name)
         self._bulk = bulk.writer_for(engine.dialect)
-        self._fits: dict[tuple[str, tuple[str, ...], tuple[type, ...]], TableInfo] = {}
+        self._fits: dict[Shape, tuple[TableInfo, tuple[int, ...]]] = {}  # and where its ints are
 
     def write(self, records: list[Record]) -> list[tuple[Record, str]]:
         """Store ``records``; returns those refused, with reasons. Raises DatabaseUnavailable."""
@@ -92,14 +93,15 @@ class Store:
         """``Schema.plan``, skipped when every record has the table, keys and value types of one
         it already accepted as it was, against the same table (only int ranges are rechecked)."""
         tables, fits = self.schema.tables, self._fits
+        low, high = INT64
         accepted: dict[str, list[Record]] = defaultdict(list)
         for rec in records:
-            data = rec.data
-            types = tuple(map(type, data.values()))
-            info = tables.get(rec.table)
-            if info is None or fits.get((rec.table, tuple(data), types)) is not info:
+            values = tuple(rec.data.values())
+            known = fits.get((rec.table, tuple(rec.data), tuple(map(type, values))))
+            if known is None or known[0] is not tables.get(rec.table):
                 break
-            if int in types and not _ints_fit(data):
+            ints = known[1]
+            if ints and not all(low <= values[i] <= high for i in ints):
                 break
             accepted[rec.table].append(rec)
         else:
@@ -110,8 +112,9 @@ class Store:
                 fits.clear()
             for table, recs in plan.accepted.items():
                 for rec in recs:
-                    key = (table, tuple(rec.data), tuple(map(type, rec.data.values())))
-                    fits[key] = tables[table]
+                    types = tuple(map(type, rec.data.values()))
+                    ints = tuple(i for i, t in enumerate(types) if t is int)
+                    fits[(table, tuple(rec.data), types)] = (tables[table], ints)
         return plan
 
     def _apply_ddl(self, records: list[Record], plan: Any) -> Any:
@@ -157,12 +160,6 @@ class Store:
                 columns = sorted({key for row in rows for key in row})
                 full = [{c: row.get(c) for c in columns} for row in rows]
                 self._insert(conn, info, full)
-
-
-def _ints_fit(data: dict[str, Any]) -> bool:
-    """Every int value fits a 64-bit column (the one check that depends on values, not types)."""
-    low, high = INT64
-    return all(low <= v <= high for v in data.values() if type(v) is int)
 
 
 def _first_per_id(records: list[Record]) -> list[Record]:
