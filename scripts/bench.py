@@ -39,6 +39,8 @@ import bench_seed as seed
 import redis
 from bench_common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
+from collector.settings import Settings
+
 CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -54,6 +56,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases to run")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL setups")
+    parser.add_argument(
+        "--batch-size", type=int, default=Settings.batch_size, help="the collector's batch size"
+    )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--out", default="bench-results", help="folder for JSON and PNG")
     parser.add_argument("--redis-url", default=REDIS_URL)
@@ -66,6 +71,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         )
     if args.scale <= 0:
         parser.error("--scale must be positive")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     return args
 
 
@@ -138,7 +145,9 @@ class Bench:
 
     def _drain(self, setup: str, db_url: str, count: int) -> None:
         redis_url = self.args.redis_url
-        self.add("drain", setup, lambda: pipeline.drain(redis_url, db_url, self.queue(), count))
+        batch = self.args.batch_size
+        self.add("drain", setup,
+                 lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch))  # fmt: skip
 
     def case_drain(self) -> None:
         s = self.sizes
@@ -156,8 +165,9 @@ class Bench:
 
     def _end_to_end(self, db_url: str, producers: int) -> dict[str, Any]:
         return pipeline.end_to_end(
-            self.args.redis_url, db_url, self.queue(), producers, self.sizes.e2e_records
-        )
+            self.args.redis_url, db_url, self.queue(), producers, self.sizes.e2e_records,
+            self.args.batch_size,
+        )  # fmt: skip
 
     def case_emit(self) -> None:
         def measure() -> dict[str, Any]:

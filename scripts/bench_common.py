@@ -113,8 +113,13 @@ def count_rows(db_url: str, table: str = TABLE) -> tuple[int, int]:
         engine.dispose()
 
 
-def start_child(args: list[str]) -> subprocess.Popen:
-    """A helper script (``bench_child.py``) in a fresh interpreter: its own peak RSS."""
+def start_child(
+    redis_url: str, db_url: str, queue: str, expect: int, batch: int
+) -> subprocess.Popen:
+    """A collector (``bench_child.py``) in a fresh interpreter, with its own peak RSS, that
+    stops once it has taken ``expect`` records."""
+    args = ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue]
+    args += ["--expect", str(expect), "--batch-size", str(batch)]
     command = [sys.executable, str(HERE / "bench_child.py"), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 

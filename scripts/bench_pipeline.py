@@ -15,12 +15,10 @@ from bench_common import TABLE, count_rows, fill, read_line, result_data, start_
 from workers.emitter import FIELD, Emitter
 
 
-def drain(redis_url: str, db_url: str, queue: str, count: int) -> dict[str, Any]:
+def drain(redis_url: str, db_url: str, queue: str, count: int, batch: int) -> dict[str, Any]:
     """A backlog of ``count`` records already in the stream; the collector runs until empty."""
     fill(redis_url, queue, count, "fill (drain)")
-    child = start_child(
-        ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue, "--expect", str(count)]
-    )
+    child = start_child(redis_url, db_url, queue, count, batch)
     read_line(child)
     report = read_line(child)
     child.wait()
@@ -55,14 +53,14 @@ def _producer(redis_url: str, queue: str, count: int, offset: int, start: Any, o
     out.put((first, time.time(), latencies))
 
 
-def end_to_end(redis_url: str, db_url: str, queue: str, producers: int, count: int) -> dict:
+def end_to_end(
+    redis_url: str, db_url: str, queue: str, producers: int, count: int, batch: int
+) -> dict[str, Any]:
     """P producer processes emit ``count`` records in all while the collector runs: first emit to
     last commit, stored and emitted rates, the lag after the last emit, emit latency p50/p99."""
     per = count // producers
     total = per * producers
-    child = start_child(
-        ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue, "--expect", str(total + 1)]
-    )
+    child = start_child(redis_url, db_url, queue, total + 1, batch)
     read_line(child)
     _warm_up(redis_url, db_url, queue)
     ctx = mp.get_context("fork")
