@@ -1,8 +1,9 @@
 """The fast insert path: rows as tuples, SQL built once per table and column set.
 
-SQLite gets one ``INSERT ... ON CONFLICT(_id) DO NOTHING`` run with executemany through
+SQLite gets one ``INSERT ... ON CONFLICT(_id) ...`` run with executemany through
 ``exec_driver_sql``; PostgreSQL (psycopg 3) gets COPY, falling back to COPY into a temporary
-table and ``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING`` when an id is already stored.
+table and ``INSERT ... SELECT ... ON CONFLICT (_id) ...`` when an id is already stored. On a
+conflict the stored row stays, unless it is a failure (``_error`` set) and the new one is not.
 Both run inside the caller's SQLAlchemy transaction, apply the bind processors SQLAlchemy would
 (datetimes, JSON, booleans) and raise SQLAlchemy's exception classes, so the store's bisection
 of refused rows works unchanged. Tables with Python-side column defaults use the generic insert.
@@ -132,6 +133,26 @@ class Layout:
         return list(zip(*columns, strict=True))
 
 
+def on_conflict(
+    prep: sa.sql.compiler.IdentifierPreparer, info: TableInfo, columns: list[str]
+) -> str:
+    """The ON CONFLICT clause for inserting ``columns`` into ``info``'s table: keep the stored
+    row, except that a success replaces a failure (a rerun of a failed job under its key)."""
+    if "_error" not in info.kinds:
+        return 'ON CONFLICT ("_id") DO NOTHING'
+    stored = f"{prep.quote(info.table.name)}.{prep.quote('_error')}"
+    updates = [f"{prep.quote(c)} = excluded.{prep.quote(c)}" for c in columns if c != "_id"]
+    new_ok = "TRUE"
+    if "_error" in columns:
+        new_ok = f"excluded.{prep.quote('_error')} IS NULL"
+    else:
+        updates.append(f"{prep.quote('_error')} = NULL")
+    return (
+        f'ON CONFLICT ("_id") DO UPDATE SET {", ".join(updates)} '
+        f"WHERE {stored} IS NOT NULL AND {new_ok}"
+    )
+
+
 def _compose(first: Convert, then: Convert | None) -> Convert:
     if then is None:
         return first
@@ -160,9 +181,11 @@ class BulkWriter(abc.ABC):
             found = self._layouts[key] = Layout(self.dialect, info, key[1], self.text_ts)
         return found
 
-    def quoted(self, info: TableInfo, layout: Layout) -> tuple[str, str]:
+    def quoted(self, info: TableInfo, layout: Layout) -> tuple[str, str, str]:
+        """The table, its column list and the ON CONFLICT clause, quoted for SQL."""
         prep = self.dialect.identifier_preparer
-        return prep.format_table(info.table), ", ".join(prep.quote(c) for c in layout.columns)
+        columns = ", ".join(prep.quote(c) for c in layout.columns)
+        return prep.format_table(info.table), columns, on_conflict(prep, info, layout.columns)
 
     @abc.abstractmethod
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
@@ -174,22 +197,22 @@ class SQLiteWriter(BulkWriter):
 
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
         layout = self.layout(info, records)
-        table, columns = self.quoted(info, layout)
+        table, columns, conflict = self.quoted(info, layout)
         marks = ", ".join("?" * len(layout.columns))
-        sql = f'INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT("_id") DO NOTHING'  # noqa: S608
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) {conflict}"  # noqa: S608
         conn.exec_driver_sql(sql, layout.rows(records))  # type: ignore[arg-type]
 
 
 class PostgresCopyWriter(BulkWriter):
     """COPY straight into the table under a savepoint; if an ``_id`` is already there (a
-    redelivered batch), roll back to the savepoint and COPY into a temporary table, then
-    ``INSERT ... SELECT ... ON CONFLICT (_id) DO NOTHING``."""
+    redelivered batch, a rerun), roll back to the savepoint and COPY into a temporary table,
+    then ``INSERT ... SELECT ... ON CONFLICT (_id) ...``."""
 
     text_ts = True  # COPY's text format parses ISO timestamps exactly
 
     def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
         layout = self.layout(info, records)
-        table, columns = self.quoted(info, layout)
+        table, columns, conflict = self.quoted(info, layout)
         rows = layout.rows(records)
         raw = conn.connection.dbapi_connection
         dbapi = self.dialect.loaded_dbapi
@@ -212,7 +235,7 @@ class PostgresCopyWriter(BulkWriter):
                     f"SELECT {columns} FROM {table} WITH NO DATA",
                     f"COPY {_STAGE} ({columns}) FROM STDIN",
                     f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608
-                    'ON CONFLICT ("_id") DO NOTHING',
+                    + conflict,
                     f"DROP TABLE {_STAGE}",
                 ):
                     if statement.startswith("COPY"):

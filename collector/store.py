@@ -1,4 +1,4 @@
-"""Writing a batch: one transaction, ON CONFLICT(_id) DO NOTHING, bad rows isolated by bisection."""
+"""Writing a batch: one transaction, ON CONFLICT(_id), bad rows isolated by bisection."""
 
 from __future__ import annotations
 
@@ -163,15 +163,19 @@ class Store:
 
 
 def _first_per_id(records: list[Record]) -> list[Record]:
-    """Drop repeats of one id within a batch (the database drops repeats across batches)."""
+    """One record per id within a batch, as the database keeps one row per id across batches:
+    the first, unless it is a failure (``_error``) and a later one is not."""
     seen: dict[str, Record] = {}
     for rec in records:
-        seen.setdefault(rec.id, rec)
+        kept = seen.setdefault(rec.id, rec)
+        if kept is not rec and "_error" in kept.data and "_error" not in rec.data:
+            seen[rec.id] = rec
     return list(seen.values())
 
 
 def _insert_for(dialect: str) -> Callable[[sa.Connection, TableInfo, list[dict[str, Any]]], None]:
-    """The dialect's idempotent insert: ON CONFLICT DO NOTHING, else skip ids already present."""
+    """The dialect's idempotent insert: ON CONFLICT, else look up the ids already present. A
+    stored row stays, unless it is a failure (``_error``) and the new row is not."""
     dialect_insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
 
     def insert(conn: sa.Connection, info: TableInfo, rows: list[dict[str, Any]]) -> None:
@@ -179,15 +183,36 @@ def _insert_for(dialect: str) -> Callable[[sa.Connection, TableInfo, list[dict[s
         if not info.has_id:
             conn.execute(table.insert(), rows)
         elif dialect_insert is not None:
-            conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=["_id"]), rows)
+            stmt: Any = dialect_insert(table)
+            if "_error" in info.kinds:
+                columns = [c for c in rows[0] if c != "_id"]
+                updates = {c: stmt.excluded[c] for c in columns}
+                updates.setdefault("_error", None)
+                new_ok = stmt.excluded._error.is_(None) if "_error" in rows[0] else sa.true()
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["_id"], set_=updates,
+                    where=sa.and_(table.c._error.is_not(None), new_ok),
+                )  # fmt: skip
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["_id"])
+            conn.execute(stmt, rows)
         else:
             ids = [row["_id"] for row in rows]
-            present = set(conn.scalars(sa.select(table.c._id).where(table.c._id.in_(ids))))
-            fresh = [row for row in rows if row["_id"] not in present]
+            stored = dict(conn.execute(sa.select(table.c._id, *_error_of(table)).where(
+                table.c._id.in_(ids))).all())  # fmt: skip
+            replace = [r["_id"] for r in rows if stored.get(r["_id"]) and not r.get("_error")]
+            if replace:  # a success replaces a stored failure
+                conn.execute(table.delete().where(table.c._id.in_(replace)))
+            fresh = [r for r in rows if r["_id"] not in stored or r["_id"] in replace]
             if fresh:
                 conn.execute(table.insert(), fresh)
 
     return insert
+
+
+def _error_of(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The ``_error`` column as a query column, or a NULL literal for tables without one."""
+    return [table.c._error if "_error" in table.c else sa.null()]
 
 
 def _message(exc: BaseException) -> str:

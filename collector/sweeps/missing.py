@@ -1,11 +1,10 @@
 """What is left of a sweep, in the form the next run needs: Slurm array ranges, a CSV of
 points, or the failed rows moved aside so that a rerun's result can take their place.
 
-Why move failed rows: the collector inserts with ON CONFLICT(_id) DO NOTHING, and a rerun's
-record has the same parameter key as the failed attempt, so it would be dropped while the failed
-row stays. ``retire_failed`` moves those rows (error text, job, host, time) to
-``_sweep_failures`` in one transaction; the point is then missing, its rerun stores normally,
-and a key always has at most one row in the results table.
+Why move failed rows: a rerun's record has the same parameter key as the failed attempt, and
+its success would replace the failed row, losing the failure's record. ``retire_failed`` moves
+those rows (error text, job, host, time) to ``_sweep_failures`` in one transaction first; the
+point is then missing, its rerun stores normally, and a key has at most one row in the table.
 """
 
 from __future__ import annotations
