@@ -198,8 +198,8 @@ def _insert_for(dialect: str) -> Callable[[sa.Connection, TableInfo, list[dict[s
             conn.execute(stmt, rows)
         else:
             ids = [row["_id"] for row in rows]
-            stored = dict(conn.execute(sa.select(table.c._id, *_error_of(table)).where(
-                table.c._id.in_(ids))).all())  # fmt: skip
+            query = sa.select(table.c._id, *_error_of(table)).where(table.c._id.in_(ids))
+            stored: dict[str, Any] = dict(conn.execute(query).all())  # id -> its _error
             replace = [r["_id"] for r in rows if stored.get(r["_id"]) and not r.get("_error")]
             if replace:  # a success replaces a stored failure
                 conn.execute(table.delete().where(table.c._id.in_(replace)))

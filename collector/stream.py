@@ -62,13 +62,15 @@ class Stream:
 
     def read_pending(self, count: int) -> list[Entry]:
         """This consumer's delivered-but-unacknowledged entries (after a restart), oldest first."""
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.queue: "0"}, count=count)
+        reply: Any = self.client.xreadgroup(
+            self.group, self.consumer, {self.queue: "0"}, count=count
+        )
         return _entries(reply[0][1]) if reply else []
 
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""
         block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
-        reply = self.client.xreadgroup(
+        reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: ">"}, count=count, block=block
         )
         return _entries(reply[0][1]) if reply else []
