@@ -161,6 +161,17 @@ class Process(subprocess.Popen):  # type: ignore[type-arg]
             self.out, self.err = (self._collect(f) for f in self._files)
         return code
 
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        """Wait until ``text`` appears in the process's stderr (or it exits)."""
+        deadline = time.monotonic() + timeout
+        handle = self._files[1]
+        while self.poll() is None and time.monotonic() < deadline:
+            handle.seek(0)
+            if text in handle.read().decode(errors="replace"):
+                return
+            time.sleep(0.02)
+        handle.seek(0, 2)
+
     @staticmethod
     def _collect(handle: Any) -> str:
         handle.seek(0)
@@ -202,11 +213,14 @@ def stored_ids(db_url: str, table: str = "results") -> list[str]:
 def start_collector(
     redis_url: str, db_url: str, queue: str, consumer: str = "c1", *extra: str
 ) -> Process:
-    """A ``collector run`` with small batches and waits, so faults land between many batches."""
-    return collector(
+    """A ``collector run`` with small batches and waits, so faults land between many batches;
+    returns once it runs (its signal handlers are in place: a SIGTERM then means a clean stop)."""
+    proc = collector(
         "run", "--redis-url", redis_url, "--db-url", db_url, "--queue", queue,
         "--consumer", consumer, "--batch-size", "200", "--max-wait", "0.1", *extra,
     )  # fmt: skip
+    proc.wait_for("collector started")
+    return proc
 
 
 def drained(client: redis.Redis, queue: str) -> bool:
