@@ -143,23 +143,32 @@ class Store:
             if not is_row_error(exc):
                 raise
             if len(items) == 1:
-                return [(items[0][0], f"database refused the row: {_message(exc)}")]
+                why = "database refused" if isinstance(exc, sa_exc.DBAPIError) else "cannot store"
+                return [(items[0][0], f"{why} the row: {_message(exc)}")]
             mid = len(items) // 2
             return self._isolate(items[:mid]) + self._isolate(items[mid:])
 
     def _commit(self, items: list[Item]) -> None:
+        """Insert ``items`` in one transaction. A value no driver or JSON encoder takes (say a
+        map with bytes keys in a JSON column) fails as a row error, so bisection finds it."""
         by_table: dict[str, tuple[TableInfo, list[Record]]] = {}
         for rec, info in items:
             by_table.setdefault(info.table.name, (info, []))[1].append(rec)
         with self.engine.begin() as conn:
             for info, recs in by_table.values():
-                if self._bulk is not None and bulk.suits(info):
-                    self._bulk.insert(conn, info, recs)
-                    continue
-                rows = [build_row(rec, info) for rec in recs]
-                columns = sorted({key for row in rows for key in row})
-                full = [{c: row.get(c) for c in columns} for row in rows]
-                self._insert(conn, info, full)
+                try:
+                    self._insert_records(conn, info, recs)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise sa_exc.StatementError(str(exc), None, None, exc) from exc
+
+    def _insert_records(self, conn: sa.Connection, info: TableInfo, recs: list[Record]) -> None:
+        if self._bulk is not None and bulk.suits(info):
+            self._bulk.insert(conn, info, recs)
+            return
+        rows = [build_row(rec, info) for rec in recs]
+        columns = sorted({key for row in rows for key in row})
+        full = [{c: row.get(c) for c in columns} for row in rows]
+        self._insert(conn, info, full)
 
 
 def _first_per_id(records: list[Record]) -> list[Record]:

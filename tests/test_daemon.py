@@ -14,7 +14,7 @@ from collector.errors import DatabaseUnavailable
 from collector.settings import Settings
 from tests.helpers import dead_reasons, drain, rows
 from workers import Emitter
-from workers.record import Limits
+from workers.record import Limits, Record
 
 
 @pytest.fixture
@@ -66,16 +66,18 @@ def test_poison_records_are_dead_lettered_and_neighbours_stored(
     emitter.emit({"x": "text"})  # type conflict with x (int)
     emitter.emit({"x": 2, "select": 1})
     emitter.emit({"s": "y" * 2048})
+    fake_redis.xadd(queue, {"m": Record("nan", "results", {"x": 3}, ts=float("nan")).encode()})
     emitter.emit({"x": 2}, key="good-2")
     collector.settings = replace(settings, limits=Limits(max_record_bytes=1024))
     drain(collector)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["good-1", "good-2"]
     reasons = dead_reasons(fake_redis, queue)
-    assert len(reasons) == 8
+    assert len(reasons) == 9
     for expected in [
         "not valid msgpack", "not a map", "no field 'm'", "bad table name 'x; DROP TABLE data'",
         "bad column name 'a b'", "column 'x' holds int values, this record has str",
         "column name 'select' is a reserved SQL word", "exceeds the limit of 1024",
+        "ts must be seconds since 1970",
     ]:  # fmt: skip
         assert sum(expected in r for r in reasons) == 1, (expected, reasons)
     assert collector.stream.length() == 0
@@ -248,3 +250,13 @@ def test_rate_line_every_ten_seconds_while_busy(emitter, settings, fake_redis, c
     clock[0] = 25.0
     collector._log_rate()  # idle: nothing new, no line
     assert "records/s" not in caplog.text
+
+
+def test_a_value_no_encoder_takes_is_dead_lettered_not_fatal(emitter, collector, settings):
+    emitter.emit({"v": {"ok": 1}}, key="a")
+    emitter.emit({"v": {b"raw-key": 1}}, key="b")  # JSON has no bytes keys
+    emitter.emit({"v": [2]}, key="c")
+    drain(collector)
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["a", "c"]
+    (reason,) = dead_reasons(collector.client, settings.queue)
+    assert reason.startswith("cannot store the row: keys must be str")

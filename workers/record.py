@@ -23,6 +23,7 @@ from workers.errors import DecodeError, EncodeError
 WIRE_VERSION = 1
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 MAX_ID_LENGTH = 255
+MAX_TS = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last second a datetime holds
 META_KEYS = frozenset({"_error"})  # metadata a job may set itself, besides its data columns
 _UTC = dt.UTC
 
@@ -148,6 +149,8 @@ class Record:
             raise bad(f"bad table name {table!r}: must match {IDENTIFIER.pattern}")
         if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
             raise bad(f"ts must be a number, not {type(ts).__name__}")
+        if not 0 <= ts <= MAX_TS:  # also refuses NaN: no datetime can hold it
+            raise bad(f"ts must be seconds since 1970 before the year 10000, not {ts!r}")
         if not isinstance(data, dict):
             raise bad(f"d must be a map, not {type(data).__name__}")
         if len(data) > limits.max_fields:
