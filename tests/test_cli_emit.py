@@ -7,7 +7,7 @@ import redis
 from clitools import collector
 from conftest import REAL_REDIS_URL
 
-from collector.cli.emit import parse_value
+from collector.values import parse_value
 from workers.record import Record
 
 

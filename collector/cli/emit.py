@@ -7,7 +7,6 @@ with its number on stderr and skipped; the good lines are still sent, and the ex
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -17,24 +16,12 @@ import click
 
 from collector.cli.options import redis_options
 from collector.settings import Settings
+from collector.values import parse_value
 from workers.emitter import Emitter
 from workers.errors import EncodeError
 from workers.record import IDENTIFIER, META_KEYS, is_identifier
 
 BATCH = 1000
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan)", re.I)
-
-
-def parse_value(text: str) -> Any:
-    """int, float, true/false (any case), else the text itself."""
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
 
 
 def key_problem(key: object) -> str | None:

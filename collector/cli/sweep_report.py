@@ -20,11 +20,11 @@ from collector.cli.sweep_common import (
 )
 from collector.errors import ConfigError
 from collector.sweeps import ledger
-from collector.sweeps.grid import parse_scalar
 from collector.sweeps.missing import array_ranges, retire_failed, write_csv
 from collector.sweeps.plot import plot_sweep
 from collector.sweeps.status import DONE, FAILED, MISSING, RUNNING, Progress
 from collector.sweeps.submit import enqueue_points
+from collector.values import parse_value
 
 SLURM_MAX_ARRAY_INDEX = 1000  # Slurm's default MaxArraySize is 1001
 
@@ -231,7 +231,7 @@ def plot(
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"bad --at {item!r}: expected NAME=VALUE")
-        fixed[key] = parse_scalar(text)
+        fixed[key] = parse_value(text)
     with open_db(db_url) as engine:
         sweep = ledger.load(engine, name)
         used = plot_sweep(engine, sweep, output, x=x, y=y, value=value, at=fixed)

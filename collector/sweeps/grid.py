@@ -9,23 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from collector.errors import ConfigError
+from collector.values import parse_value
 from workers.record import is_identifier
 
 Point = dict[str, Any]
 MAX_POINTS = 10_000_000
-
-
-def parse_scalar(text: str) -> Any:
-    """A command-line value as int, float or bool when it reads as one, else the text itself."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def frange(start: float, stop: float, step: float) -> list[float | int]:
@@ -49,11 +37,11 @@ def parse_axis(spec: str) -> tuple[str, list[Any]]:
     if not is_identifier(name):
         raise ConfigError(f"bad grid name {name!r}: must match [A-Za-z][A-Za-z0-9_]{{0,62}}")
     if ":" in body:
-        parts = [parse_scalar(p) for p in body.split(":")]
+        parts = [parse_value(p) for p in body.split(":")]
         if len(parts) != 3 or not all(isinstance(p, int | float) for p in parts):
             raise ConfigError(f"bad range in {spec!r}: expected three numbers start:stop:step")
         return name, frange(*parts)
-    return name, [parse_scalar(v) for v in body.split(",")]
+    return name, [parse_value(v) for v in body.split(",")]
 
 
 def grid_points(specs: list[str]) -> list[Point]:
@@ -78,4 +66,4 @@ def csv_points(path: str | Path) -> list[Point]:
         bad = [n for n in names if not is_identifier(n)]
         if bad:
             raise ConfigError(f"bad column name(s) in {path}: {', '.join(bad)}")
-        return [{k: parse_scalar(v) for k, v in row.items()} for row in reader]
+        return [{k: parse_value(v) for k, v in row.items()} for row in reader]
