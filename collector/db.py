@@ -54,6 +54,25 @@ def sqlite_path(url: str) -> str | None:
     return os.path.abspath(parsed.database)
 
 
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that is not there (opening it would create an empty one)."""
+    path = sqlite_path(url)
+    return path is None or os.path.exists(path)
+
+
+def count_rows(conn: sa.Connection, table: str) -> int:
+    """Rows in ``table``, a name that already passed the identifier rule."""
+    return int(conn.scalar(sa.select(sa.func.count()).select_from(sa.table(table))) or 0)
+
+
+def row_count(engine: sa.Engine, table: str) -> int:
+    """Rows in ``table``; 0 while it does not exist."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(table):
+            return 0
+        return count_rows(conn, table)
+
+
 class WriterLock:
     """An exclusive lock file next to a SQLite database: one collector writes to one file."""
 

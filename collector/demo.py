@@ -26,7 +26,7 @@ import redis
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from collector.db import WriterLock, sqlite_path
+from collector.db import WriterLock, row_count, sqlite_path
 from collector.demo_jobs import TABLE
 from collector.demo_redis import find_redis, stop
 from collector.settings import mask_db_url
@@ -95,13 +95,6 @@ def clear_table(engine: sa.Engine, db_url: str) -> None:
             lock.release()
 
 
-def row_count(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(TABLE):
-            return 0
-        return int(conn.scalar(sa.select(sa.func.count()).select_from(sa.table(TABLE))) or 0)
-
-
 def wait_for_rows(engine: sa.Engine, want: int, problem: Callable[[float], str | None]) -> None:
     """A progress bar until the table holds ``want`` rows; ``problem(seconds since the last new
     row)`` returns a reason to give up, or None."""
@@ -112,7 +105,7 @@ def wait_for_rows(engine: sa.Engine, want: int, problem: Callable[[float], str |
             reason = problem(time.monotonic() - last_change)
             if reason:
                 raise click.ClickException(reason)
-            new = row_count(engine)
+            new = row_count(engine, TABLE)
             if new != count:
                 bar.update(new - count)
                 count, last_change = new, time.monotonic()
@@ -245,7 +238,7 @@ def forget_keys(client: redis.Redis, queue: str, rq_queue: str) -> None:
 
 def summary(engine: sa.Engine, db_url: str, points: int, seconds: float) -> None:
     """Rows, time, rate, and a few rows read back through SQL."""
-    rows = row_count(engine)
+    rows = row_count(engine, TABLE)
     click.echo(
         f"\n{rows} rows for {points} points in {seconds:.1f} s from submit to the last row "
         f"stored ({rows / seconds:.0f} rows/s); table {TABLE!r} in {mask_db_url(db_url)}, "

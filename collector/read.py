@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from collector.db import make_engine, sqlite_path
+from collector.db import database_exists, make_engine
 from collector.errors import ConfigError, NoSuchTable
 from collector.settings import DEFAULT_DB_URL, mask_db_url
 from workers.record import IDENTIFIER, is_identifier
@@ -27,12 +27,6 @@ def check_table_name(name: str) -> str:
     if not is_identifier(name):
         raise ConfigError(f"bad table name {name!r}: must match {IDENTIFIER.pattern}")
     return name
-
-
-def database_exists(db_url: str) -> bool:
-    """False only for a SQLite file that is not there (opening it would create an empty one)."""
-    path = sqlite_path(db_url)
-    return path is None or os.path.exists(path)
 
 
 @contextmanager

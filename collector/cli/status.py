@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -11,7 +10,7 @@ import redis
 import sqlalchemy as sa
 
 from collector.cli.options import db_option, redis_options
-from collector.db import make_engine, sqlite_path
+from collector.db import count_rows, database_exists, make_engine
 from collector.settings import mask_db_url
 from collector.stream import Stream
 from workers.jobinfo import host_name
@@ -20,17 +19,13 @@ from workers.settings import mask_url
 
 def table_counts(db_url: str) -> dict[str, int]:
     """Row count of every table in the database (none when a SQLite file does not exist yet)."""
-    path = sqlite_path(db_url)
-    if path is not None and not os.path.exists(path):
+    if not database_exists(db_url):
         return {}
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
             names = sorted(sa.inspect(conn).get_table_names())
-            return {
-                name: conn.scalar(sa.select(sa.func.count()).select_from(sa.table(name))) or 0
-                for name in names
-            }
+            return {name: count_rows(conn, name) for name in names}
     finally:
         engine.dispose()
 

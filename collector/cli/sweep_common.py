@@ -4,14 +4,13 @@ Redis, reading points, and progress with the running points from RQ."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import click
 import redis
 import sqlalchemy as sa
 
-from collector.db import make_engine, sqlite_path
+from collector.db import database_exists, make_engine
 from collector.errors import ConfigError
 from collector.settings import mask_db_url
 from collector.sweeps.grid import Point, csv_points, grid_points
@@ -48,8 +47,7 @@ job_timeout_option = click.option(
 def open_db(db_url: str, *, create: bool = False) -> Iterator[sa.Engine]:
     """An engine for ``db_url``, disposed afterwards; a missing SQLite file is an error unless
     ``create`` (so a typo in the URL does not leave an empty database behind)."""
-    path = sqlite_path(db_url)
-    if path is not None and not create and not os.path.exists(path):
+    if not create and not database_exists(db_url):
         raise ConfigError(f"database {mask_db_url(db_url)} does not exist")
     engine = make_engine(db_url)
     try:

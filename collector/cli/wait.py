@@ -6,21 +6,12 @@ import sys
 import time
 
 import click
-import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.options import db_option
-from collector.db import make_engine
-from collector.read import check_table_name, database_exists
+from collector.db import database_exists, make_engine, row_count
+from collector.read import check_table_name
 from collector.settings import Settings
-
-
-def row_count(engine: sa.Engine, table: str) -> int:
-    """Rows in ``table`` (a name that passed the identifier rule); 0 while it does not exist."""
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(table):
-            return 0
-        return conn.scalar(sa.select(sa.func.count()).select_from(sa.table(table))) or 0
 
 
 @click.command()
