@@ -41,3 +41,11 @@ class BrokerUnavailable(CollectorError):
     """Redis cannot be reached now; the daemon backs off and reconnects."""
 
     exit_code = 5
+
+
+def first_line(exc: BaseException) -> str:
+    """A library error's own message, first line, without SQLAlchemy's SQL and parameter dump
+    (those may hold a whole batch of values): what log lines, dead letters and the CLI show."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return (text[0] if text else type(orig).__name__)[:300]

@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector import bulk
-from collector.errors import DatabaseUnavailable
+from collector.errors import DatabaseUnavailable, first_line
 from collector.schema import INT64, Plan, Schema, TableInfo
 from workers.record import Record
 
@@ -86,7 +86,7 @@ class Store:
         except sa_exc.SQLAlchemyError as exc:
             self._stale = True
             if is_unavailable(exc) or isinstance(exc, sa_exc.ProgrammingError):
-                raise DatabaseUnavailable(_message(exc)) from exc
+                raise DatabaseUnavailable(first_line(exc)) from exc
             raise
 
     def _plan(self, records: list[Record]) -> Plan:
@@ -124,7 +124,7 @@ class Store:
                 self.schema.apply(conn, plan)
             return plan
         except (sa_exc.ProgrammingError, sa_exc.IntegrityError) as exc:
-            log.info("schema changed under us (%s); reloading", _message(exc))
+            log.info("schema changed under us (%s); reloading", first_line(exc))
             with self.engine.connect() as conn:
                 self.schema.load(conn)
             plan = self.schema.plan(records)
@@ -144,7 +144,7 @@ class Store:
                 raise
             if len(items) == 1:
                 why = "database refused" if isinstance(exc, sa_exc.DBAPIError) else "cannot store"
-                return [(items[0][0], f"{why} the row: {_message(exc)}")]
+                return [(items[0][0], f"{why} the row: {first_line(exc)}")]
             mid = len(items) // 2
             return self._isolate(items[:mid]) + self._isolate(items[mid:])
 
@@ -223,9 +223,3 @@ def _error_of(table: sa.Table) -> list[sa.ColumnElement[Any]]:
     """The ``_error`` column as a query column, or a NULL literal for tables without one."""
     return [table.c._error if "_error" in table.c else sa.null()]
 
-
-def _message(exc: BaseException) -> str:
-    """The database's own message, first line, without SQLAlchemy's SQL and parameter dump."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return (text[0] if text else type(orig).__name__)[:300]
