@@ -6,6 +6,7 @@ is unavailable the same batch is retried and nothing more is read (never one bat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,18 +17,16 @@ from dataclasses import dataclass
 import redis
 import sqlalchemy as sa
 
+from collector.batch import Batch
 from collector.db import WriterLock, make_engine, sqlite_path
-from collector.errors import DatabaseUnavailable
-from collector.schema import Schema
+from collector.errors import ConfigError, DatabaseUnavailable
 from collector.settings import Settings
-from collector.store import Store
-from collector.stream import Entry, Stream
-from workers.errors import DecodeError
-from workers.record import Record
+from collector.store import Schema, Store
+from collector.stream import DeadEntry, Entry, Stream, redis_fault
+from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
-Decoded = tuple[list[Record], dict[int, bytes], list[tuple[bytes, str]]]  # records, raw, dead
 
 
 @dataclass
@@ -38,6 +37,15 @@ class Counters:
     stored: int = 0
     dead: int = 0
     batches: int = 0
+
+
+@dataclass
+class Failure:
+    """A batch that keeps failing: since when, how often, and the last error."""
+
+    since: float
+    attempts: int
+    error: str
 
 
 class Backoff:
@@ -74,16 +82,18 @@ class Collector:
         self.store = Store(self.engine, Schema(declared))
         self.clock = clock
         self.counters = Counters()
-        self._inflight: list[Entry] = []
-        self._unacked: tuple[list[bytes], list[tuple[bytes, str]]] | None = None
+        self.failure: Failure | None = None
+        self._batch: Batch | None = None  # read, not yet stored
+        self._unacked: Batch | None = None  # stored, not yet acknowledged
+        self._held: list[DeadEntry] = []  # dead letters a full Redis refused; entries pending
         self._reading_pending = True
         self._group_ready = False
+        self._last_error: str | None = None
         self._next_claim = 0.0
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
         self._reader: ThreadPoolExecutor | None = None
-        self._ahead: Future[tuple[list[Entry], Decoded]] | None = None
-        self._decoded: Decoded | None = None
+        self._ahead: Future[Batch] | None = None
         self._closing = False
 
     def start(self) -> None:
@@ -97,41 +107,44 @@ class Collector:
         """Read (or retry) one batch, store it, acknowledge it; returns how many entries it took."""
         if not self._group_ready:
             self.stream.ensure_group()
+            self._last_error = self._last_error or self.stream.last_error()
             self._group_ready = True
-        if self._unacked is not None:
-            self.stream.finish(*self._unacked)
-            self._unacked = None
-        if not self._inflight:
-            self._inflight, self._decoded = self._next_batch()
-        entries = self._inflight
-        if not entries:
+        self._acknowledge()  # a batch stored before Redis failed
+        batch = self._batch = self._batch or self._next_batch()
+        if not batch:
             return 0
-        if self._decoded is None:
-            self._decoded = self._decode(entries)
-        records, raw_of, dead = self._decoded
-        if len(entries) >= self.settings.batch_size:
+        if len(batch) >= self.settings.batch_size:
             self._read_ahead()  # a backlog: fetch the next batch while this one is written
-        rejected = self.store.write(records)
-        dead = dead + [(raw_of[id(rec)], reason) for rec, reason in rejected]
-        self._inflight, self._decoded = [], None
-        self._unacked = ([e.id for e in entries], dead)
-        self.stream.finish(*self._unacked)
-        self._unacked = None
-        self.counters.records += len(entries)
-        self.counters.stored += len(records) - len(rejected)
-        self.counters.dead += len(dead)
+        refused = self.store.write(batch.records)
+        batch.refuse(refused)
+        self._batch, self._unacked = None, batch
+        self._acknowledge()
+        self.counters.records += len(batch)
+        self.counters.stored += len(batch.records) - len(refused)
+        self.counters.dead += len(batch.dead)
         self.counters.batches += 1
-        return len(entries)
+        return len(batch)
 
-    def _next_batch(self) -> tuple[list[Entry], Decoded | None]:
+    def _acknowledge(self) -> None:
+        if self._unacked is None:
+            return
+        held = self.stream.finish(self._unacked.ids, self._unacked.dead + self._held)
+        if held and not self._held:
+            log.warning(
+                "redis is out of memory: %d dead letters wait, their records pending, until it "
+                "has room again", len(held),
+            )  # fmt: skip
+        self._unacked, self._held = None, held
+
+    def _next_batch(self) -> Batch:
         """The batch read (and decoded) ahead, if there is one, else a fresh read; an error of
         the reader thread surfaces here."""
         ahead, self._ahead = self._ahead, None
-        return ahead.result() if ahead is not None else (self._read(), None)
+        return ahead.result() if ahead is not None else self._read_and_decode()
 
-    def _read_and_decode(self) -> tuple[list[Entry], Decoded]:
-        entries = self._read()
-        return entries, self._decode(entries)
+    def _read_and_decode(self) -> Batch:
+        limits, most = self.settings.limits, self.settings.max_deliveries
+        return Batch.decode(self._read(), limits, most, self._last_error)
 
     def _read_ahead(self) -> None:
         """Start reading and decoding the next batch in the reader thread (it runs while this
@@ -143,19 +156,9 @@ class Collector:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="collector-read")
         self._ahead = self._reader.submit(self._read_and_decode)
 
-    def _store_read_ahead(self) -> None:
-        """At shutdown, store a batch already read ahead (unless the batch before it is still
-        failing); whatever is not stored stays pending in Redis for the next start."""
-        self._closing = True
-        if self._ahead is None or self._inflight:
-            return
-        try:
-            self.run_once()
-        except Exception as exc:  # shutting down: release everything below regardless
-            log.warning("left %d records pending for the next start (%s)", len(self._inflight), exc)
-
     def _read(self) -> list[Entry]:
-        """Own pending entries first (after a restart), then stale ones of others, then new ones."""
+        """Own pending entries first (after a restart or a claim), then stale ones of others,
+        then new ones."""
         size = self.settings.batch_size
         if self._reading_pending:
             entries = self.stream.read_pending(size)
@@ -164,35 +167,17 @@ class Collector:
             self._reading_pending = False
         now = self.clock()
         if now >= self._next_claim:
-            entries = self.stream.claim_stale(self.settings.claim_idle, size)
+            claimed = self.stream.claim_stale(self.settings.claim_idle, size)
             if self.stream.claim_scan_done:
                 self._next_claim = now + max(self.settings.claim_idle, 1.0)
-            if entries:
-                return entries
+            if claimed:
+                self._reading_pending = True
+                return self.stream.read_pending(size)
         return self.stream.read_new(size, self.settings.max_wait)
 
-    def _decode(self, entries: list[Entry]) -> Decoded:
-        records: list[Record] = []
-        raw_of: dict[int, bytes] = {}
-        dead: list[tuple[bytes, str]] = []
-        limits = self.settings.limits
-        for entry in entries:
-            if entry.raw is None:
-                continue  # deleted before we read it: nothing to store
-            if entry.problem is not None:
-                dead.append((entry.raw, entry.problem))
-                continue
-            try:
-                rec = Record.decode(entry.raw, limits)
-            except DecodeError as exc:
-                dead.append((entry.raw, exc.reason))
-                continue
-            records.append(rec)
-            raw_of[id(rec)] = entry.raw
-        return records, raw_of, dead
-
     def run(self, stop: threading.Event) -> None:
-        """Repeat ``run_once`` until ``stop`` is set; back off while a server is down."""
+        """Repeat ``run_once`` until ``stop`` is set; back off while a server is down. Ends
+        early (ConfigError) only when Redis refuses the configuration itself."""
         self.start()
         log.info("collector started: %s", self.settings.describe())
         backoff = Backoff()
@@ -201,15 +186,11 @@ class Collector:
                 try:
                     self.run_once()
                     backoff.reset()
+                    self._recovered()
                 except DatabaseUnavailable as exc:
-                    delay = backoff.next()
-                    log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
-                    stop.wait(delay)
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    self._reading_pending = True  # a lost XREADGROUP reply left entries pending
-                    delay = backoff.next()
-                    log.warning("redis unavailable (%s); retrying in %.1f s", exc, delay)
-                    stop.wait(delay)
+                    self._failed(f"database unavailable: {exc}", backoff, stop)
+                except redis.RedisError as exc:
+                    self._redis_failed(exc, backoff, stop)
                 self._log_rate()
         finally:
             self.close()
@@ -219,6 +200,43 @@ class Collector:
             self.counters.batches,
         )  # fmt: skip
 
+    def _redis_failed(self, exc: redis.RedisError, backoff: Backoff, stop: threading.Event) -> None:
+        fault = redis_fault(exc)
+        if fault == "config":
+            url = mask_url(self.settings.redis_url)
+            raise ConfigError(f"redis at {url} refused the collector: {exc}") from None
+        self._reading_pending = True  # a lost XREADGROUP reply left entries pending
+        if fault == "nogroup":
+            self._group_ready = False
+            log.warning(
+                "consumer group %r of %s was gone (Redis restarted without persistence, or the "
+                "stream was deleted): re-creating it; records queued before may have been lost "
+                "inside Redis", self.stream.group, self.settings.queue,
+            )  # fmt: skip
+            return
+        self._failed(f"redis unavailable: {exc}", backoff, stop)
+
+    def _failed(self, error: str, backoff: Backoff, stop: threading.Event) -> None:
+        """Log, publish (for ``status``) and wait before the same batch is tried again."""
+        now = time.time()
+        failure = self.failure or Failure(now, 0, error)
+        failure.attempts, failure.error = failure.attempts + 1, error
+        self.failure, self._last_error = failure, error
+        delay = backoff.next()
+        log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failure.attempts)
+        self._publish(failure)
+        stop.wait(delay)
+
+    def _recovered(self) -> None:
+        if self.failure is not None:
+            log.info("recovered after %d failed attempts", self.failure.attempts)
+            self.failure = None
+            self._publish(None)
+
+    def _publish(self, failure: Failure | None) -> None:
+        with contextlib.suppress(redis.RedisError):  # Redis may be what fails: the log tells
+            self.stream.report(None if failure is None else vars(failure))
+
     def _log_rate(self) -> None:
         now = self.clock()
         since, done_then = self._last_log
@@ -226,7 +244,12 @@ class Collector:
             return
         done = self.counters.records - done_then
         self._last_log = (now, self.counters.records)
-        if done:
+        if self.failure is not None:
+            log.warning(
+                "batch failing for %.0f s (%d attempts): %s",
+                time.time() - self.failure.since, self.failure.attempts, self.failure.error,
+            )  # fmt: skip
+        elif done:
             log.info(
                 "%.0f records/s, %d batches, %d dead letters, lag %d (stream incl. pending)",
                 done / (now - since), self.counters.batches, self.counters.dead,
@@ -234,20 +257,30 @@ class Collector:
             )  # fmt: skip
 
     def close(self) -> None:
-        """Store a batch read ahead, acknowledge what is committed, then release the lock, the
-        engine and the Redis pool."""
+        """Shut down in order: store a batch read ahead, acknowledge what is committed (so a
+        restart does not redeliver it), then release the lock, the engine and the Redis pool."""
         self._store_read_ahead()
         if self._reader is not None:
             self._reader.shutdown()
             self._reader = None
-        if self._unacked is not None:
-            try:
-                self.stream.finish(*self._unacked)
-                self._unacked = None
-            except redis.RedisError as exc:  # stays pending: redelivered, and _id dedupes it
-                log.warning("could not acknowledge the last batch (%s)", exc)
+        try:
+            self._acknowledge()
+        except redis.RedisError as exc:  # stays pending: redelivered, and _id dedupes it
+            log.warning("could not acknowledge the last batch (%s)", exc)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
         self.engine.dispose()
         self.client.close()
+
+    def _store_read_ahead(self) -> None:
+        """At shutdown, store a batch already read ahead (unless the batch before it is still
+        failing); whatever is not stored stays pending in Redis for the next start."""
+        self._closing = True
+        if self._ahead is None or self._batch is not None:
+            return
+        try:
+            self.run_once()
+        except Exception as exc:  # shutting down: release everything below regardless
+            left = len(self._batch) if self._batch is not None else 0
+            log.warning("left %d records pending for the next start (%s)", left, exc)

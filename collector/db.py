@@ -29,19 +29,36 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default)
 
 
+class _Everything(set[str]):
+    """A reserved-word set that holds every word, so the dialect quotes every identifier."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
 def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite files get WAL, synchronous=NORMAL and a busy timeout."""
+    """An engine for ``url`` that quotes every identifier it renders (a name that matched the
+    identifier rule is an ordinary name, even where a dialect's keyword list lags behind its
+    parser, as SQLite's ``nothing`` and ``returning`` do). SQLite files get WAL,
+    synchronous=NORMAL, a busy timeout, and transactions that SQLAlchemy begins itself, so a
+    schema change commits or rolls back with its batch (the driver would run DDL outside)."""
     engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    engine.dialect.identifier_preparer.reserved_words = _Everything()
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # no implicit BEGIN: ours, below, covers DDL too
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout=5000")
             if make_url(url).database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -36,6 +36,7 @@ class Settings:
     max_wait: float = 0.5
     consumer: str = field(default_factory=host_name)
     claim_idle: float = 60.0
+    max_deliveries: int = 5
     limits: Limits = field(default_factory=Limits)
     models: str | None = None
 
@@ -69,6 +70,8 @@ class Settings:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.max_wait < 0 or self.claim_idle < 0:
             raise ConfigError("durations must not be negative")
+        if self.max_deliveries < 1:
+            raise ConfigError(f"max deliveries must be at least 1, got {self.max_deliveries}")
         if not self.consumer:
             raise ConfigError("consumer name must not be empty")
         for f in fields(Limits):
@@ -80,7 +83,8 @@ class Settings:
         return (
             f"redis={mask_url(self.redis_url)} db={mask_db_url(self.db_url)} queue={self.queue} "
             f"consumer={self.consumer} batch_size={self.batch_size} max_wait={self.max_wait}s "
-            f"claim_idle={self.claim_idle}s max_record_bytes={self.limits.max_record_bytes}"
+            f"claim_idle={self.claim_idle}s max_deliveries={self.max_deliveries} "
+            f"max_record_bytes={self.limits.max_record_bytes}"
         )
 
     def __repr__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,29 +18,51 @@ GROUP = "collector"
 _FIELD = FIELD.encode()
 
 
+DeadEntry = tuple[bytes, bytes, str]  # entry id, record bytes, reason
+SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One stream entry: its id and record bytes; ``raw`` is None for an entry already deleted.
 
-    ``problem`` says why an entry cannot be a record before decoding (no ``m`` field).
+    ``problem`` says why an entry cannot be a record before decoding (no ``m`` field);
+    ``deliveries`` is the consumer group's delivery count, this delivery included.
     """
 
     id: bytes
     raw: bytes | None
     problem: str | None = None
+    deliveries: int = 1
 
 
-def _entry(mid: bytes, fields: dict[bytes, bytes] | None) -> Entry:
+def _entry(mid: bytes, fields: dict[bytes, bytes] | None, deliveries: int = 1) -> Entry:
     if not fields:
-        return Entry(mid, None)
+        return Entry(mid, None, deliveries=deliveries)
     raw = fields.get(_FIELD)
     if raw is None:
-        return Entry(mid, msgpack.packb(fields), f"stream entry has no field {FIELD!r}")
-    return Entry(mid, raw)
+        problem = f"stream entry has no field {FIELD!r}"
+        return Entry(mid, msgpack.packb(fields), problem, deliveries)
+    return Entry(mid, raw, deliveries=deliveries)
 
 
-def _entries(messages: list[Any]) -> list[Entry]:
-    return [_entry(mid, fields) for mid, fields in messages]
+def _entries(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
+    counts = counts or {}
+    return [_entry(mid, fields, counts.get(mid, 1)) for mid, fields in messages]
+
+
+def redis_fault(exc: redis.RedisError) -> str:
+    """``config`` (credentials, permissions, a queue key that is no stream: retrying cannot
+    help), ``nogroup`` (the group is gone: Redis restarted without persistence, or the stream
+    was deleted), else ``retry`` (unreachable, loading, out of memory: wait and try again)."""
+    if isinstance(exc, redis.AuthenticationError | redis.exceptions.NoPermissionError):
+        return "config"
+    text = str(exc)
+    if text.startswith("WRONGTYPE"):
+        return "config"
+    if "NOGROUP" in text:
+        return "nogroup"
+    return "retry"
 
 
 class Stream:
@@ -48,24 +72,49 @@ class Stream:
         self.client = client
         self.queue = queue
         self.dead_key = f"{queue}:dead"
+        self.health_key = f"{queue}:health"
         self.consumer = consumer
         self.group = group
-        self._claim_cursor = b"0-0"
+        self._claim_cursor = b"-"
 
-    def ensure_group(self) -> None:
-        """Create the group at the start of the stream (id 0), so earlier records are kept."""
+    def ensure_group(self) -> bool:
+        """Create the group at the start of the stream (id 0), so earlier records are kept, and
+        this consumer in it (``status`` lists it before its first record); True when the group
+        had to be created. A Redis at ``maxmemory`` refuses both even when they exist: then
+        an existing group is enough."""
         try:
             self.client.xgroup_create(self.queue, self.group, id="0", mkstream=True)
+            created = True
+        except redis.exceptions.OutOfMemoryError:
+            groups: Any = self.client.xinfo_groups(self.queue)
+            if not any(_bytes(g["name"]) == self.group.encode() for g in groups):
+                raise
+            return False
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            created = False
+        with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+            self.client.xgroup_createconsumer(self.queue, self.group, self.consumer)
+        return created
 
     def read_pending(self, count: int) -> list[Entry]:
-        """This consumer's delivered-but-unacknowledged entries (after a restart), oldest first."""
+        """This consumer's delivered-but-unacknowledged entries (after a restart or a claim),
+        oldest first, with their delivery counts. When one of them was delivered twice before
+        without an ack (a previous attempt died on it), only the first is read: one at a time,
+        a record that kills the process meets its delivery limit alone."""
+        peek: Any = self.client.xpending_range(
+            self.queue, self.group, "-", "+", count, consumername=self.consumer
+        )
+        if not peek:
+            return []
+        counts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in peek}
+        if max(counts.values()) >= SUSPECT_DELIVERIES:
+            count = 1
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: "0"}, count=count
         )
-        return _entries(reply[0][1]) if reply else []
+        return _entries(reply[0][1], counts) if reply else []
 
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""
@@ -75,48 +124,85 @@ class Stream:
         )
         return _entries(reply[0][1]) if reply else []
 
-    def claim_stale(self, idle_seconds: float, count: int) -> list[Entry]:
-        """Take over entries other consumers left unacknowledged for ``idle_seconds`` or longer."""
-        reply = self.client.xautoclaim(
-            self.queue,
-            self.group,
-            self.consumer,
-            min_idle_time=int(idle_seconds * 1000),
-            start_id=self._claim_cursor,
-            count=count,
+    def claim_stale(self, idle_seconds: float, count: int) -> int:
+        """Take over entries other consumers left unacknowledged for ``idle_seconds`` or longer,
+        ``count`` pending entries examined per call, resuming where the last call stopped. Ids
+        only (XCLAIM JUSTID): a claim is no delivery, ``read_pending`` delivers and counts them.
+        Returns how many were taken."""
+        idle = int(idle_seconds * 1000)
+        rows: Any = self.client.xpending_range(
+            self.queue, self.group, self._claim_cursor, "+", count, idle=idle
         )
-        self._claim_cursor = reply[0]
-        return _entries(reply[1])
+        self._claim_cursor = b"(" + rows[-1]["message_id"] if len(rows) == count else b"-"
+        mine = self.consumer.encode()
+        ids = [r["message_id"] for r in rows if _bytes(r["consumer"]) != mine]
+        if not ids:
+            return 0
+        claimed: Any = self.client.xclaim(
+            self.queue, self.group, self.consumer, idle, ids, justid=True
+        )
+        return len(claimed)
 
     @property
     def claim_scan_done(self) -> bool:
-        """True once XAUTOCLAIM has walked the whole pending list (its cursor is back at 0-0)."""
-        return self._claim_cursor in (b"0-0", "0-0")
+        """True once the claims have walked the whole pending list."""
+        return self._claim_cursor == b"-"
 
     def length(self) -> int:
         """Entries in the stream: acknowledged ones are deleted, so this is the backlog."""
         return int(self.client.xlen(self.queue))
 
-    def finish(self, ids: list[bytes], dead: list[tuple[bytes, str]]) -> None:
-        """Dead-letter ``dead`` (raw, reason), then XACK and XDEL ``ids``, atomically, one trip."""
-        if not ids and not dead:
-            return
-        pipe = self.client.pipeline(transaction=True)
-        now = f"{time.time():.6f}"
-        for raw, reason in dead:
-            pipe.xadd(self.dead_key, {"m": raw, "reason": reason, "ts": now})
-        if ids:
-            pipe.xack(self.queue, self.group, *ids)
-            pipe.xdel(self.queue, *ids)
-        pipe.execute()
+    def finish(self, ids: list[bytes], dead: list[DeadEntry]) -> list[DeadEntry]:
+        """Dead-letter ``dead`` (entry id, raw, reason), then delete and acknowledge ``ids``.
+        Returns the dead letters a Redis at ``maxmemory`` refused: their entries stay pending,
+        and the caller passes them to a later call.
+
+        No MULTI: a full Redis refuses every command queued in one, while XDEL and XACK alone
+        still run (and free memory once whole stream nodes are deleted). XDEL goes first: an
+        entry deleted but still pending is re-read as empty and acknowledged then. A crash
+        between a dead letter and its acknowledgement writes that dead letter twice.
+        """
+        held: list[DeadEntry] = []
+        if dead:
+            pipe = self.client.pipeline(transaction=False)
+            now = f"{time.time():.6f}"
+            for _entry_id, raw, reason in dead:
+                pipe.xadd(self.dead_key, {"m": raw, "reason": reason, "ts": now})
+            for letter, reply in zip(dead, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, redis.exceptions.OutOfMemoryError):
+                    held.append(letter)
+                elif isinstance(reply, Exception):
+                    raise reply
+        kept = {entry_id for entry_id, _raw, _reason in held}
+        done = [i for i in ids if i not in kept] + [d[0] for d in dead if d[0] not in kept]
+        done = list(dict.fromkeys(done))
+        if done:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xdel(self.queue, *done)
+            pipe.xack(self.queue, self.group, *done)
+            pipe.execute()
+        return held
+
+    def report(self, failure: dict[str, Any] | None) -> None:
+        """Publish this consumer's failing batch (``status`` shows it), or clear it (None)."""
+        if failure is None:
+            self.client.hdel(self.health_key, self.consumer)
+        else:
+            self.client.hset(self.health_key, self.consumer, json.dumps(failure))
+
+    def last_error(self) -> str | None:
+        """The error this consumer last reported for a batch that kept failing, if any."""
+        raw: Any = self.client.hget(self.health_key, self.consumer)
+        return json.loads(raw).get("error") if raw else None
 
     def stats(self) -> dict[str, Any]:
-        """Stream length, pending count, consumers and dead-letter count, in one round trip."""
+        """Stream length, pending count, consumers, dead-letter count and failing batches."""
         pipe = self.client.pipeline(transaction=False)
         pipe.xlen(self.queue)
         pipe.xlen(self.dead_key)
         pipe.exists(self.queue)
-        length, dead, exists = pipe.execute()
+        pipe.hgetall(self.health_key)
+        length, dead, exists, health = pipe.execute()
         pending, consumers = 0, []
         if exists:
             try:
@@ -134,7 +220,32 @@ class Stream:
             except redis.ResponseError as exc:  # no group yet: nothing pending
                 if "NOGROUP" not in str(exc):
                     raise
-        return {"queue": int(length), "pending": pending, "dead": int(dead), "consumers": consumers}
+        failing = {_text(name): json.loads(value) for name, value in health.items()}
+        return {
+            "queue": int(length),
+            "pending": pending,
+            "dead": int(dead),
+            "consumers": consumers,
+            "failing": failing,
+            "persistence": persistence(self.client),
+        }
+
+
+def persistence(client: redis.Redis) -> dict[str, Any]:
+    """How the server keeps data across a restart: AOF, RDB snapshots, or nothing (``None``
+    where the server does not say, e.g. CONFIG is not allowed for this user)."""
+    info: Any = client.info("persistence")
+    aof = bool(int(info.get("aof_enabled", 0)))
+    try:
+        save: Any = client.config_get("save").get("save")
+        rdb: bool | None = bool(save and str(save).strip())
+    except redis.ResponseError:
+        rdb = None
+    return {"aof": aof, "rdb": rdb, "survives_restart": aof or rdb}
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _text(value: bytes | str) -> str:

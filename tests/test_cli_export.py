@@ -15,8 +15,7 @@ from clitools import collector, rows
 
 from collector.cli import main
 from collector.db import make_engine
-from collector.schema import Schema, kind_of_sql
-from collector.store import Store
+from collector.store import Schema, Store, kind_of_sql
 from workers.record import Record
 
 TS = 1_750_000_000.25

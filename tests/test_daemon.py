@@ -64,19 +64,19 @@ def test_poison_records_are_dead_lettered_and_neighbours_stored(
     emitter.emit({"x": 1}, table="x; DROP TABLE data")
     emitter.emit({"a b": 1})
     emitter.emit({"x": "text"})  # type conflict with x (int)
-    emitter.emit({"x": 2, "select": 1})
+    emitter.emit({"x": 2, "select": 1}, key="keyword")  # a SQL keyword is an ordinary name
     emitter.emit({"s": "y" * 2048})
     fake_redis.xadd(queue, {"m": Record("nan", "results", {"x": 3}, ts=float("nan")).encode()})
     emitter.emit({"x": 2}, key="good-2")
     collector.settings = replace(settings, limits=Limits(max_record_bytes=1024))
     drain(collector)
-    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["good-1", "good-2"]
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["good-1", "good-2", "keyword"]
     reasons = dead_reasons(fake_redis, queue)
-    assert len(reasons) == 9
+    assert len(reasons) == 8
     for expected in [
         "not valid msgpack", "not a map", "no field 'm'", "bad table name 'x; DROP TABLE data'",
         "bad column name 'a b'", "column 'x' holds int values, this record has str",
-        "column name 'select' is a reserved SQL word", "exceeds the limit of 1024",
+        "exceeds the limit of 1024",
         "ts must be seconds since 1970",
     ]:  # fmt: skip
         assert sum(expected in r for r in reasons) == 1, (expected, reasons)

@@ -10,8 +10,7 @@ import collector
 from collector.db import make_engine
 from collector.errors import ConfigError, NoSuchTable
 from collector.read import PANDAS_MISSING
-from collector.schema import META_COLUMNS, Schema
-from collector.store import Store
+from collector.store import META_COLUMNS, Schema, Store
 from workers.record import Record
 
 

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from collector.daemon import Collector
-from collector.schema import Schema
-from collector.store import _insert_for, build_row
+from collector.db import make_engine
+from collector.store import Schema, conflict
+from collector.store.writers import Writer
 from tests.helpers import drain, rows
 from workers import Emitter
 from workers.record import Record
@@ -79,10 +80,11 @@ def test_within_one_batch_the_success_wins(pair, db_url) -> None:
     check(db_url, 1, 2.5, None)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "generic"])
-def test_sqlalchemy_and_generic_inserts_follow_the_same_rule(sqlite_url, dialect) -> None:
-    """The paths the fast writer does not cover: SQLAlchemy's insert, and other dialects."""
-    engine = sa.create_engine(sqlite_url)
+@pytest.mark.parametrize("path", ["sqlalchemy", "portable"])
+def test_sqlalchemy_and_portable_inserts_follow_the_same_rule(sqlite_url, path) -> None:
+    """The paths the fast writers do not cover: SQLAlchemy's own upsert (tables with Python-side
+    defaults), and the rule in Python for dialects without ON CONFLICT."""
+    engine = make_engine(sqlite_url)
     table = sa.Table(
         "results", sa.MetaData(), sa.Column("_id", sa.String, primary_key=True),
         sa.Column("_error", sa.Text), sa.Column("x", sa.BigInteger), sa.Column("K", sa.Float),
@@ -92,12 +94,14 @@ def test_sqlalchemy_and_generic_inserts_follow_the_same_rule(sqlite_url, dialect
     with engine.connect() as conn:
         schema.load(conn)
     info = schema.tables["results"]
-    insert = _insert_for(dialect)
+    writer = Writer(engine.dialect)
     for data in (FAIL, {**FAIL, "x": 5}, OK, {"x": 9, "K": 9.0}):
-        row = build_row(Record("k", "results", data), info)
-        full = {c: row.get(c) for c in ("_id", "_error", "x", "K")}
         with engine.begin() as conn:
-            insert(conn, info, [full])
+            if path == "sqlalchemy":
+                writer.insert(conn, info, [Record("k", "results", data)])
+            else:
+                row = {"_id": "k", "_error": None, "x": None, "K": None, **data}
+                conflict.portable_insert(conn, info.table, [row])
     engine.dispose()
     check(sqlite_url, 1, 2.5, None)
 

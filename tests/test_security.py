@@ -97,9 +97,8 @@ def _url(client) -> str:
 @pytest.mark.parametrize(
     ("table", "data", "reason"),
     [
-        ("select", {"x": 1}, "table name 'select' is a reserved SQL word"),
+        ("sqlite_x", {"x": 1}, "table name 'sqlite_x': SQLite reserves names starting with"),
         ("_private", {"x": 1}, "bad table name '_private'"),
-        ("results", {"order": 1}, "column name 'order' is a reserved SQL word"),
         ("results", {"_x": 1}, "bad column name '_x'"),
         ("results", {"a-b": 1}, "bad column name 'a-b'"),
         ("results", {"x; DROP TABLE results": 1}, "bad column name 'x; DROP TABLE results'"),

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from collector.db import make_engine
-from collector.schema import Schema
-from collector.store import Store
+from collector.store import Schema, Store
 from workers import Emitter
 from workers.errors import DecodeError
 from workers.jobinfo import peak_rss

@@ -9,8 +9,7 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from collector.db import make_engine
-from collector.schema import Schema
-from collector.store import Store
+from collector.store import Schema, Store
 from collector.sweeps import ledger
 from collector.sweeps.grid import grid_points
 from workers.keys import param_key

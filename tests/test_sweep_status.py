@@ -14,8 +14,7 @@ from rq.job import Job, JobStatus
 
 from collector.cli import main
 from collector.db import make_engine
-from collector.schema import Schema
-from collector.store import Store
+from collector.store import Schema, Store
 from collector.sweeps import ledger
 from collector.sweeps.missing import retire_failed
 from collector.sweeps.status import active_keys, progress

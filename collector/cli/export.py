@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from collector.cli.options import db_option
 from collector.read import check_table_name, open_table
-from collector.schema import kind_of_sql
 from collector.settings import Settings
+from collector.store import kind_of_sql
 
 PYARROW_MISSING = "parquet export needs pyarrow: pip install 'result-collector[data]'"
 Chunks = Iterable[Sequence[Sequence[Any]]]

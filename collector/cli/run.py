@@ -56,6 +56,13 @@ def install_signal_handlers(stop: threading.Event) -> None:
     help="Seconds before another consumer's unacknowledged records are taken over.",
 )
 @click.option(
+    "--max-deliveries",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="A record delivered more often without being stored is dead-lettered.",
+)
+@click.option(
     "--max-record-bytes",
     type=click.IntRange(min=1),
     default=Limits.max_record_bytes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -46,6 +47,18 @@ def gather(redis_url: str, db_url: str, queue: str) -> dict[str, Any]:
     }
 
 
+def describe_persistence(found: dict[str, Any]) -> str:
+    """One line on what a Redis restart would do to queued records."""
+    kinds = [name for name in ("aof", "rdb") if found[name]]
+    if kinds:
+        return (
+            f"persistence {' + '.join(k.upper() for k in kinds)}: queued records survive a restart"
+        )
+    if found["rdb"] is None:
+        return "persistence unknown (CONFIG not allowed); AOF off"
+    return "WARNING: no persistence (AOF and RDB off): a restart loses queued records"
+
+
 @click.command()
 @redis_options
 @db_option
@@ -65,6 +78,13 @@ def status(redis_url: str, db_url: str, queue: str, as_json: bool) -> None:
     click.echo(f"pending   {info['pending']} (read, not yet acknowledged)")
     for c in info["consumers"]:
         click.echo(f"  consumer {c['name']}: {c['pending']} pending, idle {c['idle_ms']} ms")
+    for name, failing in info["failing"].items():
+        since = time.time() - failing["since"]
+        click.echo(
+            f"  consumer {name}: batch failing for {since:.0f} s "
+            f"({failing['attempts']} attempts): {failing['error']}"
+        )
+    click.echo(f"redis     {describe_persistence(info['persistence'])}")
     click.echo(f"dead      {info['dead']} dead letters")
     click.echo(f"database  {info['db_url']}")
     for name, count in info["tables"].items():

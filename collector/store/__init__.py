@@ -1,0 +1,17 @@
+"""The store stage: records in, rows committed, refusals out.
+
+columns.py     the rules once: metadata columns, value kinds, names a database refuses
+schema.py      tables in memory; a batch planned against them (fits, new columns, widen)
+ddl.py         create, add, widen, inside the batch's transaction
+conflict.py    the conflict rule: first row stays, a success replaces a failure
+writers.py     rows as tuples; generic insert, SQLite executemany, PostgreSQL COPY
+timestamps.py  datetimes as stored (naive UTC)
+classify.py    every error: transient, tied to records, or unknown
+store.py       Store.write: one transaction per batch, bisection down to the bad records
+"""
+
+from collector.store.columns import META_COLUMNS, kind_of_sql
+from collector.store.schema import Schema, TableInfo
+from collector.store.store import Store
+
+__all__ = ["META_COLUMNS", "Schema", "Store", "TableInfo", "kind_of_sql"]

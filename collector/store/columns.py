@@ -1,0 +1,99 @@
+"""The rules about names and columns, once: metadata columns, value kinds, refused names.
+
+Every path that writes a row (table creation, the generic insert, the fast SQLite and COPY
+writers) reads the metadata columns from ``META``; every path that checks a name asks
+``name_problem``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+INT64 = (-(2**63), 2**63 - 1)
+OWN_PREFIX = "_rc_"  # the collector's scratch tables; a record's names start with a letter
+
+KIND_OF_TYPE: dict[type, str] = {
+    bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes",
+    dt.datetime: "datetime", list: "json", dict: "json",
+}  # fmt: skip
+SQL_TYPE: dict[str, Any] = {
+    "bool": sa.Boolean, "int": sa.BigInteger, "float": sa.Float, "str": sa.Text,
+    "bytes": sa.LargeBinary, "datetime": sa.DateTime, "json": sa.JSON,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MetaColumn:
+    """One metadata column: its SQL type, the Record attribute that fills it (None: ``_error``,
+    which comes from the record's data), and whether tables made before it existed lack it."""
+
+    name: str
+    sql_type: Any
+    attribute: str | None
+    later: bool = False
+
+    def column(self) -> sa.Column[Any]:
+        return sa.Column(self.name, self.sql_type, primary_key=self.name == "_id")
+
+
+META = (
+    MetaColumn("_id", sa.String(255), "id"),
+    MetaColumn("_ts", sa.DateTime, "ts"),
+    MetaColumn("_host", sa.Text, "host"),
+    MetaColumn("_pid", sa.Integer, "pid"),
+    MetaColumn("_job", sa.Text, "job"),
+    MetaColumn("_elapsed", sa.Float, "elapsed", later=True),
+    MetaColumn("_maxrss", sa.BigInteger, "maxrss", later=True),
+    MetaColumn("_error", sa.Text, None),
+)
+META_COLUMNS = tuple(m.name for m in META)
+FROM_RECORD = {m.name: m.attribute for m in META if m.attribute is not None}
+LATER = [m for m in META if m.later]
+
+# Names a database itself refuses, whatever the quoting: PostgreSQL's system columns, and
+# SQLite's reserved ``sqlite_`` table prefix.
+PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+
+
+def table_problem(dialect: str, name: str) -> str | None:
+    """Why the database cannot take ``name`` (already past the identifier rule) as a table."""
+    if dialect == "sqlite" and name.lower().startswith("sqlite_"):
+        return f"table name {name!r}: SQLite reserves names starting with 'sqlite_'"
+    return None
+
+
+def column_problem(dialect: str, name: str) -> str | None:
+    """Why the database cannot take ``name`` (already past the identifier rule) as a column."""
+    if dialect == "postgresql" and name in PG_SYSTEM_COLUMNS:
+        return f"column name {name!r}: a PostgreSQL system column"
+    return None
+
+
+def kind_of_sql(sql_type: sa.types.TypeEngine[Any]) -> str:
+    """The value kind a (reflected or declared) column type holds; ``other`` when none fits.
+    A TypeDecorator of a model holds what its underlying type holds."""
+    if isinstance(sql_type, sa.types.TypeDecorator):
+        sql_type = sql_type.impl_instance
+    checks = (
+        (sa.Boolean, "bool"), (sa.Integer, "int"), (sa.Float, "float"), (sa.Numeric, "float"),
+        (sa.DateTime, "datetime"), (sa.JSON, "json"), (sa.LargeBinary, "bytes"),
+        (sa.String, "str"),
+    )  # fmt: skip
+    for cls, kind in checks:
+        if isinstance(sql_type, cls):
+            return kind
+    return "other"
+
+
+def kind_of_value(value: Any) -> str | None:
+    """The kind of a decoded value, or None for a type no column holds."""
+    return KIND_OF_TYPE.get(type(value))
+
+
+def fits(column_kind: str, value_kind: str) -> bool:
+    """Whether a value of ``value_kind`` may be stored as it is in a ``column_kind`` column."""
+    return column_kind == value_kind or (column_kind == "float" and value_kind == "int")

@@ -1,0 +1,179 @@
+"""Tables in memory and planning: which records fit, and which tables and columns must change.
+
+The schema is reflected once and kept; a batch is planned against it. A plan never decides a
+type on a cached schema: when it needs DDL, the store reflects again and plans once more.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from collector.store.columns import (
+    INT64,
+    LATER,
+    OWN_PREFIX,
+    column_problem,
+    fits,
+    kind_of_sql,
+    kind_of_value,
+    table_problem,
+)
+from workers.record import Record
+
+
+@dataclass
+class TableInfo:
+    """What the collector knows of one table: its SQLAlchemy Table and each column's kind."""
+
+    table: sa.Table
+    strict: bool = False
+    kinds: dict[str, str] = field(init=False)
+    folded: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kinds = {c.name: kind_of_sql(c.type) for c in self.table.columns}
+        self.folded = {name.lower(): name for name in self.kinds}
+
+    @property
+    def has_id(self) -> bool:
+        return "_id" in self.kinds
+
+
+@dataclass
+class Plan:
+    """A batch sorted against the schema: accepted and rejected record positions, and the DDL
+    the accepted ones need first (new tables, new columns, int columns widened to float)."""
+
+    accepted: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    new_tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    new_columns: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    widen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @property
+    def needs_ddl(self) -> bool:
+        return bool(self.new_tables or any(self.new_columns.values()) or any(self.widen.values()))
+
+    def known(self, table: str, info: TableInfo | None) -> dict[str, str]:
+        """Column -> kind of ``table`` as it will be once the staged DDL ran."""
+        known = dict(info.kinds) if info is not None else {}
+        known.update(self.new_tables.get(table, {}))
+        known.update(self.new_columns.get(table, {}))
+        known.update(dict.fromkeys(self.widen.get(table, ()), "float"))
+        return known
+
+    def stage(
+        self, table: str, info: TableInfo | None, adds: dict[str, str], widen: set[str]
+    ) -> None:
+        """Record one accepted record's changes to ``table``."""
+        if info is None:
+            columns = self.new_tables.setdefault(table, {})
+            columns.update(adds)
+            columns.update(dict.fromkeys(widen, "float"))
+            return
+        columns = self.new_columns[table]
+        columns.update(adds)
+        if info.has_id and not info.strict:  # tables made before these metadata columns existed
+            for meta in LATER:
+                if meta.name not in info.kinds:
+                    columns.setdefault(meta.name, kind_of_sql(meta.sql_type()))
+        for key in widen:
+            if key in columns:
+                columns[key] = "float"
+            else:
+                self.widen[table].add(key)
+
+
+def value_kind(key: str, value: object) -> tuple[str, str | None]:
+    """The kind of one value, or a reason why no column can hold it."""
+    kind = kind_of_value(value)
+    if kind is None:
+        return "", f"column {key!r}: unsupported value type {type(value).__name__}"
+    if kind == "int" and not INT64[0] <= value <= INT64[1]:  # type: ignore[operator]
+        return "", f"column {key!r}: integer {value} is outside the 64-bit range"
+    return kind, None
+
+
+class Schema:
+    """The known tables; ``plan`` checks records against them and stages what must change."""
+
+    def __init__(self, declared: sa.MetaData | None = None) -> None:
+        self.declared = declared
+        self.tables: dict[str, TableInfo] = {}
+        self.dialect = ""
+
+    def load(self, conn: sa.Connection) -> None:
+        """Reflect the database's tables (user models take precedence) into memory."""
+        self.dialect = conn.dialect.name
+        reflected = sa.MetaData()
+        reflected.reflect(conn)
+        self.tables = {
+            name: TableInfo(table)
+            for name, table in reflected.tables.items()
+            if "." not in name and not name.startswith(OWN_PREFIX)
+        }
+        if self.declared is not None:
+            for name, table in self.declared.tables.items():
+                self.tables[name] = TableInfo(table, strict=True)
+
+    def plan(self, records: list[Record]) -> Plan:
+        """Sort ``records``: each fits (perhaps after staged DDL) or is rejected with a reason.
+        Records are checked in order, each against the tables as the ones before it left them."""
+        plan = Plan()
+        for index, rec in enumerate(records):
+            reason = self._stage(rec, plan)
+            if reason is None:
+                plan.accepted.append(index)
+            else:
+                plan.rejected.append((index, reason))
+        return plan
+
+    def _stage(self, rec: Record, plan: Plan) -> str | None:
+        """Check one record, staging its table and column changes; a reason if it is refused."""
+        info = self.tables.get(rec.table)
+        if info is None and rec.table not in plan.new_tables:
+            reason = self._new_table_problem(rec.table, plan)
+            if reason:
+                return reason
+        known = plan.known(rec.table, info)
+        adds: dict[str, str] = {}
+        widen: set[str] = set()
+        for key, value in rec.data.items():
+            if value is None:
+                continue
+            kind, reason = value_kind(key, value)
+            have = known.get(key) or adds.get(key)
+            if reason is None and have is None:
+                reason = self._new_column_problem(rec.table, info, key, [*known, *adds])
+                adds[key] = kind
+            elif reason is None and have == "int" and kind == "float":
+                if info is not None and info.strict:
+                    reason = f"column {key!r} holds int values, this record has float"
+                widen.add(key)
+            elif reason is None and not fits(have, kind):  # type: ignore[arg-type]
+                reason = f"column {key!r} holds {have} values, this record has {kind}"
+            if reason:
+                return reason
+        plan.stage(rec.table, info, adds, widen)
+        return None
+
+    def _new_table_problem(self, table: str, plan: Plan) -> str | None:
+        folded = table.lower()
+        clash = next((t for t in [*self.tables, *plan.new_tables] if t.lower() == folded), None)
+        if clash:
+            return f"table name {table!r} clashes with existing table {clash!r}"
+        return table_problem(self.dialect, table)
+
+    def _new_column_problem(
+        self, table: str, info: TableInfo | None, key: str, known: list[str]
+    ) -> str | None:
+        if info is not None and info.strict:
+            return f"table {table!r} is declared by the models module and has no column {key!r}"
+        folded = key.lower()
+        clash = next((name for name in known if name.lower() == folded), None)
+        if clash:
+            return f"column name {key!r} clashes with column {clash!r} (names ignore case in SQL)"
+        return column_problem(self.dialect, key)
