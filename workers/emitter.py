@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -19,6 +18,7 @@ from workers import xadd
 from workers.buffer import SendBuffer
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
+from workers.lifecycle import ExitHook, renew_after_fork
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
 from workers.spool import Spool
@@ -45,7 +45,8 @@ class Emitter:
     to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent by the next
     successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
     sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
-    ``flush()``/``close()`` and at normal exit; a killed process loses its unsent buffer.
+    ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
+    process loses its unsent buffer.
     """
 
     def __init__(
@@ -71,11 +72,16 @@ class Emitter:
         self._sleep = sleep
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()
-        self._atexit = False
+        self._spool_hook = ExitHook(self.flush_spool)
         self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
+        renew_after_fork(self)
 
     def __repr__(self) -> str:
         return f"Emitter(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r})"
+
+    def after_fork_in_child(self) -> None:
+        """A fresh send lock in a forked child: a parent thread may have been inside a send."""
+        self._send_lock = threading.Lock()
 
     @property
     def client(self) -> redis.Redis:
@@ -173,9 +179,7 @@ class Emitter:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""
         path = self.spool.append(self.queue, payloads)
         self._spooled_pid = os.getpid()
-        if not self._atexit:
-            atexit.register(self.flush_spool)
-            self._atexit = True
+        self._spool_hook.arm()
         if warn:
             log.warning(
                 "redis at %s unreachable for %.0f s (%s): spooling records to %s until it is back",
@@ -213,9 +217,7 @@ class Emitter:
         if self._buffer is not None:
             self._buffer.close()
         self.flush_spool()
-        if self._atexit:
-            atexit.unregister(self.flush_spool)
-            self._atexit = False
+        self._spool_hook.disarm()
         if self._owns_client and self._client is not None:
             if self._client_pid == os.getpid():
                 self._client.close()
