@@ -26,6 +26,9 @@ from workers.spool import Spool
 FIELD = "m"
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
+# Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
+# with OOM at maxmemory under noeviction). All are outages: retry, then spool.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
 log = logging.getLogger(__name__)
 
 
@@ -143,8 +146,9 @@ class Emitter:
             self._buffer.flush()
 
     def _send(self, payloads: list[bytes]) -> None:
-        """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away; after
-        ``emit_timeout`` keep them in the spool instead. Once a send succeeds, re-send the spool.
+        """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away or
+        full; after ``emit_timeout`` keep them in the spool instead. Once a send succeeds,
+        re-send the spool.
 
         While this process has records spooled, a send tries once and spools at once on failure:
         the outage is known, and a job should not wait ``emit_timeout`` for every result. Wrong
@@ -160,7 +164,7 @@ class Emitter:
                 try:
                     self._xadd(self.queue, payloads)
                     break
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except UNAVAILABLE as exc:
                     hopeless = isinstance(exc, redis.AuthenticationError)  # wrong credentials
                     if hopeless or time.monotonic() + delay > deadline:
                         self._spool(payloads, exc, warn=not spooling)
@@ -182,7 +186,7 @@ class Emitter:
         self._spool_hook.arm()
         if warn:
             log.warning(
-                "redis at %s unreachable for %.0f s (%s): spooling records to %s until it is back",
+                "redis at %s took no records for %.0f s (%s): spooling records to %s until it does",
                 mask_url(self.redis_url), self.emit_timeout, exc, path,
             )  # fmt: skip
 
@@ -190,7 +194,7 @@ class Emitter:
         """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
         try:
             result = self.spool.flush(self._xadd, [self.spool.path])
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNAVAILABLE:
             return  # still spooled; the next successful send tries again
         except (redis.RedisError, OSError) as exc:  # the record just sent is safe: do not raise
             log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
@@ -207,7 +211,7 @@ class Emitter:
             self._resend_spool()
         if self._spooled_pid == os.getpid():
             log.warning(
-                "redis still unreachable: records stay in %s; send them later with "
+                "redis still unreachable or full: records stay in %s; send them later with "
                 "`collector spool flush %s`", self.spool.path, self.spool.directory,
             )  # fmt: skip
 
