@@ -1,9 +1,12 @@
 """Values end to end through the public API (Emitter -> stream -> Collector.run_once -> rows) on
-SQLite and PostgreSQL: a datetime of any class is stored as the same instant."""
+SQLite and PostgreSQL: a datetime of any class is stored as the same instant; NaN and
+infinities are stored where the database has them and dead-lettered, with a reason, where
+standard JSON has no form for them."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +25,10 @@ BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")  # +02:00 in July
 EST = dt.timezone(dt.timedelta(hours=-5), "EST")
 INSTANT = dt.datetime(2024, 7, 1, 10, 30, 15, 123456)  # what every value below names, naive UTC
 EARLY = dt.datetime(1969, 12, 31, 23, 59, 59, 500000)  # before the epoch, with microseconds
+JSON_REASON = (
+    "cannot store the row: NaN or infinity inside a list or dict: JSON has no such numbers "
+    "(send null, or the value as text)"
+)
 
 
 class Stamp(dt.datetime):
@@ -106,3 +113,35 @@ def test_a_datetime_of_any_class_is_stored_as_the_same_instant(
                              for name in SAME_INSTANT}  # fmt: skip
     assert rows["nat"] == {name: None for name in SAME_INSTANT}  # NaT: a missing time is NULL
     assert dead_letters(fake_redis, queue) == {}
+
+
+def test_nan_and_infinities_in_a_float_column(
+    emitter: Emitter, collector: Collector, db_url: str, fake_redis, queue: str
+) -> None:
+    for key, value in {"one": 1.5, "nan": math.nan, "inf": math.inf, "ninf": -math.inf}.items():
+        emitter.emit({"x": value}, table="floats", key=key)
+    assert drain(collector) == 4
+    x = {key: row["x"] for key, row in stored(db_url, "floats").items()}
+    assert (x["one"], x["inf"], x["ninf"]) == (1.5, math.inf, -math.inf)
+    if db_url.startswith("sqlite"):
+        assert x["nan"] is None  # SQLite has no NaN: it stores NULL
+    else:
+        assert math.isnan(x["nan"])  # PostgreSQL's float8 keeps NaN
+    assert dead_letters(fake_redis, queue) == {}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_nan_and_infinities_inside_lists_and_dicts_are_dead_lettered_with_a_reason(
+    emitter: Emitter, collector: Collector, db_url: str, fake_redis, queue: str, value: float
+) -> None:
+    emitter.emit({"v": [1.0, 2.0], "m": {"a": 1.0}}, table="nested", key="good")
+    emitter.emit({"v": [1.0, value]}, table="nested", key="in-list")
+    emitter.emit({"m": {"a": value}}, table="nested", key="in-dict")
+    emitter.emit({"v": np.array([1.0, value])}, table="nested", key="in-array")
+    assert drain(collector) == 4
+    assert stored(db_url, "nested") == {"good": {"v": [1.0, 2.0], "m": {"a": 1.0}}}
+    assert dead_letters(fake_redis, queue) == {
+        "in-list": JSON_REASON,
+        "in-dict": JSON_REASON,
+        "in-array": JSON_REASON,
+    }
