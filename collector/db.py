@@ -26,7 +26,19 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    """Standard JSON only: NaN and infinities have no JSON form (PostgreSQL refuses them, and
+    so do SQLite's JSON functions), so a list or dict holding one is refused on every database,
+    and its record dead-lettered with this reason, rather than stored as text no JSON reader
+    takes."""
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        raise ValueError(
+            "NaN or infinity inside a list or dict: JSON has no such numbers "
+            "(send null, or the value as text)"
+        ) from None
 
 
 class _Everything(set[str]):

@@ -14,6 +14,15 @@ _default: Emitter | None = None
 _default_pid = 0
 
 
+def _renew_lock_in_child() -> None:
+    """A forked child gets a fresh lock: a parent thread may have been building the default."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_lock_in_child)
+
+
 def default_emitter() -> Emitter:
     """The process's default Emitter, built from the environment on first use and after a fork."""
     global _default, _default_pid

@@ -1,18 +1,19 @@
 """Buffered sending: payloads wait in memory and go to Redis many per round trip.
 
 A buffer is flushed when it holds ``size`` payloads, ``interval`` seconds after its first
-unsent payload (a daemon timer thread), on ``flush()``, and at normal interpreter exit
-(``atexit``). A process that is killed (SIGKILL, out of memory, a node failure) loses what is
-still buffered: use it where a rerun is cheap, or keep ``size`` and ``interval`` small.
+unsent payload (a daemon timer thread), on ``flush()``, at normal interpreter exit (``atexit``)
+and when a multiprocessing worker ends (its finalizers). A process that is killed (SIGKILL,
+SIGTERM without a handler, out of memory, a node failure) or leaves with ``os._exit`` loses what
+is still buffered: use it where a rerun is cheap, or keep ``size`` and ``interval`` small.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
 from collections.abc import Callable
+
+from workers.lifecycle import ExitHook, renew_after_fork
 
 log = logging.getLogger(__name__)
 Send = Callable[[list[bytes]], None]
@@ -31,32 +32,30 @@ class SendBuffer:
         self._send = send
         self._payloads: list[bytes] = []
         self._lock = threading.RLock()
-        self._pid = os.getpid()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._atexit = False
+        self._exit_hook = ExitHook(self._flush_at_exit)
+        renew_after_fork(self)
 
     def __len__(self) -> int:
         return len(self._payloads)
 
     def add(self, payloads: list[bytes]) -> None:
         """Buffer ``payloads``; send the buffer at once when it reaches ``size``."""
-        self._adopt()
         with self._lock:
+            if self._thread is None:
+                self._start()  # the first payload in this process: the timer and the exit hook
             was_empty = not self._payloads
             self._payloads.extend(payloads)
             if len(self._payloads) >= self.size:
                 self.flush()
-            elif self._thread is None:
-                self._start()
             elif was_empty:
                 self._wake.set()  # the timer sleeps only while the buffer is empty
 
     def flush(self) -> None:
         """Send everything buffered in one round trip; on failure it stays buffered and the
         error propagates (the timer retries later)."""
-        self._adopt()
         with self._lock:
             if not self._payloads:
                 return
@@ -73,27 +72,22 @@ class SendBuffer:
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join()
             self._thread = None
-            if self._atexit:
-                atexit.unregister(self._flush_at_exit)
-                self._atexit = False
+            self._exit_hook.disarm()
 
-    def _adopt(self) -> None:
-        """In a forked child, drop the parent's payloads (the parent sends them), its timer and
-        its lock (which another parent thread may have held at the fork)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._payloads = []
-            self._thread = None
-            self._stop = threading.Event()
-            self._wake = threading.Event()
-            self._lock = threading.RLock()
+    def after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's payloads (the parent sends them), its timer
+        (a thread the child does not have) and its lock (another parent thread may have held it
+        at the fork)."""
+        self._payloads = []
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.RLock()
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="collector-emit-flush", daemon=True)
         self._thread.start()
-        if not self._atexit:
-            atexit.register(self._flush_at_exit)
-            self._atexit = True
+        self._exit_hook.arm()
 
     def _run(self) -> None:
         """Flush ``interval`` seconds after the buffer stops being empty; sleep while it is."""
@@ -111,7 +105,7 @@ class SendBuffer:
                 log.warning("could not flush %d buffered records (%s)", len(self), exc)
 
     def _flush_at_exit(self) -> None:
-        if self._pid != os.getpid() or not self._payloads:
+        if not self._payloads:
             return
         try:
             self.flush()

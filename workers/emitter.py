@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -19,6 +18,7 @@ from workers import xadd
 from workers.buffer import SendBuffer
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
+from workers.lifecycle import ExitHook, renew_after_fork
 from workers.record import MAX_ID_LENGTH, Record, new_id
 from workers.settings import EmitterSettings, mask_url
 from workers.spool import Spool
@@ -26,6 +26,9 @@ from workers.spool import Spool
 FIELD = "m"
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
+# Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
+# with OOM at maxmemory under noeviction). All are outages: retry, then spool.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +48,8 @@ class Emitter:
     to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent by the next
     successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
     sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
-    ``flush()``/``close()`` and at normal exit; a killed process loses its unsent buffer.
+    ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
+    process loses its unsent buffer.
     """
 
     def __init__(
@@ -71,11 +75,16 @@ class Emitter:
         self._sleep = sleep
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()
-        self._atexit = False
+        self._spool_hook = ExitHook(self.flush_spool)
         self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
+        renew_after_fork(self)
 
     def __repr__(self) -> str:
         return f"Emitter(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r})"
+
+    def after_fork_in_child(self) -> None:
+        """A fresh send lock in a forked child: a parent thread may have been inside a send."""
+        self._send_lock = threading.Lock()
 
     @property
     def client(self) -> redis.Redis:
@@ -137,8 +146,9 @@ class Emitter:
             self._buffer.flush()
 
     def _send(self, payloads: list[bytes]) -> None:
-        """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away; after
-        ``emit_timeout`` keep them in the spool instead. Once a send succeeds, re-send the spool.
+        """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away or
+        full; after ``emit_timeout`` keep them in the spool instead. Once a send succeeds,
+        re-send the spool.
 
         While this process has records spooled, a send tries once and spools at once on failure:
         the outage is known, and a job should not wait ``emit_timeout`` for every result. Wrong
@@ -154,7 +164,7 @@ class Emitter:
                 try:
                     self._xadd(self.queue, payloads)
                     break
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except UNAVAILABLE as exc:
                     hopeless = isinstance(exc, redis.AuthenticationError)  # wrong credentials
                     if hopeless or time.monotonic() + delay > deadline:
                         self._spool(payloads, exc, warn=not spooling)
@@ -173,12 +183,10 @@ class Emitter:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""
         path = self.spool.append(self.queue, payloads)
         self._spooled_pid = os.getpid()
-        if not self._atexit:
-            atexit.register(self.flush_spool)
-            self._atexit = True
+        self._spool_hook.arm()
         if warn:
             log.warning(
-                "redis at %s unreachable for %.0f s (%s): spooling records to %s until it is back",
+                "redis at %s took no records for %.0f s (%s): spooling records to %s until it does",
                 mask_url(self.redis_url), self.emit_timeout, exc, path,
             )  # fmt: skip
 
@@ -186,7 +194,7 @@ class Emitter:
         """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
         try:
             result = self.spool.flush(self._xadd, [self.spool.path])
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNAVAILABLE:
             return  # still spooled; the next successful send tries again
         except (redis.RedisError, OSError) as exc:  # the record just sent is safe: do not raise
             log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
@@ -203,7 +211,7 @@ class Emitter:
             self._resend_spool()
         if self._spooled_pid == os.getpid():
             log.warning(
-                "redis still unreachable: records stay in %s; send them later with "
+                "redis still unreachable or full: records stay in %s; send them later with "
                 "`collector spool flush %s`", self.spool.path, self.spool.directory,
             )  # fmt: skip
 
@@ -213,9 +221,7 @@ class Emitter:
         if self._buffer is not None:
             self._buffer.close()
         self.flush_spool()
-        if self._atexit:
-            atexit.unregister(self.flush_spool)
-            self._atexit = False
+        self._spool_hook.disarm()
         if self._owns_client and self._client is not None:
             if self._client_pid == os.getpid():
                 self._client.close()

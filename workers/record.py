@@ -55,16 +55,31 @@ DEFAULT_LIMITS = Limits()
 
 
 def _default(value: Any) -> Any:
-    """Convert what msgpack cannot pack natively: naive datetimes, tuples/sets, numpy values."""
+    """Convert what msgpack cannot pack natively: naive datetimes and datetime subclasses
+    (msgpack packs only plain aware ones), dates, tuples/sets, numpy values."""
     if isinstance(value, dt.datetime):
-        return msgpack.Timestamp.from_datetime(value.replace(tzinfo=_UTC))
+        return None if value != value else _timestamp(value)  # pandas.NaT: a missing time
     if isinstance(value, dt.date):
-        return msgpack.Timestamp.from_datetime(dt.datetime.combine(value, dt.time(), _UTC))
+        return _timestamp(dt.datetime(value.year, value.month, value.day))
     if isinstance(value, tuple | frozenset | set):
         return list(value)
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        if getattr(getattr(value, "dtype", None), "kind", "") == "M":  # datetime64, any unit
+            value = value.astype("datetime64[us]")  # tolist: datetimes, not integer ns
+            plain = value.tolist()
+            return _timestamp(plain) if isinstance(plain, dt.datetime) else plain
         return value.tolist()  # ndarray and numpy scalars alike
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _timestamp(value: dt.datetime) -> msgpack.Timestamp:
+    """The instant ``value`` names (naive = UTC), built from its fields, so that any subclass
+    (pandas.Timestamp, a user's own) arrives as the same instant, never relabelled as UTC."""
+    plain = dt.datetime(
+        value.year, value.month, value.day,
+        value.hour, value.minute, value.second, value.microsecond, tzinfo=_UTC,
+    )  # fmt: skip
+    return msgpack.Timestamp.from_datetime(plain - (value.utcoffset() or dt.timedelta(0)))
 
 
 def _reject_ext(code: int, data: bytes) -> Any:

@@ -229,8 +229,13 @@ def _locked(path: Path, *, create: bool) -> Iterator[BinaryIO | None]:
         if same:
             break
         handle.close()  # replaced or removed under us: open the name again
-    with handle:  # closing releases the flock
-        yield handle
+    with handle:
+        try:
+            yield handle
+        finally:
+            # unlock explicitly: a child forked meanwhile shares this open file description, and
+            # closing only our descriptor would keep the file locked until that child exits
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _fsync_dir(directory: Path) -> None:
