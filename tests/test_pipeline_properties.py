@@ -36,7 +36,7 @@ PLAIN_KEYS = {  # key -> a value maker of one kind
     "np_int": lambda r: np.int64(r.randint(-1000, 1000)),
     "np_float": lambda r: np.float64(r.random()),
     "np_array": lambda r: np.arange(r.randint(0, 4)),
-    # "pd_stamp": lambda r: pd.Timestamp(2024, 5, 6, 7, r.randint(0, 59), tz="Europe/Paris"),
+    "pd_stamp": lambda r: pd.Timestamp(2024, 5, 6, 7, r.randint(0, 59), tz="Europe/Paris"),
 }
 TROUBLE_KEYS = {  # refused, or clashing, some of the time
     "Index": lambda r: 1,  # clashes with "index" once both meet one table
