@@ -191,7 +191,7 @@ class Collector:
                     self._failed(f"database unavailable: {exc}", backoff, stop)
                 except redis.RedisError as exc:
                     self._redis_failed(exc, backoff, stop)
-                self._log_rate()
+                self.log_progress()
         finally:
             self.close()
         log.info(
@@ -237,7 +237,8 @@ class Collector:
         with contextlib.suppress(redis.RedisError):  # Redis may be what fails: the log tells
             self.stream.report(None if failure is None else vars(failure))
 
-    def _log_rate(self) -> None:
+    def log_progress(self) -> None:
+        """Every 10 s (by the injected clock): the rate line, or why the batch keeps failing."""
         now = self.clock()
         since, done_then = self._last_log
         if now - since < RATE_LOG_SECONDS:

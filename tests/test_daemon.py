@@ -27,8 +27,7 @@ def collector(settings: Settings, fake_redis) -> Collector:
     c = Collector(settings, client=fake_redis)
     c.start()
     yield c
-    if c._lock is not None:
-        c._lock.release()
+    c.close()
 
 
 def test_records_become_rows_with_metadata(emitter, collector, settings) -> None:
@@ -144,7 +143,7 @@ def test_restart_rereads_own_pending_records_first(emitter, settings, fake_redis
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["k1"]
     drain(second)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["k1", "k2"]
-    second._lock.release()
+    second.close()
 
 
 def test_stale_records_of_another_consumer_are_claimed(emitter, settings, fake_redis) -> None:
@@ -161,7 +160,7 @@ def test_stale_records_of_another_consumer_are_claimed(emitter, settings, fake_r
     drain(live)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["k1"]
     assert fake_redis.xpending(settings.queue, "collector")["pending"] == 0
-    live._lock.release()
+    live.close()
 
 
 def test_run_stops_when_asked_and_releases_everything(emitter, settings, fake_redis) -> None:
@@ -179,10 +178,9 @@ def test_run_stops_when_asked_and_releases_everything(emitter, settings, fake_re
     thread.join(5)
     assert not thread.is_alive()
     assert len(rows(settings.db_url, "results")) == 50
-    assert collector._lock is None  # released: a new collector may start
     again = Collector(settings, client=fake_redis)
     again.start()
-    again._lock.release()
+    again.close()  # the lock was released: a new collector may start
 
 
 def test_a_row_the_database_refuses_is_isolated(emitter, collector, settings) -> None:
@@ -241,14 +239,14 @@ def test_rate_line_every_ten_seconds_while_busy(emitter, settings, fake_redis, c
     caplog.set_level("INFO", logger="collector")
     drain(collector)
     clock[0] = 9.0
-    collector._log_rate()
+    collector.log_progress()
     assert "records/s" not in caplog.text
     clock[0] = 10.0
-    collector._log_rate()
+    collector.log_progress()
     assert "3 records/s, 1 batches, 0 dead letters, lag 0" in caplog.text
     caplog.clear()
     clock[0] = 25.0
-    collector._log_rate()  # idle: nothing new, no line
+    collector.log_progress()  # idle: nothing new, no line
     assert "records/s" not in caplog.text
 
 

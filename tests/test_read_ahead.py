@@ -3,6 +3,7 @@ stored at a warm stop, left pending (not lost) when the database is down."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -26,14 +27,17 @@ def collector(settings, fake_redis, queue) -> Collector:
     c.close()
 
 
-def wait_ahead(collector: Collector) -> None:
-    assert collector._ahead is not None
-    collector._ahead.result(timeout=10)
+def wait_pending(collector: Collector, count: int) -> None:
+    """Wait until the reader thread has taken the next batch (its entries are pending)."""
+    deadline = time.monotonic() + 10
+    while pending(collector.client, collector.settings.queue) != count:
+        assert time.monotonic() < deadline, "the batch read ahead never came"
+        time.sleep(0.01)
 
 
 def test_a_full_batch_reads_the_next_one_ahead_unacknowledged(collector, settings) -> None:
     collector.run_once()  # batch [0, 1] stored while [2, 3] is read ahead
-    wait_ahead(collector)
+    wait_pending(collector, 2)
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1]
     assert pending(collector.client, settings.queue) == 2  # read ahead, not acknowledged
     assert drain(collector) == 3
@@ -43,7 +47,7 @@ def test_a_full_batch_reads_the_next_one_ahead_unacknowledged(collector, setting
 
 def test_close_stores_the_batch_read_ahead(collector, settings, fake_redis) -> None:
     collector.run_once()
-    wait_ahead(collector)
+    wait_pending(collector, 2)
     collector.close()
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3]
     assert pending(fake_redis, settings.queue) == 0
@@ -52,7 +56,7 @@ def test_close_stores_the_batch_read_ahead(collector, settings, fake_redis) -> N
 
 def test_database_down_reads_at_most_one_batch_ahead(collector, settings, monkeypatch) -> None:
     collector.run_once()  # batch [0, 1] stored, [2, 3] read ahead
-    wait_ahead(collector)
+    wait_pending(collector, 2)
     real_write = collector.store.write
 
     def down(records):
@@ -62,9 +66,7 @@ def test_database_down_reads_at_most_one_batch_ahead(collector, settings, monkey
     for _ in range(3):
         with pytest.raises(DatabaseUnavailable):
             collector.run_once()
-        if collector._ahead is not None:
-            collector._ahead.result(timeout=10)
-        assert pending(collector.client, settings.queue) == 3  # [2, 3] retried, [4] ahead
+        wait_pending(collector, 3)  # [2, 3] retried, [4] read ahead, and nothing more
     monkeypatch.setattr(collector.store, "write", real_write)
     assert drain(collector) == 3
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
