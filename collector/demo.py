@@ -26,12 +26,14 @@ import redis
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from collector.cli.failure import one_line_errors
+from collector.cli.options import valid_db_url
 from collector.db import WriterLock, row_count, sqlite_path
 from collector.demo_jobs import TABLE
 from collector.demo_redis import find_redis, stop
-from collector.settings import mask_db_url
+from collector.errors import CommandFailed
+from collector.settings import DEFAULT_DB_URL, mask_db_url
 from collector.sweeps.submit import enqueue_points
-from workers.errors import CollectorError
 
 JOB = "collector.demo_jobs.op"
 AXIS = (0.0, 4.0)  # I and J both run over this interval
@@ -69,7 +71,7 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).with_name(name)
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        raise click.ClickException(f"{name} not found: install the package (pip install -e .)")
+        raise CommandFailed(f"{name} not found: install the package (pip install -e .)")
     return found
 
 
@@ -104,7 +106,7 @@ def wait_for_rows(engine: sa.Engine, want: int, problem: Callable[[float], str |
             time.sleep(0.2)
             reason = problem(time.monotonic() - last_change)
             if reason:
-                raise click.ClickException(reason)
+                raise CommandFailed(reason)
             new = row_count(engine, TABLE)
             if new != count:
                 bar.update(new - count)
@@ -146,7 +148,7 @@ def draw(engine: sa.Engine, png: Path, title: str) -> None:
               show_default=True, help="Points in the sweep (an I x J grid).")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=4, show_default=True,
               help="rq worker processes.")  # fmt: skip
-@click.option("--db-url", default="sqlite:///results.db", show_default=True,
+@click.option("--db-url", default=DEFAULT_DB_URL, show_default=True, callback=valid_db_url,
               help="Where the collector stores the rows.")  # fmt: skip
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=Path("demo.png"),
               show_default=True, help="The picture to write.")  # fmt: skip
@@ -164,15 +166,8 @@ def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
+    with one_line_errors():
         demo(points, workers, db_url, png, redis_choice)
-    except CollectorError as exc:
-        raise click.ClickException(str(exc)) from None
-    except redis.RedisError as exc:
-        raise click.ClickException(f"redis error: {exc}") from None
-    except sa.exc.SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        raise click.ClickException(f"database error: {str(orig).splitlines()[0]}") from None
 
 
 def demo(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
@@ -224,7 +219,7 @@ def run_sweep(
     seconds = time.monotonic() - began
     code = stop(collector, timeout=30)
     if code != 0:
-        raise click.ClickException(f"collector run exited with {code} after SIGTERM")
+        raise CommandFailed(f"collector run exited with {code} after SIGTERM")
     summary(engine, db_url, points, seconds)
 
 

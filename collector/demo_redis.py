@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import redis
 
+from collector.errors import CommandFailed
 from workers.settings import mask_url
 
 
@@ -64,7 +65,7 @@ def redis_server(binary: str, workdir: Path) -> Iterator[str]:
         while not answers(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log_text = (workdir / "redis.log").read_text(errors="replace").strip()
-                raise click.ClickException(f"redis-server did not start: {log_text[-300:]}")
+                raise CommandFailed(f"redis-server did not start: {log_text[-300:]}")
             time.sleep(0.05)
         yield url
     finally:
@@ -114,7 +115,7 @@ def find_redis(stack: ExitStack, choice: str, workdir: Path) -> tuple[str, str]:
         url = stack.enter_context(redis_server(binary, workdir))
         return url, f"a private redis-server on {url}"
     if choice == "server":
-        raise click.ClickException("--redis server: no redis-server on the PATH")
+        raise CommandFailed("--redis server: no redis-server on the PATH")
     if choice == "auto":
         click.echo(
             "warning: no Redis at COLLECTOR_REDIS_URL and no redis-server installed: using an "

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.options import db_option
+from collector.errors import CommandFailed
 from collector.read import check_table_name, open_table
 from collector.schema import kind_of_sql
-from collector.settings import Settings
 
 PYARROW_MISSING = "parquet export needs pyarrow: pip install 'result-collector[data]'"
 Chunks = Iterable[Sequence[Sequence[Any]]]
@@ -171,13 +171,12 @@ def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: in
       collector export data --format jsonl | gzip > data.jsonl.gz
       collector export data --format parquet -o data.parquet
     """
-    Settings(db_url=db_url).validate()
     check_table_name(table)
     if fmt == "parquet":
         try:
             import pyarrow.parquet  # noqa: F401
         except ImportError:
-            raise click.ClickException(PYARROW_MISSING) from None
+            raise CommandFailed(PYARROW_MISSING) from None
     with open_table(db_url, table) as (conn, tbl):
         total = conn.scalar(sa.select(sa.func.count()).select_from(tbl)) or 0
         result = conn.execution_options(yield_per=chunk_size).execute(sa.select(tbl))

@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from collector.cli.options import db_option
 from collector.db import database_exists, make_engine, row_count
+from collector.errors import CommandFailed
 from collector.read import check_table_name
-from collector.settings import Settings
 
 
 @click.command()
@@ -37,7 +37,6 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
     Example:
       collector wait --table data --count 4000 --timeout 600
     """
-    Settings(db_url=db_url).validate()
     check_table_name(table)
     deadline = None if timeout is None else time.monotonic() + timeout
     engine = make_engine(db_url)
@@ -57,7 +56,7 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     bar.close()
-                    raise click.ClickException(
+                    raise CommandFailed(
                         f"timed out after {timeout:g} s: table {table} has {rows} of {count} rows"
                     )
                 pause = interval if deadline is None else min(interval, deadline - time.monotonic())
