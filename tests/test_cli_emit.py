@@ -7,8 +7,8 @@ import redis
 from clitools import collector
 from conftest import REAL_REDIS_URL
 
+from collector.cli.values import parse_value
 from collector.errors import RET_CONFIG, RET_FAILED
-from collector.values import parse_value
 from workers.record import Record
 
 

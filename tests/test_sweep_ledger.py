@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from collector.cli import main
+from collector.cli.points import grid_points
 from collector.db import make_engine
 from collector.errors import RET_CONFIG, ConfigError
 from collector.sweeps import ledger
-from collector.sweeps.grid import grid_points
 from collector.sweeps.missing import array_ranges, write_csv
 from workers.errors import DecodeError, EncodeError
 from workers.keys import param_key, point_key, record_key

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
+from collector.cli.points import grid_points
 from collector.db import make_engine
 from collector.errors import RET_CONFIG
 from collector.schema import Schema
 from collector.store import Store
 from collector.sweeps import ledger
-from collector.sweeps.grid import grid_points
 from workers.keys import param_key
 from workers.record import Record
 

@@ -15,8 +15,8 @@ from typing import IO, Any
 import click
 
 from collector.cli.options import redis_options
+from collector.cli.values import parse_value
 from collector.errors import CommandFailed
-from collector.values import parse_value
 from workers.emitter import Emitter
 from workers.errors import EncodeError
 from workers.record import IDENTIFIER, META_KEYS, is_identifier

@@ -63,3 +63,31 @@ def db_option(func: F) -> F:
         callback=valid_db_url,
         help="SQLAlchemy URL of the database.",
     )(func)
+
+
+# --- the sweep commands' options -------------------------------------------------------------
+
+grid_option = click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    metavar="NAME=SPEC",
+    help="An axis: NAME=start:stop:step (inclusive) or NAME=v1,v2,... Repeat per axis.",
+)
+points_option = click.option(
+    "--points",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV file of points instead of --grid (header = parameter names).",
+)
+replicates_option = click.option(
+    "--replicates",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs per point; the job gets their number as `replicate` (default 1).",
+)
+rq_queue_option = click.option(
+    "--rq-queue", default=None, help="RQ queue (default: the sweep's, else 'default')."
+)
+job_timeout_option = click.option(
+    "--job-timeout", type=click.IntRange(min=1), default=None, help="RQ job timeout in seconds."
+)
