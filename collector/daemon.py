@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import redis
 import sqlalchemy as sa
 
-from collector.db import WriterLock, make_engine, sqlite_path
+from collector.db import make_engine, sqlite_path
 from collector.errors import DatabaseUnavailable
+from collector.lock import WriterLock
 from collector.schema import Schema
 from collector.settings import Settings
 from collector.store import Store

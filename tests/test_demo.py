@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import REAL_REDIS_URL
 
-from collector.db import WriterLock
-from collector.demo import grid
+from collector.demo.run import grid
 from collector.errors import RET_ALREADY_RUNNING
+from collector.lock import WriterLock
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo"

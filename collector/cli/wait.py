@@ -11,7 +11,7 @@ from tqdm import tqdm
 from collector.cli.options import db_option
 from collector.db import database_exists, make_engine, row_count
 from collector.errors import CommandFailed
-from collector.read import check_table_name
+from collector.output.tables import check_table_name
 
 
 @click.command()

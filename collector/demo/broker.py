@@ -1,12 +1,11 @@
 """A Redis for the demo: the user's (COLLECTOR_REDIS_URL), a private redis-server, or an embedded
-fakeredis, each stopped when the demo ends; and stopping a child process politely."""
+fakeredis, each stopped when the demo ends."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 import click
 import redis
 
+from collector.demo.processes import stop
 from collector.errors import CommandFailed
 from workers.settings import mask_url
 
@@ -38,17 +38,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.wait()
 
 
 @contextlib.contextmanager
