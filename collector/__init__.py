@@ -1,10 +1,41 @@
 """Collector side of result-collector: the daemon that drains the queue into one database, and
-``read`` to get a table back as a pandas DataFrame."""
+``read`` to get a table back as a pandas DataFrame.
+
+How a result travels, by file (the node side is the ``workers`` package):
+
+    job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
+                                       (Redis away: workers/spool.py, re-sent later)
+                              │  Redis Stream <queue>
+                              ▼
+    cli/run.py            ``collector run``: settings.py, signals, logs.py
+    daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
+      ├─ stream.py        the only Redis code: group, read, claim, ack, dead letters
+      ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters
+      ├─ store/           the only SQL of the write path; store.py: one transaction a batch
+      │    columns.py     metadata columns, value kinds, names a database refuses
+      │    schema.py      tables in memory, a batch planned against them
+      │    ddl.py         create, add, widen, inside the batch's transaction
+      │    conflict.py    one row per _id; a success replaces a stored failure
+      │    writers.py     executemany (SQLite), COPY (PostgreSQL), the generic insert
+      │    classify.py    transient (retry), tied to records (bisect), unknown
+      ├─ models.py        --models: the user's declared tables, checked strictly
+      ├─ db.py            engines (SQLite pragmas, JSON), existence, row counts
+      └─ lock.py          one writer per SQLite file
+                              │
+                              ▼  the database
+    output/               results back out: tables.py (by name), read.py (pandas),
+                          formats.py (CSV, JSON lines, Parquet for ``collector export``)
+    sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot
+    cli/                  one file per command (sweep/: one per subcommand); options.py,
+                          connect.py, values.py and points.py (text into values), failure.py
+    errors.py             the error tree, the exit codes (RET_*), translate() from libraries
+    demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end
+"""
 
 from collector.daemon import Collector
 from collector.errors import NoSuchTable
 from collector.models import load_models
-from collector.read import read
+from collector.output.read import read
 from collector.settings import Settings
 
 __all__ = ["Collector", "NoSuchTable", "Settings", "load_models", "read"]

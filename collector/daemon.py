@@ -18,8 +18,9 @@ import redis
 import sqlalchemy as sa
 
 from collector.batch import Batch
-from collector.db import WriterLock, make_engine, sqlite_path
+from collector.db import make_engine, sqlite_path
 from collector.errors import ConfigError, DatabaseUnavailable
+from collector.lock import WriterLock
 from collector.settings import Settings
 from collector.store import Schema, Store
 from collector.stream import DeadEntry, Entry, Stream, redis_fault

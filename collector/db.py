@@ -1,19 +1,17 @@
-"""Opening the database: the engine, SQLite's pragmas, JSON encoding, the one-writer lock."""
+"""Opening the database: the engine with SQLite's pragmas and JSON encoding, whether a database
+exists, and row counts."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import fcntl
 import json
 import os
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-
-from collector.errors import AlreadyRunning
 
 
 def _json_default(value: Any) -> Any:
@@ -100,37 +98,3 @@ def row_count(engine: sa.Engine, table: str) -> int:
         if not sa.inspect(conn).has_table(table):
             return 0
         return count_rows(conn, table)
-
-
-class WriterLock:
-    """An exclusive lock file next to a SQLite database: one collector writes to one file."""
-
-    def __init__(self, db_path: str) -> None:
-        self.db_path = db_path
-        self.path = f"{db_path}.collector.lock"
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise AlreadyRunning naming the holder's pid."""
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the collector's lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise AlreadyRunning(
-                f"another collector (pid {holder}) already writes to {self.db_path}; "
-                "SQLite takes one writer: stop it first, or use PostgreSQL for several collectors"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._file = handle
-
-    def release(self) -> None:
-        """Drop the lock (closing the file releases it)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None

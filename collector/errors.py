@@ -1,46 +1,71 @@
-"""Errors raised on the collector side; each CLI failure class has its own exit code.
+"""Errors raised on the collector side, the exit code of each, and the one translation from the
+libraries' errors (redis-py, SQLAlchemy) to ours.
 
 CollectorError (workers.errors)   root of every error this project raises
-├── NoSuchTable          a table asked for by name does not exist    exit 1
-├── ConfigError          a bad setting or flag                       exit 2
-├── AlreadyRunning       another collector holds the SQLite file     exit 3
-├── DatabaseUnavailable  the database is down, locked or unreachable exit 4 (the daemon retries)
-└── BrokerUnavailable    Redis is unreachable                        exit 5 (the daemon retries)
+├── CommandFailed        a command ran but could not do what was asked  RET_FAILED
+├── NoSuchTable          a table asked for by name does not exist       RET_FAILED
+├── ConfigError          a bad setting or flag                          RET_CONFIG
+├── AlreadyRunning       another collector holds the SQLite file        RET_ALREADY_RUNNING
+├── DatabaseUnavailable  the database is down, locked or refused        RET_DATABASE
+│                        (the daemon retries the batch)
+└── BrokerUnavailable    Redis is unreachable or refused                RET_BROKER
+                         (the daemon backs off and reconnects)
 """
 
 from __future__ import annotations
 
+import redis
+from sqlalchemy import exc as sa_exc
+
 from workers.errors import CollectorError
+
+# Exit codes, named once: the CLI, the demo and the tests use these names, never the numbers.
+RET_OK = 0  # the command did what was asked
+RET_FAILED = 1  # it ran, but could not: a timeout, bad input lines, no such table or dead letter
+RET_CONFIG = 2  # a bad setting or flag (click's own usage errors exit 2 as well)
+RET_ALREADY_RUNNING = 3  # another collector holds the SQLite file
+RET_DATABASE = 4  # the database is down, locked or refused the statement
+RET_BROKER = 5  # Redis is unreachable or refused the command
+
+# What the CLI and the demo turn into one line and an exit code; anything else is a bug and
+# keeps its traceback.
+LIBRARY_ERRORS = (CollectorError, redis.RedisError, sa_exc.SQLAlchemyError)
+
+
+class CommandFailed(CollectorError):
+    """A command ran but could not do what was asked (a timeout, bad input, a missing item)."""
+
+    exit_code = RET_FAILED
 
 
 class NoSuchTable(CollectorError, LookupError):
     """A table asked for by name (export, read) is not in the database."""
 
-    exit_code = 1
+    exit_code = RET_FAILED
 
 
 class ConfigError(CollectorError):
     """A setting or flag is invalid."""
 
-    exit_code = 2
+    exit_code = RET_CONFIG
 
 
 class AlreadyRunning(CollectorError):
     """Another collector already writes to this SQLite file."""
 
-    exit_code = 3
+    exit_code = RET_ALREADY_RUNNING
 
 
 class DatabaseUnavailable(CollectorError):
     """The database cannot take the batch now (down, locked); the same batch is retried later."""
 
-    exit_code = 4
+    exit_code = RET_DATABASE
 
 
 class BrokerUnavailable(CollectorError):
     """Redis cannot be reached now; the daemon backs off and reconnects."""
 
-    exit_code = 5
+    exit_code = RET_BROKER
 
 
 def first_line(exc: BaseException) -> str:
@@ -49,3 +74,20 @@ def first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     return (text[0] if text else type(orig).__name__)[:300]
+
+
+def translate(exc: BaseException) -> CollectorError:
+    """Our error for ``exc``, one of LIBRARY_ERRORS: ours as it is, a Redis error as
+    BrokerUnavailable, a SQLAlchemy error as DatabaseUnavailable with its first line."""
+    if isinstance(exc, CollectorError):
+        return exc
+    if isinstance(exc, redis.RedisError):
+        return BrokerUnavailable(f"redis unavailable: {exc}")
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        return DatabaseUnavailable(f"database error: {first_line(exc)}")
+    raise TypeError(f"not a library error: {type(exc).__name__}") from exc
+
+
+def exit_code_of(error: CollectorError) -> int:
+    """The exit code for ``error``: its class's, else RET_FAILED (the node side's errors)."""
+    return int(getattr(error, "exit_code", RET_FAILED))

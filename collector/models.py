@@ -3,7 +3,7 @@
 The module is imported as it is (a tutorial-style ``define_data.py`` may create its own engine
 and tables at import); every MetaData it holds, directly or through a declarative base, a mapped
 class or a Table, is merged into one. Records for those tables are then checked strictly against
-the declared columns (collector.schema); metadata columns a model declares (``_id``, ``_ts``,
+the declared columns (collector.store.schema); metadata columns a model declares (``_id``, ``_ts``,
 ``_host``, ``_pid``, ``_job``, ``_error``) are filled like in auto-created tables.
 
 A model table without an ``_id`` column cannot deduplicate: a redelivered record (after a crash

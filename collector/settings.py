@@ -25,6 +25,31 @@ def mask_db_url(url: str) -> str:
         return mask_url(url)
 
 
+def check_redis_url(url: str) -> str:
+    """``url`` itself if it can name a Redis; ConfigError otherwise (password masked)."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"redis url must start with redis://, rediss:// or unix://: {mask_url(url)}"
+        )
+    return url
+
+
+def check_db_url(url: str) -> str:
+    """``url`` itself if SQLAlchemy can parse it; ConfigError otherwise (password masked)."""
+    try:
+        make_url(url)
+    except Exception:
+        raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
+    return url
+
+
+def check_queue(name: str) -> str:
+    """``name`` itself if it can name the queue stream; ConfigError when it is empty."""
+    if not name:
+        raise ConfigError("queue name must not be empty")
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the collector daemon and CLI need; ``repr`` masks passwords."""
@@ -55,17 +80,9 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad setting."""
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                f"redis url must start with redis://, rediss:// or unix://: "
-                f"{mask_url(self.redis_url)}"
-            )
-        try:
-            make_url(self.db_url)
-        except Exception:
-            raise ConfigError(f"not a database URL: {mask_db_url(self.db_url)}") from None
-        if not self.queue:
-            raise ConfigError("queue name must not be empty")
+        check_redis_url(self.redis_url)
+        check_db_url(self.db_url)
+        check_queue(self.queue)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.max_wait < 0 or self.claim_idle < 0:

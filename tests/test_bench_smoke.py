@@ -1,4 +1,4 @@
-"""scripts/bench.py --quick runs every case end to end and writes its JSON and chart.
+"""python -m scripts.bench --quick runs every case end to end and writes its JSON and chart.
 
 A smoke test only: no speed is asserted here (benchmarks print tables, they are not tests).
 """
@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from tests.conftest import REAL_PG_URL, REAL_REDIS_URL
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = [sys.executable, "-m", "scripts.bench"]  # run from ROOT, as README says
 CASES = {"seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit"}
 
 
@@ -35,9 +36,9 @@ def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, tmp_path)
     before = set(real_redis.scan_iter(match="bench:*")), bench_databases()
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--markdown", "--out", str(out),
-         "--redis-url", REAL_REDIS_URL, "--pg-url", REAL_PG_URL],
-        capture_output=True, text=True, timeout=240,
+        [*BENCH, "--quick", "--markdown", "--out", str(out), "--redis-url", REAL_REDIS_URL,
+         "--pg-url", REAL_PG_URL],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| case | setup | records | seconds | rate /s | notes |" in proc.stdout
@@ -52,7 +53,7 @@ def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, tmp_path)
 
 def test_bad_case_name_is_a_one_line_error() -> None:
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--only", "drain,nonsense"], capture_output=True, text=True
+        [*BENCH, "--only", "drain,nonsense"], capture_output=True, text=True, cwd=ROOT
     )
     assert proc.returncode == 2
     assert "unknown case(s) nonsense" in proc.stderr

@@ -9,6 +9,7 @@ from clitools import collector, drain, on_real_redis, rows
 from conftest import REAL_REDIS_URL
 
 from collector.cli.dead import preview
+from collector.errors import RET_CONFIG, RET_FAILED
 from collector.settings import Settings
 from workers.emitter import Emitter
 from workers.record import Record
@@ -105,7 +106,7 @@ def test_retry_unknown_id_fails_and_moves_nothing(setup, real_redis: redis.Redis
     settings, args = setup
     before = dead_ids(real_redis, settings.queue)
     done = collector("dead", "retry", *args, before[0], "1-0")
-    assert done.returncode == 1
+    assert done.returncode == RET_FAILED
     assert done.stderr == f"Error: no dead letter 1-0 in {settings.queue}:dead\n"
     assert dead_ids(real_redis, settings.queue) == before
     assert real_redis.xlen(settings.queue) == 0
@@ -122,14 +123,14 @@ def test_retry_unknown_id_fails_and_moves_nothing(setup, real_redis: redis.Redis
 def test_retry_usage_errors(setup, extra: list[str], message: str) -> None:
     _settings, args = setup
     done = collector("dead", "retry", *args, *extra)
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     assert done.stderr.splitlines()[-1].startswith(message)
 
 
 def test_purge_asks_then_deletes_and_counts(setup, real_redis: redis.Redis) -> None:
     settings, args = setup
     refused = collector("dead", "purge", *args, stdin="n\n")
-    assert refused.returncode == 1
+    assert refused.returncode == RET_FAILED
     assert real_redis.xlen(f"{settings.queue}:dead") == 3
     done = collector("dead", "purge", *args, "--yes")
     assert done.returncode == 0, done.stderr

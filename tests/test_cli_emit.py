@@ -7,7 +7,8 @@ import redis
 from clitools import collector
 from conftest import REAL_REDIS_URL
 
-from collector.values import parse_value
+from collector.cli.values import parse_value
+from collector.errors import RET_CONFIG, RET_FAILED
 from workers.record import Record
 
 
@@ -66,7 +67,7 @@ def test_json_lines_send_the_good_lines_and_name_the_bad_ones(
     ]
     args = ["--redis-url", REAL_REDIS_URL, "--queue", queue, "--table", "data"]
     done = collector("emit", *args, stdin="\n".join(lines) + "\n")
-    assert done.returncode == 1
+    assert done.returncode == RET_FAILED
     assert done.stderr.splitlines() == [
         "line 2: not valid JSON: Expecting value (column 1)",
         "line 3: expected a JSON object, got list",
@@ -105,7 +106,7 @@ def test_bad_arguments_fail_in_one_line_and_send_nothing(
     real_redis: redis.Redis, queue: str, args: list[str], message: str
 ) -> None:
     done = collector("emit", "--redis-url", REAL_REDIS_URL, "--queue", queue, *args)
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     assert done.stderr.splitlines()[-1].startswith(message)
     assert "Traceback" not in done.stderr
     assert real_redis.exists(queue) == 0

@@ -15,6 +15,7 @@ from clitools import collector, rows
 
 from collector.cli import main
 from collector.db import make_engine
+from collector.errors import RET_CONFIG, RET_FAILED
 from collector.store import Schema, Store, kind_of_sql
 from workers.record import Record
 
@@ -137,7 +138,7 @@ def test_parquet_without_pyarrow_says_what_to_install(
     result = CliRunner().invoke(
         main, ["export", "data", "--db-url", sqlite_url, "--format", "parquet", "-o", "x.pq"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == RET_FAILED
     assert result.output == (
         "Error: parquet export needs pyarrow: pip install 'result-collector[data]'\n"
     )
@@ -147,7 +148,7 @@ def test_unknown_table_is_one_line_and_writes_no_file(sqlite_url: str, tmp_path)
     fill(sqlite_url, 1)
     out = tmp_path / "nosuch.csv"
     done = collector("export", "nosuch", "--db-url", sqlite_url, "-o", str(out))
-    assert done.returncode == 1
+    assert done.returncode == RET_FAILED
     assert done.stderr == f"Error: no table 'nosuch' in {sqlite_url}\n"
     assert list(tmp_path.glob("*nosuch*")) == []
 
@@ -155,7 +156,7 @@ def test_unknown_table_is_one_line_and_writes_no_file(sqlite_url: str, tmp_path)
 def test_bad_table_name_never_reaches_sql(sqlite_url: str) -> None:
     fill(sqlite_url, 1)
     done = collector("export", 'data" --', "--db-url", sqlite_url)
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     rule = "[A-Za-z][A-Za-z0-9_]{0,62}"
     assert done.stderr == f"Error: bad table name 'data\" --': must match {rule}\n"
 
@@ -172,7 +173,7 @@ def test_postgres_export_streams_and_masks_the_password(pg_url: str) -> None:
 
     with_password = sa.engine.make_url(pg_url).set(password="s3cret").render_as_string(False)
     missing = collector("export", "nosuch", "--db-url", with_password)
-    assert missing.returncode == 1
+    assert missing.returncode == RET_FAILED
     assert "s3cret" not in missing.stderr
     assert missing.stderr.startswith(
         "Error: no table 'nosuch' in postgresql+psycopg://postgres:***@"

@@ -10,6 +10,8 @@ import time
 import sqlalchemy as sa
 from clitools import collector
 
+from collector.errors import RET_CONFIG, RET_FAILED
+
 
 def add_rows(db_url: str, count: int) -> None:
     """Append ``count`` rows to table ``data`` (created if missing)."""
@@ -52,7 +54,7 @@ def test_timeout_exits_1_with_a_message(sqlite_url: str) -> None:
     args = ["--db-url", sqlite_url, "--table", "data", "--count", "5", "--timeout", "0.5"]
     started = time.monotonic()
     done = collector("wait", *args)
-    assert done.returncode == 1
+    assert done.returncode == RET_FAILED
     assert 0.5 <= time.monotonic() - started < 20
     last = done.stderr.splitlines()[-1]
     assert last == "Error: timed out after 0.5 s: table data has 1 of 5 rows"
@@ -62,7 +64,7 @@ def test_missing_database_counts_as_zero_and_is_not_created(tmp_path) -> None:
     path = tmp_path / "absent.db"
     args = ["--db-url", f"sqlite:///{path}", "--table", "data", "--count", "1", "--timeout", "0.2"]
     done = collector("wait", *args)
-    assert done.returncode == 1
+    assert done.returncode == RET_FAILED
     assert done.stderr.splitlines()[-1].endswith("table data has 0 of 1 rows")
     assert not os.path.exists(path)
 
@@ -70,7 +72,7 @@ def test_missing_database_counts_as_zero_and_is_not_created(tmp_path) -> None:
 def test_bad_table_name_never_reaches_sql(sqlite_url: str) -> None:
     args = ["--db-url", sqlite_url, "--table", "data; drop table x", "--count", "1"]
     done = collector("wait", *args)
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     assert done.stderr == (
         "Error: bad table name 'data; drop table x': must match [A-Za-z][A-Za-z0-9_]{0,62}\n"
     )
@@ -78,5 +80,5 @@ def test_bad_table_name_never_reaches_sql(sqlite_url: str) -> None:
 
 def test_bad_database_url_is_one_line() -> None:
     done = collector("wait", "--db-url", "not a url", "--table", "data", "--count", "1")
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     assert done.stderr == "Error: not a database URL: not a url\n"

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import REAL_REDIS_URL
 
-from collector.db import WriterLock
-from collector.demo import grid
+from collector.demo.run import grid
+from collector.errors import RET_ALREADY_RUNNING
+from collector.lock import WriterLock
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo"
@@ -108,7 +109,7 @@ def test_a_collector_already_on_the_file_is_a_one_line_error_and_nothing_is_drop
         result = run_demo(cmd, tmp_path)
     finally:
         lock.release()
-    assert result.returncode == 1
+    assert result.returncode == RET_ALREADY_RUNNING
     assert (
         result.stderr.strip()
         .splitlines()[-1]

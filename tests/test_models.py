@@ -20,7 +20,7 @@ from clitools import collector, on_real_redis, rows
 from conftest import REAL_REDIS_URL
 
 from collector.daemon import Collector
-from collector.errors import ConfigError
+from collector.errors import RET_CONFIG, ConfigError
 from collector.models import load_models, prepare_models
 from collector.settings import Settings
 from workers.emitter import Emitter
@@ -283,5 +283,5 @@ def test_tutorial_model_end_to_end_through_collector_run(
 
 def test_bad_models_flag_is_one_line(tmp_path) -> None:
     done = collector("run", "--models", "nowhere.py", "--db-url", f"sqlite:///{tmp_path}/r.db")
-    assert done.returncode == 2
+    assert done.returncode == RET_CONFIG
     assert done.stderr == "Error: models file not found: nowhere.py\n"

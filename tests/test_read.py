@@ -9,7 +9,7 @@ import pytest
 import collector
 from collector.db import make_engine
 from collector.errors import ConfigError, NoSuchTable
-from collector.read import PANDAS_MISSING
+from collector.output.read import PANDAS_MISSING
 from collector.store import META_COLUMNS, Schema, Store
 from workers.record import Record
 

@@ -18,9 +18,9 @@ from conftest import REAL_REDIS_URL
 from rq import Queue
 from rq_jobs import TABLE, broken
 
+from collector.cli.points import grid_points
 from collector.daemon import Collector
 from collector.settings import Settings
-from collector.sweeps.grid import grid_points
 from collector.sweeps.submit import enqueue_points
 
 HERE = Path(__file__).resolve().parent

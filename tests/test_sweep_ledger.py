@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from collector.cli import main
+from collector.cli.points import grid_points
 from collector.db import make_engine
-from collector.errors import ConfigError
+from collector.errors import RET_CONFIG, ConfigError
 from collector.sweeps import ledger
-from collector.sweeps.grid import grid_points
 from collector.sweeps.missing import array_ranges, write_csv
 from workers.errors import DecodeError, EncodeError
 from workers.keys import param_key, point_key, record_key
@@ -161,7 +161,7 @@ def test_cli_errors_are_one_line(sqlite_url, args, message) -> None:
         == 0
     )
     result = cli(*args, "--db-url", sqlite_url)
-    assert result.exit_code == 2
+    assert result.exit_code == RET_CONFIG
     assert result.stderr.startswith(f"Error: {message}")
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
@@ -169,6 +169,6 @@ def test_cli_errors_are_one_line(sqlite_url, args, message) -> None:
 
 def test_cli_refuses_a_missing_sqlite_file(tmp_path) -> None:
     result = cli("status", "s", "--db-url", f"sqlite:///{tmp_path / 'none.db'}")
-    assert result.exit_code == 2
+    assert result.exit_code == RET_CONFIG
     assert "does not exist" in result.stderr
     assert not (tmp_path / "none.db").exists()

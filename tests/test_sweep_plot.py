@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
+from collector.cli.points import grid_points
 from collector.db import make_engine
+from collector.errors import RET_CONFIG
 from collector.store import Schema, Store
 from collector.sweeps import ledger
-from collector.sweeps.grid import grid_points
 from workers.keys import param_key
 from workers.record import Record
 
@@ -62,6 +63,6 @@ def test_plot_refuses_an_unknown_value_column(finished_sweep, tmp_path) -> None:
         ["sweep", "plot", "ij", "--x", "I", "--value", "_error", "-o", str(tmp_path / "p.png"),
          "--db-url", finished_sweep],
     )  # fmt: skip
-    assert result.exit_code == 2
+    assert result.exit_code == RET_CONFIG
     assert result.stderr == "Error: table 'ij' has no output column '_error'\n"
     assert not (tmp_path / "p.png").exists()

@@ -16,8 +16,8 @@ from collector.cli import main
 from collector.db import make_engine
 from collector.store import Schema, Store
 from collector.sweeps import ledger
-from collector.sweeps.missing import retire_failed
-from collector.sweeps.status import active_keys, progress
+from collector.sweeps.missing import prepare_rerun, retire_failed
+from collector.sweeps.progress import active_keys, progress, rq_progress, unstored
 from collector.sweeps.submit import enqueue_points
 from workers.keys import param_key
 from workers.record import Record
@@ -53,6 +53,34 @@ def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_ur
     states = progress(engine, sweep, keys).states
     assert states == {0: "running", 1: "missing", 2: "done", 3: "missing"}
     assert progress(engine, sweep, None).running_known is False
+    engine.dispose()
+
+
+def test_rq_progress_without_redis_is_unknown_running_or_raises_when_strict(sqlite_url) -> None:
+    engine = make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    closed = redis.Redis(port=1, socket_connect_timeout=0.5)
+    state = rq_progress(engine, sweep, closed, "q", strict=False)
+    assert (state.running_known, state.count("missing")) == (False, 4)
+    assert state.rq_error is not None and "Connection refused" in state.rq_error
+    with pytest.raises(redis.ConnectionError):
+        rq_progress(engine, sweep, closed, "q", strict=True)
+    never_submitted = rq_progress(engine, sweep, closed, None, strict=True)  # asks no Redis
+    assert (never_submitted.running_known, never_submitted.rq_error) == (True, None)
+    assert unstored(closed, "q") is None
+    engine.dispose()
+
+
+def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_url) -> None:
+    engine = make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    assert Store(engine, Schema()).write([result(0), result(1, "boom")]) == []
+    state = progress(engine, sweep, running={param_key("t", POINTS[3], 0)})
+    rerun = prepare_rerun(engine, state)
+    assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2], 1)
+    assert progress(engine, sweep, set()).states == {0: "done", 1: "missing", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    assert rerun.past_slurm_limit() is False
     engine.dispose()
 
 

@@ -5,39 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import redis
-from sqlalchemy import exc as sa_exc
 
 from collector.cli.dead import dead
 from collector.cli.emit import emit
 from collector.cli.export import export
+from collector.cli.failure import one_line_errors
 from collector.cli.run import run
 from collector.cli.spool import spool
 from collector.cli.status import status
 from collector.cli.sweep import sweep
 from collector.cli.wait import wait
-from workers.errors import CollectorError
 
 
 class Group(click.Group):
-    """Turns the project's errors into one-line messages with their own exit codes."""
+    """Turns the project's and the libraries' errors into one-line messages with their own exit
+    codes (collector.errors names them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with one_line_errors():
             return super().invoke(ctx)
-        except CollectorError as exc:
-            raise _fail(str(exc), getattr(exc, "exit_code", 1)) from None
-        except redis.RedisError as exc:
-            raise _fail(f"redis unavailable: {exc}", 5) from None
-        except sa_exc.SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None) or exc
-            first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-            raise _fail(f"database error: {first}", 4) from None
-
-
-def _fail(message: str, code: int) -> click.exceptions.Exit:
-    click.echo(f"Error: {message}", err=True)
-    return click.exceptions.Exit(code)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,7 @@ import redis
 from tqdm import tqdm
 
 from collector.cli.options import redis_options
-from collector.settings import Settings
+from collector.errors import CommandFailed
 from collector.stream import DeadLetters
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +47,6 @@ def _shorten(text: str) -> str:
 @contextmanager
 def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
     """The queue's dead-letter stream over a client that is closed afterwards."""
-    Settings(redis_url=redis_url, queue=queue).validate()
     client = redis.Redis.from_url(redis_url)
     try:
         yield DeadLetters(client, queue)
@@ -115,7 +114,7 @@ def retry(redis_url: str, queue: str, everything: bool, ids: list[str]) -> None:
             found = letters.get(ids)
             missing = [i for i in ids if i not in found]
             if missing:
-                raise click.ClickException(f"no dead letter {', '.join(missing)} in {queue}:dead")
+                raise CommandFailed(f"no dead letter {', '.join(missing)} in {queue}:dead")
             moved = letters.retry(list(found.values()))
         else:
             moved = 0

@@ -15,8 +15,8 @@ from typing import IO, Any
 import click
 
 from collector.cli.options import redis_options
-from collector.settings import Settings
-from collector.values import parse_value
+from collector.cli.values import parse_value
+from collector.errors import CommandFailed
 from workers.emitter import Emitter
 from workers.errors import EncodeError
 from workers.record import IDENTIFIER, META_KEYS, is_identifier
@@ -97,7 +97,6 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
       collector emit --table data input_I=0.5 input_J=2 result_K=1.25
       printf '{"I": 1, "K": 2.5}\\n{"I": 2, "K": 3.0}\\n' | collector emit --table data
     """
-    Settings(redis_url=redis_url, queue=queue).validate()
     if not is_identifier(table):
         raise click.BadParameter(f"{table!r} must match {IDENTIFIER.pattern}", param_hint="--table")
     emitter = Emitter(redis_url, queue)
@@ -116,5 +115,4 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
         emitter.close()
     click.echo(f"sent {sent} records to table {table} on {queue}", err=True)
     if bad:
-        click.echo(f"Error: {bad} bad line(s) skipped", err=True)
-        raise click.exceptions.Exit(1)
+        raise CommandFailed(f"{bad} bad line(s) skipped")

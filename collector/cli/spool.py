@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 import redis
 
+from collector.cli.options import redis_url_option
 from workers.emitter import FIELD
-from workers.settings import DEFAULT_REDIS_URL, default_spool_dir, mask_url
+from workers.settings import default_spool_dir, mask_url
 from workers.spool import Spool
 
 
@@ -27,10 +28,7 @@ def spool() -> None:
     "directory", required=False, envvar="COLLECTOR_SPOOL_DIR",
     type=click.Path(file_okay=False, path_type=Path),
 )  # fmt: skip
-@click.option(
-    "--redis-url", envvar="COLLECTOR_REDIS_URL", default=DEFAULT_REDIS_URL, show_default=True,
-    show_envvar=True, help="Redis to send them to (each record goes to its own queue).",
-)  # fmt: skip
+@redis_url_option("Redis to send them to (each record goes to its own queue).")
 def flush(directory: Path | None, redis_url: str) -> None:
     """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
     was delivered. DIRECTORY defaults to COLLECTOR_SPOOL_DIR, else the per-user cache.

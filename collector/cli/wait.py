@@ -6,12 +6,14 @@ import sys
 import time
 
 import click
+import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.options import db_option
 from collector.db import database_exists, make_engine, row_count
-from collector.read import check_table_name
-from collector.settings import Settings
+from collector.errors import CommandFailed
+from collector.output.tables import check_table_name
+from collector.store.classify import Fault, classify
 
 
 @click.command()
@@ -37,13 +39,21 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
     Example:
       collector wait --table data --count 4000 --timeout 600
     """
-    Settings(db_url=db_url).validate()
     check_table_name(table)
     deadline = None if timeout is None else time.monotonic() + timeout
     engine = make_engine(db_url)
 
+    rows = 0
+
     def rows_now() -> int:
-        return row_count(engine, table) if database_exists(db_url) else 0
+        """The row count now; the last one while the database is busy (a writer creating it)."""
+        try:
+            return row_count(engine, table) if database_exists(db_url) else 0
+        except sa.exc.DBAPIError as exc:
+            if classify(exc) is not Fault.TRANSIENT:
+                raise
+            engine.dispose()
+            return rows
 
     try:
         rows = rows_now()
@@ -57,7 +67,7 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     bar.close()
-                    raise click.ClickException(
+                    raise CommandFailed(
                         f"timed out after {timeout:g} s: table {table} has {rows} of {count} rows"
                     )
                 pause = interval if deadline is None else min(interval, deadline - time.monotonic())

@@ -12,13 +12,38 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import IO
 
 import sqlalchemy as sa
 
 from collector.sweeps.ledger import FAILURES, PointRow, Sweep
+from collector.sweeps.progress import FAILED, MISSING, Progress, rows_in
 
 CHUNK = 500
+SLURM_MAX_ARRAY_INDEX = 1000  # Slurm's default MaxArraySize is 1001
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What a rerun of a sweep covers: its missing and failed points (index order), and how many
+    failed rows were moved to ``_sweep_failures`` to make room for the rerun's results."""
+
+    rows: list[PointRow]
+    retired: int
+
+    def past_slurm_limit(self) -> bool:
+        """True when an array index is above what Slurm takes by default."""
+        return bool(self.rows) and self.rows[-1].idx > SLURM_MAX_ARRAY_INDEX
+
+
+def prepare_rerun(engine: sa.Engine, state: Progress) -> Rerun:
+    """The points to run again (missing and failed, not those running), with the failed rows
+    retired first; the caller enqueues them or prints them for Slurm or as CSV."""
+    rows = rows_in(engine, state, MISSING, FAILED)
+    failed = set(state.indexes(FAILED))
+    retired = retire_failed(engine, state.sweep, [row for row in rows if row.idx in failed])
+    return Rerun(rows, retired)
 
 
 def array_ranges(indexes: Iterable[int]) -> str:

@@ -1,14 +1,17 @@
-"""Enqueue one RQ job per parameter point, in pipelined batches (10,000 points in seconds)."""
+"""Enqueue one RQ job per parameter point, in pipelined batches (10,000 points in seconds), and
+record a sweep's submission in its ledger."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
 import redis
+import sqlalchemy as sa
 from rq import Queue
 from tqdm import tqdm
 
-from collector.sweeps.grid import Point
+from collector.sweeps import ledger
+from collector.sweeps.ledger import Point, PointRow, Sweep
 
 BATCH = 1000
 
@@ -46,3 +49,23 @@ def enqueue_points(
             job_ids.extend(job.id for job in jobs)
             bar.update(len(chunk))
     return job_ids
+
+
+def submit_rows(
+    engine: sa.Engine,
+    sweep: Sweep,
+    rows: Sequence[PointRow],
+    func: str,
+    *,
+    connection: redis.Redis,
+    queue: str,
+    job_timeout: int | None = None,
+) -> int:
+    """Enqueue ``func`` for ``rows`` of ``sweep`` (a progress bar on the terminal) and remember
+    the function and queue in the ledger, so status and reruns need not be told again."""
+    kwargs = [row.job_kwargs(sweep.replicates) for row in rows]
+    enqueue_points(
+        func, kwargs, connection=connection, queue=queue, job_timeout=job_timeout, progress=True
+    )
+    ledger.note_submission(engine, sweep.name, func, queue)
+    return len(kwargs)

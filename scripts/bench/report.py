@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench_ceiling import serialized
+from scripts.bench.ceiling import serialized
 
 Row = dict[str, Any]
 

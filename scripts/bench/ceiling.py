@@ -18,9 +18,9 @@ from typing import Any
 
 import psycopg
 import redis
-from bench_common import TABLE, fill
 
 from collector.stream import Stream
+from scripts.bench.common import TABLE, fill
 from workers.record import Record, new_id
 
 COLUMNS = '"_id", "_ts", "_host", "_pid", "_job", "_error", "I", "J", "K"'

@@ -1,21 +1,4 @@
-#!/usr/bin/env python
-"""Benchmark result-collector against the tutorial's ways and this machine's ceilings.
-
-All cases in one run, with the tutorial's record (inputs I and J, output K):
-  seed-direct  W processes, an ORM session each on one SQLite file (WAL / default journal) or
-               PostgreSQL, one commit per result; 'database is locked' failures counted
-  seed-json    one JSON file of all results rewritten after each result
-  ceiling      sqlite3 executemany in one transaction; Redis drain alone; PostgreSQL COPY (also
-               with a commit per 2,000 rows, as the collector commits, for comparison)
-  drain        a backlog already in the stream, the collector until it is empty
-  end-to-end   P producer processes calling emit while the collector runs
-  emit         emit against a bare XADD; emit_many and Emitter(buffer=N) against pipelined XADD
-
-Prints a table and the target checks; writes JSON and a PNG chart to --out (bench-results/).
-Examples:
-  .venv/bin/python scripts/bench.py --quick
-  .venv/bin/python scripts/bench.py --scale 2 --markdown
-"""
+"""The benchmark command: options, every case in one run, the report (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -30,16 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_ceiling as ceiling
-import bench_pipeline as pipeline
-import bench_report as report
-import bench_seed as seed
 import redis
-from bench_common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
+import scripts.bench
 from collector.settings import Settings
+from scripts.bench import ceiling, pipeline, report, seed
+from scripts.bench.common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
 CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -48,7 +27,9 @@ PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.bench",
+        description=scripts.bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: the run takes < 1 min")
     parser.add_argument(
@@ -184,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args, Path(tmp))
         bench.run()
     checks = report.targets(bench.rows)
-    command = "scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m scripts.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# {command}  ({started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load {load} at end)")
     print(report.table(bench.rows, args.markdown))
@@ -202,7 +183,3 @@ def main(argv: list[str] | None = None) -> int:
     for path in report.save(Path(args.out), stem, payload):
         print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

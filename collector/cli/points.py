@@ -1,18 +1,20 @@
-"""Parameter points from the command line (``--grid I=0:1:0.05 --grid J=1,2,4``) or a CSV file."""
+"""Parameter points from command-line text (``--grid I=0:1:0.05 --grid J=1,2,4``) or a CSV file:
+the sweep commands parse here, ``collector.sweeps`` works on the values."""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from collector.cli.values import parse_value
 from collector.errors import ConfigError
-from collector.values import parse_value
+from collector.sweeps.ledger import Point
 from workers.record import is_identifier
 
-Point = dict[str, Any]
 MAX_POINTS = 10_000_000
 
 
@@ -67,3 +69,23 @@ def csv_points(path: str | Path) -> list[Point]:
         if bad:
             raise ConfigError(f"bad column name(s) in {path}: {', '.join(bad)}")
         return [{k: parse_value(v) for k, v in row.items()} for row in reader]
+
+
+def read_points(grids: tuple[str, ...], points: str | None) -> tuple[list[Point], str]:
+    """The points from --grid or --points, and how they were given (kept in ``_sweeps.spec``)."""
+    if bool(grids) == bool(points):
+        raise ConfigError("give either --grid (one or more) or --points, not both")
+    if grids:
+        return grid_points(list(grids)), " ".join(f"--grid {g}" for g in grids)
+    return csv_points(points or ""), f"--points {points}"
+
+
+def parse_fixed(items: Iterable[str]) -> Point:
+    """``--at NAME=VALUE`` items as {name: value}, values parsed like every other CLI value."""
+    fixed: Point = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"bad --at {item!r}: expected NAME=VALUE")
+        fixed[key] = parse_value(text)
+    return fixed

@@ -1,4 +1,4 @@
-"""Where a sweep stands: each point done, failed, running or missing.
+"""Where a sweep stands (its progress): each point done, failed, running or missing.
 
 Done and failed come from one join of ``_sweep_points`` with the results table (a row without
 ``_error``, a row with it); running from RQ: the jobs queued, started, scheduled or deferred
@@ -20,7 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from collector.errors import ConfigError
-from collector.sweeps.ledger import POINTS, Sweep
+from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
 from workers.keys import point_key
 
 DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
@@ -36,6 +36,7 @@ class Progress:
     sweep: Sweep
     states: dict[int, str]
     running_known: bool = True
+    rq_error: str | None = None  # why RQ could not be asked, when it could not
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.states.values() if s == state)
@@ -103,11 +104,46 @@ def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
     return keys
 
 
-def progress(engine: sa.Engine, sweep: Sweep, running: set[str] | None = None) -> Progress:
+def progress(
+    engine: sa.Engine, sweep: Sweep, running: set[str] | None = None, rq_error: str | None = None
+) -> Progress:
     """The sweep's progress; a point not done whose key is in ``running`` (from
-    ``active_keys``) counts as running. ``running`` None: RQ was not asked."""
+    ``active_keys``) counts as running. ``running`` None: RQ was not asked (``rq_error``: why)."""
     states: dict[int, str] = {}
     for idx, record_id, state in stored_states(engine, sweep):
         active = running is not None and state != DONE and record_id in running
         states[idx] = RUNNING if active else state
-    return Progress(sweep, states, running_known=running is not None)
+    return Progress(sweep, states, running_known=running is not None, rq_error=rq_error)
+
+
+def rq_progress(
+    engine: sa.Engine, sweep: Sweep, client: redis.Redis, rq_queue: str | None, *, strict: bool
+) -> Progress:
+    """Progress with the running points asked from RQ queue ``rq_queue`` (default: the one the
+    sweep was submitted on). A Redis error raises when ``strict`` (the caller is about to
+    enqueue); otherwise running is left unknown and ``rq_error`` says why."""
+    queue_name = rq_queue or sweep.rq_queue
+    if queue_name is None:
+        return progress(engine, sweep, running=set())  # never submitted to RQ: nothing running
+    try:
+        running = active_keys(client, queue_name, sweep.table)
+    except redis.RedisError as exc:
+        if strict:
+            raise
+        return progress(engine, sweep, running=None, rq_error=str(exc))
+    return progress(engine, sweep, running)
+
+
+def rows_in(engine: sa.Engine, state: Progress, *states: str) -> list[PointRow]:
+    """The ledger rows of the points in any of ``states``, in index order."""
+    wanted = set(state.indexes(*states))
+    return [row for row in point_rows(engine, state.sweep.name) if row.idx in wanted]
+
+
+def unstored(client: redis.Redis, queue: str) -> int | None:
+    """Records in the queue stream the collector has not stored yet (None: Redis unavailable):
+    while there are any, the counts may still grow."""
+    try:
+        return int(client.xlen(queue))
+    except redis.RedisError:
+        return None

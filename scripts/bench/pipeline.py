@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from bench_common import TABLE, count_rows, fill, read_line, result_data, start_child
 
+from scripts.bench.common import TABLE, count_rows, fill, read_line, result_data, start_child
 from workers.emitter import FIELD, Emitter
 
 

@@ -1,6 +1,5 @@
-"""The demo: a sweep of the tutorial's example (I, J -> K) through RQ workers into one database.
-
-It finds or starts a Redis, starts ``collector run``, enqueues one RQ job per point, runs
+"""The demo command: a sweep of the tutorial's example (I, J -> K) through RQ workers into one
+database. It finds or starts a Redis, starts ``collector run``, enqueues one RQ job per point, runs
 ``rq worker --burst`` processes, shows the rows arriving, stops the collector with SIGTERM,
 prints a summary and draws K over I and J. Everything it starts, it stops (also on Ctrl-C).
 """
@@ -9,31 +8,28 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import click
 import redis
 import sqlalchemy as sa
-from tqdm import tqdm
 
-from collector.db import WriterLock, row_count, sqlite_path
-from collector.demo_jobs import TABLE
-from collector.demo_redis import find_redis, stop
-from collector.settings import mask_db_url
+from collector.cli.failure import one_line_errors
+from collector.cli.options import valid_db_url
+from collector.demo.broker import find_redis
+from collector.demo.processes import start, stop, tail, tool
+from collector.demo.results import clear_table, draw, summary, wait_for_rows
+from collector.errors import CommandFailed
+from collector.settings import DEFAULT_DB_URL, mask_db_url
 from collector.sweeps.submit import enqueue_points
-from workers.errors import CollectorError
 
-JOB = "collector.demo_jobs.op"
+JOB = "collector.demo.jobs.op"
 AXIS = (0.0, 4.0)  # I and J both run over this interval
 STALL_SECONDS = 60.0  # no new row for this long, and the workers are gone: give up
 WORKER_CLASS = "rq.worker.SimpleWorker"  # demo jobs take a millisecond: no fork per job
@@ -51,93 +47,6 @@ def grid(points: int) -> list[dict[str, float]]:
     return [{"I": i, "J": j} for i in axis(cols) for j in axis(rows)]
 
 
-# --- processes ----------------------------------------------------------------------------------
-
-
-def start(
-    stack: ExitStack, cmd: list[str], log: Path, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` with its output in ``log``; stopped when ``stack`` closes."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    stack.callback(stop, proc)
-    return proc
-
-
-def tool(name: str) -> str:
-    """A console script of this environment (collector, rq), else from the PATH."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if not found:
-        raise click.ClickException(f"{name} not found: install the package (pip install -e .)")
-    return found
-
-
-def tail(log: Path, lines: int = 5) -> str:
-    text = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-    return "\n".join(text[-lines:])
-
-
-# --- the database -------------------------------------------------------------------------------
-
-
-def clear_table(engine: sa.Engine, db_url: str) -> None:
-    """Drop this demo's table from an earlier run, so the summary counts this run's rows only.
-    Under the SQLite writer lock: never while another collector writes to the file."""
-    path = sqlite_path(db_url)
-    lock = WriterLock(path) if path else None
-    if lock:
-        lock.acquire()
-    try:
-        sa.Table(TABLE, sa.MetaData()).drop(engine, checkfirst=True)
-    finally:
-        if lock:
-            lock.release()
-
-
-def wait_for_rows(engine: sa.Engine, want: int, problem: Callable[[float], str | None]) -> None:
-    """A progress bar until the table holds ``want`` rows; ``problem(seconds since the last new
-    row)`` returns a reason to give up, or None."""
-    count, last_change = 0, time.monotonic()
-    with tqdm(total=want, unit="row", desc="stored", dynamic_ncols=True) as bar:
-        while count < want:
-            time.sleep(0.2)
-            reason = problem(time.monotonic() - last_change)
-            if reason:
-                raise click.ClickException(reason)
-            new = row_count(engine, TABLE)
-            if new != count:
-                bar.update(new - count)
-                count, last_change = new, time.monotonic()
-
-
-def draw(engine: sa.Engine, png: Path, title: str) -> None:
-    """A heat map of K over I and J from the stored rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    columns: list[sa.ColumnClause[Any]] = [sa.column(name) for name in ("I", "J", "K")]
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(*columns).select_from(sa.table(TABLE))).all()
-    xs, ys = sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
-    grid_k = np.full((len(ys), len(xs)), np.nan)
-    for i, j, k in rows:
-        grid_k[ys.index(j), xs.index(i)] = k
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    image = ax.imshow(
-        grid_k, origin="lower", aspect="auto", cmap="viridis",
-        extent=(xs[0], xs[-1], ys[0], ys[-1]),
-    )  # fmt: skip
-    fig.colorbar(image, ax=ax, label="K")
-    ax.set(xlabel="I", ylabel="J", title=title)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-
-
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -146,7 +55,7 @@ def draw(engine: sa.Engine, png: Path, title: str) -> None:
               show_default=True, help="Points in the sweep (an I x J grid).")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=4, show_default=True,
               help="rq worker processes.")  # fmt: skip
-@click.option("--db-url", default="sqlite:///results.db", show_default=True,
+@click.option("--db-url", default=DEFAULT_DB_URL, show_default=True, callback=valid_db_url,
               help="Where the collector stores the rows.")  # fmt: skip
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=Path("demo.png"),
               show_default=True, help="The picture to write.")  # fmt: skip
@@ -164,15 +73,8 @@ def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
+    with one_line_errors():
         demo(points, workers, db_url, png, redis_choice)
-    except CollectorError as exc:
-        raise click.ClickException(str(exc)) from None
-    except redis.RedisError as exc:
-        raise click.ClickException(f"redis error: {exc}") from None
-    except sa.exc.SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        raise click.ClickException(f"database error: {str(orig).splitlines()[0]}") from None
 
 
 def demo(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
@@ -224,7 +126,7 @@ def run_sweep(
     seconds = time.monotonic() - began
     code = stop(collector, timeout=30)
     if code != 0:
-        raise click.ClickException(f"collector run exited with {code} after SIGTERM")
+        raise CommandFailed(f"collector run exited with {code} after SIGTERM")
     summary(engine, db_url, points, seconds)
 
 
@@ -234,25 +136,3 @@ def forget_keys(client: redis.Redis, queue: str, rq_queue: str) -> None:
     if keys:
         client.delete(*keys)
     client.srem("rq:queues", f"rq:queue:{rq_queue}")
-
-
-def summary(engine: sa.Engine, db_url: str, points: int, seconds: float) -> None:
-    """Rows, time, rate, and a few rows read back through SQL."""
-    rows = row_count(engine, TABLE)
-    click.echo(
-        f"\n{rows} rows for {points} points in {seconds:.1f} s from submit to the last row "
-        f"stored ({rows / seconds:.0f} rows/s); table {TABLE!r} in {mask_db_url(db_url)}, "
-        "emptied at the start of each demo run"
-    )
-    k: sa.ColumnClause[Any] = sa.column("K")
-    query = sa.select(sa.column("I"), sa.column("J"), k, sa.column("_job"))
-    query = query.select_from(sa.table(TABLE)).order_by(k.desc()).limit(3)
-    sql = " ".join(str(query.compile(engine, compile_kwargs={"literal_binds": True})).split())
-    click.echo(f"  {sql}")
-    with engine.connect() as conn:
-        for row in conn.execute(query):
-            click.echo(f"  I={row.I:<6.3f} J={row.J:<6.3f} K={row.K:+.4f}  job {row._job}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """The demo's job, the tutorial's example: inputs I and J, output K, one row per call in ``demo``.
 
-Kept apart from ``collector.demo`` so that an ``rq worker`` imports only this and ``workers``.
+Kept apart from ``collector.demo.run`` so that an ``rq worker`` imports only this and ``workers``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from workers.emitter import Emitter
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: where ``scripts.bench`` imports from
 TABLE = "results"
 
 
@@ -116,12 +116,12 @@ def count_rows(db_url: str, table: str = TABLE) -> tuple[int, int]:
 def start_child(
     redis_url: str, db_url: str, queue: str, expect: int, batch: int
 ) -> subprocess.Popen:
-    """A collector (``bench_child.py``) in a fresh interpreter, with its own peak RSS, that
+    """A collector (``scripts.bench.child``) in a fresh interpreter, with its own peak RSS, that
     stops once it has taken ``expect`` records."""
     args = ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue]
     args += ["--expect", str(expect), "--batch-size", str(batch)]
-    command = [sys.executable, str(HERE / "bench_child.py"), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "scripts.bench.child", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
 
 
 def read_line(proc: subprocess.Popen) -> dict[str, Any]:

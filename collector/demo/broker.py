@@ -1,12 +1,11 @@
 """A Redis for the demo: the user's (COLLECTOR_REDIS_URL), a private redis-server, or an embedded
-fakeredis, each stopped when the demo ends; and stopping a child process politely."""
+fakeredis, each stopped when the demo ends."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -18,6 +17,8 @@ from pathlib import Path
 import click
 import redis
 
+from collector.demo.processes import stop
+from collector.errors import CommandFailed
 from workers.settings import mask_url
 
 
@@ -39,17 +40,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.wait()
-
-
 @contextlib.contextmanager
 def redis_server(binary: str, workdir: Path) -> Iterator[str]:
     """A private redis-server on a free loopback port, without persistence, stopped afterwards."""
@@ -64,7 +54,7 @@ def redis_server(binary: str, workdir: Path) -> Iterator[str]:
         while not answers(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log_text = (workdir / "redis.log").read_text(errors="replace").strip()
-                raise click.ClickException(f"redis-server did not start: {log_text[-300:]}")
+                raise CommandFailed(f"redis-server did not start: {log_text[-300:]}")
             time.sleep(0.05)
         yield url
     finally:
@@ -114,7 +104,7 @@ def find_redis(stack: ExitStack, choice: str, workdir: Path) -> tuple[str, str]:
         url = stack.enter_context(redis_server(binary, workdir))
         return url, f"a private redis-server on {url}"
     if choice == "server":
-        raise click.ClickException("--redis server: no redis-server on the PATH")
+        raise CommandFailed("--redis server: no redis-server on the PATH")
     if choice == "auto":
         click.echo(
             "warning: no Redis at COLLECTOR_REDIS_URL and no redis-server installed: using an "

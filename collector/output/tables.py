@@ -1,25 +1,18 @@
-"""Reading a collected table back by name: checked against the identifier rule before any SQL,
-opened without creating anything, and (``read``) loaded into a pandas DataFrame for a notebook."""
+"""Opening a collected table by name: the name checked against the identifier rule before any
+SQL, the database opened without creating anything, the table reflected as it is."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from collector.db import database_exists, make_engine
 from collector.errors import ConfigError, NoSuchTable
-from collector.settings import DEFAULT_DB_URL, mask_db_url
+from collector.settings import mask_db_url
 from workers.record import IDENTIFIER, is_identifier
-
-if TYPE_CHECKING:
-    import pandas
-
-PANDAS_MISSING = "collector.read needs pandas: pip install 'result-collector[data]'"
 
 
 def check_table_name(name: str) -> str:
@@ -45,15 +38,3 @@ def open_table(db_url: str, name: str) -> Iterator[tuple[sa.Connection, sa.Table
             yield conn, table
     finally:
         engine.dispose()
-
-
-def read(table: str, db_url: str | None = None) -> pandas.DataFrame:
-    """The whole table as a DataFrame; ``db_url`` defaults to COLLECTOR_DB_URL, then the
-    contract's ``sqlite:///results.db``. Needs pandas (the ``data`` extra)."""
-    try:
-        import pandas
-    except ImportError:
-        raise ImportError(PANDAS_MISSING) from None
-    url = db_url or os.environ.get("COLLECTOR_DB_URL") or DEFAULT_DB_URL
-    with open_table(url, table) as (conn, tbl):
-        return pandas.read_sql_query(sa.select(tbl), conn)

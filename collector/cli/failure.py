@@ -1,0 +1,22 @@
+"""One line on stderr and a named exit code for every error the project or its libraries raise:
+the ``collector`` command and the demo both end through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from collector.errors import LIBRARY_ERRORS, exit_code_of, translate
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn a CollectorError, Redis or SQLAlchemy error into ``Error: ...`` and its exit code."""
+    try:
+        yield
+    except LIBRARY_ERRORS as exc:
+        error = translate(exc)
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(exit_code_of(error)) from None

@@ -1,0 +1,107 @@
+"""``collector sweep missing``: rerun what a sweep lacks, as RQ jobs, Slurm array ranges or CSV."""
+
+from __future__ import annotations
+
+import click
+
+from collector.cli.connect import open_db, open_redis
+from collector.cli.options import db_option, job_timeout_option, redis_options, rq_queue_option
+from collector.cli.sweep.status import noted
+from collector.errors import ConfigError
+from collector.sweeps import ledger
+from collector.sweeps.missing import Rerun, array_ranges, prepare_rerun, write_csv
+from collector.sweeps.progress import rq_progress, unstored
+from collector.sweeps.submit import submit_rows
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rq", "slurm", "csv"]),
+    required=True,
+    help="rq: enqueue; slurm: print --array ranges; csv: write the points.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="CSV file to write (default: standard output).",
+)
+@click.option("--func", default=None, help="Job function for --format rq (default: the sweep's).")
+@rq_queue_option
+@job_timeout_option
+@redis_options
+@db_option
+def missing(
+    name: str,
+    fmt: str,
+    output: str | None,
+    func: str | None,
+    rq_queue: str | None,
+    job_timeout: int | None,
+    redis_url: str,
+    queue: str,
+    db_url: str,
+) -> None:
+    """Rerun the missing and failed points of sweep NAME (points queued in RQ are left alone).
+
+    Failed rows are moved to _sweep_failures first, so the reruns' results are stored.
+
+    \b
+    Examples:
+      collector sweep missing ij --format rq
+      sbatch $(collector sweep missing ij --format slurm) job.sh
+      collector sweep missing ij --format csv -o todo.csv
+    """
+    with open_db(db_url) as engine, open_redis(redis_url) as client:
+        sweep = ledger.load(engine, name)
+        func = func or sweep.func
+        if fmt == "rq" and func is None:
+            raise ConfigError(f"sweep {name!r} was never submitted to RQ: give --func")
+        state = noted(rq_progress(engine, sweep, client, rq_queue, strict=fmt == "rq"))
+        if waiting := unstored(client, queue):
+            click.echo(
+                f"note: {waiting} records still wait in queue {queue!r}; points they "
+                "complete are rerun too (harmless: one row per key)",
+                err=True,
+            )
+        rerun = prepare_rerun(engine, state)
+        if rerun.retired:
+            click.echo(
+                f"moved {rerun.retired} failed rows to _sweep_failures for their rerun", err=True
+            )
+        if fmt == "rq":
+            queue_name = rq_queue or sweep.rq_queue or "default"
+            count = submit_rows(
+                engine,
+                sweep,
+                rerun.rows,
+                str(func),
+                connection=client,
+                queue=queue_name,
+                job_timeout=job_timeout,
+            )
+            click.echo(f"queued {count} points of sweep {name!r} on RQ queue {queue_name!r}")
+    if fmt == "slurm":
+        _print_slurm(rerun)
+    elif fmt == "csv":
+        with click.open_file(output or "-", "w") as out:
+            write_csv(rerun.rows, sweep.params, out)
+        if output:
+            click.echo(f"wrote {len(rerun.rows)} points to {output}", err=True)
+
+
+def _print_slurm(rerun: Rerun) -> None:
+    """The --array ranges on stdout (nothing when there is nothing to run), notes on stderr."""
+    if rerun.rows:
+        click.echo(f"--array={array_ranges(row.idx for row in rerun.rows)}")
+    click.echo(
+        f"{len(rerun.rows)} points; the array index is _sweep_points.idx, "
+        f"the index column of --format csv",
+        err=True,
+    )
+    if rerun.past_slurm_limit():
+        click.echo("note: indexes above 1000 need Slurm's MaxArraySize raised", err=True)

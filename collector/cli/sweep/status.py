@@ -1,0 +1,109 @@
+"""``collector sweep status``: how many points are done, failed, running and missing, once or
+as a progress bar until every point has its row."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import click
+from tqdm import tqdm
+
+from collector.cli.connect import open_db, open_redis
+from collector.cli.options import db_option, redis_options, rq_queue_option
+from collector.sweeps import ledger
+from collector.sweeps.progress import (
+    DONE,
+    FAILED,
+    MISSING,
+    RUNNING,
+    Progress,
+    rq_progress,
+    unstored,
+)
+
+
+@click.command(name="status")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--watch", is_flag=True, help="Show a progress bar until every point has a row.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@rq_queue_option
+@redis_options
+@db_option
+def sweep_status(
+    name: str,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    rq_queue: str | None,
+    redis_url: str,
+    queue: str,
+    db_url: str,
+) -> None:
+    """Points of sweep NAME done, failed (_error set), running (queued in RQ) and missing.
+
+    \b
+    Example:
+      collector sweep status ij --watch
+    """
+    with open_db(db_url) as engine, open_redis(redis_url) as client:
+        sweep = ledger.load(engine, name)
+
+        def read() -> Progress:
+            return noted(rq_progress(engine, sweep, client, rq_queue, strict=False))
+
+        state = _watch(sweep, interval, read) if watch else read()
+        info = {**state.as_dict(), "unstored": unstored(client, queue)}
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(
+        f"sweep {name}: {sweep.points} points x {sweep.replicates} replicates = "
+        f"{sweep.total} results into table {sweep.table!r}"
+    )
+    for key in (DONE, FAILED, RUNNING, MISSING):
+        shown = info[key] if key != RUNNING or state.running_known else "?"
+        click.echo(f"  {key:<8} {shown}")
+    if info["unstored"]:
+        click.echo(f"note: {info['unstored']} records wait in queue {queue!r}: counts may grow")
+    if info[FAILED] or info[MISSING]:
+        click.echo(f"rerun them:  collector sweep missing {name} --format rq|slurm|csv")
+
+
+def noted(state: Progress) -> Progress:
+    """``state``, after a note on stderr when RQ could not be asked for the running points."""
+    if state.rq_error is not None:
+        click.echo(f"note: running points unknown, redis unavailable: {state.rq_error}", err=True)
+    return state
+
+
+def _summary(state: Progress) -> str:
+    running = state.count(RUNNING) if state.running_known else "?"
+    return (
+        f"{state.count(DONE)} done, {state.count(FAILED)} failed, {running} running, "
+        f"{state.count(MISSING)} missing"
+    )
+
+
+def _watch(sweep: ledger.Sweep, interval: float, read: Callable[[], Progress]) -> Progress:
+    """A progress bar of done + failed points, refreshed every ``interval`` s until complete."""
+    state = read()
+    finished = state.count(DONE) + state.count(FAILED)
+    with tqdm(total=sweep.total, initial=finished, unit="point", desc=sweep.name) as bar:
+        while True:
+            bar.set_postfix_str(_summary(state), refresh=True)
+            if state.complete:
+                return state
+            time.sleep(interval)
+            state = read()
+            now = state.count(DONE) + state.count(FAILED)
+            bar.update(now - finished)
+            finished = now
