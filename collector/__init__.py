@@ -9,7 +9,8 @@ How a result travels, by file (the node side is the ``workers`` package):
                               ▼
     cli/run.py            ``collector run``: settings.py, signals, logs.py
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
-      ├─ stream.py        the only Redis code: group, read, claim, ack, dead letters
+      ├─ stream.py        the Redis side of the daemon: group, read, claim, ack, dead-letter
+      ├─ deadletters.py   the dead-letter stream, for ``collector dead``
       ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch
       │    columns.py     metadata columns, value kinds, names a database refuses
