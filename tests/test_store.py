@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as PG_RESERVED
 from collector.db import make_engine
 from collector.errors import DatabaseUnavailable
 from collector.store import Schema, Store
+from tests.conftest import REAL_PG_URL
 from workers.record import Record
 
 # SQLite's keywords (sqlite.org/lang_keywords.html), some of which SQLAlchemy's list lacks
@@ -261,3 +262,27 @@ def test_a_stale_schema_never_coerces_a_type(pg_url) -> None:
     assert stored(first, "results", "y") == [("a", None), ("b", None), ("c", "text")]
     first.dispose()
     second.dispose()
+
+
+@pytest.mark.postgres
+def test_a_read_only_postgresql_is_retried_and_written_once_writable(pg_url) -> None:
+    name = sa.engine.make_url(pg_url).database
+    admin = sa.create_engine(REAL_PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+    def read_only(on: bool) -> None:
+        with admin.connect() as conn:
+            value = "on" if on else "off"
+            conn.exec_driver_sql(
+                f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}'
+            )
+
+    read_only(True)  # sessions opened from now on cannot write
+    engine = make_engine(pg_url)
+    store = Store(engine, Schema())
+    with pytest.raises(DatabaseUnavailable, match="read-only transaction"):
+        store.write([Record("a", "results", {"x": 1})])
+    read_only(False)
+    assert store.write([Record("a", "results", {"x": 1})]) == []  # fresh connections, no restart
+    assert stored(engine, "results", "x") == [("a", 1)]
+    engine.dispose()
+    admin.dispose()

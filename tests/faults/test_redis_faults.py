@@ -8,7 +8,15 @@ import signal
 import pytest
 import redis
 
-from faults.servers import RedisServer, drained, start_collector, wait_for_rows, wait_until
+from collector.errors import RET_CONFIG
+from faults.servers import (
+    RedisServer,
+    collector,
+    drained,
+    start_collector,
+    wait_for_rows,
+    wait_until,
+)
 from workers import Emitter
 
 pytestmark = pytest.mark.slow
@@ -68,3 +76,19 @@ def test_a_redis_at_maxmemory_with_a_backlog_drains(tmp_path, sqlite_url, queue)
         emitter.close()
         client.close()
         server.stop()
+
+
+def test_wrong_credentials_end_the_daemon_with_one_line(tmp_path, sqlite_url, queue) -> None:
+    server = RedisServer(tmp_path / "redis", "--appendonly", "no", "--requirepass", "right-Pw9")
+    server.start(ping_url=server.url(":right-Pw9@"))
+    try:
+        daemon = collector(
+            "run", "--redis-url", server.url(":wrong-Pw7@"), "--db-url", sqlite_url,
+            "--queue", queue,
+        )  # fmt: skip
+        assert daemon.stop(None, timeout=30) == RET_CONFIG
+    finally:
+        server.stop()
+    (last,) = [line for line in daemon.err.splitlines() if line.startswith("Error:")]
+    assert last.startswith(f"Error: redis at redis://:***@127.0.0.1:{server.port}/0 refused")
+    assert "wrong-Pw7" not in daemon.err and "Traceback" not in daemon.err
