@@ -72,10 +72,8 @@ class ServerInfo:
             data = json.loads(text)
             return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
         except (ValueError, TypeError, KeyError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            raise ValueError(
-                f"{path} is not a connection file of collector serve ({reason})"
-            ) from None
+            why = f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"{path} is not a collector serve connection file ({why})") from None
 
     def write(self, path: Path) -> None:
         """Write the file atomically with mode 0600 (its directory 0700): a reader sees the old
