@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,9 +18,17 @@ import redis
 
 from collector.errors import RET_ALREADY_RUNNING, RET_BROKER
 from collector.server.binary import bundled_path
-from faults.servers import Process, collector, python, wait_for_rows, wait_until
+from faults.servers import (
+    Process,
+    collector,
+    python,
+    stored_ids,
+    wait_for_rows,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent.parent
 
 JOB = """
 import sys, workers
@@ -185,4 +194,19 @@ def test_serve_bound_to_another_address_refuses_clients_without_the_password(ser
     client.close()
     assert serves.run(JOB, "0", "2").returncode == 0
     wait_for_rows(serves.db_url, {"r0", "r1"}, timeout=60)
+    assert serve.stop(signal.SIGTERM, timeout=60) == 0
+
+
+def test_a_sweep_submitted_as_rq_jobs_reaches_serve_through_the_file_alone(serves):
+    serve = serves.start()
+    grid = ("--grid", "I=1,2", "--grid", "J=1,2,3", "--rq-queue", "serve-sweep")
+    submit = serves.run(*command("sweep", "submit", "rq_jobs.point", *grid))
+    assert submit.returncode == 0, submit.err
+    worker = Process(
+        [sys.executable, "-m", "rq.cli", "worker", "--burst", "-c", "workers.rqconfig",
+         "-w", "rq.worker.SimpleWorker", "--path", str(TESTS), "serve-sweep"],
+        env=serves.env(),
+    )  # fmt: skip
+    assert worker.stop(None, timeout=120) == 0, worker.err
+    wait_until(lambda: len(stored_ids(serves.db_url, "rq_points")) == 6, 60, "six rows")
     assert serve.stop(signal.SIGTERM, timeout=60) == 0
