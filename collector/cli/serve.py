@@ -174,10 +174,10 @@ def publish(claim: ServerClaim, server: RedisProcess, queue: str) -> ServerInfo:
 
 def status_line(info: ServerInfo, server: RedisProcess, settings: Settings, path: Path) -> str:
     """What serve tells the person who started it (never the password)."""
+    pick = "" if info.name == DEFAULT_SERVER else f" when they have COLLECTOR_SERVER={info.name}"
     return (
         f"collector serve {info.name!r}: {server.binary.describe()} on {info.host}:{info.port}, "
         f"data in {server.config.directory} (appendfsync {server.config.appendfsync}); "
         f"rows into {mask_db_url(settings.db_url)}, queue {settings.queue}\n"
-        f"jobs find it through {path} (COLLECTOR_SERVER={info.name} for a name other than "
-        f"default); stop with Ctrl-C or SIGTERM"
+        f"jobs find it through {path}{pick}; stop with Ctrl-C or SIGTERM"
     )
