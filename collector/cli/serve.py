@@ -9,6 +9,7 @@ and stops (records emitted meanwhile are kept for the next serve); then the conn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -50,19 +51,21 @@ def advertised_host(bind: str) -> str:
 
 
 def install_signal_handlers(stop: threading.Event, emergency: list[Callable[[], object]]) -> None:
-    """First SIGTERM/SIGINT: stop in order (see the module docstring). Second: run ``emergency``
-    (stop Redis, remove the file) and exit at once; unacknowledged records stay pending in the
-    append-only file and are stored by the next serve."""
+    """First SIGTERM, SIGINT or SIGHUP (the login session closed): stop in order (see the module
+    docstring). Second: run ``emergency`` (stop Redis, remove the file) and exit at once;
+    unacknowledged records stay pending in the append-only file and are stored by the next
+    serve."""
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             for step in emergency:
-                step()
+                with contextlib.suppress(Exception):  # exit regardless; Redis dies with us
+                    step()
             os._exit(128 + signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, handle)
 
 
 def watch(server: RedisProcess, stop: threading.Event, died: list[int]) -> threading.Thread:
