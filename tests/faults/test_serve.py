@@ -210,3 +210,13 @@ def test_a_sweep_submitted_as_rq_jobs_reaches_serve_through_the_file_alone(serve
     assert worker.stop(None, timeout=120) == 0, worker.err
     wait_until(lambda: len(stored_ids(serves.db_url, "rq_points")) == 6, 60, "six rows")
     assert serve.stop(signal.SIGTERM, timeout=60) == 0
+
+
+def test_serve_whose_redis_server_dies_exits_in_one_line_and_removes_the_file(serves):
+    serve = serves.start()
+    redis_child(serve).kill()
+    assert serve.stop(None, timeout=60) == RET_BROKER
+    assert serve.err.strip().splitlines()[-1] == (
+        f"Error: redis-server exited on its own (code -9); see {serves.data / 'redis.log'}"
+    )
+    assert not serves.file.exists()
