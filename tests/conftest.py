@@ -29,12 +29,14 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
-    """Each test starts with no COLLECTOR_* variables but a private spool directory, a fresh
-    default Emitter, and its own cwd."""
+    """Each test starts with no COLLECTOR_* variables but a private spool directory and a
+    private, empty config directory (never the user's connection files), a fresh default
+    Emitter, and its own cwd."""
     for name in list(os.environ):
         if name.startswith("COLLECTOR_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("COLLECTOR_SPOOL_DIR", str(tmp_path / "spool"))  # never the user's own
+    monkeypatch.setenv("COLLECTOR_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.chdir(tmp_path)
     workers.reset()
     yield

@@ -86,6 +86,6 @@ def test_the_shared_options_cover_every_command_that_reaches_redis_or_the_databa
         ("sweep", "submit"),
     ]  # fmt: skip
     assert paths_with("--db-url") == [
-        ("export",), ("run",), ("status",), ("sweep", "declare"), ("sweep", "missing"),
+        ("export",), ("run",), ("serve",), ("status",), ("sweep", "declare"), ("sweep", "missing"),
         ("sweep", "plot"), ("sweep", "status"), ("sweep", "submit"), ("wait",),
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from conftest import REAL_REDIS_URL
 from collector.demo.run import grid
 from collector.errors import RET_ALREADY_RUNNING
 from collector.lock import WriterLock
+from collector.server.binary import bundled_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo"
@@ -53,7 +54,7 @@ def test_grid_has_exactly_the_points_asked_for_on_a_near_square_grid():
 
 
 @pytest.mark.slow
-def test_demo_script_then_a_rerun_on_the_embedded_redis_count_only_their_own_rows(tmp_path):
+def test_demo_script_then_a_rerun_on_the_bundled_redis_count_only_their_own_rows(tmp_path):
     first = run_demo([str(DEMO), "--points", "200", "--workers", "2"], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "200 rows for 200 points" in first.stdout
@@ -63,13 +64,12 @@ def test_demo_script_then_a_rerun_on_the_embedded_redis_count_only_their_own_row
     assert len(rows) == 200
     assert {(i, j) for i, j, _ in rows} == {(p["I"], p["J"]) for p in grid(200)}
 
-    # Again in the same directory, with no redis-server on the PATH: the embedded fallback.
-    venv_bin = str(Path(sys.executable).parent)
+    # Again in the same directory, with no redis-server on the PATH: the server extra's.
     cmd = [sys.executable, "-m", "collector.demo", "--points", "120", "--png", "again.png"]
-    second = run_demo(cmd, tmp_path, PATH=venv_bin)
+    second = run_demo(cmd, tmp_path, PATH=str(tmp_path / "empty"))
     assert second.returncode == 0, second.stderr
-    assert "warning: no Redis at COLLECTOR_REDIS_URL and no redis-server installed" in second.stderr
-    assert "redis: an embedded fakeredis" in second.stdout
+    assert "redis: a private redis-server 6.2." in second.stdout
+    assert f"(bundled: {bundled_path()}) on redis://127.0.0.1:" in second.stdout
     assert "120 rows for 120 points" in second.stdout
     assert len(demo_rows(tmp_path)) == 120
     assert_picture(tmp_path / "again.png")
@@ -105,7 +105,7 @@ def test_a_collector_already_on_the_file_is_a_one_line_error_and_nothing_is_drop
     lock = WriterLock(str(tmp_path / "results.db"))
     lock.acquire()
     try:
-        cmd = [sys.executable, "-m", "collector.demo", "--points", "4", "--redis", "embedded"]
+        cmd = [sys.executable, "-m", "collector.demo", "--points", "4", "--redis", "server"]
         result = run_demo(cmd, tmp_path)
     finally:
         lock.release()

@@ -66,6 +66,7 @@ class Emitter:
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
+        self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
         self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
         self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
@@ -185,9 +186,10 @@ class Emitter:
         self._spooled_pid = os.getpid()
         self._spool_hook.arm()
         if warn:
+            source = f" (from {self._from_file})" if self._from_file else ""
             log.warning(
-                "redis at %s took no records for %.0f s (%s): spooling records to %s until it does",
-                mask_url(self.redis_url), self.emit_timeout, exc, path,
+                "redis at %s%s took no records for %.0f s (%s): spooling records to %s until it "
+                "does", mask_url(self.redis_url), source, self.emit_timeout, exc, path,
             )  # fmt: skip
 
     def _resend_spool(self) -> None:

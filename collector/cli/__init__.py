@@ -11,6 +11,7 @@ from collector.cli.emit import emit
 from collector.cli.export import export
 from collector.cli.failure import one_line_errors
 from collector.cli.run import run
+from collector.cli.serve import serve
 from collector.cli.spool import spool
 from collector.cli.status import status
 from collector.cli.sweep import sweep
@@ -33,6 +34,7 @@ def main() -> None:
 
 
 main.add_command(run)
+main.add_command(serve)
 main.add_command(status)
 main.add_command(emit)
 main.add_command(wait)

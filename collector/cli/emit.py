@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from collector.cli.options import redis_options
+from collector.cli.options import emitting_redis_options
 from collector.cli.values import parse_value
 from collector.errors import CommandFailed
 from workers.emitter import Emitter
@@ -82,7 +82,7 @@ def emit_lines(emitter: Emitter, table: str, stream: IO[str]) -> tuple[int, int]
 
 
 @click.command()
-@redis_options
+@emitting_redis_options
 @click.option("-t", "--table", required=True, help="Table the records go to.")
 @click.option("--key", default=None, help="Record id for a k=v record (a repeat is one row).")
 @click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")

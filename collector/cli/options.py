@@ -1,55 +1,116 @@
 """Options shared by subcommands: where Redis, the database and the queue are, each read from
-its COLLECTOR_* variable when the flag is absent and checked here, once, by the same rules as
-``Settings.validate`` (a bad value is a ConfigError: one line, RET_CONFIG)."""
+its COLLECTOR_* variable when the flag is absent (Redis and the queue: then from the connection
+file of ``collector serve``) and checked here, once, by the same rules as ``Settings.validate``
+(a bad value is a ConfigError: one line, RET_CONFIG)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
+from collector.errors import BrokerUnavailable, ConfigError
+from collector.server.claim import answers
 from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
-from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL
+from workers.connection import find_server
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 REDIS_HELP = "Redis to read from (redis://, rediss://)."
+REDIS_DEFAULT = (
+    f"[default: the connection file of `collector serve` (COLLECTOR_SERVER names it), "
+    f"else {DEFAULT_REDIS_URL}]"
+)
 
 
-def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, str], str]:
-    """A click callback that runs ``check`` on the option's value."""
-    return lambda _ctx, _param, value: check(value)
+def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that runs ``check`` on the option's value (None: not given)."""
+    return lambda _ctx, _param, value: value if value is None else check(value)
 
 
 valid_redis_url = _checked(check_redis_url)
 valid_db_url = _checked(check_db_url)
 
 
-def redis_url_option(help: str = REDIS_HELP) -> Callable[[F], F]:
-    """--redis-url, also read from COLLECTOR_REDIS_URL."""
+def resolve_redis(
+    redis_url: str | None, queue: str | None, *, check: bool = True
+) -> tuple[str, str]:
+    """The Redis URL and queue a command uses: the flag or COLLECTOR_* variable when given (not
+    None); else the connection file's (DESIGN: "When COLLECTOR_REDIS_URL is unset ... use that
+    file"); else the defaults. With ``check``, a file whose server does not answer is a one-line
+    BrokerUnavailable naming the file."""
+    if redis_url is not None:
+        return redis_url, queue or DEFAULT_QUEUE
+    try:
+        found = find_server()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if found.url is None or found.file is None:
+        return DEFAULT_REDIS_URL, queue or DEFAULT_QUEUE
+    try:
+        url = check_redis_url(found.url)
+    except ConfigError as exc:
+        raise ConfigError(f"{found.file}: {exc}") from None
+    if check and not answers(url):
+        raise BrokerUnavailable(
+            f"no Redis answers at {mask_url(url)}, named in {found.file}: is `collector serve` "
+            "still running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick another)"
+        )
+    return url, queue or found.queue or DEFAULT_QUEUE
+
+
+def _resolving(func: F, *, check: bool) -> F:
+    """``func`` called with ``redis_url`` (and ``queue``, when it takes one) resolved."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        url, queue = resolve_redis(kwargs["redis_url"], kwargs.get("queue"), check=check)
+        kwargs["redis_url"] = url
+        if "queue" in kwargs:
+            kwargs["queue"] = queue
+        return func(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def _url_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--redis-url",
         envvar="COLLECTOR_REDIS_URL",
-        default=DEFAULT_REDIS_URL,
-        show_default=True,
+        default=None,
         show_envvar=True,
         callback=valid_redis_url,
-        help=help,
+        help=f"{help} {REDIS_DEFAULT}",
     )
 
 
-def redis_options(func: F) -> F:
-    """--redis-url and --queue, each also read from its COLLECTOR_* variable."""
+def redis_url_option(help: str = REDIS_HELP) -> Callable[[F], F]:
+    """--redis-url, also read from COLLECTOR_REDIS_URL, else from the connection file."""
+    return lambda func: _url_option(help)(_resolving(func, check=True))
+
+
+def redis_options(func: F, *, check: bool = True) -> F:
+    """--redis-url and --queue, each also read from its COLLECTOR_* variable, else from the
+    connection file (``check``: its server must answer), else the defaults."""
+    func = _resolving(func, check=check)
     func = click.option(
         "--queue",
         envvar="COLLECTOR_QUEUE",
-        default=DEFAULT_QUEUE,
-        show_default=True,
+        default=None,
         show_envvar=True,
         callback=_checked(check_queue),
-        help="Redis Stream the records travel on.",
+        help=f"Redis Stream the records travel on. [default: the connection file's, else "
+        f"{DEFAULT_QUEUE}]",
     )(func)
-    return redis_url_option()(func)
+    return _url_option(REDIS_HELP)(func)
+
+
+def emitting_redis_options(func: F) -> F:
+    """``redis_options`` for commands that emit: a silent server is an outage to spool through,
+    as for ``workers.emit``, not an error."""
+    return redis_options(func, check=False)
 
 
 def db_option(func: F) -> F:

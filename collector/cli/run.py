@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +17,8 @@ from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.settings import Settings
 from workers.record import Limits
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -30,72 +34,95 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+DAEMON_OPTIONS = [
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=2000,
+        show_default=True,
+        help="Most records per transaction.",
+    ),
+    click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        default=0.5,
+        show_default=True,
+        help="Seconds to wait for records when the queue is empty.",
+    ),
+    click.option("--consumer", default=None, help="Consumer name (default: the host name)."),
+    click.option(
+        "--claim-idle",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Seconds before another consumer's unacknowledged records are taken over.",
+    ),
+    click.option(
+        "--max-deliveries",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="A record delivered more often without being stored is dead-lettered.",
+    ),
+    click.option(
+        "--max-record-bytes",
+        type=click.IntRange(min=1),
+        default=Limits.max_record_bytes,
+        show_default=True,
+        help="Larger records are dead-lettered.",
+    ),
+    click.option(
+        "--max-depth",
+        type=click.IntRange(min=1),
+        default=Limits.max_depth,
+        show_default=True,
+        help="Records with values nested deeper are dead-lettered.",
+    ),
+    click.option(
+        "--max-fields",
+        type=click.IntRange(min=1),
+        default=Limits.max_fields,
+        show_default=True,
+        help="Records with more data fields are dead-lettered.",
+    ),
+    click.option(
+        "--max-str-len",
+        type=click.IntRange(min=1),
+        default=Limits.max_str_len,
+        show_default=True,
+        help="Records holding a longer string or bytes value are dead-lettered.",
+    ),
+    click.option(
+        "--models",
+        default=None,
+        help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
+        "created if missing and records for them must match the declared columns.",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+]
+
+
+def daemon_options(func: F) -> F:
+    """The daemon's flags (batch size, waits, limits, --models, -v): ``run`` and ``serve`` take
+    the same ones."""
+    for option in reversed(DAEMON_OPTIONS):
+        func = option(func)
+    return func
+
+
+def run_collector(settings: Settings, stop: threading.Event) -> Collector:
+    """Load ``--models`` if given, then drain the queue until ``stop`` is set; returns the
+    stopped collector (its counters)."""
+    declared = prepare_models(settings.models, settings.db_url) if settings.models else None
+    collector = Collector(settings, declared=declared)
+    collector.run(stop)
+    return collector
+
+
 @click.command()
 @redis_options
 @db_option
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=2000,
-    show_default=True,
-    help="Most records per transaction.",
-)
-@click.option(
-    "--max-wait",
-    type=click.FloatRange(min=0),
-    default=0.5,
-    show_default=True,
-    help="Seconds to wait for records when the queue is empty.",
-)
-@click.option("--consumer", default=None, help="Consumer name (default: the host name).")
-@click.option(
-    "--claim-idle",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds before another consumer's unacknowledged records are taken over.",
-)
-@click.option(
-    "--max-deliveries",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="A record delivered more often without being stored is dead-lettered.",
-)
-@click.option(
-    "--max-record-bytes",
-    type=click.IntRange(min=1),
-    default=Limits.max_record_bytes,
-    show_default=True,
-    help="Larger records are dead-lettered.",
-)
-@click.option(
-    "--max-depth",
-    type=click.IntRange(min=1),
-    default=Limits.max_depth,
-    show_default=True,
-    help="Records with values nested deeper are dead-lettered.",
-)
-@click.option(
-    "--max-fields",
-    type=click.IntRange(min=1),
-    default=Limits.max_fields,
-    show_default=True,
-    help="Records with more data fields are dead-lettered.",
-)
-@click.option(
-    "--max-str-len",
-    type=click.IntRange(min=1),
-    default=Limits.max_str_len,
-    show_default=True,
-    help="Records holding a longer string or bytes value are dead-lettered.",
-)
-@click.option(
-    "--models", default=None,
-    help="Your SQLAlchemy declarative module (import path or .py file): its tables are created "
-    "if missing and records for them must match the declared columns.",
-)  # fmt: skip
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@daemon_options
 def run(verbose: bool, **options: object) -> None:
     """Drain the queue into the database until SIGTERM or Ctrl-C.
 
@@ -108,5 +135,4 @@ def run(verbose: bool, **options: object) -> None:
     settings = Settings.from_env(**options)
     stop = threading.Event()
     install_signal_handlers(stop)
-    declared = prepare_models(settings.models, settings.db_url) if settings.models else None
-    Collector(settings, declared=declared).run(stop)
+    run_collector(settings, stop)

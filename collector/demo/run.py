@@ -59,10 +59,11 @@ def grid(points: int) -> list[dict[str, float]]:
               help="Where the collector stores the rows.")  # fmt: skip
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=Path("demo.png"),
               show_default=True, help="The picture to write.")  # fmt: skip
-@click.option("--redis", "redis_choice", type=click.Choice(["auto", "server", "embedded"]),
+@click.option("--redis", "redis_choice", type=click.Choice(["auto", "server"]),
               default="auto", show_default=True,
-              help="auto: COLLECTOR_REDIS_URL if it answers, else a private redis-server, "
-              "else an embedded fakeredis.")  # fmt: skip
+              help="auto: COLLECTOR_REDIS_URL if it answers, else a private redis-server (the "
+              "one on PATH if >= 6.2, else the one of the server extra); server: always that "
+              "private one.")  # fmt: skip
 def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
     """Run a sweep of POINTS jobs (I, J -> K) through RQ workers into the database and draw it.
 

@@ -1,0 +1,160 @@
+"""One private redis-server as a child process: configured through its stdin (so the password is
+neither on a command line, which ``ps`` shows to every user, nor in a file), ready once it answers
+PING, stopped with SIGTERM (Redis then writes its append-only file and exits), killed if it does
+not stop in time. It dies with its parent, and a Ctrl-C in the terminal reaches only the parent,
+which stops it in order."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import redis
+
+from collector.errors import BrokerUnavailable, CommandFailed
+from collector.server.binary import RedisBinary
+
+START_SECONDS = 15.0
+STOP_SECONDS = 30.0
+PORT_TRIES = 5  # a free port picked by us may be taken before redis-server binds it
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """What the private server is told. ``appendfsync`` is ``everysec`` (at most one second of
+    records lost if the machine fails) or ``always`` (none, at a cost: see README)."""
+
+    bind: str
+    port: int
+    directory: Path
+    password: str | None = None
+    persistent: bool = True
+    appendfsync: str = "everysec"
+
+    def text(self) -> str:
+        """The configuration file's text."""
+        lines = [
+            f"bind {self.bind}",
+            f"port {self.port}",
+            f'dir "{self.directory}"',
+            "daemonize no",
+            'save ""',
+            f"appendonly {'yes' if self.persistent else 'no'}",
+            f"appendfsync {self.appendfsync}",
+        ]
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        return "\n".join(lines) + "\n"
+
+    def local_url(self) -> str:
+        """The URL this machine reaches the server at (a wildcard bind answers on loopback)."""
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "*") else self.bind
+        host = "::1" if host == "::" else host
+        return url_for(host, self.port, self.password)
+
+
+def url_for(host: str, port: int, password: str | None) -> str:
+    """``redis://[:password@]host:port/0``, with an IPv6 address in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{shown}:{port}/0"
+
+
+def free_port(bind: str) -> int:
+    """A TCP port on ``bind`` that nothing listens on right now."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((bind if bind != "*" else "0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this child when the process that started it dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class RedisProcess:
+    """A running private redis-server; ``stop()`` (or leaving ``running``) ends it."""
+
+    def __init__(self, binary: RedisBinary, config: RedisConfig) -> None:
+        self.binary, self.config = binary, config
+        self.log = config.directory / "redis.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [binary.path, "-"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C goes to the parent, which stops us in order
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(config.text().encode())
+        self.proc.stdin.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = START_SECONDS) -> None:
+        """Return once the server answers PING; CommandFailed with its log's tail if it exits or
+        does not answer in time (it is stopped then)."""
+        client = redis.Redis.from_url(self.config.local_url(), socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                    if client.ping():
+                        return
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise CommandFailed(f"redis-server did not start: {self.log_tail()}")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def log_tail(self, lines: int = 3) -> str:
+        text = self.log.read_text(errors="replace").strip().splitlines()
+        return " | ".join(line.strip() for line in text[-lines:]) or "(no output)"
+
+    def stop(self, timeout: float = STOP_SECONDS) -> int:
+        """SIGTERM (Redis fsyncs its append-only file and exits), SIGKILL after ``timeout``;
+        returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+@contextlib.contextmanager
+def running(binary: RedisBinary, config: RedisConfig) -> Iterator[RedisProcess]:
+    """A started and answering server, stopped on the way out. Port 0 picks a free port (and
+    tries again if another process takes it first)."""
+    config.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tries = PORT_TRIES if config.port == 0 else 1
+    for attempt in range(tries):
+        chosen = config if config.port else replace(config, port=free_port(config.bind))
+        server = RedisProcess(binary, chosen)
+        try:
+            server.wait_ready()
+            break
+        except CommandFailed as exc:
+            if attempt + 1 == tries or "already in use" not in str(exc):
+                raise BrokerUnavailable(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.stop()

