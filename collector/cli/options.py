@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from collector.errors import ConfigError
 from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL
 
@@ -63,6 +64,24 @@ def db_option(func: F) -> F:
         callback=valid_db_url,
         help="SQLAlchemy URL of the database.",
     )(func)
+
+
+def port_value(what: str) -> Callable[[click.Context, click.Parameter, str | None], int | None]:
+    """A click callback turning the option's text into a TCP port (0: any free one), or a
+    ConfigError naming ``what`` in one line (click's own type errors print a usage block)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            port = int(value)
+        except ValueError:
+            port = -1
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{what} must be a port number from 0 to 65535, got {value!r}")
+        return port
+
+    return check
 
 
 # --- the sweep commands' options -------------------------------------------------------------

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
 from types import FrameType
 
 import click
+import redis
 
 from collector import logs
-from collector.cli.options import db_option, redis_options
+from collector.cli.options import db_option, port_value, redis_options
 from collector.daemon import Collector
+from collector.metrics import Metrics
 from collector.models import prepare_models
 from collector.settings import Settings
 from workers.record import Limits
+
+log = logging.getLogger(__name__)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -95,18 +100,41 @@ def install_signal_handlers(stop: threading.Event) -> None:
     help="Your SQLAlchemy declarative module (import path or .py file): its tables are created "
     "if missing and records for them must match the declared columns.",
 )  # fmt: skip
+@click.option(
+    "--metrics-port",
+    envvar="COLLECTOR_METRICS_PORT",
+    callback=port_value("--metrics-port"),
+    show_envvar=True,
+    default=None,
+    help="Serve Prometheus metrics at http://BIND:PORT/metrics (0: a free port, logged).",
+)
+@click.option(
+    "--metrics-bind", default="0.0.0.0", show_default=True, help="Address the metrics listen on."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(verbose: bool, **options: object) -> None:
+def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: object) -> None:
     """Drain the queue into the database until SIGTERM or Ctrl-C.
 
     \b
     Examples:
       collector run --db-url sqlite:///results.db --batch-size 5000
       collector run --models define_data.py
+      collector run --metrics-port 9464
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)
     stop = threading.Event()
     install_signal_handlers(stop)
     declared = prepare_models(settings.models, settings.db_url) if settings.models else None
-    Collector(settings, declared=declared).run(stop)
+    if metrics_port is None:
+        Collector(settings, declared=declared).run(stop)
+        return
+    client = redis.Redis.from_url(settings.redis_url)  # scrapes come from their own thread
+    metrics = Metrics(client, settings.queue)
+    port = metrics.serve(metrics_port, metrics_bind)
+    log.info("metrics at http://%s:%d/metrics", metrics_bind, port)
+    try:
+        Collector(settings, declared=declared, observer=metrics).run(stop)
+    finally:
+        metrics.close()
+        client.close()
