@@ -3,7 +3,6 @@ dead-lettered, scraped with prometheus-client's own parser while producers emit.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 import pytest
@@ -11,6 +10,7 @@ import sqlalchemy as sa
 from clitools import collector
 from conftest import REAL_REDIS_URL
 from procs import start_collector, start_producers, stop, wait_ready, wait_until
+from webtools import free_port
 
 from collector.daemon import Collector
 from collector.errors import RET_CONFIG
@@ -18,12 +18,6 @@ from collector.metrics import Metrics
 from workers import Emitter
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

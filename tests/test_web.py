@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from clitools import collector
 from conftest import REAL_REDIS_URL
+from webtools import dead_letters
 
 from collector.errors import RET_CONFIG
 from collector.web import data
@@ -20,13 +21,6 @@ pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
 from collector.web.app import create_app
-
-
-def dead_letters(client, queue: str, n: int) -> None:
-    """``n`` dead letters, the i-th with reason ``reason NN`` and a record for table ``tNN``."""
-    for i in range(n):
-        raw = Record(f"id{i}", f"t{i:02d}", {"x": i}, 1.0).encode()
-        client.xadd(f"{queue}:dead", {"m": raw, "reason": f"reason {i:02d}", "ts": "1000"})
 
 
 @pytest.mark.redis

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from clitools import collector
 from conftest import REAL_REDIS_URL
 from procs import start_collector, start_producers, stop, wait_ready, wait_until
-from test_web import dead_letters
-from webtools import http_get, not_blank, start_web, stop_web
+from webtools import dead_letters, http_get, not_blank, start_web, stop_web
 
 from collector.sweeps import ledger
 from workers import Emitter

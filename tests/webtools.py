@@ -9,8 +9,18 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from procs import wait_until
+
+from workers.record import Record
+
+
+def dead_letters(client: Any, queue: str, n: int) -> None:
+    """``n`` dead letters, the i-th with reason ``reason NN`` and a record for table ``tNN``."""
+    for i in range(n):
+        raw = Record(f"id{i}", f"t{i:02d}", {"x": i}, 1.0).encode()
+        client.xadd(f"{queue}:dead", {"m": raw, "reason": f"reason {i:02d}", "ts": "1000"})
 
 
 def free_port() -> int:

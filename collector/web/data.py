@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from workers.record import Record
 
 PREVIEW_CHARS = 160
 NUMERIC = (sa.Integer, sa.Float, sa.Numeric)
+_PYPLOT = threading.Lock()  # pyplot keeps global state: one heat map at a time
 
 
 def _utc_naive(seconds: float) -> dt.datetime:
@@ -147,7 +149,7 @@ def heatmap_png(engine: sa.Engine, name: str) -> bytes | None:
     value = heatmap_value(engine, sweep)
     if value is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
+    with _PYPLOT, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "heatmap.png"
         plot_sweep(engine, sweep, out, x=sweep.params[0], y=sweep.params[1], value=value)
         return out.read_bytes()
