@@ -14,7 +14,6 @@ import redis
 from collector import logs
 from collector.cli.options import db_option, port_value, redis_options
 from collector.daemon import Collector
-from collector.metrics import Metrics
 from collector.models import prepare_models
 from collector.settings import Settings
 from workers.record import Limits
@@ -129,6 +128,8 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
     if metrics_port is None:
         Collector(settings, declared=declared).run(stop)
         return
+    from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
+
     client = redis.Redis.from_url(settings.redis_url)  # scrapes come from their own thread
     metrics = Metrics(client, settings.queue)
     port = metrics.serve(metrics_port, metrics_bind)
