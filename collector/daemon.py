@@ -21,6 +21,7 @@ from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
 from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
+from collector.observer import Observer
 from collector.settings import Settings
 from collector.store import Schema, Store
 from collector.stream import DeadEntry, Entry, Stream, redis_fault
@@ -75,6 +76,7 @@ class Collector:
         engine: sa.Engine | None = None,
         declared: sa.MetaData | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.client = client or redis.Redis.from_url(settings.redis_url)
@@ -82,6 +84,7 @@ class Collector:
         self.stream = Stream(self.client, settings.queue, settings.consumer)
         self.store = Store(self.engine, Schema(declared))
         self.clock = clock
+        self.observer = observer  # told of every batch and failed attempt (metrics)
         self.counters = Counters()
         self.failure: Failure | None = None
         self._batch: Batch | None = None  # read, not yet stored
@@ -111,6 +114,7 @@ class Collector:
             self._last_error = self._last_error or self.stream.last_error()
             self._group_ready = True
         self._acknowledge()  # a batch stored before Redis failed
+        started = self.clock()
         batch = self._batch = self._batch or self._next_batch()
         if not batch:
             return 0
@@ -120,10 +124,13 @@ class Collector:
         batch.refuse(refused)
         self._batch, self._unacked = None, batch
         self._acknowledge()
+        stored = len(batch.records) - len(refused)
         self.counters.records += len(batch)
-        self.counters.stored += len(batch.records) - len(refused)
+        self.counters.stored += stored
         self.counters.dead += len(batch.dead)
         self.counters.batches += 1
+        if self.observer is not None:
+            self.observer.batch_done(self.clock() - started, stored, len(batch.dead))
         return len(batch)
 
     def _acknowledge(self) -> None:
@@ -189,6 +196,7 @@ class Collector:
                     backoff.reset()
                     self._recovered()
                 except DatabaseUnavailable as exc:
+                    self._observe_failure("database")
                     self._failed(f"database unavailable: {exc}", backoff, stop)
                 except redis.RedisError as exc:
                     self._redis_failed(exc, backoff, stop)
@@ -201,7 +209,12 @@ class Collector:
             self.counters.batches,
         )  # fmt: skip
 
+    def _observe_failure(self, kind: str) -> None:
+        if self.observer is not None:
+            self.observer.batch_failed(kind)
+
     def _redis_failed(self, exc: redis.RedisError, backoff: Backoff, stop: threading.Event) -> None:
+        self._observe_failure("redis")
         fault = redis_fault(exc)
         if fault == "config":
             url = mask_url(self.settings.redis_url)

@@ -55,6 +55,12 @@ class DeadLetters:
         reply: Any = self.client.xrange(self.key, count=limit)
         return [_dead_letter(mid, f) for mid, f in reply]
 
+    def newest(self, offset: int, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, newest first, after skipping the ``offset`` newest (a
+        page of a listing; the cost grows with ``offset``, which a page number keeps small)."""
+        reply: Any = self.client.xrevrange(self.key, count=offset + limit)
+        return [_dead_letter(mid, f) for mid, f in reply[offset:]]
+
     def get(self, ids: list[str]) -> dict[str, DeadLetter]:
         """The dead letters with these ids that exist, by id, in one round trip."""
         pipe = self.client.pipeline(transaction=False)

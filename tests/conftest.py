@@ -1,11 +1,13 @@
 """Fixtures: fakeredis and SQLite by default; the machine's real Redis and PostgreSQL for tests
-marked ``redis`` / ``postgres``, which skip locally when a server is absent but fail in CI."""
+marked ``redis`` / ``postgres``, which skip locally when a server is absent but fail in CI; the
+same for the ``browser`` (the system's Chromium through playwright)."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -18,6 +20,11 @@ from collector.settings import Settings
 REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REAL_PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")  # Debian's chromium package
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -99,3 +106,18 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Chromium from the system (Debian's ``chromium``), headless, through playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        _unavailable("playwright", exc)
+    if not os.path.exists(CHROMIUM):
+        _unavailable("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install chromium)"))
+    with sync_playwright() as play:
+        launched = play.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

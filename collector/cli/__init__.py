@@ -16,6 +16,7 @@ from collector.cli.spool import spool
 from collector.cli.status import status
 from collector.cli.sweep import sweep
 from collector.cli.wait import wait
+from collector.cli.web import web
 
 
 class Group(click.Group):
@@ -42,3 +43,4 @@ main.add_command(export)
 main.add_command(dead)
 main.add_command(sweep)
 main.add_command(spool)
+main.add_command(web)

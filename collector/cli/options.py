@@ -126,6 +126,24 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def port_value(what: str) -> Callable[[click.Context, click.Parameter, str | None], int | None]:
+    """A click callback turning the option's text into a TCP port (0: any free one), or a
+    ConfigError naming ``what`` in one line (click's own type errors print a usage block)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            port = int(value)
+        except ValueError:
+            port = -1
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{what} must be a port number from 0 to 65535, got {value!r}")
+        return port
+
+    return check
+
+
 # --- the sweep commands' options -------------------------------------------------------------
 
 grid_option = click.option(

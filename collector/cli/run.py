@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -10,15 +11,18 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import click
+import redis
 
 from collector import logs
-from collector.cli.options import db_option, redis_options
+from collector.cli.options import db_option, port_value, redis_options
 from collector.daemon import Collector
 from collector.models import prepare_models
+from collector.observer import Observer
 from collector.settings import Settings
 from workers.record import Limits
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -110,11 +114,13 @@ def daemon_options(func: F) -> F:
     return func
 
 
-def run_collector(settings: Settings, stop: threading.Event) -> Collector:
+def run_collector(
+    settings: Settings, stop: threading.Event, observer: Observer | None = None
+) -> Collector:
     """Load ``--models`` if given, then drain the queue until ``stop`` is set; returns the
     stopped collector (its counters)."""
     declared = prepare_models(settings.models, settings.db_url) if settings.models else None
-    collector = Collector(settings, declared=declared)
+    collector = Collector(settings, declared=declared, observer=observer)
     collector.run(stop)
     return collector
 
@@ -123,16 +129,41 @@ def run_collector(settings: Settings, stop: threading.Event) -> Collector:
 @redis_options
 @db_option
 @daemon_options
-def run(verbose: bool, **options: object) -> None:
+@click.option(
+    "--metrics-port",
+    envvar="COLLECTOR_METRICS_PORT",
+    callback=port_value("--metrics-port"),
+    show_envvar=True,
+    default=None,
+    help="Serve Prometheus metrics at http://BIND:PORT/metrics (0: a free port, logged).",
+)
+@click.option(
+    "--metrics-bind", default="0.0.0.0", show_default=True, help="Address the metrics listen on."
+)
+def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: object) -> None:
     """Drain the queue into the database until SIGTERM or Ctrl-C.
 
     \b
     Examples:
       collector run --db-url sqlite:///results.db --batch-size 5000
       collector run --models define_data.py
+      collector run --metrics-port 9464
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)
     stop = threading.Event()
     install_signal_handlers(stop)
-    run_collector(settings, stop)
+    if metrics_port is None:
+        run_collector(settings, stop)
+        return
+    from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
+
+    client = redis.Redis.from_url(settings.redis_url)  # scrapes come from their own thread
+    metrics = Metrics(client, settings.queue)
+    port = metrics.serve(metrics_port, metrics_bind)
+    log.info("metrics at http://%s:%d/metrics", metrics_bind, port)
+    try:
+        run_collector(settings, stop, observer=metrics)
+    finally:
+        metrics.close()
+        client.close()

@@ -1,0 +1,115 @@
+"""``collector web`` without a browser: /api/status is ``status --json``, the rate and the dead
+letter pages are exact, a token is required when set, passwords never appear, bad flags are
+one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import sqlalchemy as sa
+from clitools import collector
+from conftest import REAL_REDIS_URL
+from webtools import dead_letters
+
+from collector.errors import RET_CONFIG
+from collector.web import data
+from workers.record import Record
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient
+
+from collector.web.app import create_app
+
+
+@pytest.mark.redis
+def test_api_status_is_what_status_json_prints(real_redis, queue, sqlite_url) -> None:
+    for i in range(7):
+        real_redis.xadd(queue, {"m": Record(f"r{i}", "t", {"x": i}, 1.0).encode()})
+    dead_letters(real_redis, queue, 2)
+    with TestClient(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        reply = web.get("/api/status")
+    args = ("status", "--redis-url", REAL_REDIS_URL, "--db-url", sqlite_url, "--queue", queue)
+    printed = collector(*args, "--json")
+    assert reply.status_code == 200
+    assert reply.json() == json.loads(printed.stdout)
+    assert (reply.json()["queue"], reply.json()["dead"]) == (7, 2)
+
+
+@pytest.mark.redis
+def test_dead_letters_are_paged_newest_first_on_the_server(real_redis, queue, sqlite_url) -> None:
+    dead_letters(real_redis, queue, 25)
+    with TestClient(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        page2 = web.get("/api/dead", params={"page": 2, "size": 10}).json()
+        page3 = web.get("/api/dead", params={"page": 3, "size": 10}).json()
+    assert (page2["total"], page2["pages"], page2["page"]) == (25, 3, 2)
+    assert [d["reason"] for d in page2["items"]] == [f"reason {i:02d}" for i in range(14, 4, -1)]
+    assert [d["table"] for d in page3["items"]] == [f"t{i:02d}" for i in range(4, -1, -1)]
+    assert page3["items"][0]["preview"] == '{"x": 4}'
+    assert page3["items"][0]["ts"] == "1970-01-01 00:16:40Z"
+
+
+def test_a_token_is_required_when_set(sqlite_url, queue) -> None:
+    app = create_app("redis://127.0.0.1:1/0", sqlite_url, queue, token="s3cret")
+    with TestClient(app) as web:
+        assert web.get("/api/dead").status_code == 401
+        assert web.get("/").status_code == 401
+        assert web.get("/api/dead", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert web.get("/static/page.js").status_code == 200  # no secrets in static files
+        page = web.get("/", params={"token": "s3cret"})
+        assert page.status_code == 200
+        assert "s3cret" not in page.text
+        assert web.get("/api/tables").status_code == 200  # the cookie the page set
+    with TestClient(app) as fresh:
+        reply = fresh.get("/api/tables", headers={"Authorization": "Bearer s3cret"})
+        assert (reply.status_code, reply.json()) == (200, {})
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_page_never_shows_a_password(pg_url, queue) -> None:
+    secret_url = sa.engine.make_url(pg_url).set(password="hunter2").render_as_string(False)
+    with TestClient(create_app(REAL_REDIS_URL, secret_url, queue)) as web:
+        shown = [web.get(path).text for path in ("/", "/api/status", "/api/tables", "/api/dead")]
+    assert json.loads(shown[1])["db_url"].endswith(":***@127.0.0.1:5432/" + pg_url.split("/")[-1])
+    assert not [text for text in shown if "hunter2" in text]
+
+
+def test_redis_down_is_a_503_with_one_line(sqlite_url, queue) -> None:
+    with TestClient(create_app("redis://127.0.0.1:1/0", sqlite_url, queue)) as web:
+        reply = web.get("/api/status")
+    assert reply.status_code == 503
+    assert reply.json()["error"].startswith("redis")
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_stored_rate_counts_rows_per_step_by_emit_time(db, request, sqlite_url) -> None:
+    url = sqlite_url if db == "sqlite" else request.getfixturevalue("pg_url")
+    engine = sa.create_engine(url)
+    now = 1_800_000_005.0  # 10 s steps: ... 1_799_999_990, 1_800_000_000 (the current one)
+    at = [now - 3, now - 4, now - 12, now - 30, now - 400]  # the last one is out of the window
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE "r" ("_id" TEXT, "_ts" TIMESTAMP)'))
+        for i, t in enumerate(at):
+            ts = dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
+            conn.execute(sa.text('INSERT INTO "r" VALUES (:i, :t)'), {"i": str(i), "t": ts})
+    rate = data.stored_rate(engine, minutes=1, bucket=10, now=now)
+    assert data.newest_rows(engine) == {"r": "2027-01-15 08:00:02Z"}
+    engine.dispose()
+    assert rate["t"] == [1_799_999_950 + 10 * k for k in range(6)]
+    assert rate["rate"] == [0, 0, 0.1, 0, 0.1, 0.2]
+
+
+def test_bad_web_flags_are_one_line_and_exit_2() -> None:
+    no_token = collector("web", "--bind", "0.0.0.0")
+    assert (no_token.returncode, no_token.stderr) == (
+        RET_CONFIG,
+        "Error: --bind 0.0.0.0 is reachable from other machines: set a token with --token or "
+        "COLLECTOR_WEB_TOKEN\n",
+    )
+    bad_port = collector("web", "--port", "http")
+    assert (bad_port.returncode, bad_port.stderr) == (
+        RET_CONFIG,
+        "Error: --port must be a port number from 0 to 65535, got 'http'\n",
+    )

@@ -1,0 +1,107 @@
+"""The status page in a real browser (the system's Chromium through playwright) against real
+processes: ``collector run``, producers, ``collector web``."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import sqlalchemy as sa
+from clitools import collector
+from conftest import REAL_REDIS_URL
+from procs import start_collector, start_producers, stop, wait_ready, wait_until
+from webtools import dead_letters, http_get, not_blank, start_web, stop_web
+
+from collector.sweeps import ledger
+from workers import Emitter
+from workers.keys import param_key
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+expect = pytest.importorskip("playwright.sync_api").expect
+UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$")
+POINTS = [{"a": a, "b": b} for a in (1, 2, 3) for b in (10, 20)]  # 6 points
+
+
+def emit_sweep_results(queue: str) -> None:
+    """Points 0-2 done, point 3 failed, points 4-5 missing."""
+    emitter = Emitter(redis_url=REAL_REDIS_URL, queue=queue)
+    for i, point in enumerate(POINTS[:4]):
+        out = {"_error": "boom"} if i == 3 else {"y": point["a"] * point["b"]}
+        emitter.emit({**point, **out}, table="sq", key=param_key("sq", point, 0))
+    emitter.close()
+
+
+def status_json(queue: str, db_url: str) -> dict:
+    args = ("status", "--redis-url", REAL_REDIS_URL, "--db-url", db_url, "--queue", queue)
+    return json.loads(collector(*args, "--json").stdout)
+
+
+def test_the_page_reaches_what_status_says(browser, real_redis, queue, sqlite_url, tmp_path):
+    engine = sa.create_engine(sqlite_url)
+    ledger.declare(engine, "grid", "sq", POINTS)
+    engine.dispose()
+    run = start_collector(REAL_REDIS_URL, sqlite_url, queue)
+    web, base = start_web(REAL_REDIS_URL, sqlite_url, queue)
+    try:
+        wait_ready(run)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(base + "/")
+        producers = start_producers(2, 400, REAL_REDIS_URL, queue)
+        real_redis.xadd(queue, {"m": b"\xc1 poisoned"})
+        emit_sweep_results(queue)
+        for p in producers:
+            assert p.wait(60) == 0
+        wait_until(lambda: status_json(queue, sqlite_url)["tables"].get("data") == 800)
+        wait_until(lambda: status_json(queue, sqlite_url)["queue"] == 0)
+        told = status_json(queue, sqlite_url)
+        for element, key in (("#backlog", "queue"), ("#pending", "pending"), ("#dead", "dead")):
+            expect(page.locator(element)).to_have_text(str(told[key]), timeout=20_000)
+        assert (told["queue"], told["pending"], told["dead"]) == (0, 0, 1)
+        expect(page.locator("#consumer-count")).to_have_text(str(len(told["consumers"])))
+        expect(page.locator("#consumers tbody td").first).to_have_text("it")
+        for name, count in told["tables"].items():
+            row = page.locator("#tables tbody tr", has_text=name).first
+            expect(row.locator("td").nth(1)).to_have_text(str(count))
+        data_row = page.locator("#tables tbody tr", has_text="data").first
+        expect(data_row.locator("td").nth(2)).to_have_text(UTC_TIME)
+        sweep = page.locator('[data-sweep="grid"]')
+        for state, count in (("done", 3), ("failed", 1), ("running", 0), ("missing", 2)):
+            expect(sweep.locator(f'b[data-state="{state}"]')).to_have_text(str(count))
+        width = sweep.locator(".bar .done").evaluate("e => e.style.width")
+        assert width == "50%"
+        heatmap = sweep.locator("img")
+        expect(heatmap).to_have_attribute("alt", "heat map of y")
+        page.wait_for_function("() => document.querySelector('.sweep img').naturalWidth > 0")
+        expect(page.locator("#dead-letters tbody tr")).to_have_count(1)
+        assert page.locator("#rate-chart canvas").count() == 1
+        shot = tmp_path / "page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert not_blank(shot)
+    finally:
+        stop_web(web)
+        assert stop(run) == 0
+
+
+def test_page_2_of_the_dead_letters_and_the_token(browser, real_redis, queue, sqlite_url):
+    dead_letters(real_redis, queue, 25)
+    web, base = start_web(REAL_REDIS_URL, sqlite_url, queue, "--token", "t0ken")
+    try:
+        assert http_get(base + "/api/status")[0] == 401
+        assert http_get(base + "/api/status", {"Authorization": "Bearer t0ken"})[0] == 200
+        page = browser.new_page()
+        refused = page.goto(base + "/")
+        assert refused is not None and refused.status == 401
+        page.goto(base + "/?token=t0ken")
+        expect(page.locator("#dead-page")).to_have_text("page 1 of 3 (25 dead letters)")
+        page.click("#dead-older")
+        expect(page.locator("#dead-page")).to_have_text("page 2 of 3 (25 dead letters)")
+        reasons = page.locator("#dead-letters tbody tr td:nth-child(2)")
+        expect(reasons).to_have_text([f"reason {i:02d}" for i in range(14, 4, -1)])
+        tables = page.locator("#dead-letters tbody tr td:nth-child(3)")
+        expect(tables).to_have_text([f"t{i:02d}" for i in range(14, 4, -1)])
+        page.wait_for_timeout(1200)  # two refreshes later the page stays on page 2
+        expect(page.locator("#dead-page")).to_have_text("page 2 of 3 (25 dead letters)")
+        expect(page.locator("#error")).to_have_text("")
+    finally:
+        stop_web(web)
