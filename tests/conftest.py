@@ -14,10 +14,7 @@ import sqlalchemy as sa
 
 import workers
 from collector.settings import Settings
-
-REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REAL_PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.helpers import IN_CI, REAL_PG_URL, REAL_REDIS_URL
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from tests.conftest import REAL_REDIS_URL
+from tests.helpers import REAL_REDIS_URL
 from workers import Emitter, Record, xadd
 from workers.buffer import SendBuffer
 
