@@ -22,8 +22,8 @@ def test_collector_exports() -> None:
 
 def test_workers_exports() -> None:
     assert workers.__all__ == [
-        "CollectorError", "DecodeError", "EmitError", "Emitter", "EncodeError", "Limits",
-        "Record", "collect", "default_emitter", "emit", "emit_many", "reset",
+        "CollectorError", "EmitError", "Emitter", "EncodeError",
+        "collect", "default_emitter", "emit", "emit_many", "reset",
     ]  # fmt: skip
     assert all(getattr(workers, name) is not None for name in workers.__all__)
 

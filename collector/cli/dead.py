@@ -75,9 +75,12 @@ def dead() -> None:
 @dead.command(name="list")
 @redis_options
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
     help="Most dead letters to show.",
-)  # fmt: skip
+)
 def list_(redis_url: str, queue: str, limit: int) -> None:
     """Show the oldest dead letters: id, table, reason and a preview of the data.
 

@@ -84,10 +84,11 @@ def install_signal_handlers(stop: threading.Event) -> None:
     help="Records holding a longer string or bytes value are dead-lettered.",
 )
 @click.option(
-    "--models", default=None,
+    "--models",
+    default=None,
     help="Your SQLAlchemy declarative module (import path or .py file): its tables are created "
     "if missing and records for them must match the declared columns.",
-)  # fmt: skip
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def run(verbose: bool, **options: object) -> None:
     """Drain the queue into the database until SIGTERM or Ctrl-C.

@@ -25,9 +25,11 @@ def spool() -> None:
 
 @spool.command()
 @click.argument(
-    "directory", required=False, envvar="COLLECTOR_SPOOL_DIR",
+    "directory",
+    required=False,
+    envvar="COLLECTOR_SPOOL_DIR",
     type=click.Path(file_okay=False, path_type=Path),
-)  # fmt: skip
+)
 @redis_url_option("Redis to send them to (each record goes to its own queue).")
 def flush(directory: Path | None, redis_url: str) -> None:
     """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
