@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 import msgpack
-import redis
 from tqdm import tqdm
 
+from collector.cli.connect import open_redis
 from collector.cli.options import redis_options
 from collector.errors import CommandFailed
 from collector.stream import DeadLetters
@@ -47,11 +47,8 @@ def _shorten(text: str) -> str:
 @contextmanager
 def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
     """The queue's dead-letter stream over a client that is closed afterwards."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with open_redis(redis_url) as client:
         yield DeadLetters(client, queue)
-    finally:
-        client.close()
 
 
 def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:

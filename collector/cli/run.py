@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from collector import logs
-from collector.cli.options import db_option, redis_options
+from collector.cli.options import F, db_option, redis_options
 from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.settings import Settings
@@ -30,20 +30,43 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+# The record limits (workers.record.Limits): flag help by field; each flag is --max-..., at least 1,
+# defaulting to the field's own default.
+LIMIT_HELP = {
+    "max_record_bytes": "Larger records are dead-lettered.",
+    "max_depth": "Records with values nested deeper are dead-lettered.",
+    "max_fields": "Records with more data fields are dead-lettered.",
+    "max_str_len": "Records holding a longer string or bytes value are dead-lettered.",
+}
+
+
+def limit_options(func: F) -> F:
+    """One flag per field of Limits, in the order of LIMIT_HELP."""
+    for name, text in reversed(LIMIT_HELP.items()):
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            type=click.IntRange(min=1),
+            default=getattr(Limits, name),
+            show_default=True,
+            help=text,
+        )(func)
+    return func
+
+
 @click.command()
 @redis_options
 @db_option
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=2000,
+    default=Settings.batch_size,
     show_default=True,
     help="Most records per transaction.",
 )
 @click.option(
     "--max-wait",
     type=click.FloatRange(min=0),
-    default=0.5,
+    default=Settings.max_wait,
     show_default=True,
     help="Seconds to wait for records when the queue is empty.",
 )
@@ -51,38 +74,11 @@ def install_signal_handlers(stop: threading.Event) -> None:
 @click.option(
     "--claim-idle",
     type=click.FloatRange(min=0),
-    default=60.0,
+    default=Settings.claim_idle,
     show_default=True,
     help="Seconds before another consumer's unacknowledged records are taken over.",
 )
-@click.option(
-    "--max-record-bytes",
-    type=click.IntRange(min=1),
-    default=Limits.max_record_bytes,
-    show_default=True,
-    help="Larger records are dead-lettered.",
-)
-@click.option(
-    "--max-depth",
-    type=click.IntRange(min=1),
-    default=Limits.max_depth,
-    show_default=True,
-    help="Records with values nested deeper are dead-lettered.",
-)
-@click.option(
-    "--max-fields",
-    type=click.IntRange(min=1),
-    default=Limits.max_fields,
-    show_default=True,
-    help="Records with more data fields are dead-lettered.",
-)
-@click.option(
-    "--max-str-len",
-    type=click.IntRange(min=1),
-    default=Limits.max_str_len,
-    show_default=True,
-    help="Records holding a longer string or bytes value are dead-lettered.",
-)
+@limit_options
 @click.option(
     "--models",
     default=None,
