@@ -17,7 +17,7 @@ import click
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from collector.cli.options import db_option
+from collector.cli.options import db_option, output_option
 from collector.errors import CommandFailed
 from collector.output.formats import PYARROW_MISSING, WRITERS, Chunks
 from collector.output.tables import check_table_name, open_table
@@ -66,13 +66,7 @@ class Progress:
     show_default=True,
     help="csv (header row, NULL as empty), jsonl (one JSON object a line) or parquet.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="File to write (default: stdout).",
-)
+@output_option("File to write (default: stdout).")
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),

@@ -65,6 +65,17 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def output_option(help: str) -> Callable[[F], F]:
+    """-o/--output: a file to write instead of standard output."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        help=help,
+    )
+
+
 # --- the sweep commands' options -------------------------------------------------------------
 
 grid_option = click.option(
