@@ -140,8 +140,9 @@ class Collector:
         if held and not self._held:
             log.warning(
                 "redis is out of memory: %d dead letters wait, their records pending, until it "
-                "has room again", len(held),
-            )  # fmt: skip
+                "has room again",
+                len(held),
+            )
         self._unacked, self._held = None, held
 
     def _next_batch(self) -> Batch:
@@ -205,9 +206,11 @@ class Collector:
             self.close()
         log.info(
             "collector stopped: %d records, %d stored, %d dead letters, %d batches",
-            self.counters.records, self.counters.stored, self.counters.dead,
+            self.counters.records,
+            self.counters.stored,
+            self.counters.dead,
             self.counters.batches,
-        )  # fmt: skip
+        )
 
     def _observe_failure(self, kind: str) -> None:
         if self.observer is not None:
@@ -225,8 +228,10 @@ class Collector:
             log.warning(
                 "consumer group %r of %s was gone (Redis restarted without persistence, or the "
                 "stream was deleted): re-creating it; records queued before may have been lost "
-                "inside Redis", self.stream.group, self.settings.queue,
-            )  # fmt: skip
+                "inside Redis",
+                self.stream.group,
+                self.settings.queue,
+            )
             return
         self._failed(f"redis unavailable: {exc}", backoff, stop)
 
@@ -262,14 +267,18 @@ class Collector:
         if self.failure is not None:
             log.warning(
                 "batch failing for %.0f s (%d attempts): %s",
-                time.time() - self.failure.since, self.failure.attempts, self.failure.error,
-            )  # fmt: skip
+                time.time() - self.failure.since,
+                self.failure.attempts,
+                self.failure.error,
+            )
         elif done:
             log.info(
                 "%.0f records/s, %d batches, %d dead letters, lag %d (stream incl. pending)",
-                done / (now - since), self.counters.batches, self.counters.dead,
+                done / (now - since),
+                self.counters.batches,
+                self.counters.dead,
                 self.stream.length(),
-            )  # fmt: skip
+            )
 
     def close(self) -> None:
         """Shut down in order: store a batch read ahead, acknowledge what is committed (so a

@@ -69,25 +69,32 @@ class Metrics:
 
     def __init__(self, client: redis.Redis, queue: str) -> None:
         if not HAVE_CLIENT:
-            raise ConfigError("--metrics-port needs prometheus-client: pip install "
-                              "'result-collector[metrics]'")  # fmt: skip
+            raise ConfigError(
+                "--metrics-port needs prometheus-client: pip install 'result-collector[metrics]'"
+            )
         self.registry = CollectorRegistry()
         reg = self.registry
         self.records = Counter(
             "collector_records", "Records handled, by outcome.", ["outcome"], registry=reg
         )
-        self.batches = Counter("collector_batches", "Batches stored and acknowledged.",
-                               registry=reg)  # fmt: skip
+        self.batches = Counter(
+            "collector_batches", "Batches stored and acknowledged.", registry=reg
+        )
         self.batch_seconds = Histogram(
-            "collector_batch_seconds", "Seconds from reading a batch to acknowledging it.",
-            buckets=BATCH_BUCKETS, registry=reg,
-        )  # fmt: skip
+            "collector_batch_seconds",
+            "Seconds from reading a batch to acknowledging it.",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
         self.errors = Counter(
-            "collector_store_errors", "Failed attempts at a batch, by kind (database, redis).",
-            ["kind"], registry=reg,
-        )  # fmt: skip
-        self.up = Gauge("collector_up", "1 while batches succeed, 0 while one keeps failing.",
-                        registry=reg)  # fmt: skip
+            "collector_store_errors",
+            "Failed attempts at a batch, by kind (database, redis).",
+            ["kind"],
+            registry=reg,
+        )
+        self.up = Gauge(
+            "collector_up", "1 while batches succeed, 0 while one keeps failing.", registry=reg
+        )
         for outcome in ("stored", "dead"):
             self.records.labels(outcome)  # present at 0 before the first batch
         for kind in ("database", "redis"):

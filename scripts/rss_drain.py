@@ -55,10 +55,21 @@ def drain(url: str, queue: str, count: int, batch_size: int, workdir: Path) -> d
     client = redis.Redis.from_url(url)
     db_url = f"sqlite:///{workdir / 'rss.db'}"
     argv = [
-        sys.executable, "-c", "import sys; from collector.cli import main; sys.exit(main())",
-        "run", "--redis-url", url, "--db-url", db_url, "--queue", queue,
-        "--batch-size", str(batch_size), "--consumer", "rss",
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        "import sys; from collector.cli import main; sys.exit(main())",
+        "run",
+        "--redis-url",
+        url,
+        "--db-url",
+        db_url,
+        "--queue",
+        queue,
+        "--batch-size",
+        str(batch_size),
+        "--consumer",
+        "rss",
+    ]
     log = open(workdir / "collector.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(argv, stderr=log)
     started = time.monotonic()
@@ -101,10 +112,14 @@ def main() -> None:
         result = drain(args.redis_url, queue, args.records, args.batch_size, Path(tmp))
     rate = args.records / result["seconds"]
     print()
-    print(f"{'records':>10} {'batch':>6} {'seconds':>8} {'rec/s':>8} {'RSS start':>10} "
-          f"{'RSS peak (VmHWM)':>17}")  # fmt: skip
-    print(f"{args.records:>10,} {args.batch_size:>6} {result['seconds']:>8.1f} {rate:>8,.0f} "
-          f"{result['baseline']:>7.1f} MiB {result['peak']:>13.1f} MiB")  # fmt: skip
+    print(
+        f"{'records':>10} {'batch':>6} {'seconds':>8} {'rec/s':>8} {'RSS start':>10} "
+        f"{'RSS peak (VmHWM)':>17}"
+    )
+    print(
+        f"{args.records:>10,} {args.batch_size:>6} {result['seconds']:>8.1f} {rate:>8,.0f} "
+        f"{result['baseline']:>7.1f} MiB {result['peak']:>13.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

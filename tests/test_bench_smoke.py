@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REAL_PG_URL, REAL_REDIS_URL
+from tests.helpers import REAL_PG_URL, REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "scripts.bench"]  # run from ROOT, as README says

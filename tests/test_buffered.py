@@ -10,9 +10,10 @@ import time
 import pytest
 import redis
 
-from tests.conftest import REAL_REDIS_URL
-from workers import Emitter, Record, xadd
+from tests.helpers import REAL_REDIS_URL
+from workers import Emitter, xadd
 from workers.buffer import SendBuffer
+from workers.record import Record
 
 
 def stream_ids(client, queue: str) -> list[str]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import redis
 import sqlalchemy as sa
-from clitools import collector, drain, on_real_redis, rows
-from conftest import REAL_REDIS_URL
 
 from collector.cli.dead import preview
 from collector.errors import RET_CONFIG, RET_FAILED
 from collector.settings import Settings
+from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, run_collector, typed_rows
 from workers.emitter import Emitter
 from workers.record import Record
 
@@ -37,7 +36,7 @@ def setup(real_redis: redis.Redis, settings: Settings) -> tuple[Settings, list[s
     for i in range(3):
         emitter.emit({"I": i, "K": 1.5, "extra": f"e{i}"}, table="data", key=f"bad{i}")
     emitter.close()
-    assert drain(settings, strict_models()).dead == 3
+    assert run_collector(settings, strict_models()).dead == 3
     return settings, ["--redis-url", REAL_REDIS_URL, "--queue", settings.queue]
 
 
@@ -88,8 +87,8 @@ def test_retry_all_after_fixing_the_model_stores_the_records(
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"put 3 dead letters back on {settings.queue}\n"
     assert real_redis.xlen(f"{settings.queue}:dead") == 0
-    assert drain(settings).stored == 3  # without the strict model, the column is added
-    assert [(r["_id"], r["extra"]) for r in rows(settings.db_url, "data")] == [
+    assert run_collector(settings).stored == 3  # without the strict model, the column is added
+    assert [(r["_id"], r["extra"]) for r in typed_rows(settings.db_url, "data")] == [
         ("bad0", "e0"), ("bad1", "e1"), ("bad2", "e2"), ("good", None),
     ]  # fmt: skip
 
@@ -97,7 +96,9 @@ def test_retry_all_after_fixing_the_model_stores_the_records(
 def test_retry_all_ends_when_records_are_refused_again(setup, real_redis: redis.Redis) -> None:
     settings, args = setup
     assert collector("dead", "retry", *args, "--all").returncode == 0
-    assert drain(settings, strict_models()).dead == 3  # still refused: three new dead letters
+    assert (
+        run_collector(settings, strict_models()).dead == 3
+    )  # still refused: three new dead letters
     again = collector("dead", "retry", *args, "--all")
     assert again.stdout == f"put 3 dead letters back on {settings.queue}\n"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import redis
-from clitools import collector
-from conftest import REAL_REDIS_URL
 
 from collector.cli.values import parse_value
 from collector.errors import RET_CONFIG, RET_FAILED
+from tests.helpers import REAL_REDIS_URL, collector
 from workers.record import Record
 
 

@@ -61,22 +61,24 @@ def paths_with(option: str, group: click.Group = main, path: tuple[str, ...] = (
     return found
 
 
-@pytest.mark.parametrize("path", paths_with("--redis-url"), ids=" ".join)
-def test_every_redis_url_option_refuses_a_bad_url_in_one_line(path) -> None:
-    result = CliRunner().invoke(main, [*path, "--redis-url", "http://u:secret@host/0"])
-    assert (result.exit_code, result.stderr) == (
-        RET_CONFIG,
+BAD_URLS = {
+    "--redis-url": (
+        "http://u:secret@host/0",
         "Error: redis url must start with redis://, rediss:// or unix://: http://u:***@host/0\n",
-    )
+    ),
+    "--db-url": ("not a url", "Error: not a database URL: not a url\n"),
+}
 
 
-@pytest.mark.parametrize("path", paths_with("--db-url"), ids=" ".join)
-def test_every_db_url_option_refuses_a_bad_url_in_one_line(path) -> None:
-    result = CliRunner().invoke(main, [*path, "--db-url", "not a url"])
-    assert (result.exit_code, result.stderr) == (
-        RET_CONFIG,
-        "Error: not a database URL: not a url\n",
-    )
+@pytest.mark.parametrize(
+    ("option", "path"),
+    [(option, path) for option in BAD_URLS for path in paths_with(option)],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value),
+)
+def test_every_url_option_refuses_a_bad_url_in_one_line(option, path) -> None:
+    value, line = BAD_URLS[option]
+    result = CliRunner().invoke(main, [*path, option, value])
+    assert (result.exit_code, result.stderr) == (RET_CONFIG, line)
 
 
 def test_the_shared_options_cover_every_command_that_reaches_redis_or_the_database() -> None:

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from clitools import collector, rows
 
 from collector.cli import main
 from collector.db import make_engine
 from collector.errors import RET_CONFIG, RET_FAILED
 from collector.store import Schema, Store, kind_of_sql
+from tests.helpers import collector, typed_rows
 from workers.record import Record
 
 TS = 1_750_000_000.25
@@ -84,7 +84,7 @@ def test_csv_round_trip_equals_the_table(sqlite_url: str, tmp_path) -> None:
         {name: parse_csv_cell(kinds[name], cell) for name, cell in zip(header, line, strict=True)}
         for line in lines
     ]
-    assert back == rows(sqlite_url, "data")
+    assert back == typed_rows(sqlite_url, "data")
 
 
 def test_jsonl_round_trip_equals_the_table(sqlite_url: str) -> None:
@@ -95,7 +95,7 @@ def test_jsonl_round_trip_equals_the_table(sqlite_url: str) -> None:
     for row in back:
         row["_ts"] = dt.datetime.fromisoformat(row["_ts"])
         row["at"] = dt.datetime.fromisoformat(row["at"])
-    assert back == rows(sqlite_url, "data")
+    assert back == typed_rows(sqlite_url, "data")
 
 
 def test_stdout_and_file_hold_the_same_bytes(sqlite_url: str, tmp_path) -> None:
@@ -126,7 +126,7 @@ def test_parquet_round_trip_keeps_the_types(sqlite_url: str, tmp_path) -> None:
     back = table.to_pylist()
     for row in back:
         row["tags"] = json.loads(row["tags"])
-    assert back == rows(sqlite_url, "data")
+    assert back == typed_rows(sqlite_url, "data")
 
 
 def test_parquet_without_pyarrow_says_what_to_install(
@@ -167,7 +167,7 @@ def test_postgres_export_streams_and_masks_the_password(pg_url: str) -> None:
     done = collector("export", "data", "--db-url", pg_url, "--format", "jsonl", "--chunk-size", "4")
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["_id"] for line in done.stdout.splitlines()] == [
-        row["_id"] for row in rows(pg_url, "data")
+        row["_id"] for row in typed_rows(pg_url, "data")
     ]
     import sqlalchemy as sa
 

@@ -8,9 +8,9 @@ import sys
 import time
 
 import sqlalchemy as sa
-from clitools import collector
 
 from collector.errors import RET_CONFIG, RET_FAILED
+from tests.helpers import collector
 
 
 def add_rows(db_url: str, count: int) -> None:

@@ -10,8 +10,9 @@ import fakeredis
 import pytest
 from rq import Queue, SimpleWorker
 
-from workers import Emitter, EncodeError, Record, collect
+from workers import Emitter, EncodeError, collect
 from workers.keys import param_key
+from workers.record import Record
 
 QUEUE = "test:decorator:results"
 _SERVER = fakeredis.FakeServer()

@@ -11,12 +11,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import REAL_REDIS_URL
 
 from collector.demo.run import grid
 from collector.errors import RET_ALREADY_RUNNING
 from collector.lock import WriterLock
 from collector.server.binary import bundled_path
+from tests.helpers import REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo"

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import REAL_REDIS_URL
-from tests.procs import (
+from tests.helpers import (
     COLLECTOR,
+    REAL_REDIS_URL,
     expected_keys,
     start_collector,
     start_producers,

@@ -7,8 +7,9 @@ import os
 import pytest
 
 import workers
-from workers import Emitter, Record
+from workers import Emitter
 from workers.errors import EncodeError
+from workers.record import Record
 
 
 def stream_records(client, queue: str) -> list[Record]:

@@ -16,13 +16,12 @@ import fakeredis
 import pytest
 import redis
 import sqlalchemy as sa
-from clitools import collector, on_real_redis, rows
-from conftest import REAL_REDIS_URL
 
 from collector.daemon import Collector
 from collector.errors import RET_CONFIG, ConfigError
 from collector.models import load_models, prepare_models
 from collector.settings import Settings
+from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, typed_rows
 from workers.emitter import Emitter
 from workers.jobinfo import host_name
 
@@ -214,13 +213,13 @@ def test_model_tables_are_strict_and_their_metadata_columns_filled(
         "table 'points' is declared by the models module and has no column 'extra'",
         "column 'I' holds int values, this record has str",
     ]
-    points = rows(settings.db_url, "points")
+    points = typed_rows(settings.db_url, "points")
     assert [(r["_id"], r["I"], r["K"], r["_host"], r["_job"]) for r in points] == [
         ("p1", 1, 2.5, host_name(), None),
         ("p2", 2, 3.0, host_name(), None),
     ]
     assert all(before - 1 < r["_ts"].timestamp() < time.time() + 1 for r in points)
-    [free] = rows(settings.db_url, "free")
+    [free] = typed_rows(settings.db_url, "free")
     assert (free["_id"], free["anything"]) == ("f1", "goes")
 
 
@@ -232,7 +231,7 @@ def test_model_table_without_id_cannot_dedupe(
     for _ in range(2):  # the same record again in a later batch, as after a redelivery
         emitter.emit({"line": "hello"}, table="log", key="same")
         collect(settings, fake_redis, declared)
-    assert [r["line"] for r in rows(settings.db_url, "log", order_by="id")] == ["hello", "hello"]
+    assert [r["line"] for r in typed_rows(settings.db_url, "log", order="id")] == ["hello", "hello"]
 
 
 @pytest.mark.redis
@@ -269,7 +268,7 @@ def test_tutorial_model_end_to_end_through_collector_run(
         run.send_signal(signal.SIGTERM)
         code = run.wait(timeout=30)
     assert code == 0, (tmp_path / "run.log").read_text()
-    stored = rows(settings.db_url, "data", order_by="id")
+    stored = typed_rows(settings.db_url, "data", order="id")
     assert [(r["id"], r["input_I"], r["input_J"], r["result_K"]) for r in stored] == [
         (1, 0.5, 1.0, 0.25), (2, 1.0, 2.0, 3.5), (3, 1.5, 4.0, 7.0),
     ]  # fmt: skip
@@ -277,7 +276,7 @@ def test_tutorial_model_end_to_end_through_collector_run(
         "table 'data' is declared by the models module and has no column 'bogus'",
         "column 'input_I' holds float values, this record has str",
     ]
-    assert [r["note"] for r in rows(settings.db_url, "notes")] == ["free-form"]
+    assert [r["note"] for r in typed_rows(settings.db_url, "notes")] == ["free-form"]
     assert os.path.exists(tmp_path / "data.db")  # the module's own side effect, left alone
 
 

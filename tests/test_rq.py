@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
-from conftest import REAL_REDIS_URL
 from rq import Queue
 from rq_jobs import TABLE, broken
 
@@ -22,6 +21,7 @@ from collector.cli.points import grid_points
 from collector.daemon import Collector
 from collector.settings import Settings
 from collector.sweeps.submit import enqueue_points
+from tests.helpers import REAL_REDIS_URL
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +60,7 @@ def start_worker(rq_queue: str, queue: str, log: Path) -> subprocess.Popen[bytes
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def drain(settings: Settings, engine: sa.Engine, want: int, timeout: float) -> int:
+def collect_until(settings: Settings, engine: sa.Engine, want: int, timeout: float) -> int:
     """Run the collector until the table holds ``want`` rows (or ``timeout``); the row count."""
     collector = Collector(settings)
     collector.start()
@@ -92,7 +92,7 @@ def test_a_sweep_through_rq_workers_is_one_row_per_job(
     workers = [start_worker(rq_queue, queue, log) for log in logs]
     engine = sa.create_engine(settings.db_url)
     try:
-        count = drain(settings, engine, want=201, timeout=120)
+        count = collect_until(settings, engine, want=201, timeout=120)
         for proc, log in zip(workers, logs, strict=True):
             assert proc.wait(timeout=60) == 0, log.read_text()
     finally:

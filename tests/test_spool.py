@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
-from workers import EmitError, Emitter, Record
+from workers import EmitError, Emitter
+from workers.record import Record
 from workers.settings import EmitterSettings
 from workers.spool import FlushResult, Spool, frame, parse
 

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from collector.cli import main
 from collector.daemon import Collector
 from collector.settings import Settings
+from tests.helpers import drain
 from workers import Emitter
 from workers.keys import point_key
 
@@ -58,11 +59,6 @@ def emit_points(emitter: Emitter, indexes: list[int], job: str, monkeypatch) -> 
         )
         emitter.emit(data, table="ij", key=point_key("ij", inputs))
     monkeypatch.delenv("SLURM_JOB_ID")
-
-
-def drain(collector: Collector) -> None:
-    while collector.run_once():
-        pass
 
 
 def run_150(emitter: Emitter, collector: Collector, monkeypatch) -> None:
@@ -178,7 +174,7 @@ def rq_name(real_redis) -> Iterator[str]:
 def test_rerun_through_rq_completes_the_sweep(
     real_redis, rq_name, queue, sqlite_url, tmp_path, monkeypatch
 ) -> None:
-    from conftest import REAL_REDIS_URL
+    from tests.helpers import REAL_REDIS_URL
 
     monkeypatch.setenv("COLLECTOR_REDIS_URL", REAL_REDIS_URL)
     monkeypatch.setenv("COLLECTOR_QUEUE", queue)

@@ -189,8 +189,13 @@ class Emitter:
             source = f" (from {self._from_file})" if self._from_file else ""
             log.warning(
                 "redis at %s%s took no records for %.0f s (%s): spooling records to %s until it "
-                "does", mask_url(self.redis_url), source, self.emit_timeout, exc, path,
-            )  # fmt: skip
+                "does",
+                mask_url(self.redis_url),
+                source,
+                self.emit_timeout,
+                exc,
+                path,
+            )
 
     def _resend_spool(self) -> None:
         """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
@@ -214,8 +219,10 @@ class Emitter:
         if self._spooled_pid == os.getpid():
             log.warning(
                 "redis still unreachable or full: records stay in %s; send them later with "
-                "`collector spool flush %s`", self.spool.path, self.spool.directory,
-            )  # fmt: skip
+                "`collector spool flush %s`",
+                self.spool.path,
+                self.spool.directory,
+            )
 
     def close(self) -> None:
         """Flush the buffer, try once more to re-send the spool, then release the connection pool

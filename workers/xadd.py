@@ -15,9 +15,8 @@ import redis
 def pack(queue: str, field: str, payloads: Sequence[bytes]) -> bytes:
     """The RESP bytes of ``XADD <queue> * <field> <payload>`` for each payload."""
     key, name = queue.encode(), field.encode()
-    head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$%d\r\n%s\r\n" % (
-        len(key), key, len(name), name,
-    )  # fmt: skip
+    names = (len(key), key, len(name), name)
+    head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$%d\r\n%s\r\n" % names
     return b"".join(b"%s$%d\r\n%s\r\n" % (head, len(p), p) for p in payloads)
 
 

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 import msgpack
-import redis
 from tqdm import tqdm
 
+from collector.cli.connect import open_redis
 from collector.cli.options import redis_options
 from collector.deadletters import DeadLetters
 from collector.errors import CommandFailed
@@ -47,11 +47,8 @@ def _shorten(text: str) -> str:
 @contextmanager
 def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
     """The queue's dead-letter stream over a client that is closed afterwards."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with open_redis(redis_url) as client:
         yield DeadLetters(client, queue)
-    finally:
-        client.close()
 
 
 def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:
@@ -75,9 +72,12 @@ def dead() -> None:
 @dead.command(name="list")
 @redis_options
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
     help="Most dead letters to show.",
-)  # fmt: skip
+)
 def list_(redis_url: str, queue: str, limit: int) -> None:
     """Show the oldest dead letters: id, table, reason and a preview of the data.
 

@@ -17,7 +17,7 @@ import click
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from collector.cli.options import db_option
+from collector.cli.options import db_option, output_option
 from collector.errors import CommandFailed
 from collector.output.formats import PYARROW_MISSING, WRITERS, Chunks
 from collector.output.tables import check_table_name, open_table
@@ -59,17 +59,21 @@ class Progress:
 @click.argument("table")
 @db_option
 @click.option(
-    "--format", "fmt", type=click.Choice(sorted(WRITERS)), default="csv", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(WRITERS)),
+    default="csv",
+    show_default=True,
     help="csv (header row, NULL as empty), jsonl (one JSON object a line) or parquet.",
-)  # fmt: skip
+)
+@output_option("File to write (default: stdout).")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-    help="File to write (default: stdout).",
-)  # fmt: skip
-@click.option(
-    "--chunk-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
     help="Rows fetched from the database at a time.",
-)  # fmt: skip
+)
 def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: int) -> None:
     """Write TABLE as CSV, JSON lines or Parquet, streamed in chunks.
 

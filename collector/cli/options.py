@@ -144,6 +144,17 @@ def port_value(what: str) -> Callable[[click.Context, click.Parameter, str | Non
     return check
 
 
+def output_option(help: str) -> Callable[[F], F]:
+    """-o/--output: a file to write instead of standard output."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        help=help,
+    )
+
+
 # --- the sweep commands' options -------------------------------------------------------------
 
 grid_option = click.option(

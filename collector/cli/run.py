@@ -6,22 +6,19 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeVar
 
 import click
 import redis
 
 from collector import logs
-from collector.cli.options import db_option, port_value, redis_options
+from collector.cli.options import F, db_option, port_value, redis_options
 from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
 from workers.record import Limits
 
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 
@@ -38,18 +35,26 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+# The record limits (workers.record.Limits): each a --max-... flag, at least 1, with the field's
+# own default.
+LIMIT_HELP = {
+    "max_record_bytes": "Larger records are dead-lettered.",
+    "max_depth": "Records with values nested deeper are dead-lettered.",
+    "max_fields": "Records with more data fields are dead-lettered.",
+    "max_str_len": "Records holding a longer string or bytes value are dead-lettered.",
+}
 DAEMON_OPTIONS = [
     click.option(
         "--batch-size",
         type=click.IntRange(min=1),
-        default=2000,
+        default=Settings.batch_size,
         show_default=True,
         help="Most records per transaction.",
     ),
     click.option(
         "--max-wait",
         type=click.FloatRange(min=0),
-        default=0.5,
+        default=Settings.max_wait,
         show_default=True,
         help="Seconds to wait for records when the queue is empty.",
     ),
@@ -57,44 +62,26 @@ DAEMON_OPTIONS = [
     click.option(
         "--claim-idle",
         type=click.FloatRange(min=0),
-        default=60.0,
+        default=Settings.claim_idle,
         show_default=True,
         help="Seconds before another consumer's unacknowledged records are taken over.",
     ),
     click.option(
         "--max-deliveries",
         type=click.IntRange(min=1),
-        default=5,
+        default=Settings.max_deliveries,
         show_default=True,
         help="A record delivered more often without being stored is dead-lettered.",
     ),
-    click.option(
-        "--max-record-bytes",
-        type=click.IntRange(min=1),
-        default=Limits.max_record_bytes,
-        show_default=True,
-        help="Larger records are dead-lettered.",
-    ),
-    click.option(
-        "--max-depth",
-        type=click.IntRange(min=1),
-        default=Limits.max_depth,
-        show_default=True,
-        help="Records with values nested deeper are dead-lettered.",
-    ),
-    click.option(
-        "--max-fields",
-        type=click.IntRange(min=1),
-        default=Limits.max_fields,
-        show_default=True,
-        help="Records with more data fields are dead-lettered.",
-    ),
-    click.option(
-        "--max-str-len",
-        type=click.IntRange(min=1),
-        default=Limits.max_str_len,
-        show_default=True,
-        help="Records holding a longer string or bytes value are dead-lettered.",
+    *(
+        click.option(
+            f"--{name.replace('_', '-')}",
+            type=click.IntRange(min=1),
+            default=getattr(Limits, name),
+            show_default=True,
+            help=text,
+        )
+        for name, text in LIMIT_HELP.items()
     ),
     click.option(
         "--models",

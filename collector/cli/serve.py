@@ -85,28 +85,59 @@ def watch(server: RedisProcess, stop: threading.Event, died: list[int]) -> threa
 
 @click.command()
 @db_option
-@click.option("--bind", default="127.0.0.1", show_default=True,
-              help="Address Redis listens on: one the compute nodes reach (e.g. the login node's "
-              "cluster address, or 0.0.0.0 for all; the file then names this host).")  # fmt: skip
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Redis port [default: a free one].")  # fmt: skip
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Redis's data directory (append-only file, log) "
-              "[default: ~/.local/share/result-collector/NAME].")  # fmt: skip
-@click.option("--name", envvar="COLLECTOR_SERVER", show_envvar=True, default=DEFAULT_SERVER,
-              show_default=True, help="Server name: the connection file is NAME.json; jobs pick "
-              "a name other than 'default' with COLLECTOR_SERVER.")  # fmt: skip
-@click.option("--queue", envvar="COLLECTOR_QUEUE", show_envvar=True, default=DEFAULT_QUEUE,
-              show_default=True, help="Redis Stream the records travel on (written to the file: "
-              "jobs use it).")  # fmt: skip
-@click.option("--appendfsync", type=click.Choice(["everysec", "always"]), default="everysec",
-              show_default=True, help="everysec: a machine crash loses at most ~1 s of records; "
-              "always: none, at a cost in emit rate (README: On a cluster).")  # fmt: skip
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address Redis listens on: one the compute nodes reach (e.g. the login node's "
+    "cluster address, or 0.0.0.0 for all; the file then names this host).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Redis port [default: a free one]."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Redis's data directory (append-only file, log) "
+    "[default: ~/.local/share/result-collector/NAME].",
+)
+@click.option(
+    "--name",
+    envvar="COLLECTOR_SERVER",
+    show_envvar=True,
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="Server name: the connection file is NAME.json; jobs pick "
+    "a name other than 'default' with COLLECTOR_SERVER.",
+)
+@click.option(
+    "--queue",
+    envvar="COLLECTOR_QUEUE",
+    show_envvar=True,
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    help="Redis Stream the records travel on (written to the file: jobs use it).",
+)
+@click.option(
+    "--appendfsync",
+    type=click.Choice(["everysec", "always"]),
+    default="everysec",
+    show_default=True,
+    help="everysec: a machine crash loses at most ~1 s of records; "
+    "always: none, at a cost in emit rate (README: On a cluster).",
+)
 @daemon_options
 def serve(
-    name: str, bind: str, port: int, directory: Path | None, appendfsync: str, verbose: bool,
+    name: str,
+    bind: str,
+    port: int,
+    directory: Path | None,
+    appendfsync: str,
+    verbose: bool,
     **options: object,
-) -> None:  # fmt: skip
+) -> None:
     """Start a private Redis and the collector; jobs find them through a connection file.
 
     Writes ~/.config/result-collector/NAME.json (COLLECTOR_CONFIG_DIR overrides; mode 0600):
@@ -128,8 +159,9 @@ def serve(
     if os.environ.get("COLLECTOR_REDIS_URL"):
         click.echo(
             "warning: COLLECTOR_REDIS_URL is set here: jobs that inherit it use that Redis, "
-            "not this server", err=True,
-        )  # fmt: skip
+            "not this server",
+            err=True,
+        )
     binary = find_redis_server()
     stop = threading.Event()
     emergency: list[Callable[[], object]] = []
@@ -140,9 +172,12 @@ def serve(
         claim.acquire()
         stack.callback(claim.release)
         config = RedisConfig(
-            bind=bind, port=port, directory=directory or default_dir(name),
-            password=secrets.token_urlsafe(24), appendfsync=appendfsync,
-        )  # fmt: skip
+            bind=bind,
+            port=port,
+            directory=directory or default_dir(name),
+            password=secrets.token_urlsafe(24),
+            appendfsync=appendfsync,
+        )
         try:
             server = stack.enter_context(running(binary, config))
         except OSError as exc:
@@ -158,19 +193,25 @@ def serve(
         f"redis-server stopped; {claim.path} removed"
     )
     if died:
-        raise BrokerUnavailable(f"redis-server exited on its own (code {died[0]}); see "
-                                f"{server.log}")  # fmt: skip
+        raise BrokerUnavailable(
+            f"redis-server exited on its own (code {died[0]}); see {server.log}"
+        )
 
 
 def publish(claim: ServerClaim, server: RedisProcess, queue: str) -> ServerInfo:
     """Write the connection file for ``server``."""
     host, config = advertised_host(server.config.bind), server.config
     info = ServerInfo(
-        name=claim.name, url=url_for(host, config.port, config.password), host=host,
-        port=config.port, pid=os.getpid(), hostname=host_name(),
-        started=datetime.now(UTC).isoformat(timespec="seconds"), queue=queue,
+        name=claim.name,
+        url=url_for(host, config.port, config.password),
+        host=host,
+        port=config.port,
+        pid=os.getpid(),
+        hostname=host_name(),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        queue=queue,
         slurm_job_id=os.environ.get("SLURM_JOB_ID"),
-    )  # fmt: skip
+    )
     claim.publish(info)
     return info
 

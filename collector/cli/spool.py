@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import redis
 
+from collector.cli.connect import open_redis
 from collector.cli.options import redis_url_option
 from workers.emitter import FIELD
 from workers.settings import default_spool_dir, mask_url
@@ -25,9 +25,11 @@ def spool() -> None:
 
 @spool.command()
 @click.argument(
-    "directory", required=False, envvar="COLLECTOR_SPOOL_DIR",
+    "directory",
+    required=False,
+    envvar="COLLECTOR_SPOOL_DIR",
     type=click.Path(file_okay=False, path_type=Path),
-)  # fmt: skip
+)
 @redis_url_option("Redis to send them to (each record goes to its own queue).")
 def flush(directory: Path | None, redis_url: str) -> None:
     """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
@@ -42,18 +44,15 @@ def flush(directory: Path | None, redis_url: str) -> None:
     if not files:
         click.echo(f"no spooled records in {directory}")
         return
-    client = redis.Redis.from_url(redis_url)
+    with open_redis(redis_url) as client:
 
-    def send(queue: str, payloads: list[bytes]) -> None:
-        pipe = client.pipeline(transaction=False)
-        for payload in payloads:
-            pipe.xadd(queue, {FIELD: payload})
-        pipe.execute()
+        def send(queue: str, payloads: list[bytes]) -> None:
+            pipe = client.pipeline(transaction=False)
+            for payload in payloads:
+                pipe.xadd(queue, {FIELD: payload})
+            pipe.execute()
 
-    try:
         result = Spool(directory).flush(send, files)
-    finally:
-        client.close()
     damaged = f", {result.skipped} damaged frame(s) dropped" if result.skipped else ""
     click.echo(
         f"sent {result.sent} records from {len(files)} file(s) in {directory} "

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import click
-import redis
 import sqlalchemy as sa
 
+from collector.cli.connect import open_redis
 from collector.cli.options import db_option, redis_options
 from collector.db import count_rows, database_exists, make_engine
 from collector.settings import mask_db_url
@@ -33,11 +33,8 @@ def table_counts(db_url: str) -> dict[str, int]:
 
 def gather(redis_url: str, db_url: str, queue: str) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-ready dict."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with open_redis(redis_url) as client:
         stats = Stream(client, queue, host_name()).stats()
-    finally:
-        client.close()
     return {
         **stats,
         "queue_name": queue,

@@ -19,17 +19,20 @@ from collector.store.classify import Fault, classify
 @click.command()
 @db_option
 @click.option("-t", "--table", required=True, help="Table to watch.")
+@click.option("-n", "--count", type=click.IntRange(min=0), required=True, help="Rows to wait for.")
 @click.option(
-    "-n", "--count", type=click.IntRange(min=0), required=True, help="Rows to wait for."
-)  # fmt: skip
-@click.option(
-    "--timeout", type=click.FloatRange(min=0), default=None,
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
     help="Give up after this many seconds (exit 1). Default: wait for ever.",
-)  # fmt: skip
+)
 @click.option(
-    "--interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
     help="Seconds between row counts.",
-)  # fmt: skip
+)
 def wait(db_url: str, table: str, count: int, timeout: float | None, interval: float) -> None:
     """Show progress until TABLE has COUNT rows; exit 0 then, or 1 on timeout.
 
@@ -58,9 +61,13 @@ def wait(db_url: str, table: str, count: int, timeout: float | None, interval: f
     try:
         rows = rows_now()
         with tqdm(
-            total=count, initial=min(rows, count), unit="rows", desc=table, file=sys.stderr,
+            total=count,
+            initial=min(rows, count),
+            unit="rows",
+            desc=table,
+            file=sys.stderr,
             dynamic_ncols=True,
-        ) as bar:  # fmt: skip
+        ) as bar:
             while True:
                 bar.update(min(rows, count) - bar.n)
                 if rows >= count:

@@ -25,8 +25,13 @@ def is_loopback(bind: str) -> bool:
 @redis_options
 @db_option
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default="8765", show_default=True, callback=port_value("--port"),
-              help="TCP port to listen on.")  # fmt: skip
+@click.option(
+    "--port",
+    default="8765",
+    show_default=True,
+    callback=port_value("--port"),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--token",
     envvar="COLLECTOR_WEB_TOKEN",
@@ -43,9 +48,14 @@ def is_loopback(bind: str) -> bool:
     help="Seconds between the page's refreshes.",
 )
 def web(
-    redis_url: str, db_url: str, queue: str, bind: str, port: int, token: str | None,
+    redis_url: str,
+    db_url: str,
+    queue: str,
+    bind: str,
+    port: int,
+    token: str | None,
     refresh: float,
-) -> None:  # fmt: skip
+) -> None:
     """Serve the live status page (read-only) at http://BIND:PORT/.
 
     \b

@@ -66,9 +66,12 @@ def draw(engine: sa.Engine, png: Path, title: str) -> None:
         grid_k[ys.index(j), xs.index(i)] = k
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     image = ax.imshow(
-        grid_k, origin="lower", aspect="auto", cmap="viridis",
+        grid_k,
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
         extent=(xs[0], xs[-1], ys[0], ys[-1]),
-    )  # fmt: skip
+    )
     fig.colorbar(image, ax=ax, label="K")
     ax.set(xlabel="I", ylabel="J", title=title)
     fig.tight_layout()

@@ -51,19 +51,43 @@ def grid(points: int) -> list[dict[str, float]]:
 
 
 @click.command()
-@click.option("--points", type=click.IntRange(min=1, max=1_000_000), default=3000,
-              show_default=True, help="Points in the sweep (an I x J grid).")  # fmt: skip
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=4, show_default=True,
-              help="rq worker processes.")  # fmt: skip
-@click.option("--db-url", default=DEFAULT_DB_URL, show_default=True, callback=valid_db_url,
-              help="Where the collector stores the rows.")  # fmt: skip
-@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=Path("demo.png"),
-              show_default=True, help="The picture to write.")  # fmt: skip
-@click.option("--redis", "redis_choice", type=click.Choice(["auto", "server"]),
-              default="auto", show_default=True,
-              help="auto: COLLECTOR_REDIS_URL if it answers, else a private redis-server (the "
-              "one on PATH if >= 6.2, else the one of the server extra); server: always that "
-              "private one.")  # fmt: skip
+@click.option(
+    "--points",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=3000,
+    show_default=True,
+    help="Points in the sweep (an I x J grid).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    show_default=True,
+    help="rq worker processes.",
+)
+@click.option(
+    "--db-url",
+    default=DEFAULT_DB_URL,
+    show_default=True,
+    callback=valid_db_url,
+    help="Where the collector stores the rows.",
+)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("demo.png"),
+    show_default=True,
+    help="The picture to write.",
+)
+@click.option(
+    "--redis",
+    "redis_choice",
+    type=click.Choice(["auto", "server"]),
+    default="auto",
+    show_default=True,
+    help="auto: COLLECTOR_REDIS_URL if it answers, else a private redis-server (the one on PATH "
+    "if >= 6.2, else the one of the server extra); server: always that private one.",
+)
 def main(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -> None:
     """Run a sweep of POINTS jobs (I, J -> K) through RQ workers into the database and draw it.
 
@@ -92,9 +116,14 @@ def demo(points: int, workers: int, db_url: str, png: Path, redis_choice: str) -
 
 
 def run_sweep(
-    stack: ExitStack, workdir: Path, engine: sa.Engine, url: str, db_url: str, points: int,
+    stack: ExitStack,
+    workdir: Path,
+    engine: sa.Engine,
+    url: str,
+    db_url: str,
+    points: int,
     workers: int,
-) -> None:  # fmt: skip
+) -> None:
     """Collector, sweep, workers, progress bar, SIGTERM to the collector, summary."""
     run = uuid.uuid4().hex[:8]
     queue, rq_queue = f"demo:{run}:results", f"demo-{run}"
@@ -102,9 +131,11 @@ def run_sweep(
     env = {**os.environ, "COLLECTOR_REDIS_URL": url, "COLLECTOR_QUEUE": queue}
     collector_log = workdir / "collector.log"
     collector = start(
-        stack, [tool("collector"), "run", "--db-url", db_url, "--max-wait", "0.2"],
-        collector_log, env,
-    )  # fmt: skip
+        stack,
+        [tool("collector"), "run", "--db-url", db_url, "--max-wait", "0.2"],
+        collector_log,
+        env,
+    )
     client = redis.Redis.from_url(url)
     stack.callback(client.close)
     if url == os.environ.get("COLLECTOR_REDIS_URL"):  # not ours: leave nothing behind

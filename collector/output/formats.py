@@ -75,9 +75,13 @@ def write_parquet(columns: list[sa.Column], chunks: Chunks, sink: IO[bytes]) -> 
     import pyarrow.parquet as pq
 
     arrow = {
-        "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "bytes": pa.binary(),
-        "datetime": pa.timestamp("us"), "str": pa.string(),
-    }  # fmt: skip
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "bytes": pa.binary(),
+        "datetime": pa.timestamp("us"),
+        "str": pa.string(),
+    }
     names = [c.name for c in columns]
     kinds = [kind_of_sql(c.type) for c in columns]
     schema = pa.schema([(n, arrow.get(k, pa.string())) for n, k in zip(names, kinds, strict=True)])

@@ -82,8 +82,12 @@ class ServerClaim:
         if existing is not None:
             log.warning(
                 "replacing the stale connection file %s: its server (pid %d on %s, started %s) "
-                "is gone", self.path, existing.pid, existing.hostname, existing.started,
-            )  # fmt: skip
+                "is gone",
+                self.path,
+                existing.pid,
+                existing.hostname,
+                existing.started,
+            )
         return existing
 
     def _refusal(self, holder: ServerInfo | None) -> AlreadyRunning:

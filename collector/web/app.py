@@ -55,8 +55,9 @@ class TokenGate(BaseHTTPMiddleware):
             return JSONResponse({"error": "a valid token is required"}, status_code=401)
         response = await call_next(request)
         if request.query_params.get("token"):
-            response.set_cookie(COOKIE, request.query_params["token"], httponly=True,
-                                samesite="strict")  # fmt: skip
+            response.set_cookie(
+                COOKIE, request.query_params["token"], httponly=True, samesite="strict"
+            )
         return response
 
 
@@ -149,5 +150,6 @@ def create_app(
     ]
     middleware = [Middleware(TokenGate, token=token)] if token else []
     handlers: dict[Any, Any] = {kind: failed for kind in LIBRARY_ERRORS}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
-                     lifespan=lifespan)  # fmt: skip
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
+    )

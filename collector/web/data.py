@@ -170,8 +170,7 @@ def _letter(letter: DeadLetter) -> dict[str, Any]:
     if len(preview) > PREVIEW_CHARS:
         preview = preview[: PREVIEW_CHARS - 1] + "…"
     ts = None if letter.ts is None else _iso(_utc_naive(letter.ts))
-    return {"id": letter.id, "ts": ts, "reason": letter.reason, "table": table,
-            "preview": preview}  # fmt: skip
+    return {"id": letter.id, "ts": ts, "reason": letter.reason, "table": table, "preview": preview}
 
 
 def dead_page(client: redis.Redis, queue: str, page: int, size: int) -> dict[str, Any]:
@@ -180,5 +179,10 @@ def dead_page(client: redis.Redis, queue: str, page: int, size: int) -> dict[str
     total = letters.count()
     pages = max(1, -(-total // size))
     items = letters.newest((page - 1) * size, size)
-    return {"total": total, "page": page, "size": size, "pages": pages,
-            "items": [_letter(x) for x in items]}  # fmt: skip
+    return {
+        "total": total,
+        "page": page,
+        "size": size,
+        "pages": pages,
+        "items": [_letter(x) for x in items],
+    }

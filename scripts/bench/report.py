@@ -43,10 +43,16 @@ def notes(row: Row) -> str:
 def table(rows: list[Row], markdown: bool) -> str:
     head = ("case", "setup", "records", "seconds", "rate /s", "notes")
     body = [
-        (r["case"], r["setup"], f"{r['records']:,}", f"{r['seconds']:.2f}", f"{r['rate']:,.0f}",
-         notes(r))
+        (
+            r["case"],
+            r["setup"],
+            f"{r['records']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['rate']:,.0f}",
+            notes(r),
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     return _render(head, body, markdown)
 
 

@@ -76,8 +76,9 @@ class Bench:
         self.rows.append(row)
         print(
             f"[bench] {case} {setup}: {row['rate']:,.0f}/s ({time.perf_counter() - t0:.1f} s)",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
 
     def queue(self) -> str:
         name = unique_queue()
@@ -102,12 +103,18 @@ class Bench:
         for w in s.writers:
             for mode, wal in (("wal", True), ("default", False)):
                 url = seed.sqlite_file(self.tmp, f"seed-{mode}-{w}", wal)
-                self.add("seed-direct", f"sqlite-{mode} W={w}",
-                         lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds))  # fmt: skip
+                self.add(
+                    "seed-direct",
+                    f"sqlite-{mode} W={w}",
+                    lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds),
+                )
             if not self.args.no_postgres:
                 with self.pg() as url:
-                    self.add("seed-direct", f"postgresql W={w}",
-                             lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds))  # fmt: skip
+                    self.add(
+                        "seed-direct",
+                        f"postgresql W={w}",
+                        lambda u=url, n=w: seed.seed_direct(u, n, s.seed_seconds),
+                    )
 
     def case_seed_json(self) -> None:
         for n in self.sizes.json_counts:
@@ -127,8 +134,9 @@ class Bench:
     def _drain(self, setup: str, db_url: str, count: int) -> None:
         redis_url = self.args.redis_url
         batch = self.args.batch_size
-        self.add("drain", setup,
-                 lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch))  # fmt: skip
+        self.add(
+            "drain", setup, lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch)
+        )
 
     def case_drain(self) -> None:
         s = self.sizes
@@ -146,9 +154,13 @@ class Bench:
 
     def _end_to_end(self, db_url: str, producers: int) -> dict[str, Any]:
         return pipeline.end_to_end(
-            self.args.redis_url, db_url, self.queue(), producers, self.sizes.e2e_records,
+            self.args.redis_url,
+            db_url,
+            self.queue(),
+            producers,
+            self.sizes.e2e_records,
             self.args.batch_size,
-        )  # fmt: skip
+        )
 
     def case_emit(self) -> None:
         def measure() -> dict[str, Any]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from collector.cli.connect import open_db, open_redis
-from collector.cli.options import db_option, job_timeout_option, redis_options, rq_queue_option
+from collector.cli.options import (
+    db_option,
+    job_timeout_option,
+    output_option,
+    redis_options,
+    rq_queue_option,
+)
 from collector.cli.sweep.status import noted
 from collector.errors import ConfigError
 from collector.sweeps import ledger
@@ -23,13 +29,7 @@ from collector.sweeps.submit import submit_rows
     required=True,
     help="rq: enqueue; slurm: print --array ranges; csv: write the points.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="CSV file to write (default: standard output).",
-)
+@output_option("CSV file to write (default: standard output).")
 @click.option("--func", default=None, help="Job function for --format rq (default: the sweep's).")
 @rq_queue_option
 @job_timeout_option
