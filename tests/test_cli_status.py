@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
-from clitools import collector
 
 from collector.stream import Stream
+from tests.helpers import collector
 
 pytestmark = pytest.mark.redis
 

@@ -7,14 +7,20 @@ import urllib.request
 
 import pytest
 import sqlalchemy as sa
-from clitools import collector
-from conftest import REAL_REDIS_URL
-from procs import start_collector, start_producers, stop, wait_ready, wait_until
 from webtools import free_port
 
 from collector.daemon import Collector
 from collector.errors import RET_CONFIG
 from collector.metrics import Metrics
+from tests.helpers import (
+    REAL_REDIS_URL,
+    collector,
+    start_collector,
+    start_producers,
+    stop,
+    wait_ready,
+    wait_until,
+)
 from workers import Emitter
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")

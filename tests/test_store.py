@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as PG_RESERVED
 from collector.db import make_engine
 from collector.errors import DatabaseUnavailable
 from collector.store import Schema, Store
-from tests.conftest import REAL_PG_URL
+from tests.helpers import REAL_PG_URL
 from workers.record import Record
 
 # SQLite's keywords (sqlite.org/lang_keywords.html), some of which SQLAlchemy's list lacks

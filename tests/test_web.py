@@ -9,12 +9,11 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from clitools import collector
-from conftest import REAL_REDIS_URL
 from webtools import dead_letters
 
 from collector.errors import RET_CONFIG
 from collector.web import data
+from tests.helpers import REAL_REDIS_URL, collector
 from workers.record import Record
 
 pytest.importorskip("starlette")

@@ -8,12 +8,18 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from clitools import collector
-from conftest import REAL_REDIS_URL
-from procs import start_collector, start_producers, stop, wait_ready, wait_until
 from webtools import dead_letters, http_get, not_blank, start_web, stop_web
 
 from collector.sweeps import ledger
+from tests.helpers import (
+    REAL_REDIS_URL,
+    collector,
+    start_collector,
+    start_producers,
+    stop,
+    wait_ready,
+    wait_until,
+)
 from workers import Emitter
 from workers.keys import param_key
 

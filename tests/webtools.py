@@ -11,8 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from procs import wait_until
-
+from tests.helpers import wait_until
 from workers.record import Record
 
 
