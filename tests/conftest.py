@@ -3,6 +3,7 @@ marked ``redis`` / ``postgres``, which skip locally when a server is absent but 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -97,3 +98,12 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture
+def redis_env(real_redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Processes started from now on (Dask workers, commands) send to this test's queue on the
+    machine's Redis; returns the collector settings for that queue."""
+    monkeypatch.setenv("COLLECTOR_REDIS_URL", REAL_REDIS_URL)
+    monkeypatch.setenv("COLLECTOR_QUEUE", settings.queue)
+    return dataclasses.replace(settings, redis_url=REAL_REDIS_URL)
