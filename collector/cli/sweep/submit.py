@@ -4,6 +4,10 @@ that is not done, failed or queued already: as RQ jobs, or as Dask tasks with --
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import click
 import sqlalchemy as sa
 
@@ -20,6 +24,7 @@ from collector.cli.options import (
 from collector.cli.points import read_points
 from collector.errors import ConfigError
 from collector.sweeps import daskjobs, ledger
+from collector.sweeps.ledger import Point
 from collector.sweeps.progress import MISSING, rows_in, rq_progress
 from collector.sweeps.submit import enqueue_points, submit_rows
 from workers.settings import mask_url
@@ -68,94 +73,102 @@ def submit(
         raise ConfigError(f"FUNC must be an import path like package.module.function: {func!r}")
     if sweep_name is None and replicates is not None:
         raise ConfigError("--replicates needs --sweep NAME")
+    asked = Asked(func, grids, points, sweep_name, table, replicates, db_url)
     if dask_address is not None or scheduler_file is not None:
-        _submit_to_dask(
-            func, grids, points, sweep_name, table, replicates, dask_address, scheduler_file,
-            dask_timeout, db_url,
-        )  # fmt: skip
-        return
+        _submit_to_dask(asked, dask_address, scheduler_file, dask_timeout)
+    else:
+        _submit_to_rq(asked, rq_queue, job_timeout, redis_url)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the command was asked to run: FUNC on the points given, or on a sweep's points."""
+
+    func: str
+    grids: tuple[str, ...]
+    points: str | None
+    sweep: str | None
+    table: str | None
+    replicates: int | None
+    db_url: str
+
+    def todo(self) -> list[Point]:
+        """The points given on the command line (no sweep)."""
+        return read_points(self.grids, self.points)[0]
+
+    @contextlib.contextmanager
+    def declared(self) -> Iterator[tuple[sa.Engine, ledger.Sweep]]:
+        """The database and the sweep, declared first when points are given (then --table is
+        needed)."""
+        given = bool(self.grids or self.points)
+        with open_db(self.db_url, create=given) as engine:
+            if given:
+                if self.table is None:
+                    raise ConfigError("--table is needed to declare the sweep")
+                todo, spec = read_points(self.grids, self.points)
+                ledger.declare(
+                    engine, str(self.sweep), self.table, todo, self.replicates or 1, spec,
+                    progress=True,
+                )  # fmt: skip
+            yield engine, ledger.load(engine, str(self.sweep))
+
+    def follow(self, count: int) -> str:
+        if self.sweep is None:
+            return f"watch them:   collector wait --table {self.table or 'TABLE'} --count {count}"
+        return f"follow them:  collector sweep status {self.sweep} --watch"
+
+
+def _submit_to_rq(asked: Asked, rq_queue: str, job_timeout: int | None, redis_url: str) -> None:
+    """The points (or the sweep's points not done, failed or queued) as RQ jobs."""
     with open_redis(redis_url) as client:
-        if sweep_name is None:
-            todo, _spec = read_points(grids, points)
+        if asked.sweep is None:
             job_ids = enqueue_points(
-                func,
-                todo,
+                asked.func,
+                asked.todo(),
                 connection=client,
                 queue=rq_queue,
                 job_timeout=job_timeout,
                 progress=True,
             )
             count = len(job_ids)
-            click.echo(f"queued {count} jobs of {func} on RQ queue {rq_queue!r}")
-            follow = f"watch them:   collector wait --table {table or 'TABLE'} --count {count}"
+            click.echo(f"queued {count} jobs of {asked.func} on RQ queue {rq_queue!r}")
         else:
-            with open_db(db_url, create=bool(grids or points)) as engine:
-                found = _declared(engine, sweep_name, table, grids, points, replicates)
+            with asked.declared() as (engine, found):
                 state = rq_progress(engine, found, client, rq_queue, strict=True)
                 rows = rows_in(engine, state, MISSING)
                 count = submit_rows(
                     engine,
                     found,
                     rows,
-                    func,
+                    asked.func,
                     connection=client,
                     queue=rq_queue,
                     job_timeout=job_timeout,
                 )
             click.echo(
-                f"queued {count} of {found.total} points of sweep {sweep_name!r} on RQ "
+                f"queued {count} of {found.total} points of sweep {asked.sweep!r} on RQ "
                 f"queue {rq_queue!r} (the others are done, failed or queued already)"
             )
-            follow = f"follow them:  collector sweep status {sweep_name} --watch"
     click.echo(f"run workers:  rq worker {rq_queue} --url {mask_url(redis_url)} [--burst]")
-    click.echo(follow)
-
-
-def _declared(
-    engine: sa.Engine,
-    name: str,
-    table: str | None,
-    grids: tuple[str, ...],
-    points: str | None,
-    replicates: int | None,
-) -> ledger.Sweep:
-    """Sweep ``name``, declared first when points are given (then ``table`` is needed)."""
-    if grids or points:
-        if table is None:
-            raise ConfigError("--table is needed to declare the sweep")
-        todo, spec = read_points(grids, points)
-        ledger.declare(engine, name, table, todo, replicates or 1, spec, progress=True)
-    return ledger.load(engine, name)
+    click.echo(asked.follow(count))
 
 
 def _submit_to_dask(
-    func: str,
-    grids: tuple[str, ...],
-    points: str | None,
-    sweep_name: str | None,
-    table: str | None,
-    replicates: int | None,
-    dask_address: str | None,
-    scheduler_file: str | None,
-    dask_timeout: float,
-    db_url: str,
+    asked: Asked, address: str | None, scheduler_file: str | None, timeout: float
 ) -> None:
     """The points (or the sweep's points not done, failed or in flight) as Dask tasks."""
-    with open_dask(dask_address, scheduler_file, dask_timeout) as client:
+    with open_dask(address, scheduler_file, timeout) as client:
         assert client is not None  # an address or a file was given
-        where = dask_address or str(client.scheduler.address)
-        if sweep_name is None:
-            todo, _spec = read_points(grids, points)
-            count = daskjobs.submit_points(client, func, todo)
-            click.echo(f"submitted {count} tasks of {func} to Dask at {where}")
-            click.echo(f"watch them:   collector wait --table {table or 'TABLE'} --count {count}")
-            return
-        with open_db(db_url, create=bool(grids or points)) as engine:
-            found = _declared(engine, sweep_name, table, grids, points, replicates)
-            rows = rows_in(engine, daskjobs.dask_progress(engine, found, client), MISSING)
-            count = daskjobs.submit_rows(client, engine, found, rows, func)
-    click.echo(
-        f"submitted {count} of {found.total} points of sweep {sweep_name!r} to Dask at {where} "
-        "(the others are done, failed or in flight already)"
-    )
-    click.echo(f"follow them:  collector sweep status {sweep_name} --watch")
+        where = address or str(client.scheduler.address)
+        if asked.sweep is None:
+            count = daskjobs.submit_points(client, asked.func, asked.todo())
+            click.echo(f"submitted {count} tasks of {asked.func} to Dask at {where}")
+        else:
+            with asked.declared() as (engine, found):
+                rows = rows_in(engine, daskjobs.dask_progress(engine, found, client), MISSING)
+                count = daskjobs.submit_rows(client, engine, found, rows, asked.func)
+            click.echo(
+                f"submitted {count} of {found.total} points of sweep {asked.sweep!r} to Dask "
+                f"at {where} (the others are done, failed or in flight already)"
+            )
+    click.echo(asked.follow(count))
