@@ -20,8 +20,9 @@ def op(I: float, J: float, replicate: int = 0) -> dict[str, float]:  # noqa: E74
 
 @collect(table=TABLE, key="params")
 def slow_op(I: float, J: float) -> dict[str, float]:  # noqa: E741
-    """``op`` after 50 ms of work, so a sweep is still running when a worker is killed."""
-    time.sleep(0.05)
+    """``op`` after 200 ms of work: 300 points keep 8 threads busy for 7.5 s at least, so the
+    sweep is still running when a worker is killed."""
+    time.sleep(0.2)
     return {"K": I * J}
 
 
