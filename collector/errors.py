@@ -8,8 +8,9 @@ CollectorError (workers.errors)   root of every error this project raises
 ├── AlreadyRunning       another collector holds the SQLite file        RET_ALREADY_RUNNING
 ├── DatabaseUnavailable  the database is down, locked or refused        RET_DATABASE
 │                        (the daemon retries the batch)
-└── BrokerUnavailable    Redis is unreachable or refused                RET_BROKER
-                         (the daemon backs off and reconnects)
+├── BrokerUnavailable    Redis is unreachable or refused                RET_BROKER
+│                        (the daemon backs off and reconnects)
+└── SchedulerUnavailable the Dask scheduler cannot be reached           RET_SCHEDULER
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ RET_CONFIG = 2  # a bad setting or flag (click's own usage errors exit 2 as well
 RET_ALREADY_RUNNING = 3  # another collector holds the SQLite file
 RET_DATABASE = 4  # the database is down, locked or refused the statement
 RET_BROKER = 5  # Redis is unreachable or refused the command
+RET_SCHEDULER = 6  # the Dask scheduler (sweep submit --dask) cannot be reached
 
 # What the CLI and the demo turn into one line and an exit code; anything else is a bug and
 # keeps its traceback.
@@ -66,6 +68,12 @@ class BrokerUnavailable(CollectorError):
     """Redis cannot be reached now; the daemon backs off and reconnects."""
 
     exit_code = RET_BROKER
+
+
+class SchedulerUnavailable(CollectorError):
+    """The Dask scheduler given by address or scheduler file cannot be reached."""
+
+    exit_code = RET_SCHEDULER
 
 
 def first_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ same for the ``browser`` (the system's Chromium through playwright)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -119,3 +120,12 @@ def browser() -> Iterator[Any]:
         launched = play.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def redis_env(real_redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Processes started from now on (Dask workers, commands) send to this test's queue on the
+    machine's Redis; returns the collector settings for that queue."""
+    monkeypatch.setenv("COLLECTOR_REDIS_URL", REAL_REDIS_URL)
+    monkeypatch.setenv("COLLECTOR_QUEUE", settings.queue)
+    return dataclasses.replace(settings, redis_url=REAL_REDIS_URL)

@@ -1,4 +1,5 @@
-"""Layering: the node side (``workers``) never pulls in SQLAlchemy or the collector."""
+"""Layering: the node side (``workers``) never pulls in SQLAlchemy or the collector, nor Dask
+(jobs without Dask must not pay for importing it)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ assert f(1) == {{"y": 1}}
 assert not {names}, "imported by using collect: " + ", ".join(sorted({names}))
 print("ok")
 """
-FORBIDDEN = "[m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'collector')]"
+FORBIDDEN = (
+    "[m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'collector', 'dask', "
+    "'distributed')]"
+)
 
 
-def test_workers_imports_neither_sqlalchemy_nor_collector() -> None:
+def test_workers_imports_neither_sqlalchemy_nor_collector_nor_dask() -> None:
     result = subprocess.run(
         [sys.executable, "-c", CHECK.format(names=FORBIDDEN)],
         capture_output=True,

@@ -7,7 +7,6 @@ import urllib.request
 
 import pytest
 import sqlalchemy as sa
-from webtools import free_port
 
 from collector.daemon import Collector
 from collector.errors import RET_CONFIG
@@ -21,6 +20,7 @@ from tests.helpers import (
     wait_ready,
     wait_until,
 )
+from tests.webtools import free_port
 from workers import Emitter
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")

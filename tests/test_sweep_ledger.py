@@ -149,7 +149,7 @@ def test_cli_declare_reports_and_is_idempotent(sqlite_url) -> None:
         (["declare", "s", "--table", "t", "--grid", "I=1:0:1"], "range 1:0:1 is empty"),
         (["declare", "bad name", "--table", "t", "--grid", "I=1"], "bad sweep name 'bad name'"),
         (["status", "nope"], "no sweep named 'nope'"),
-        (["missing", "s", "--format", "rq"], "sweep 's' was never submitted to RQ: give --func"),
+        (["missing", "s", "--format", "rq"], "sweep 's' was never submitted: give --func"),
         (["plot", "s", "--x", "I", "--value", "K", "-o", "p.png"], "table 't' does not exist yet"),
         (["plot", "s", "--x", "Q", "--value", "K", "-o", "p.png"], "'Q' is not a parameter"),
         (["submit", "m.f", "--sweep", "s2", "--grid", "I=1"], "--table is needed"),

@@ -136,7 +136,7 @@ def test_watch_shows_a_bar_until_every_point_has_a_row(fake_redis, sqlite_url, m
     assert out.stdout.splitlines()[1:] == ["  done     3", "  failed   1", "  running  0",
                                            "  missing  0",
                                            "rerun them:  collector sweep missing s --format "
-                                           "rq|slurm|csv"]  # fmt: skip
+                                           "rq|dask|slurm|csv"]  # fmt: skip
 
 
 def test_submit_sweep_declares_and_enqueues_only_what_is_missing(

@@ -9,11 +9,11 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from webtools import dead_letters
 
 from collector.errors import RET_CONFIG
 from collector.web import data
 from tests.helpers import REAL_REDIS_URL, collector
+from tests.webtools import dead_letters
 from workers.record import Record
 
 pytest.importorskip("starlette")

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from webtools import dead_letters, http_get, not_blank, start_web, stop_web
 
 from collector.sweeps import ledger
 from tests.helpers import (
@@ -20,6 +19,7 @@ from tests.helpers import (
     wait_ready,
     wait_until,
 )
+from tests.webtools import dead_letters, http_get, not_blank, start_web, stop_web
 from workers import Emitter
 from workers.keys import param_key
 

@@ -35,7 +35,7 @@ class SendBuffer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._exit_hook = ExitHook(self._flush_at_exit)
+        self._exit_hook = ExitHook(self._flush_at_exit, order=1)  # before the spool's
         renew_after_fork(self)
 
     def __len__(self) -> int:

@@ -17,9 +17,12 @@ def host_name() -> str:
 
 
 def current_job_id() -> str | None:
-    """The RQ job id inside an RQ job, else the batch scheduler's job id, else None.
+    """The RQ job id inside an RQ job, else the Dask task key inside a Dask task, else the batch
+    scheduler's job id, else None.
 
-    RQ is consulted only when the process has already imported it, so plain jobs pay nothing.
+    RQ and Dask are consulted only when the process has already imported them, so plain jobs pay
+    nothing. A Dask worker started by dask-jobqueue runs inside a Slurm or PBS job: the task key
+    comes first, as the finer name of what ran.
     """
     if "rq" in sys.modules:
         from rq import get_current_job
@@ -27,11 +30,27 @@ def current_job_id() -> str | None:
         job = get_current_job()
         if job is not None:
             return str(job.id)
+    if "distributed" in sys.modules and (key := dask_task_key()) is not None:
+        return key
     env = os.environ
     if slurm := env.get("SLURM_JOB_ID"):
         task = env.get("SLURM_ARRAY_TASK_ID")
         return f"{slurm}_{task}" if task else slurm
     return env.get("PBS_JOBID") or env.get("LSB_JOBID") or None
+
+
+def dask_task_key() -> str | None:
+    """The key of the Dask task this thread is running, else None (also outside a worker).
+
+    A Dask worker runs each task in a pool thread with the key in ``thread_state`` for the task's
+    duration (and restores it after), so threads of one worker each see their own task's key.
+    """
+    try:
+        from distributed.worker import thread_state
+    except ImportError:
+        return None
+    key = getattr(thread_state, "key", None)
+    return None if key is None else str(key)
 
 
 def _process_age() -> float:

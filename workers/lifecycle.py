@@ -40,16 +40,34 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_hooks: weakref.WeakSet[ExitHook] = weakref.WeakSet()
+
+
+def run_exit_hooks() -> None:
+    """Run now every exit hook armed in this process, highest ``order`` first (buffers before
+    spools, so records a failed buffer flush spools are re-sent with the spool).
+
+    For hosts whose end is not this process's end: a Dask worker closing inside a process
+    that goes on, or a process that a Dask nanny may terminate once its worker has closed. The
+    hooks stay armed, so whatever is buffered later still goes at the process's real end.
+    """
+    for hook in sorted(_hooks, key=lambda hook: -hook.order):
+        hook.run_now()
+
+
 class ExitHook:
     """Runs ``callback`` once when this process ends normally: at interpreter exit, or when it
     is a multiprocessing worker that ends (it leaves with ``os._exit`` and runs no atexit hook,
-    only multiprocessing's finalizers). Armed per process: a forked child arms its own."""
+    only multiprocessing's finalizers); or earlier through ``run_exit_hooks``. Armed per
+    process: a forked child arms its own. ``order`` ranks hooks in ``run_exit_hooks``."""
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    def __init__(self, callback: Callable[[], None], *, order: int = 0) -> None:
         self._callback = callback
+        self.order = order
         self._pid = 0  # the process this hook is armed in
         self._atexit = False
         self._finalizer: Any = None
+        _hooks.add(self)
 
     def arm(self) -> None:
         """Make sure ``callback`` runs when this process ends (cheap when already armed)."""
@@ -75,6 +93,11 @@ class ExitHook:
             self._finalizer.cancel()
         self._finalizer = None
         self._pid = 0
+
+    def run_now(self) -> None:
+        """Run the callback now if the hook is armed in this process; it stays armed."""
+        if self._pid == os.getpid():
+            self._callback()
 
     def _run(self) -> None:
         if self._pid == os.getpid():  # not in a child that never armed it

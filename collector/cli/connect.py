@@ -1,17 +1,24 @@
 """What a command opens and closes: a database engine (refusing to create a SQLite file by a
-typo) and a Redis client, each released when the command is done with it."""
+typo), a Redis client and a Dask client, each released when the command is done with it."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import redis
 import sqlalchemy as sa
 
 from collector.db import database_exists, make_engine
-from collector.errors import ConfigError
+from collector.errors import ConfigError, SchedulerUnavailable
 from collector.settings import mask_db_url
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+DASK_TIMEOUT = 30.0  # seconds to reach a Dask scheduler
 
 
 @contextlib.contextmanager
@@ -31,6 +38,37 @@ def open_db(db_url: str, *, create: bool = False) -> Iterator[sa.Engine]:
 def open_redis(redis_url: str) -> Iterator[redis.Redis]:
     """A client for ``redis_url`` (it connects on first use), closed afterwards."""
     client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def open_dask(
+    address: str | None, scheduler_file: str | None, timeout: float = DASK_TIMEOUT
+) -> Iterator[Client | None]:
+    """A Dask client for the scheduler at ``address`` (``tcp://head:8786``) or described by
+    ``scheduler_file`` (what ``dask scheduler --scheduler-file`` and dask-jobqueue write); None
+    when neither is given. Closing it first sends everything submitted."""
+    if address is None and scheduler_file is None:
+        yield None
+        return
+    if address is not None and scheduler_file is not None:
+        raise ConfigError("give the Dask scheduler as --dask ADDRESS or --scheduler-file, not both")
+    if scheduler_file is not None and not os.path.isfile(scheduler_file):
+        raise ConfigError(f"no Dask scheduler file {scheduler_file} (is the scheduler running?)")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("Dask is not installed: pip install 'result-collector[dask]'") from None
+    where = address or f"the scheduler in {scheduler_file}"
+    try:
+        client = Client(
+            address, scheduler_file=scheduler_file, timeout=timeout, set_as_default=False
+        )
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerUnavailable(f"cannot reach Dask at {where}: {exc}") from None
     try:
         yield client
     finally:

@@ -181,3 +181,28 @@ rq_queue_option = click.option(
 job_timeout_option = click.option(
     "--job-timeout", type=click.IntRange(min=1), default=None, help="RQ job timeout in seconds."
 )
+
+
+def dask_options(func: F) -> F:
+    """--dask ADDRESS and --scheduler-file FILE: the Dask scheduler, by address or by the file
+    that ``dask scheduler --scheduler-file`` and dask-jobqueue write; --dask-timeout."""
+    func = click.option(
+        "--dask-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for the Dask scheduler to answer.",
+    )(func)
+    func = click.option(
+        "--scheduler-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Dask scheduler file, instead of --dask.",
+    )(func)
+    return click.option(
+        "--dask",
+        "dask_address",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler address, e.g. tcp://head:8786.",
+    )(func)

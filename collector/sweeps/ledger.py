@@ -37,7 +37,7 @@ SWEEPS = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),  # the parameter names, in declared order
     sa.Column("spec", sa.Text),  # how it was declared: the --grid axes or the CSV file
     sa.Column("func", sa.Text),  # the RQ job function, once submitted
-    sa.Column("rq_queue", sa.Text),  # the RQ queue it was submitted on
+    sa.Column("rq_queue", sa.Text),  # the RQ queue it was submitted on (NULL: on Dask)
 )
 POINTS = sa.Table(
     "_sweep_points",
@@ -219,8 +219,9 @@ def point_rows(engine: sa.Engine, name: str) -> list[PointRow]:
         return [PointRow(*row) for row in conn.execute(query)]
 
 
-def note_submission(engine: sa.Engine, name: str, func: str, rq_queue: str) -> None:
-    """Remember the job function and RQ queue, so reruns and status need not be told again."""
+def note_submission(engine: sa.Engine, name: str, func: str, rq_queue: str | None) -> None:
+    """Remember the job function and RQ queue (None: submitted to Dask, so no RQ queue runs
+    the sweep now), so reruns and status need not be told again."""
     with engine.begin() as conn:
         conn.execute(
             SWEEPS.update().where(SWEEPS.c.name == name).values(func=func, rq_queue=rq_queue)

@@ -2,7 +2,8 @@
 
 Done and failed come from one join of ``_sweep_points`` with the results table (a row without
 ``_error``, a row with it); running from RQ: the jobs queued, started, scheduled or deferred
-whose keyword arguments give a point's key. A point is in exactly one state.
+whose keyword arguments give a point's key (or from a Dask scheduler: ``daskjobs.dask_progress``).
+A point is in exactly one state.
 """
 
 from __future__ import annotations

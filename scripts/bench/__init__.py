@@ -9,6 +9,8 @@ All cases in one run, with the tutorial's record (inputs I and J, output K):
   drain        a backlog already in the stream, the collector until it is empty
   end-to-end   P producer processes calling emit while the collector runs
   emit         emit against a bare XADD; emit_many and Emitter(buffer=N) against pipelined XADD
+  dask         the tutorial's Dask loop (as_completed, JSON rewritten per result) against Dask
+               tasks calling emit, same op, same inputs, one LocalCluster
 
 Prints a table and the target checks; writes JSON and a PNG chart to --out (bench-results/).
 Examples, from the repository root:
@@ -19,6 +21,7 @@ run.py       the command: options, the cases in order, the report
 seed.py      the tutorial's two ways (seed-direct, seed-json)
 ceiling.py   the ceilings, from library calls only
 pipeline.py  the collector itself: drain, end-to-end, emit cost
+daskway.py   the Dask case
 child.py     a collector in its own interpreter (its own peak RSS)
 common.py    sizes, the record, temporary queues and databases, filling a backlog
 report.py    tables, target checks, JSON and the chart

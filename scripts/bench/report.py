@@ -34,6 +34,7 @@ def notes(row: Row) -> str:
         ("pipelined_xadd_rate", "pipelined xadd {:,.0f}/s"),
         ("emit_many_rate", "emit_many {:,.0f}/s"),
         ("buffered_rate", "buffered {:,.0f}/s"),
+        ("vs_json", "{:.1f}x the Dask+JSON way"),
     ):
         if row.get(key) is not None:
             parts.append(fmt.format(row[key]))

@@ -17,10 +17,10 @@ import redis
 
 import scripts.bench
 from collector.settings import Settings
-from scripts.bench import ceiling, pipeline, report, seed
+from scripts.bench import ceiling, daskway, pipeline, report, seed
 from scripts.bench.common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
-CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit")
+CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit", "dask")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -168,6 +168,17 @@ class Bench:
             return {**result, "seconds": 0.0, "rate": 1e6 / result["emit_p50_us"]}
 
         self.add("emit", "loopback", measure)
+
+    def case_dask(self) -> None:
+        n, redis_url = daskway.count(self.args.quick, self.args.scale), self.args.redis_url
+        queue, db_url = self.queue(), f"sqlite:///{self.tmp / 'dask.db'}"
+        with daskway.cluster(redis_url, queue) as client:
+            self.add("dask", f"json N={n}", lambda: daskway.dask_json(client, self.tmp, n))
+            self.add("dask", f"emit N={n}",
+                     lambda: daskway.dask_emit(client, redis_url, db_url, queue, n,
+                                               self.args.batch_size))  # fmt: skip
+        json_row, emit_row = self.rows[-2:]
+        emit_row["vs_json"] = emit_row["rate"] / json_row["rate"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
-"""``collector sweep missing``: rerun what a sweep lacks, as RQ jobs, Slurm array ranges or CSV."""
+"""``collector sweep missing``: rerun what a sweep lacks, as RQ jobs, Dask tasks, Slurm array
+ranges or CSV."""
 
 from __future__ import annotations
 
 import click
 
-from collector.cli.connect import open_db, open_redis
+from collector.cli.connect import open_dask, open_db, open_redis
 from collector.cli.options import (
+    dask_options,
     db_option,
     job_timeout_option,
     output_option,
@@ -14,7 +16,7 @@ from collector.cli.options import (
 )
 from collector.cli.sweep.status import noted
 from collector.errors import ConfigError
-from collector.sweeps import ledger
+from collector.sweeps import daskjobs, ledger
 from collector.sweeps.missing import Rerun, array_ranges, prepare_rerun, write_csv
 from collector.sweeps.progress import rq_progress, unstored
 from collector.sweeps.submit import submit_rows
@@ -25,14 +27,17 @@ from collector.sweeps.submit import submit_rows
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["rq", "slurm", "csv"]),
+    type=click.Choice(["rq", "dask", "slurm", "csv"]),
     required=True,
-    help="rq: enqueue; slurm: print --array ranges; csv: write the points.",
+    help="rq: enqueue; dask: submit as Dask tasks; slurm: print --array ranges; csv: the points.",
 )
 @output_option("CSV file to write (default: standard output).")
-@click.option("--func", default=None, help="Job function for --format rq (default: the sweep's).")
+@click.option(
+    "--func", default=None, help="Job function for --format rq|dask (default: the sweep's)."
+)
 @rq_queue_option
 @job_timeout_option
+@dask_options
 @redis_options
 @db_option
 def missing(
@@ -42,26 +47,40 @@ def missing(
     func: str | None,
     rq_queue: str | None,
     job_timeout: int | None,
+    dask_address: str | None,
+    scheduler_file: str | None,
+    dask_timeout: float,
     redis_url: str,
     queue: str,
     db_url: str,
 ) -> None:
-    """Rerun the missing and failed points of sweep NAME (points queued in RQ are left alone).
+    """Rerun the missing and failed points of sweep NAME (points queued in RQ, or in flight on
+    the Dask scheduler given by --dask or --scheduler-file, are left alone).
 
     Failed rows are moved to _sweep_failures first, so the reruns' results are stored.
 
     \b
     Examples:
       collector sweep missing ij --format rq
+      collector sweep missing ij --format dask --dask tcp://head:8786
       sbatch $(collector sweep missing ij --format slurm) job.sh
       collector sweep missing ij --format csv -o todo.csv
     """
-    with open_db(db_url) as engine, open_redis(redis_url) as client:
+    if fmt == "dask" and dask_address is None and scheduler_file is None:
+        raise ConfigError("--format dask needs --dask ADDRESS or --scheduler-file FILE")
+    with (
+        open_db(db_url) as engine,
+        open_redis(redis_url) as client,
+        open_dask(dask_address, scheduler_file, dask_timeout) as dask,
+    ):
         sweep = ledger.load(engine, name)
         func = func or sweep.func
-        if fmt == "rq" and func is None:
-            raise ConfigError(f"sweep {name!r} was never submitted to RQ: give --func")
-        state = noted(rq_progress(engine, sweep, client, rq_queue, strict=fmt == "rq"))
+        if fmt in ("rq", "dask") and func is None:
+            raise ConfigError(f"sweep {name!r} was never submitted: give --func")
+        if dask is not None:
+            state = daskjobs.dask_progress(engine, sweep, dask)
+        else:
+            state = noted(rq_progress(engine, sweep, client, rq_queue, strict=fmt == "rq"))
         if waiting := unstored(client, queue):
             click.echo(
                 f"note: {waiting} records still wait in queue {queue!r}; points they "
@@ -85,6 +104,9 @@ def missing(
                 job_timeout=job_timeout,
             )
             click.echo(f"queued {count} points of sweep {name!r} on RQ queue {queue_name!r}")
+        elif dask is not None and fmt == "dask":
+            count = daskjobs.submit_rows(dask, engine, sweep, rerun.rows, str(func))
+            click.echo(f"submitted {count} points of sweep {name!r} to Dask")
     if fmt == "slurm":
         _print_slurm(rerun)
     elif fmt == "csv":

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import click
 from tqdm import tqdm
 
-from collector.cli.connect import open_db, open_redis
-from collector.cli.options import db_option, redis_options, rq_queue_option
-from collector.sweeps import ledger
+from collector.cli.connect import open_dask, open_db, open_redis
+from collector.cli.options import dask_options, db_option, redis_options, rq_queue_option
+from collector.sweeps import daskjobs, ledger
 from collector.sweeps.progress import (
     DONE,
     FAILED,
@@ -36,6 +36,7 @@ from collector.sweeps.progress import (
     help="Seconds between refreshes with --watch.",
 )
 @rq_queue_option
+@dask_options
 @redis_options
 @db_option
 def sweep_status(
@@ -44,20 +45,31 @@ def sweep_status(
     watch: bool,
     interval: float,
     rq_queue: str | None,
+    dask_address: str | None,
+    scheduler_file: str | None,
+    dask_timeout: float,
     redis_url: str,
     queue: str,
     db_url: str,
 ) -> None:
-    """Points of sweep NAME done, failed (_error set), running (queued in RQ) and missing.
+    """Points of sweep NAME done, failed (_error set), running (queued in RQ, or in flight on
+    the Dask scheduler given by --dask or --scheduler-file) and missing.
 
     \b
-    Example:
+    Examples:
       collector sweep status ij --watch
+      collector sweep status ij --dask tcp://head:8786
     """
-    with open_db(db_url) as engine, open_redis(redis_url) as client:
+    with (
+        open_db(db_url) as engine,
+        open_redis(redis_url) as client,
+        open_dask(dask_address, scheduler_file, dask_timeout) as dask,
+    ):
         sweep = ledger.load(engine, name)
 
         def read() -> Progress:
+            if dask is not None:
+                return daskjobs.dask_progress(engine, sweep, dask)
             return noted(rq_progress(engine, sweep, client, rq_queue, strict=False))
 
         state = _watch(sweep, interval, read) if watch else read()
@@ -75,7 +87,7 @@ def sweep_status(
     if info["unstored"]:
         click.echo(f"note: {info['unstored']} records wait in queue {queue!r}: counts may grow")
     if info[FAILED] or info[MISSING]:
-        click.echo(f"rerun them:  collector sweep missing {name} --format rq|slurm|csv")
+        click.echo(f"rerun them:  collector sweep missing {name} --format rq|dask|slurm|csv")
 
 
 def noted(state: Progress) -> Progress:

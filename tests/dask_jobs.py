@@ -1,0 +1,39 @@
+"""Job functions the Dask tests run on workers (imported there by name, as a user's module is).
+They send to COLLECTOR_REDIS_URL / COLLECTOR_QUEUE, which the tests set before the cluster
+starts, so the worker processes inherit them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from workers import Emitter, collect
+
+TABLE = "ij"
+
+
+@collect(table=TABLE, key="params")
+def op(I: float, J: float, replicate: int = 0) -> dict[str, float]:  # noqa: E741 - the tutorial's
+    """The tutorial's op on two inputs: K = I * J + replicate / 10."""
+    return {"K": I * J + replicate / 10}
+
+
+@collect(table=TABLE, key="params")
+def slow_op(I: float, J: float) -> dict[str, float]:  # noqa: E741
+    """``op`` after 200 ms of work: 300 points keep 8 threads busy for 7.5 s at least, so the
+    sweep is still running when a worker is killed."""
+    time.sleep(0.2)
+    return {"K": I * J}
+
+
+_buffered: Emitter | None = None
+
+
+def buffered(i: int) -> int:
+    """Emit ``{"i": i}`` under key ``b<i>`` through this process's buffered emitter, which only
+    sends when it holds 100,000 records or after an hour: a worker's close must flush it."""
+    global _buffered
+    if _buffered is None:
+        _buffered = Emitter(buffer=100_000, flush_interval=3600)
+    _buffered.emit({"i": i, "worker_pid": os.getpid()}, table="buffered", key=f"b{i}")
+    return i
