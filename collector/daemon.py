@@ -28,13 +28,14 @@ from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
+FIRST_READ = 128  # entries
 
 
 @dataclass
 class Counters:
     """What the collector has done since it started."""
 
-    records: int = 0
+    records: int = 0  # records taken: stored + dead (a batch entry counts its records)
     stored: int = 0
     dead: int = 0
     batches: int = 0
@@ -96,6 +97,12 @@ class Collector:
         self._reader: ThreadPoolExecutor | None = None
         self._ahead: Future[Batch] | None = None
         self._closing = False
+        # Entries per read: about --batch-size records' worth, from the records per entry seen
+        # (at once up, slower down). The first read takes at most FIRST_READ entries (a backlog
+        # of batch entries starts with a bounded batch); after single-record entries a burst
+        # of batch entries can make one batch of up to --batch-size entries.
+        self._read_count = min(settings.batch_size, FIRST_READ)
+        self._per_entry = settings.batch_size / self._read_count
 
     def start(self) -> None:
         """Take the SQLite writer lock, if the database is a SQLite file: one writer per file."""
@@ -114,13 +121,14 @@ class Collector:
         batch = self._batch = self._batch or self._next_batch()
         if not batch:
             return 0
-        if len(batch) >= self.settings.batch_size:
+        if len(batch) >= self._read_count:
             self._read_ahead()  # a backlog: fetch the next batch while this one is written
+        taken = len(batch.records) + len(batch.dead)
         refused = self.store.write(batch.records)
         batch.refuse(refused)
         self._batch, self._unacked = None, batch
         self._acknowledge()
-        self.counters.records += len(batch)
+        self.counters.records += taken
         self.counters.stored += len(batch.records) - len(refused)
         self.counters.dead += len(batch.dead)
         self.counters.batches += 1
@@ -145,7 +153,12 @@ class Collector:
 
     def _read_and_decode(self) -> Batch:
         limits, most = self.settings.limits, self.settings.max_deliveries
-        return Batch.decode(self._read(), limits, most, self._last_error)
+        batch = Batch.decode(self._read(), limits, most, self._last_error)
+        if batch.ids:  # batch entries hold many records: read about --batch-size records
+            per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
+            self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
+            self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
+        return batch
 
     def _read_ahead(self) -> None:
         """Start reading and decoding the next batch in the reader thread (it runs while this
@@ -160,7 +173,7 @@ class Collector:
     def _read(self) -> list[Entry]:
         """Own pending entries first (after a restart or a claim), then stale ones of others,
         then new ones."""
-        size = self.settings.batch_size
+        size = self._read_count
         if self._reading_pending:
             entries = self.stream.read_pending(size)
             if entries:

@@ -102,93 +102,129 @@ class Record:
 
     def encode(self) -> bytes:
         """The msgpack bytes of this record; raises EncodeError for a value we cannot store."""
-        src: dict[str, Any] = {"host": self.host, "pid": self.pid, "job": self.job}
-        if self.elapsed is not None:
-            src["elapsed"] = self.elapsed
-        if self.maxrss is not None:
-            src["maxrss"] = self.maxrss
-        wire = {
-            "v": WIRE_VERSION,
-            "id": self.id,
-            "t": self.table,
-            "ts": self.ts,
-            "src": src,
-            "d": self.data,
-        }
-        try:
-            return msgpack.packb(wire, default=_default, datetime=True, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise EncodeError(f"record for table {self.table!r}: {exc}") from exc
+        wire = wire_v1(
+            self.id, self.table, self.ts, self.host, self.pid, self.job,
+            self.elapsed, self.maxrss, self.data,
+        )  # fmt: skip
+        return pack(wire, self.table)
 
     @classmethod
     def decode(cls, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Record:
-        """Parse and validate wire bytes; any problem raises DecodeError carrying ``raw``."""
-        if len(raw) > limits.max_record_bytes:
-            raise DecodeError(
-                f"record of {len(raw)} bytes exceeds the limit of {limits.max_record_bytes}", raw
-            )
-        try:
-            wire = msgpack.unpackb(
-                raw,
-                raw=False,
-                timestamp=3,
-                strict_map_key=True,
-                ext_hook=_reject_ext,
-                max_str_len=limits.max_str_len,
-                max_bin_len=limits.max_str_len,
-                max_array_len=limits.max_record_bytes,
-                max_map_len=limits.max_record_bytes,
-            )
-        except Exception as exc:  # msgpack raises many unrelated types for bad input
-            raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
-        return cls._from_wire(wire, raw, limits)
+        """Parse and validate the bytes of a one-record entry (version 1); any problem raises
+        DecodeError carrying ``raw``."""
+        reason = size_problem(len(raw), limits)
+        if reason is not None:
+            raise DecodeError(reason, raw)
+        return cls.from_wire(unpack(raw, limits), raw, limits)
 
     @classmethod
-    def _from_wire(cls, wire: Any, raw: bytes, limits: Limits) -> Record:
-        def bad(reason: str) -> DecodeError:
-            return DecodeError(reason, raw)
-
+    def from_wire(cls, wire: Any, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Record:
+        """The record an unpacked version-1 map holds, checked; DecodeError carrying ``raw``."""
         if not isinstance(wire, dict):
-            raise bad(f"record is a msgpack {type(wire).__name__}, not a map")
+            raise DecodeError(f"record is a msgpack {type(wire).__name__}, not a map", raw)
         if wire.get("v") != WIRE_VERSION:
-            raise bad(f"unsupported wire version {wire.get('v')!r}")
+            raise DecodeError(f"unsupported wire version {wire.get('v')!r}", raw)
         try:
             rid, table, ts, data = wire["id"], wire["t"], wire["ts"], wire["d"]
         except KeyError:
             missing = [k for k in ("id", "t", "ts", "d") if k not in wire]
-            raise bad(f"missing field(s): {', '.join(missing)}") from None
+            raise DecodeError(f"missing field(s): {', '.join(missing)}", raw) from None
         src = wire.get("src") or {}
-        if rid.__class__ is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
-            raise bad(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        if type(table) is not str or (table not in _GOOD_KEYS and not _good_key(table, meta=False)):
-            raise bad(f"bad table name {table!r}: must match {IDENTIFIER.pattern}")
-        if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
-            raise bad(f"ts must be a number, not {type(ts).__name__}")
-        if not 0 <= ts <= MAX_TS:  # also refuses NaN: no datetime can hold it
-            raise bad(f"ts must be seconds since 1970 before the year 10000, not {ts!r}")
-        if not isinstance(data, dict):
-            raise bad(f"d must be a map, not {type(data).__name__}")
-        if len(data) > limits.max_fields:
-            raise bad(f"{len(data)} fields exceed the limit of {limits.max_fields}")
-        nested = False
-        for key, value in data.items():
-            if key not in _GOOD_KEYS and not _good_key(key):
-                raise bad(f"bad column name {key!r}: must match {IDENTIFIER.pattern}")
-            if value.__class__ in _CONTAINERS:
-                nested = True
-        if nested and _depth(data) > limits.max_depth:
-            raise bad(f"values nested deeper than {limits.max_depth} levels")
         if not isinstance(src, dict):
-            raise bad(f"src must be a map, not {type(src).__name__}")
+            raise DecodeError(f"src must be a map, not {type(src).__name__}", raw)
         host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
-        # msgpack yields exact types, so class checks say what isinstance would, faster
-        if host.__class__ is not str or pid.__class__ not in _INTS or job.__class__ not in _JOBS:
-            raise bad("src must hold host (string), pid (integer) and job (string or nil)")
         elapsed, maxrss = src.get("elapsed"), src.get("maxrss")
-        if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
-            raise bad("src elapsed must be a number and maxrss an integer, when present")
+        reason = source_problem(table, host, pid, job) or record_problem(
+            rid, ts, data, elapsed, maxrss, limits
+        )
+        if reason is not None:
+            raise DecodeError(reason, raw)
         elapsed = None if elapsed is None else float(elapsed)
         return cls(rid, table, data, float(ts), host, pid, job, elapsed, maxrss)
+
+
+def wire_v1(
+    rid: Any, table: Any, ts: Any, host: Any, pid: Any, job: Any,
+    elapsed: Any, maxrss: Any, data: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The version-1 map of one record (``elapsed`` and ``maxrss`` only when present)."""
+    src: dict[str, Any] = {"host": host, "pid": pid, "job": job}
+    if elapsed is not None:
+        src["elapsed"] = elapsed
+    if maxrss is not None:
+        src["maxrss"] = maxrss
+    return {"v": WIRE_VERSION, "id": rid, "t": table, "ts": ts, "src": src, "d": data}
+
+
+def pack(value: Any, table: object) -> bytes:
+    """msgpack bytes of ``value`` with our conversions; EncodeError for a value we cannot store."""
+    try:
+        return msgpack.packb(value, default=_default, datetime=True, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"record for table {table!r}: {exc}") from exc
+
+
+def unpack(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """The msgpack value of one stream entry, under ``limits``; DecodeError carrying ``raw``.
+    Sizes are the caller's to check: a batch entry may be larger than one record may."""
+    try:
+        return msgpack.unpackb(
+            raw,
+            raw=False,
+            timestamp=3,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            max_str_len=limits.max_str_len,
+            max_bin_len=limits.max_str_len,
+            max_array_len=max(limits.max_record_bytes, len(raw)),
+            max_map_len=max(limits.max_record_bytes, len(raw)),
+        )
+    except Exception as exc:  # msgpack raises many unrelated types for bad input
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
+
+
+def size_problem(size: int, limits: Limits) -> str | None:
+    """Why a record of ``size`` bytes (its version-1 encoding) is too large, or None."""
+    if size > limits.max_record_bytes:
+        return f"record of {size} bytes exceeds the limit of {limits.max_record_bytes}"
+    return None
+
+
+def source_problem(table: Any, host: Any, pid: Any, job: Any) -> str | None:
+    """Why a record's table or source cannot be stored, or None (shared by a batch entry)."""
+    if type(table) is not str or (table not in _GOOD_KEYS and not _good_key(table, meta=False)):
+        return f"bad table name {table!r}: must match {IDENTIFIER.pattern}"
+    # msgpack yields exact types, so class checks say what isinstance would, faster
+    if host.__class__ is not str or pid.__class__ not in _INTS or job.__class__ not in _JOBS:
+        return "src must hold host (string), pid (integer) and job (string or nil)"
+    return None
+
+
+def record_problem(
+    rid: Any, ts: Any, data: Any, elapsed: Any, maxrss: Any, limits: Limits
+) -> str | None:
+    """Why one record (id, emit time, data, elapsed and peak memory) cannot be stored, or None."""
+    if rid.__class__ is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
+        return f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+    if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
+        return f"ts must be a number, not {type(ts).__name__}"
+    if not 0 <= ts <= MAX_TS:  # also refuses NaN: no datetime can hold it
+        return f"ts must be seconds since 1970 before the year 10000, not {ts!r}"
+    if not isinstance(data, dict):
+        return f"d must be a map, not {type(data).__name__}"
+    if len(data) > limits.max_fields:
+        return f"{len(data)} fields exceed the limit of {limits.max_fields}"
+    nested = False
+    for key, value in data.items():
+        if key not in _GOOD_KEYS and not _good_key(key):
+            return f"bad column name {key!r}: must match {IDENTIFIER.pattern}"
+        if value.__class__ in _CONTAINERS:
+            nested = True
+    if nested and _depth(data) > limits.max_depth:
+        return f"values nested deeper than {limits.max_depth} levels"
+    if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
+        return "src elapsed must be a number and maxrss an integer, when present"
+    return None
 
 
 _CONTAINERS = (dict, list)

@@ -12,6 +12,7 @@ import redis
 
 from faults.servers import RedisServer
 from workers import Emitter, Record
+from workers.entry import decode_records
 from workers.spool import Spool, parse
 
 FILL = 20_000  # bytes per filler key
@@ -51,7 +52,7 @@ def spooled_ids(directory: Path) -> list[str]:
 
 
 def stream_ids(client: redis.Redis, queue: str) -> list[str]:
-    return [Record.decode(fields[b"m"]).id for _, fields in client.xrange(queue)]
+    return [r.id for _, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
 
 
 def test_an_oom_refusal_is_retried_then_spooled_and_resent_once_memory_is_free(
