@@ -28,7 +28,7 @@ from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
-FIRST_READ = 128  # entries
+FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
 
 
 @dataclass

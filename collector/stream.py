@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import redis
@@ -22,9 +22,9 @@ DeadEntry = tuple[bytes, bytes, str]  # entry id, record bytes, reason
 SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One stream entry: its id and record bytes; ``raw`` is None for an entry already deleted.
+    (A named tuple: one is built per record read, and a tuple is built fastest.)
 
     ``problem`` says why an entry cannot be a record before decoding (no ``m`` field);
     ``deliveries`` is the consumer group's delivery count, this delivery included.

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from workers.columnar import records as records_of_columns
 from workers.errors import DecodeError
 from workers.record import (
     DEFAULT_LIMITS,
@@ -110,6 +111,15 @@ def decode_entry(
     host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
     shared = source_problem(table, host, pid, job)
     measure = len(raw) + SIZE_SLACK > limits.max_record_bytes  # else no record can be too big
+    if shared is None and not measure:
+        n = len(columns[0])
+        ids, stamps, elapsed, maxrss, datas = columns
+        fast = records_of_columns(
+            ids, [table] * n, stamps, [host] * n, [pid] * n, [job] * n, elapsed, maxrss, datas,
+            limits,
+        )  # fmt: skip
+        if fast is not None:  # every record passed, checked column by column
+            return fast, []
     records: list[Record] = []
     refused: list[Refusal] = []
     for rid, ts, elapsed, maxrss, data in zip(*columns, strict=True):
