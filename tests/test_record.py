@@ -183,3 +183,23 @@ def test_a_malformed_batch_entry_is_refused_whole(change: dict, reason: str) -> 
     del wire["d"]
     with pytest.raises(DecodeError, match="missing field"):
         decode_entry(wire, raw)
+
+
+def test_a_forked_child_and_a_seeded_job_never_repeat_ids() -> None:
+    import os
+    import random
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids after the fork
+        os.write(write, new_id()[12:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    random.seed(42)
+    first = new_id()[12:]
+    random.seed(42)
+    assert new_id()[12:] != first  # the random part ignores the job's own seed
+    assert child != new_id()[12:]

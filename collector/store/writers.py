@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.processors import to_float
 
 from collector.store import conflict
 from collector.store.columns import FROM_RECORD
@@ -23,6 +24,7 @@ from collector.store.schema import TableInfo
 from collector.store.timestamps import Convert, compose, ts_converter, ts_datetime, utc_naive
 from workers.record import Record
 
+_FLOATS = {float, type(None)}
 STAGE = "_rc_stage"  # a temporary table, dropped at commit; no record's name starts with "_"
 _UNIQUE_VIOLATION = "23505"
 
@@ -71,7 +73,10 @@ class Layout:
             by_name[key] = list(map(dict.get, datas, repeat(key, count)))
         columns = [by_name[name] for name in self.columns]
         for index, convert in self.convert:
-            columns[index] = list(map(convert, columns[index]))
+            column = columns[index]
+            if convert is to_float and set(map(type, column)) <= _FLOATS:
+                continue  # floats already: the processor would return each value as it is
+            columns[index] = list(map(convert, column))
         return list(zip(*columns, strict=True))
 
 
