@@ -46,6 +46,20 @@ def _entry(mid: bytes, fields: dict[bytes, bytes] | None, deliveries: int = 1) -
     return Entry(mid, raw, deliveries=deliveries)
 
 
+def _flat_entry(mid: bytes, fields: list[bytes] | None) -> Entry:
+    """An entry from a raw reply's flat field list (``[b"m", raw]`` for every record we send)."""
+    if fields is not None and len(fields) == 2 and fields[0] == _FIELD:
+        return Entry(mid, fields[1])
+    return _entry(mid, dict(zip(fields[::2], fields[1::2], strict=True)) if fields else None)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
+
+    conn: Any
+
+
 def _entries(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
     counts = counts or {}
     return [_entry(mid, fields, counts.get(mid, 1)) for mid, fields in messages]
@@ -123,6 +137,46 @@ class Stream:
             self.group, self.consumer, {self.queue: ">"}, count=count, block=block
         )
         return _entries(reply[0][1]) if reply else []
+
+    def request_new(self, count: int) -> Request:
+        """Send XREADGROUP for up to ``count`` new entries without waiting (no BLOCK) and return
+        the connection that holds the reply: Redis prepares it while the caller writes to the
+        database, and ``receive`` reads it later, in the same thread (a reader thread would
+        wait for the GIL after every socket read while this one decodes and writes)."""
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command(
+                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
+                "STREAMS", self.queue, ">",
+            )  # fmt: skip
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        return Request(conn)
+
+    def receive(self, request: Request) -> list[Entry]:
+        """The entries a ``request_new`` asked for."""
+        pool, conn = self.client.connection_pool, request.conn
+        try:
+            reply: Any = conn.read_response()
+        except redis.ResponseError:
+            raise  # the reply was read: the connection is fine
+        except BaseException:
+            conn.disconnect()  # the reply may still be on its way: never reuse this socket
+            raise
+        finally:
+            pool.release(conn)
+        if not reply:
+            return []
+        messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
+        return [_flat_entry(mid, fields) for mid, fields in messages]
+
+    def drop(self, request: Request) -> None:
+        """Forget a request without reading its reply (its entries stay pending)."""
+        request.conn.disconnect()
+        self.client.connection_pool.release(request.conn)
 
     def claim_stale(self, idle_seconds: float, count: int) -> int:
         """Take over entries other consumers left unacknowledged for ``idle_seconds`` or longer,
