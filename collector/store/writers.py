@@ -49,6 +49,7 @@ class Layout:
         self.data = [name for name in self.columns if name not in FROM_RECORD]
         self._getters = [attrgetter(FROM_RECORD[name]) for name in self.meta]
         self.convert: list[tuple[int, Convert]] = []
+        self.ts_index = self.columns.index("_ts") if "_ts" in self.columns else -1
         for index, name in enumerate(self.columns):
             proc = None
             if bound:
@@ -76,6 +77,12 @@ class Layout:
             column = columns[index]
             if convert is to_float and set(map(type, column)) <= _FLOATS:
                 continue  # floats already: the processor would return each value as it is
+            if index == self.ts_index:  # records emitted together share their emit time
+                distinct = set(column)
+                if len(distinct) * 4 <= len(column):
+                    converted = {value: convert(value) for value in distinct}
+                    columns[index] = list(map(converted.__getitem__, column))
+                    continue
             columns[index] = list(map(convert, column))
         return list(zip(*columns, strict=True))
 
