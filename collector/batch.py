@@ -10,10 +10,11 @@ version-1 record it would have been if emitted on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from collector.stream import DeadEntry, Entry
 from workers.columnar import v1_records
-from workers.entry import BATCH_VERSION, decode_entry
+from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry
 from workers.errors import DecodeError
 from workers.record import Limits, Record, size_problem, unpack, unpacker
 
@@ -101,6 +102,8 @@ def _all_v1(raws: list[bytes], limits: Limits) -> list[Record] | None:
     column by column), else None: then each entry is decoded on its own."""
     if not raws or max(map(len, raws)) > limits.max_record_bytes:
         return None
+    if any(map(bytes.startswith, raws, repeat(BATCH_PREFIX))):
+        return None  # batch entries: decoded entry by entry, not unpacked twice
     try:
         wires = list(map(unpacker(limits), raws))
     except Exception:  # one of them is no msgpack: record by record says which

@@ -8,7 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from workers.entry import decode_entry, decode_records, encode_entries, packed
+from workers.entry import BATCH_PREFIX, decode_entry, decode_records, encode_entries, packed
 from workers.errors import DecodeError, EncodeError
 from workers.record import IDENTIFIER, Limits, Record, new_id
 
@@ -127,6 +127,7 @@ def test_a_batch_entry_holds_each_record_exactly_as_emitted_alone() -> None:
         for i in range(3)
     ]  # fmt: skip
     (raw,) = encode_entries([packed(r) for r in recs])
+    assert raw.startswith(BATCH_PREFIX)
     wire = msgpack.unpackb(raw, timestamp=3)
     assert wire == {
         "v": 2, "t": "results", "src": {"host": "h", "pid": 9, "job": "j"},

@@ -32,6 +32,7 @@ from workers.record import (
 )
 
 BATCH_VERSION = 2
+BATCH_PREFIX = b"\x88\xa1v\x02"  # how every entry encode_entries writes begins: {"v": 2, ...
 MAX_ENTRY_RECORDS = 1000  # records per batch entry: bounds an entry's size and a read's memory
 SIZE_SLACK = 256  # bytes a record's version-1 encoding may add to its share of an entry
 _ARRAY = msgpack.Packer()

@@ -25,6 +25,7 @@ from collector.store.timestamps import Convert, compose, ts_converter, ts_dateti
 from workers.record import Record
 
 _FLOATS = {float, type(None)}
+_DATA = attrgetter("data")
 STAGE = "_rc_stage"  # a temporary table, dropped at commit; no record's name starts with "_"
 _UNIQUE_VIOLATION = "23505"
 
@@ -99,10 +100,8 @@ class Writer:
 
     def prepared(self, info: TableInfo, records: list[Record]) -> tuple[Layout, Any]:
         """The (cached) layout and statement for the data keys these records carry."""
-        keys: set[str] = set()
-        for rec in records:
-            keys.update(rec.data)
-        key = (info.table, frozenset(keys))  # a schema change brings a new Table object
+        keys = frozenset().union(*set(map(tuple, map(_DATA, records))))
+        key = (info.table, keys)  # a schema change brings a new Table object
         found = self._layouts.get(key)
         if found is None:
             if len(self._layouts) > 256:  # old Tables after many schema changes: forget them
