@@ -13,6 +13,7 @@ import msgpack
 import redis
 
 from workers.emitter import FIELD
+from workers.xadd import replies_on
 
 GROUP = "collector"
 _FIELD = FIELD.encode()
@@ -158,16 +159,8 @@ class Stream:
 
     def receive(self, request: Request) -> list[Entry]:
         """The entries a ``request_new`` asked for."""
-        pool, conn = self.client.connection_pool, request.conn
-        try:
-            reply: Any = conn.read_response()
-        except redis.ResponseError:
-            raise  # the reply was read: the connection is fine
-        except BaseException:
-            conn.disconnect()  # the reply may still be on its way: never reuse this socket
-            raise
-        finally:
-            pool.release(conn)
+        with replies_on(self.client.connection_pool, request.conn):
+            reply: Any = request.conn.read_response()
         if not reply:
             return []
         messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))

@@ -7,7 +7,9 @@ than building a record costs; for a one-line ``emit`` that overhead decides the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import redis
 
@@ -28,14 +30,23 @@ def send(client: redis.Redis, queue: str, field: str, payloads: Sequence[bytes])
     data, count = pack(queue, field, payloads), len(payloads)
     pool = client.connection_pool
     conn = pool.get_connection()
-    try:
+    with replies_on(pool, conn):
         conn.retry.call_with_retry(
             lambda: _round_trip(conn, data, count), lambda _error: conn.disconnect()
         )
+
+
+@contextlib.contextmanager
+def replies_on(pool: redis.ConnectionPool, conn: Any) -> Iterator[None]:
+    """Read replies on ``conn`` (taken from ``pool``) inside the block; afterwards it goes back
+    to the pool, disconnected first after any error but an error reply (that one was read
+    whole): a reply may still be on its way, and the socket must never be reused."""
+    try:
+        yield
     except redis.ResponseError:
         raise  # every reply was read: the connection is fine
     except BaseException:
-        conn.disconnect()  # a reply may still be on its way: never reuse this socket
+        conn.disconnect()
         raise
     finally:
         pool.release(conn)
