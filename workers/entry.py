@@ -153,3 +153,14 @@ def decode_records(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Record]:
     if refused:
         raise DecodeError(refused[0][1], raw)
     return records
+
+
+def records_in(payload: bytes) -> int:
+    """How many records one stream entry's bytes hold (1 unless a batch entry): for counting
+    what a spool holds, never for checking it."""
+    if not payload.startswith(BATCH_PREFIX):
+        return 1
+    try:
+        return len(msgpack.unpackb(payload, timestamp=3)["id"])
+    except Exception:  # not a batch entry after all: the collector will say why
+        return 1

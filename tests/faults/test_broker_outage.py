@@ -20,7 +20,6 @@ from faults.servers import (
     wait_for_rows,
     wait_until,
 )
-from workers import Record
 from workers.entry import decode_records
 from workers.spool import Spool, parse
 
@@ -81,9 +80,10 @@ sys.stdin.readline()
 
 def spooled_ids(spool_dir) -> list[str]:
     return [
-        Record.decode(payload).id
+        rec.id
         for path in Spool(spool_dir).files()
         for _, payload in parse(path.read_bytes())[0]
+        for rec in decode_records(payload)
     ]
 
 

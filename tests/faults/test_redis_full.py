@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from faults.servers import RedisServer
-from workers import Emitter, Record
+from workers import Emitter
 from workers.entry import decode_records
 from workers.spool import Spool, parse
 
@@ -45,9 +45,10 @@ def fill(client: redis.Redis) -> list[str]:
 
 def spooled_ids(directory: Path) -> list[str]:
     return [
-        Record.decode(payload).id
+        rec.id
         for path in Spool(directory).files()
         for _, payload in parse(path.read_bytes())[0]
+        for rec in decode_records(payload)
     ]
 
 
