@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -258,7 +257,7 @@ class Stream:
                 info = self.client.xinfo_consumers(self.queue, self.group)
                 consumers = [
                     {
-                        "name": _text(c["name"]),
+                        "name": text(c["name"]),
                         "pending": int(c["pending"]),
                         "idle_ms": int(c["idle"]),
                     }
@@ -267,7 +266,7 @@ class Stream:
             except redis.ResponseError as exc:  # no group yet: nothing pending
                 if "NOGROUP" not in str(exc):
                     raise
-        failing = {_text(name): json.loads(value) for name, value in health.items()}
+        failing = {text(name): json.loads(value) for name, value in health.items()}
         return {
             "queue": int(length),
             "pending": pending,
@@ -295,92 +294,6 @@ def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """A reply's name as text (replies are bytes, or str with decode_responses)."""
     return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One entry of the dead-letter stream: the original record bytes and why they were refused.
-
-    ``raw`` is None when the entry has no ``m`` field (written by hand, say): nothing to retry.
-    """
-
-    id: str
-    raw: bytes | None
-    reason: str
-    ts: float | None
-
-
-def _dead_letter(mid: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
-    """A dead letter from one XRANGE reply item."""
-    reason = fields.get(b"reason", b"")
-    try:
-        ts: float | None = float(fields.get(b"ts", b""))
-    except ValueError:
-        ts = None
-    return DeadLetter(_text(mid), fields.get(_FIELD), reason.decode(errors="replace"), ts)
-
-
-class DeadLetters:
-    """The dead-letter stream ``<queue>:dead``: read it, put entries back on the queue, purge it."""
-
-    def __init__(self, client: redis.Redis, queue: str) -> None:
-        self.client = client
-        self.queue = queue
-        self.key = f"{queue}:dead"
-
-    def count(self) -> int:
-        """How many dead letters there are."""
-        return int(self.client.xlen(self.key))
-
-    def head(self, limit: int) -> list[DeadLetter]:
-        """The ``limit`` oldest dead letters."""
-        reply: Any = self.client.xrange(self.key, count=limit)
-        return [_dead_letter(mid, f) for mid, f in reply]
-
-    def get(self, ids: list[str]) -> dict[str, DeadLetter]:
-        """The dead letters with these ids that exist, by id, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for mid in ids:
-            pipe.xrange(self.key, mid, mid)
-        found = [reply[0] for reply in pipe.execute() if reply]
-        return {letter.id: letter for letter in (_dead_letter(m, f) for m, f in found)}
-
-    def batches(self, size: int) -> Iterator[list[DeadLetter]]:
-        """Every dead letter present now, ``size`` at a time, oldest first.
-
-        Entries added while iterating (a retried record refused again) are not visited, so a
-        retry of everything ends even when the records still fail.
-        """
-        newest: Any = self.client.xrevrange(self.key, count=1)
-        if not newest:
-            return
-        last, start = newest[0][0], b"-"
-        while True:
-            page: Any = self.client.xrange(self.key, start, last, count=size)
-            if not page:
-                return
-            yield [_dead_letter(mid, f) for mid, f in page]
-            start = b"(" + page[-1][0]
-
-    def retry(self, letters: list[DeadLetter]) -> int:
-        """Put each letter's original bytes back on the queue and delete it from the dead stream,
-        atomically (MULTI), in one round trip; returns how many went back."""
-        movable = [(letter.id, letter.raw) for letter in letters if letter.raw is not None]
-        if not movable:
-            return 0
-        pipe = self.client.pipeline(transaction=True)
-        for _mid, raw in movable:
-            pipe.xadd(self.queue, {FIELD: raw})
-        pipe.xdel(self.key, *(mid for mid, _raw in movable))
-        pipe.execute()
-        return len(movable)
-
-    def purge(self) -> int:
-        """Delete the dead-letter stream; returns how many entries it held (counted atomically)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xlen(self.key)
-        pipe.delete(self.key)
-        count, _deleted = pipe.execute()
-        return int(count)

@@ -14,8 +14,8 @@ import redis
 from tqdm import tqdm
 
 from collector.cli.options import redis_options
+from collector.deadletters import DeadLetters
 from collector.errors import CommandFailed
-from collector.stream import DeadLetters
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
