@@ -10,7 +10,7 @@ How a result travels, by file (the node side is the ``workers`` package):
                               ▼
     cli/run.py            ``collector run``: settings.py, signals, logs.py
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
-      ├─ stream.py        the only Redis code: group, read (pipelined ahead), claim, ack
+      ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
       ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters;
       │                   records checked column by column (workers/columnar.py)
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch

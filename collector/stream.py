@@ -1,4 +1,5 @@
-"""The only Redis code of the collector: consumer group, reading, claiming, dead letters, acks."""
+"""The collector's Redis code: consumer group, reading, claiming, dead letters, acks (the
+``collector dead`` commands read the dead letters through collector.deadletters)."""
 
 from __future__ import annotations
 
