@@ -134,21 +134,19 @@ class Stream:
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""
         block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
-        reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.queue: ">"}, count=count, block=block
-        )
-        return _entries(reply[0][1]) if reply else []
+        return self.receive(self.request_new(count, block))
 
-    def request_new(self, count: int) -> Request:
-        """Send XREADGROUP for up to ``count`` new entries without waiting (no BLOCK) and return
-        the connection that holds the reply: Redis prepares it while the caller writes to the
-        database, and ``receive`` reads it later, in the same thread (a reader thread would
-        wait for the GIL after every socket read while this one decodes and writes)."""
+    def request_new(self, count: int, block_ms: int | None = None) -> Request:
+        """Send XREADGROUP for up to ``count`` new entries and return the connection that holds
+        the reply: Redis prepares it while the caller writes to the database, and ``receive``
+        reads it later, in the same thread (a reader thread would wait for the GIL after every
+        socket read while this one decodes and writes)."""
         pool = self.client.connection_pool
         conn = pool.get_connection()
+        block = ("BLOCK", block_ms) if block_ms is not None else ()
         try:
             conn.send_command(
-                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
+                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block,
                 "STREAMS", self.queue, ">",
             )  # fmt: skip
         except BaseException:
