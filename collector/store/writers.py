@@ -10,6 +10,7 @@ transaction and raises SQLAlchemy's exception classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -26,6 +27,7 @@ from workers.record import Record
 
 _FLOATS = {float, type(None)}
 _DATA = attrgetter("data")
+_DATA_FIELD = Record._fields.index("data")
 STAGE = "_rc_stage"  # a temporary table, dropped at commit; no record's name starts with "_"
 _UNIQUE_VIOLATION = "23505"
 
@@ -48,7 +50,7 @@ class Layout:
         self.columns = [c.name for c in table.columns if c.name in wanted and c.name in info.kinds]
         self.meta = [name for name in self.columns if name in FROM_RECORD]
         self.data = [name for name in self.columns if name not in FROM_RECORD]
-        self._getters = [attrgetter(FROM_RECORD[name]) for name in self.meta]
+        self._fields = [Record._fields.index(FROM_RECORD[name]) for name in self.meta]
         self.convert: list[tuple[int, Convert]] = []
         self.ts_index = self.columns.index("_ts") if "_ts" in self.columns else -1
         for index, name in enumerate(self.columns):
@@ -65,11 +67,12 @@ class Layout:
     def rows(self, records: list[Record]) -> list[tuple[Any, ...]]:
         """One tuple per record, in ``columns`` (table) order, built column by column: ``map``
         and ``zip`` loop in C, not per row in Python."""
-        datas = [r.data for r in records]
-        count = len(records)
-        by_name: dict[str, list[Any]] = {
-            name: list(map(getter, records))
-            for name, getter in zip(self.meta, self._getters, strict=True)
+        if not records:
+            return []
+        fields = list(zip(*records, strict=True))  # records are tuples: a column per field
+        datas, count = fields[_DATA_FIELD], len(records)
+        by_name: dict[str, Sequence[Any]] = {
+            name: fields[index] for name, index in zip(self.meta, self._fields, strict=True)
         }
         for key in self.data:
             by_name[key] = list(map(dict.get, datas, repeat(key, count)))
