@@ -16,15 +16,14 @@ from operator import itemgetter
 from typing import Any
 
 from workers.record import (
-    _CONTAINERS,
-    _GOOD_KEYS,
+    CONTAINERS,
     MAX_ID_LENGTH,
     MAX_TS,
     WIRE_VERSION,
     Limits,
     Record,
-    _depth,
-    _good_key,
+    depth,
+    good_name,
 )
 
 _V1_FIELDS = itemgetter("v", "id", "t", "ts", "src", "d")
@@ -41,7 +40,7 @@ def v1_records(wires: list[Any], limits: Limits) -> list[Record] | None:
     versions, ids, tables, stamps, srcs, datas = zip(*map(_V1_FIELDS, wires), strict=True)
     if set(versions) != {WIRE_VERSION} or set(map(type, tables)) != {str}:
         return None
-    if not all(t in _GOOD_KEYS or _good_key(t, meta=False) for t in set(tables)):
+    if not all(good_name(t, meta=False) for t in set(tables)):
         return None
     if set(map(type, srcs)) != {dict}:
         return None
@@ -98,11 +97,11 @@ def data_pass(datas: Sequence[Any], limits: Limits) -> bool:
         if len(shape) > limits.max_fields:
             return False
         if shape not in _GOOD_SHAPES:
-            if not all(key in _GOOD_KEYS or _good_key(key) for key in shape):
+            if not all(good_name(key) for key in shape):
                 return False
             if len(_GOOD_SHAPES) < _GOOD_SHAPES_MAX:
                 _GOOD_SHAPES.add(shape)
     values = set(map(type, chain.from_iterable(map(dict.values, datas))))
-    if values.isdisjoint(_CONTAINERS):
+    if values.isdisjoint(CONTAINERS):
         return True
-    return all(_depth(data) <= limits.max_depth for data in datas)
+    return all(depth(data) <= limits.max_depth for data in datas)

@@ -260,20 +260,26 @@ def record_problem(
     for key, value in data.items():
         if key not in _GOOD_KEYS and not _good_key(key):
             return f"bad column name {key!r}: must match {IDENTIFIER.pattern}"
-        if value.__class__ in _CONTAINERS:
+        if value.__class__ in CONTAINERS:
             nested = True
-    if nested and _depth(data) > limits.max_depth:
+    if nested and depth(data) > limits.max_depth:
         return f"values nested deeper than {limits.max_depth} levels"
     if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
         return "src elapsed must be a number and maxrss an integer, when present"
     return None
 
 
-_CONTAINERS = (dict, list)
+CONTAINERS = (dict, list)
 _INTS, _JOBS = (int, bool), (str, type(None))  # what isinstance(pid, int) and str | None accept
 _ELAPSED, _MAXRSS = (int, float, type(None)), (int, type(None))  # bools are not numbers here
 _GOOD_KEYS: set[str] = set()  # names that passed the rule: decoding a batch re-checks none
 _GOOD_KEYS_MAX = 10_000
+
+
+def good_name(name: str, *, meta: bool = True) -> bool:
+    """Whether ``name`` may be a column (or, ``meta`` False, a table): the identifier rule, or
+    a metadata key a job may set; names that passed once are remembered."""
+    return name in _GOOD_KEYS or _good_key(name, meta=meta)
 
 
 def _good_key(name: object, *, meta: bool = True) -> bool:
@@ -285,7 +291,7 @@ def _good_key(name: object, *, meta: bool = True) -> bool:
     return meta and name in META_KEYS
 
 
-def _depth(value: Any) -> int:
+def depth(value: Any) -> int:
     """Nesting depth of containers in ``value`` (a scalar is 0), computed without recursion."""
     deepest, stack = 0, [(value, 0)]
     while stack:
