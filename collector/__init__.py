@@ -4,14 +4,16 @@
 How a result travels, by file (the node side is the ``workers`` package):
 
     job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
+           emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
                                        (Redis away: workers/spool.py, re-sent later)
                               │  Redis Stream <queue>
                               ▼
     cli/run.py            ``collector run``: settings.py, signals, logs.py
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
-      ├─ stream.py        the Redis side of the daemon: group, read, claim, ack, dead-letter
+      ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
       ├─ deadletters.py   the dead-letter stream, for ``collector dead``
-      ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters
+      ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters;
+      │                   records checked column by column (workers/columnar.py)
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch
       │    columns.py     metadata columns, value kinds, names a database refuses
       │    schema.py      tables in memory, a batch planned against them
@@ -29,6 +31,7 @@ How a result travels, by file (the node side is the ``workers`` package):
     sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot
     cli/                  one file per command (sweep/: one per subcommand); options.py,
                           connect.py, values.py and points.py (text into values), failure.py
+    deadletters.py        the dead-letter stream for ``collector dead``
     errors.py             the error tree, the exit codes (RET_*), translate() from libraries
     demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end
 """

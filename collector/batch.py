@@ -1,22 +1,32 @@
 """One batch as the daemon holds it from read to acknowledgement: the entries taken, the records
-decoded from them (with their raw bytes, for dead letters), and the dead letters so far."""
+decoded from them (with their raw bytes, for dead letters), and the dead letters so far.
+
+An entry holds one record (wire version 1) or many (a batch entry, version 2, workers.entry).
+The delivery limit and a malformed entry dead-letter the entry whole, as it is; a record of a
+batch entry that is refused, when decoded or by the database, is dead-lettered alone, as the
+version-1 record it would have been if emitted on its own.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from collector.stream import DeadEntry, Entry
+from workers.columnar import v1_records
+from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry
 from workers.errors import DecodeError
-from workers.record import Limits, Record
+from workers.record import Limits, Record, size_problem, unpack, unpacker
 
 
 @dataclass
 class Batch:
-    """Entries read together; ``records[i]`` came from ``raw[i]`` in entry ``sources[i]``."""
+    """Entries read together; ``records[i]`` came from entry ``sources[i]``, whose bytes are
+    ``raw[i]`` when it held that record alone (None: a batch entry's record)."""
 
     ids: list[bytes] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
+    raw: list[bytes | None] = field(default_factory=list)
     sources: list[bytes] = field(default_factory=list)
     dead: list[DeadEntry] = field(default_factory=list)
 
@@ -27,33 +37,75 @@ class Batch:
         """Decode ``entries``; what cannot be a record, or was delivered more than
         ``max_deliveries`` times without being stored, becomes a dead letter with a reason."""
         batch = cls(ids=[e.id for e in entries])
-        for entry in entries:
-            if entry.raw is None:
-                continue  # deleted before we read it: nothing to store
+        live = [e for e in entries if e.raw is not None]  # None: deleted before we read it
+        if all(e.problem is None and e.deliveries <= max_deliveries for e in live):
+            raws: list[bytes] = [e.raw for e in live]  # type: ignore[misc]
+            records = _all_v1(raws, limits)
+            if records is not None:  # the usual batch: every record checked column by column
+                batch.records, batch.raw, batch.sources = records, list(raws), [e.id for e in live]
+                return batch
+        for entry in live:
             if entry.problem is not None:
-                batch.dead.append((entry.id, entry.raw, entry.problem))
-                continue
-            if entry.deliveries > max_deliveries:
+                batch.dead.append((entry.id, entry.raw, entry.problem))  # type: ignore[arg-type]
+            elif entry.deliveries > max_deliveries:
                 reason = (
                     f"delivered {entry.deliveries} times without being stored "
                     f"(--max-deliveries {max_deliveries}); last error: "
                     f"{last_error or 'none recorded (the collector stopped while holding it)'}"
                 )
-                batch.dead.append((entry.id, entry.raw, reason))
-                continue
-            try:
-                rec = Record.decode(entry.raw, limits)
-            except DecodeError as exc:
-                batch.dead.append((entry.id, entry.raw, exc.reason))
-                continue
-            batch.records.append(rec)
-            batch.raw.append(entry.raw)
-            batch.sources.append(entry.id)
+                batch.dead.append((entry.id, entry.raw, reason))  # type: ignore[arg-type]
+            else:
+                batch._add(entry.id, entry.raw, limits)  # type: ignore[arg-type]
         return batch
+
+    def _add(self, entry_id: bytes, raw: bytes, limits: Limits) -> None:
+        """Decode one entry into records and dead letters."""
+        too_big = size_problem(len(raw), limits)  # too big for one record, not for a batch
+        try:
+            try:
+                wire = unpack(raw, limits)
+            except DecodeError:
+                if too_big is None:
+                    raise
+                raise DecodeError(too_big, raw) from None
+            if isinstance(wire, dict) and wire.get("v") == BATCH_VERSION:
+                records, refused = decode_entry(wire, raw, limits)
+                self.records += records
+                self.raw += [None] * len(records)
+                self.sources += [entry_id] * len(records)
+                self.dead += [(entry_id, v1, reason) for v1, reason in refused]
+                return
+            if too_big is not None:
+                raise DecodeError(too_big, raw)
+            rec = Record.from_wire(wire, raw, limits)
+        except DecodeError as exc:
+            self.dead.append((entry_id, raw, exc.reason))
+            return
+        self.records.append(rec)
+        self.raw.append(raw)
+        self.sources.append(entry_id)
 
     def refuse(self, refused: list[tuple[int, str]]) -> None:
         """Turn the records the store refused (positions, reasons) into dead letters."""
-        self.dead += [(self.sources[i], self.raw[i], reason) for i, reason in refused]
+        for i, reason in refused:
+            raw = self.raw[i]
+            self.dead.append(
+                (self.sources[i], self.records[i].encode() if raw is None else raw, reason)
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _all_v1(raws: list[bytes], limits: Limits) -> list[Record] | None:
+    """The records of ``raws`` when each is a version-1 record that passes every check (decided
+    column by column), else None: then each entry is decoded on its own."""
+    if not raws or max(map(len, raws)) > limits.max_record_bytes:
+        return None
+    if any(map(bytes.startswith, raws, repeat(BATCH_PREFIX))):
+        return None  # batch entries: decoded entry by entry, not unpacked twice
+    try:
+        wires = list(map(unpacker(limits), raws))
+    except Exception:  # one of them is no msgpack: record by record says which
+        return None
+    return v1_records(wires, limits)

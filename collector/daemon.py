@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
@@ -24,18 +23,19 @@ from collector.lock import WriterLock
 from collector.observer import Observer
 from collector.settings import Settings
 from collector.store import Schema, Store
-from collector.stream import DeadEntry, Entry, Stream, redis_fault
+from collector.stream import DeadEntry, Entry, Request, Stream, redis_fault
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
+FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
 
 
 @dataclass
 class Counters:
     """What the collector has done since it started."""
 
-    records: int = 0
+    records: int = 0  # records taken: stored + dead (a batch entry counts its records)
     stored: int = 0
     dead: int = 0
     batches: int = 0
@@ -96,9 +96,14 @@ class Collector:
         self._next_claim = 0.0
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
-        self._reader: ThreadPoolExecutor | None = None
-        self._ahead: Future[Batch] | None = None
+        self._ahead: Request | None = None  # the next batch's read, sent, reply not yet read
         self._closing = False
+        # Entries per read: about --batch-size records' worth, from the records per entry seen
+        # (at once up, slower down). The first read takes at most FIRST_READ entries (a backlog
+        # of batch entries starts with a bounded batch); after single-record entries a burst
+        # of batch entries can make one batch of up to --batch-size entries.
+        self._read_count = min(settings.batch_size, FIRST_READ)
+        self._per_entry = settings.batch_size / self._read_count
 
     def start(self) -> None:
         """Take the SQLite writer lock, if the database is a SQLite file: one writer per file."""
@@ -118,14 +123,15 @@ class Collector:
         batch = self._batch = self._batch or self._next_batch()
         if not batch:
             return 0
-        if len(batch) >= self.settings.batch_size:
+        if len(batch) >= self._read_count:
             self._read_ahead()  # a backlog: fetch the next batch while this one is written
+        taken = len(batch.records) + len(batch.dead)
         refused = self.store.write(batch.records)
         batch.refuse(refused)
         self._batch, self._unacked = None, batch
         self._acknowledge()
         stored = len(batch.records) - len(refused)
-        self.counters.records += len(batch)
+        self.counters.records += taken
         self.counters.stored += stored
         self.counters.dead += len(batch.dead)
         self.counters.batches += 1
@@ -146,29 +152,31 @@ class Collector:
         self._unacked, self._held = None, held
 
     def _next_batch(self) -> Batch:
-        """The batch read (and decoded) ahead, if there is one, else a fresh read; an error of
-        the reader thread surfaces here."""
+        """The batch read ahead, if there is one, else a fresh read; decoded."""
         ahead, self._ahead = self._ahead, None
-        return ahead.result() if ahead is not None else self._read_and_decode()
-
-    def _read_and_decode(self) -> Batch:
+        entries = self.stream.receive(ahead) if ahead is not None else self._read()
         limits, most = self.settings.limits, self.settings.max_deliveries
-        return Batch.decode(self._read(), limits, most, self._last_error)
+        batch = Batch.decode(entries, limits, most, self._last_error)
+        if batch.ids:  # batch entries hold many records: read about --batch-size records
+            per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
+            self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
+            self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
+        return batch
 
     def _read_ahead(self) -> None:
-        """Start reading and decoding the next batch in the reader thread (it runs while this
-        batch's database round trips wait): never more than one batch ahead, and nothing read
-        ahead is acknowledged before its own transaction commits."""
+        """Ask Redis for the next batch now; its reply is read after this batch is committed
+        and acknowledged, so the read overlaps the database's work. Never more than one batch
+        ahead, and nothing read ahead is acknowledged before its own transaction commits."""
         if self._ahead is not None or self._closing or self._reading_pending:
             return  # own pending entries are re-read from the start until acknowledged
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="collector-read")
-        self._ahead = self._reader.submit(self._read_and_decode)
+        if self.clock() >= self._next_claim:
+            return  # claims are due: the next read goes through ``_read``
+        self._ahead = self.stream.request_new(self._read_count)
 
     def _read(self) -> list[Entry]:
         """Own pending entries first (after a restart or a claim), then stale ones of others,
         then new ones."""
-        size = self.settings.batch_size
+        size = self._read_count
         if self._reading_pending:
             entries = self.stream.read_pending(size)
             if entries:
@@ -284,9 +292,6 @@ class Collector:
         """Shut down in order: store a batch read ahead, acknowledge what is committed (so a
         restart does not redeliver it), then release the lock, the engine and the Redis pool."""
         self._store_read_ahead()
-        if self._reader is not None:
-            self._reader.shutdown()
-            self._reader = None
         try:
             self._acknowledge()
         except redis.RedisError as exc:  # stays pending: redelivered, and _id dedupes it
@@ -301,10 +306,12 @@ class Collector:
         """At shutdown, store a batch already read ahead (unless the batch before it is still
         failing); whatever is not stored stays pending in Redis for the next start."""
         self._closing = True
-        if self._ahead is None or self._batch is not None:
-            return
-        try:
-            self.run_once()
-        except Exception as exc:  # shutting down: release everything below regardless
-            left = len(self._batch) if self._batch is not None else 0
-            log.warning("left %d records pending for the next start (%s)", left, exc)
+        if self._ahead is not None and self._batch is None:
+            try:
+                self.run_once()
+            except Exception as exc:  # shutting down: release everything below regardless
+                left = len(self._batch) if self._batch is not None else 0
+                log.warning("left %d records pending for the next start (%s)", left, exc)
+        if self._ahead is not None:  # the batch before it still fails: both stay pending
+            self.stream.drop(self._ahead)
+            self._ahead = None

@@ -1,5 +1,6 @@
-"""The dead-letter stream ``<queue>:dead``: records the collector refused, with their reasons,
-to list, put back on the queue after a fix, or purge (``collector dead``)."""
+"""The dead-letter stream ``<queue>:dead`` as the ``collector dead`` commands see it: read it,
+put letters back on the queue after a fix, purge it. (Writing dead letters is the collector's
+acknowledgement step, in collector.stream.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The only Redis code of the collector: consumer group, reading, claiming, dead letters, acks."""
+"""The collector's Redis code: consumer group, reading, claiming, dead letters, acks (the
+``collector dead`` commands read the dead letters through collector.deadletters)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import redis
 
 from workers.emitter import FIELD
+from workers.xadd import replies_on
 
 GROUP = "collector"
 _FIELD = FIELD.encode()
@@ -21,9 +23,9 @@ DeadEntry = tuple[bytes, bytes, str]  # entry id, record bytes, reason
 SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One stream entry: its id and record bytes; ``raw`` is None for an entry already deleted.
+    (A named tuple: one is built per record read, and a tuple is built fastest.)
 
     ``problem`` says why an entry cannot be a record before decoding (no ``m`` field);
     ``deliveries`` is the consumer group's delivery count, this delivery included.
@@ -43,6 +45,20 @@ def _entry(mid: bytes, fields: dict[bytes, bytes] | None, deliveries: int = 1) -
         problem = f"stream entry has no field {FIELD!r}"
         return Entry(mid, msgpack.packb(fields), problem, deliveries)
     return Entry(mid, raw, deliveries=deliveries)
+
+
+def _flat_entry(mid: bytes, fields: list[bytes] | None) -> Entry:
+    """An entry from a raw reply's flat field list (``[b"m", raw]`` for every record we send)."""
+    if fields is not None and len(fields) == 2 and fields[0] == _FIELD:
+        return Entry(mid, fields[1])
+    return _entry(mid, dict(zip(fields[::2], fields[1::2], strict=True)) if fields else None)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
+
+    conn: Any
 
 
 def _entries(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
@@ -118,10 +134,40 @@ class Stream:
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""
         block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
-        reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.queue: ">"}, count=count, block=block
-        )
-        return _entries(reply[0][1]) if reply else []
+        return self.receive(self.request_new(count, block))
+
+    def request_new(self, count: int, block_ms: int | None = None) -> Request:
+        """Send XREADGROUP for up to ``count`` new entries and return the connection that holds
+        the reply: Redis prepares it while the caller writes to the database, and ``receive``
+        reads it later, in the same thread (a reader thread would wait for the GIL after every
+        socket read while this one decodes and writes)."""
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        block = ("BLOCK", block_ms) if block_ms is not None else ()
+        try:
+            conn.send_command(
+                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block,
+                "STREAMS", self.queue, ">",
+            )  # fmt: skip
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        return Request(conn)
+
+    def receive(self, request: Request) -> list[Entry]:
+        """The entries a ``request_new`` asked for."""
+        with replies_on(self.client.connection_pool, request.conn):
+            reply: Any = request.conn.read_response()
+        if not reply:
+            return []
+        messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
+        return [_flat_entry(mid, fields) for mid, fields in messages]
+
+    def drop(self, request: Request) -> None:
+        """Forget a request without reading its reply (its entries stay pending)."""
+        request.conn.disconnect()
+        self.client.connection_pool.release(request.conn)
 
     def claim_stale(self, idle_seconds: float, count: int) -> int:
         """Take over entries other consumers left unacknowledged for ``idle_seconds`` or longer,
@@ -283,5 +329,5 @@ def _bytes(value: bytes | str) -> bytes:
 
 
 def text(value: bytes | str) -> str:
-    """A name Redis returned, as text."""
+    """A reply's name as text (replies are bytes, or str with decode_responses)."""
     return value.decode() if isinstance(value, bytes) else value

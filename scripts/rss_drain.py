@@ -24,21 +24,26 @@ import psutil
 import redis
 from tqdm import tqdm
 
-from workers import Emitter
+from workers import Emitter, xadd
+from workers.emitter import FIELD
 from workers.settings import DEFAULT_REDIS_URL
 
 FILL_CHUNK = 10_000
 
 
 def fill(emitter: Emitter, count: int) -> None:
-    """Put ``count`` typical records (a few inputs, a few outputs) on the queue."""
+    """Put ``count`` typical records (a few inputs, a few outputs) on the queue, one stream
+    entry each (as ``emit`` sends them), FILL_CHUNK per round trip."""
     with tqdm(total=count, desc="fill", unit="rec") as bar:
         for start in range(0, count, FILL_CHUNK):
             n = min(FILL_CHUNK, count - start)
-            emitter.emit_many(
-                {"alpha": 0.1 * i, "beta": i % 7, "seed": i, "loss": 1.0 / (i + 1), "ok": True}
+            payloads = [
+                emitter.record(
+                    {"alpha": 0.1 * i, "beta": i % 7, "seed": i, "loss": 1.0 / (i + 1), "ok": True}
+                ).encode()
                 for i in range(start, start + n)
-            )
+            ]
+            xadd.send(emitter.client, emitter.queue, FIELD, payloads)
             bar.update(n)
 
 

@@ -8,11 +8,12 @@ import redis
 from collector.cli.values import parse_value
 from collector.errors import RET_CONFIG, RET_FAILED
 from tests.helpers import REAL_REDIS_URL, collector
+from workers.entry import decode_records
 from workers.record import Record
 
 
 def stream_records(client: redis.Redis, queue: str) -> list[Record]:
-    return [Record.decode(fields[b"m"]) for _id, fields in client.xrange(queue)]
+    return [r for _id, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ records = st.builds(
     host=st.text(max_size=30),
     pid=st.integers(min_value=0, max_value=2**31),
     job=st.none() | st.text(max_size=30),
+    elapsed=st.none() | st.floats(min_value=0, max_value=1e9),
+    maxrss=st.none() | st.integers(min_value=0, max_value=2**62),
 )
 map_keys = st.text(max_size=4) | st.integers(-(2**63), 2**64 - 1) | st.booleans()
 # any msgpack document, including maps with non-string keys and extension types

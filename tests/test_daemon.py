@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 from dataclasses import replace
 
+import msgpack
 import pytest
 import sqlalchemy as sa
 
@@ -258,3 +259,78 @@ def test_a_value_no_encoder_takes_is_dead_lettered_not_fatal(emitter, collector,
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["a", "c"]
     (reason,) = dead_reasons(collector.client, settings.queue)
     assert reason.startswith("cannot store the row: keys must be str")
+
+
+def _entry_source(client, queue: str) -> tuple:
+    """(ts, host, pid, job, elapsed, maxrss) lists and values of the one batch entry queued."""
+    ((_mid, fields),) = client.xrange(queue)
+    wire = msgpack.unpackb(fields[b"m"])
+    src = wire["src"]
+    return wire["ts"], src["host"], src["pid"], src["job"], wire["el"], wire["rss"]
+
+
+def test_a_batch_entry_ends_as_its_records_emitted_alone(
+    emitter, collector, settings, fake_redis
+) -> None:
+    emitter.emit({"x": 1}, key="a")
+    drain(collector)
+    engine = sa.create_engine(settings.db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_13 BEFORE INSERT ON results WHEN NEW.x = 13 "
+            "BEGIN SELECT RAISE(ABORT, 'thirteen is unlucky'); END"
+        )
+    engine.dispose()
+    data = [{"x": 10}, {"a b": 1}, {"x": "text"}, {"x": 13}, {"x": 14}]
+    ids = emitter.emit_many(data)
+    ts, host, pid, job, elapsed, maxrss = _entry_source(fake_redis, settings.queue)
+    assert drain(collector) == 1  # one stream entry
+    stored = rows(settings.db_url, "results")
+    assert [(r["_id"], r["x"]) for r in stored] == sorted([("a", 1), (ids[0], 10), (ids[4], 14)])
+    assert {(r["_host"], r["_pid"]) for r in stored} == {(host, pid)}
+    letters = [f for _mid, f in fake_redis.xrange(f"{settings.queue}:dead")]
+    alone = [
+        Record(ids[i], "results", data[i], ts[i], host, pid, job, elapsed[i], maxrss[i]).encode()
+        for i in (1, 2, 3)
+    ]
+    assert [f[b"m"] for f in letters] == alone  # each exactly as if emitted alone (version 1)
+    assert [f[b"reason"].decode() for f in letters] == [
+        "bad column name 'a b': must match [A-Za-z][A-Za-z0-9_]{0,62}",
+        "column 'x' holds int values, this record has str",
+        "database refused the row: thirteen is unlucky",
+    ]
+    assert collector.stream.length() == 0
+    assert collector.counters.records - collector.counters.stored == 3
+
+
+def test_limits_apply_to_each_record_of_a_batch_entry(emitter, settings, fake_redis) -> None:
+    ids = emitter.emit_many([{"s": "y" * 300}] * 4 + [{"s": "y" * 1100}])
+    collector = Collector(
+        replace(settings, limits=Limits(max_record_bytes=1024)), client=fake_redis
+    )
+    collector.start()
+    drain(collector)
+    collector.close()
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == sorted(ids[:4])
+    ((_mid, letter),) = fake_redis.xrange(f"{settings.queue}:dead")
+    assert Record.decode(letter[b"m"]).id == ids[4]
+    assert "exceeds the limit of 1024" in letter[b"reason"].decode()
+
+
+def test_a_batch_entry_over_its_delivery_limit_is_dead_lettered_whole(
+    emitter, settings, fake_redis
+) -> None:
+    emitter.emit_many([{"x": i} for i in range(3)])
+    ((_mid, fields),) = fake_redis.xrange(settings.queue)
+    first = Collector(settings, client=fake_redis)
+    first.stream.ensure_group()
+    for start in (">", "0", "0", "0", "0", "0"):  # six deliveries, none acknowledged
+        fake_redis.xreadgroup("collector", settings.consumer, {settings.queue: start})
+    collector = Collector(replace(settings, max_deliveries=5), client=fake_redis)
+    collector.start()
+    assert drain(collector) == 1
+    collector.close()
+    ((_dead_id, letter),) = fake_redis.xrange(f"{settings.queue}:dead")
+    assert letter[b"m"] == fields[b"m"]  # the entry whole, as it was, not its records
+    assert letter[b"reason"].decode().startswith("delivered 7 times without being stored")
+    assert fake_redis.xlen(settings.queue) == 0

@@ -11,6 +11,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from workers import Emitter, EncodeError, collect
+from workers.entry import decode_records
 from workers.keys import param_key
 from workers.record import Record
 
@@ -22,7 +23,7 @@ _attempts: dict[str, int] = {}
 
 def records(client: fakeredis.FakeRedis, queue: str = QUEUE) -> list[Record]:
     """Every record on the queue stream, oldest first."""
-    return [Record.decode(fields[b"m"]) for _, fields in client.xrange(queue)]
+    return [r for _, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import pytest
 
 import workers
 from workers import Emitter
+from workers.entry import decode_records
 from workers.errors import EncodeError
 from workers.record import Record
 
 
 def stream_records(client, queue: str) -> list[Record]:
-    return [Record.decode(f[b"m"]) for _, f in client.xrange(queue)]
+    return [r for _, f in client.xrange(queue) for r in decode_records(f[b"m"])]
 
 
 def test_emit_puts_one_record_on_the_queue(fake_redis, queue) -> None:

@@ -86,19 +86,27 @@ def winners(sent: list[Record], dead: set[int]) -> dict[tuple[str, str], Record]
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("db", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)])
-def test_every_record_is_stored_exactly_or_dead_lettered(request, db, seed, settings, fake_redis):
+@pytest.mark.parametrize("wire", ["v1", "v1 and v2"])
+def test_every_record_is_stored_exactly_or_dead_lettered(
+    request, db, seed, wire, settings, fake_redis
+):
+    """``v1``: one entry per record (``emit``); ``v1 and v2``: each round at random also from a
+    buffered emitter, whose records travel in batch entries (version 2), keys included."""
     rng = random.Random(seed)
     db_url = request.getfixturevalue(db)
-    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    alone = Emitter(queue=settings.queue, client=fake_redis)
+    buffered = Emitter(queue=settings.queue, client=fake_redis, buffer=10_000, flush_interval=60)
     collector = Collector(replace(settings, db_url=db_url), client=fake_redis)
     collector.start()
     sent: list[Record] = []
     for _round in range(6):
         batch = random_records(rng, rng.randint(1, 60))
+        emitter = buffered if wire != "v1" and rng.random() < 0.5 else alone
         for table, data, key in batch:
             data["seq"] = len(sent)  # tells records of one key apart in the dead letters
             rid = emitter.emit(data, table=table, key=key)
             sent.append(Record(rid, table, {k: plain(v) for k, v in data.items()}))
+        emitter.flush()
         collector.settings = replace(collector.settings, batch_size=rng.randint(1, 40))
         drain(collector, rounds=1000)
     letters = fake_redis.xrange(f"{settings.queue}:dead")
@@ -125,6 +133,7 @@ def test_every_record_is_stored_exactly_or_dead_lettered(request, db, seed, sett
         assert row["_error"] == rec.data.get("_error")
     assert fake_redis.xlen(settings.queue) == 0
     assert fake_redis.xpending(settings.queue, "collector")["pending"] == 0
-    emitter.emit({"index": 1}, key="still-up")
+    alone.emit({"index": 1}, key="still-up")
     assert drain(collector) == 1
     collector.close()
+    buffered.close()

@@ -20,7 +20,9 @@ def pending(client, queue: str) -> int:
 
 @pytest.fixture
 def collector(settings, fake_redis, queue) -> Collector:
-    Emitter(queue=queue, client=fake_redis).emit_many([{"i": i} for i in range(5)])
+    emitter = Emitter(queue=queue, client=fake_redis)
+    for i in range(5):
+        emitter.emit({"i": i})  # one entry each
     c = Collector(replace(settings, batch_size=2), client=fake_redis)
     c.start()
     yield c

@@ -8,8 +8,9 @@ import msgpack
 import numpy as np
 import pytest
 
+from workers.entry import BATCH_PREFIX, decode_entry, decode_records, encode_entries, packed
 from workers.errors import DecodeError, EncodeError
-from workers.record import Limits, Record, new_id
+from workers.record import IDENTIFIER, Limits, Record, new_id
 
 
 def make(data: dict, **kw) -> Record:
@@ -117,3 +118,89 @@ def test_limits_are_enforced() -> None:
         Record.decode(make({"a": 1, "b": 2, "c": 3}).encode(), Limits(max_fields=2))
     with pytest.raises(DecodeError, match="not valid msgpack"):
         Record.decode(make({"s": "x" * 50}).encode(), Limits(max_str_len=10))
+
+
+def test_a_batch_entry_holds_each_record_exactly_as_emitted_alone() -> None:
+    recs = [
+        make({"x": i, "when": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}, id=f"r{i}", ts=1.0 + i,
+             host="h", pid=9, job="j", elapsed=0.5 * i, maxrss=None if i else 7)
+        for i in range(3)
+    ]  # fmt: skip
+    (raw,) = encode_entries([packed(r) for r in recs])
+    assert raw.startswith(BATCH_PREFIX)
+    wire = msgpack.unpackb(raw, timestamp=3)
+    assert wire == {
+        "v": 2, "t": "results", "src": {"host": "h", "pid": 9, "job": "j"},
+        "id": ["r0", "r1", "r2"], "ts": [1.0, 2.0, 3.0], "el": [0.0, 0.5, 1.0],
+        "rss": [7, None, None], "d": [r.data for r in recs],
+    }  # fmt: skip
+    assert decode_records(raw) == [Record.decode(r.encode()) for r in recs]
+
+
+def test_batch_entries_split_by_table_and_source_and_size() -> None:
+    recs = [make({"x": i}, id=f"r{i}", table="ab"[i % 2], job=None) for i in range(5)]
+    recs.append(make({"x": 5}, id="r5", table="a", job="other"))
+    entries = encode_entries([packed(r) for r in recs], most=2)
+    assert [[r.id for r in decode_records(e)] for e in entries] == [
+        ["r0", "r2"], ["r4"], ["r1", "r3"], ["r5"],
+    ]  # fmt: skip
+
+
+def test_a_refused_record_of_a_batch_entry_comes_back_as_its_version_1_bytes() -> None:
+    good, bad = make({"x": 1}, id="ok"), make({"a b": 2}, id="bad")
+    (raw,) = encode_entries([packed(good), packed(bad)])
+    records, refused = decode_entry(msgpack.unpackb(raw, timestamp=3), raw)
+    assert records == [good]
+    assert refused == [(bad.encode(), "bad column name 'a b': must match " + IDENTIFIER.pattern)]
+    with pytest.raises(DecodeError, match="bad column name 'a b'"):
+        decode_records(raw)
+
+
+def test_limits_apply_to_each_record_of_a_batch_entry() -> None:
+    small = [make({"s": "y" * 300}, id=f"r{i}") for i in range(4)]
+    big = make({"s": "y" * 1100}, id="big")
+    (raw,) = encode_entries([packed(r) for r in [*small, big]])
+    assert len(raw) > 1024
+    records, refused = decode_entry(msgpack.unpackb(raw, timestamp=3), raw, Limits(1024))
+    assert records == small
+    assert refused == [
+        (big.encode(), f"record of {len(big.encode())} bytes exceeds the limit of 1024")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ts": [1.0]}, "differ in length"),
+        ({"d": {"x": 1}}, "src must be a map and id, ts, el, rss, d lists"),
+        ({"id": None}, "src must be a map"),
+    ],
+)
+def test_a_malformed_batch_entry_is_refused_whole(change: dict, reason: str) -> None:
+    (raw,) = encode_entries([packed(make({"x": i}, id=f"r{i}")) for i in range(2)])
+    wire = {**msgpack.unpackb(raw), **change}
+    with pytest.raises(DecodeError, match=reason):
+        decode_entry(wire, raw)
+    del wire["d"]
+    with pytest.raises(DecodeError, match="missing field"):
+        decode_entry(wire, raw)
+
+
+def test_a_forked_child_and_a_seeded_job_never_repeat_ids() -> None:
+    import os
+    import random
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids after the fork
+        os.write(write, new_id()[12:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    random.seed(42)
+    first = new_id()[12:]
+    random.seed(42)
+    assert new_id()[12:] != first  # the random part ignores the job's own seed
+    assert child != new_id()[12:]

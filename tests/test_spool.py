@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from workers import EmitError, Emitter
-from workers.record import Record
+from workers.entry import decode_records
 from workers.settings import EmitterSettings
 from workers.spool import FlushResult, Spool, frame, parse
 
@@ -43,7 +43,7 @@ def client(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
 
 
 def stream_ids(client: fakeredis.FakeRedis, queue: str) -> list[str]:
-    return [Record.decode(fields[b"m"]).id for _, fields in client.xrange(queue)]
+    return [r.id for _, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
 
 
 def spooled(directory: Path) -> list[tuple[str, bytes]]:
@@ -76,7 +76,7 @@ def test_redis_down_spools_once_with_one_warning_and_returns_the_id(
         first = emitter.emit({"x": 1}, key="k1")
         rest = emitter.emit_many([{"x": 2}, {"x": 3}])
     assert first == "k1"
-    assert [Record.decode(p).id for _, p in spooled(tmp_path)] == ["k1", *rest]
+    assert [r.id for _, p in spooled(tmp_path) for r in decode_records(p)] == ["k1", *rest]
     assert {q for q, _ in spooled(tmp_path)} == {"q"}
     assert len(caplog.records) == 1
     assert "spooling records to" in caplog.records[0].getMessage()
@@ -112,7 +112,7 @@ def test_gives_up_after_emit_timeout_then_spools(server, client, make, tmp_path)
     emitter = make(client=client, emit_timeout=0.3)
     server.connected = False
     rid = emitter.emit({"x": 1})
-    assert [Record.decode(p).id for _, p in spooled(tmp_path)] == [rid]
+    assert [r.id for _, p in spooled(tmp_path) for r in decode_records(p)] == [rid]
 
 
 def test_while_spooling_a_send_is_tried_once(server, client, make, tmp_path) -> None:
@@ -141,7 +141,7 @@ def test_flush_spool_keeps_records_while_redis_is_down(server, client, make, tmp
     server.connected = False
     rid = emitter.emit({"x": 1})
     emitter.flush_spool()
-    assert [Record.decode(p).id for _, p in spooled(tmp_path)] == [rid]
+    assert [r.id for _, p in spooled(tmp_path) for r in decode_records(p)] == [rid]
     server.connected = True
     emitter.flush_spool()
     assert stream_ids(client, "q") == [rid]
@@ -220,4 +220,4 @@ def test_a_resend_failure_other_than_the_connection_does_not_fail_the_emit(
         second = emitter.emit({"x": 2})
     assert stream_ids(client, "q") == [second]
     assert "could not re-send the spool" in caplog.text
-    assert [Record.decode(p).id for _, p in spooled(tmp_path)] == [first]
+    assert [r.id for _, p in spooled(tmp_path) for r in decode_records(p)] == [first]

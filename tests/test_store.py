@@ -12,6 +12,7 @@ from collector.db import make_engine
 from collector.errors import DatabaseUnavailable
 from collector.store import Schema, Store
 from tests.helpers import REAL_PG_URL
+from workers.entry import decode_records, encode_entries, packed
 from workers.record import Record
 
 # SQLite's keywords (sqlite.org/lang_keywords.html), some of which SQLAlchemy's list lacks
@@ -233,10 +234,19 @@ SCENARIOS = {
 }  # fmt: skip
 
 
+def through_a_batch_entry(records: list[Record]) -> list[Record]:
+    """``records`` as the collector decodes them from one batch entry (wire version 2)."""
+    (raw,) = encode_entries([packed(rec) for rec in records])
+    decoded = decode_records(raw)
+    assert decoded == records
+    return decoded
+
+
+@pytest.mark.parametrize("wire", ["v1", "v2"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_a_batch_ends_as_its_records_sent_one_by_one(request, engine, scenario) -> None:
+def test_a_batch_ends_as_its_records_sent_one_by_one(request, engine, scenario, wire) -> None:
     records = SCENARIOS[scenario]
-    together = outcome(engine, [records])
+    together = outcome(engine, [records if wire == "v1" else through_a_batch_entry(records)])
     other = make_engine(request.getfixturevalue(request.node.callspec.params["engine"]) + "")
     engine.dispose()
     with other.begin() as conn:  # a second, empty database of the same kind

@@ -1,4 +1,4 @@
-"""Buffered sending: payloads wait in memory and go to Redis many per round trip.
+"""Buffered sending: records wait in memory and go to Redis many per round trip.
 
 A buffer is flushed when it holds ``size`` payloads, ``interval`` seconds after its first
 unsent payload (a daemon timer thread), on ``flush()``, at normal interpreter exit (``atexit``)
@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from workers.lifecycle import ExitHook, renew_after_fork
 
 log = logging.getLogger(__name__)
-Send = Callable[[list[bytes]], None]
+Send = Callable[[list[Any]], None]
 
 
 class SendBuffer:
@@ -30,7 +31,7 @@ class SendBuffer:
         self.size = size
         self.interval = interval
         self._send = send
-        self._payloads: list[bytes] = []
+        self._payloads: list[Any] = []
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -41,7 +42,7 @@ class SendBuffer:
     def __len__(self) -> int:
         return len(self._payloads)
 
-    def add(self, payloads: list[bytes]) -> None:
+    def add(self, payloads: list[Any]) -> None:
         """Buffer ``payloads``; send the buffer at once when it reaches ``size``."""
         with self._lock:
             if self._thread is None:

@@ -16,10 +16,11 @@ from redis.retry import Retry
 
 from workers import xadd
 from workers.buffer import SendBuffer
+from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
-from workers.record import MAX_ID_LENGTH, Record, new_id
+from workers.record import MAX_ID_LENGTH, Record, new_id, pack
 from workers.settings import EmitterSettings, mask_url
 from workers.spool import Spool
 
@@ -37,6 +38,13 @@ def as_data(result: Any) -> dict[str, Any]:
     if isinstance(result, Mapping):
         return dict(result)
     return {"result": result}
+
+
+def _checked(key: Any) -> str:
+    """``key`` as a record id, or EncodeError."""
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_ID_LENGTH:
+        raise EncodeError(f"key must be a non-empty string of at most {MAX_ID_LENGTH} chars")
+    return key
 
 
 class Emitter:
@@ -77,7 +85,7 @@ class Emitter:
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()
         self._spool_hook = ExitHook(self.flush_spool)
-        self._buffer = SendBuffer(self._send, buffer, flush_interval) if buffer else None
+        self._buffer = SendBuffer(self._send_packed, buffer, flush_interval) if buffer else None
         renew_after_fork(self)
 
     def __repr__(self) -> str:
@@ -104,10 +112,8 @@ class Emitter:
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
         """Build the wire record for ``result`` without sending it."""
-        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_ID_LENGTH):
-            raise EncodeError(f"key must be a non-empty string of at most {MAX_ID_LENGTH} chars")
         return Record(
-            id=key if key is not None else new_id(),
+            id=_checked(key) if key is not None else new_id(),
             table=table,
             data=as_data(result),
             ts=time.time(),
@@ -119,27 +125,36 @@ class Emitter:
         )
 
     def emit(self, result: Any, *, table: str = "results", key: str | None = None) -> str:
-        """Send one result; returns its record id once Redis has it (buffered: once queued)."""
-        rec = self.record(result, table=table, key=key)
-        self._queue([rec.encode()])
-        return rec.id
+        """Send one result; returns its record id once Redis has it (buffered: once queued).
+        Unbuffered it travels alone (wire version 1); buffered, in a batch entry (version 2)."""
+        if self._buffer is None:
+            rec = self.record(result, table=table, key=key)
+            self._send([rec.encode()])
+            return rec.id
+        rid = _checked(key) if key is not None else new_id()
+        data = pack(as_data(result), table)  # an unstorable value fails here, in the caller
+        job, stamp = current_job_id(), time.time()
+        self._buffer.add([Packed(table, host_name(), os.getpid(), job, rid, stamp,
+                                 elapsed(), peak_rss(), data)])  # fmt: skip
+        return rid
 
     def emit_many(self, results: Iterable[Any], *, table: str = "results") -> list[str]:
-        """Send many results in one round trip; returns their record ids. They share one emit
-        time and source (one call, one moment, one job)."""
+        """Send many results in one round trip, as batch entries (wire version 2) of up to
+        1,000 records; returns their record ids. They share one emit time and source (one call,
+        one moment, one job)."""
         source = (time.time(), host_name(), os.getpid(), current_job_id(), elapsed(), peak_rss())
-        records = [Record(new_id(), table, as_data(r), *source) for r in results]
-        self._queue([r.encode() for r in records])
-        return [r.id for r in records]
-
-    # Buffered mode (``buffer=N``): emit and emit_many queue payloads; SendBuffer sends them
-    # through ``_send`` on size, on its timer, on ``flush()``, on ``close()`` and at exit.
-
-    def _queue(self, payloads: list[bytes]) -> None:
+        items = [packed(Record(new_id(), table, as_data(r), *source)) for r in results]
         if self._buffer is None:
-            self._send(payloads)
+            self._send(encode_entries(items))
         else:
-            self._buffer.add(payloads)
+            self._buffer.add(items)
+        return [item.id for item in items]
+
+    # Buffered mode (``buffer=N``): emit and emit_many queue packed records; SendBuffer hands
+    # them to ``_send_packed`` on size, on its timer, on ``flush()``, on ``close()`` and at exit.
+
+    def _send_packed(self, items: list[Packed]) -> None:
+        self._send(encode_entries(items))
 
     def flush(self) -> None:
         """Send what the buffer holds now (a no-op without ``buffer``)."""

@@ -9,12 +9,15 @@ Datetimes travel as msgpack Timestamps (ext -1), the only extension type accepte
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+import random
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -32,8 +35,15 @@ def new_id() -> str:
     """A time-ordered id (48-bit milliseconds, then 80 random bits), 32 hex digits.
 
     Time order keeps inserts at the right edge of the ``_id`` index instead of random pages.
+    The bits come from a private generator seeded from os.urandom, again in every forked child
+    (a job's own ``random.seed`` cannot repeat them): a third of the cost of os.urandom per id.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{_bits(80):020x}"
+
+
+_random = random.Random()  # seeded from os.urandom
+_bits = _random.getrandbits
+os.register_at_fork(after_in_child=_random.seed)  # a child must not repeat its parent's ids
 
 
 def is_identifier(name: object) -> bool:
@@ -86,116 +96,190 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"unsupported msgpack extension type {code}")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One result on its way to a table: ``data`` maps column names to values."""
-
+class _Fields(NamedTuple):
     id: str
     table: str
     data: dict[str, Any]
-    ts: float = field(default_factory=time.time)
-    host: str = ""
-    pid: int = 0
-    job: str | None = None
-    elapsed: float | None = None
-    maxrss: int | None = None
+    ts: float
+    host: str
+    pid: int
+    job: str | None
+    elapsed: float | None
+    maxrss: int | None
+
+
+class Record(_Fields):
+    """One result on its way to a table: ``data`` maps column names to values; ``ts`` defaults
+    to now.
+
+    Immutable, and a named tuple rather than a frozen dataclass: the collector builds thousands
+    per batch, and ``from_columns`` builds them in C without a Python call per record.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, id: str, table: str, data: dict[str, Any], ts: float | None = None,
+        host: str = "", pid: int = 0, job: str | None = None,
+        elapsed: float | None = None, maxrss: int | None = None,
+    ) -> Record:  # fmt: skip
+        stamp = time.time() if ts is None else ts
+        return tuple.__new__(cls, (id, table, data, stamp, host, pid, job, elapsed, maxrss))
+
+    @classmethod
+    def from_columns(cls, *columns: Iterable[Any]) -> list[Record]:
+        """Records from parallel columns in field order, values already checked."""
+        return list(map(tuple.__new__, repeat(cls), zip(*columns, strict=True)))
 
     def encode(self) -> bytes:
         """The msgpack bytes of this record; raises EncodeError for a value we cannot store."""
-        src: dict[str, Any] = {"host": self.host, "pid": self.pid, "job": self.job}
-        if self.elapsed is not None:
-            src["elapsed"] = self.elapsed
-        if self.maxrss is not None:
-            src["maxrss"] = self.maxrss
-        wire = {
-            "v": WIRE_VERSION,
-            "id": self.id,
-            "t": self.table,
-            "ts": self.ts,
-            "src": src,
-            "d": self.data,
-        }
-        try:
-            return msgpack.packb(wire, default=_default, datetime=True, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise EncodeError(f"record for table {self.table!r}: {exc}") from exc
+        wire = wire_v1(
+            self.id, self.table, self.ts, self.host, self.pid, self.job,
+            self.elapsed, self.maxrss, self.data,
+        )  # fmt: skip
+        return pack(wire, self.table)
 
     @classmethod
     def decode(cls, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Record:
-        """Parse and validate wire bytes; any problem raises DecodeError carrying ``raw``."""
-        if len(raw) > limits.max_record_bytes:
-            raise DecodeError(
-                f"record of {len(raw)} bytes exceeds the limit of {limits.max_record_bytes}", raw
-            )
-        try:
-            wire = msgpack.unpackb(
-                raw,
-                raw=False,
-                timestamp=3,
-                strict_map_key=True,
-                ext_hook=_reject_ext,
-                max_str_len=limits.max_str_len,
-                max_bin_len=limits.max_str_len,
-                max_array_len=limits.max_record_bytes,
-                max_map_len=limits.max_record_bytes,
-            )
-        except Exception as exc:  # msgpack raises many unrelated types for bad input
-            raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
-        return cls._from_wire(wire, raw, limits)
+        """Parse and validate the bytes of a one-record entry (version 1); any problem raises
+        DecodeError carrying ``raw``."""
+        reason = size_problem(len(raw), limits)
+        if reason is not None:
+            raise DecodeError(reason, raw)
+        return cls.from_wire(unpack(raw, limits), raw, limits)
 
     @classmethod
-    def _from_wire(cls, wire: Any, raw: bytes, limits: Limits) -> Record:
-        def bad(reason: str) -> DecodeError:
-            return DecodeError(reason, raw)
-
+    def from_wire(cls, wire: Any, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Record:
+        """The record an unpacked version-1 map holds, checked; DecodeError carrying ``raw``."""
         if not isinstance(wire, dict):
-            raise bad(f"record is a msgpack {type(wire).__name__}, not a map")
+            raise DecodeError(f"record is a msgpack {type(wire).__name__}, not a map", raw)
         if wire.get("v") != WIRE_VERSION:
-            raise bad(f"unsupported wire version {wire.get('v')!r}")
+            raise DecodeError(f"unsupported wire version {wire.get('v')!r}", raw)
         try:
             rid, table, ts, data = wire["id"], wire["t"], wire["ts"], wire["d"]
         except KeyError:
             missing = [k for k in ("id", "t", "ts", "d") if k not in wire]
-            raise bad(f"missing field(s): {', '.join(missing)}") from None
+            raise DecodeError(f"missing field(s): {', '.join(missing)}", raw) from None
         src = wire.get("src") or {}
-        if rid.__class__ is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
-            raise bad(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        if type(table) is not str or (table not in _GOOD_KEYS and not _good_key(table, meta=False)):
-            raise bad(f"bad table name {table!r}: must match {IDENTIFIER.pattern}")
-        if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
-            raise bad(f"ts must be a number, not {type(ts).__name__}")
-        if not 0 <= ts <= MAX_TS:  # also refuses NaN: no datetime can hold it
-            raise bad(f"ts must be seconds since 1970 before the year 10000, not {ts!r}")
-        if not isinstance(data, dict):
-            raise bad(f"d must be a map, not {type(data).__name__}")
-        if len(data) > limits.max_fields:
-            raise bad(f"{len(data)} fields exceed the limit of {limits.max_fields}")
-        nested = False
-        for key, value in data.items():
-            if key not in _GOOD_KEYS and not _good_key(key):
-                raise bad(f"bad column name {key!r}: must match {IDENTIFIER.pattern}")
-            if value.__class__ in _CONTAINERS:
-                nested = True
-        if nested and _depth(data) > limits.max_depth:
-            raise bad(f"values nested deeper than {limits.max_depth} levels")
         if not isinstance(src, dict):
-            raise bad(f"src must be a map, not {type(src).__name__}")
+            raise DecodeError(f"src must be a map, not {type(src).__name__}", raw)
         host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
-        # msgpack yields exact types, so class checks say what isinstance would, faster
-        if host.__class__ is not str or pid.__class__ not in _INTS or job.__class__ not in _JOBS:
-            raise bad("src must hold host (string), pid (integer) and job (string or nil)")
         elapsed, maxrss = src.get("elapsed"), src.get("maxrss")
-        if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
-            raise bad("src elapsed must be a number and maxrss an integer, when present")
+        reason = source_problem(table, host, pid, job) or record_problem(
+            rid, ts, data, elapsed, maxrss, limits
+        )
+        if reason is not None:
+            raise DecodeError(reason, raw)
         elapsed = None if elapsed is None else float(elapsed)
         return cls(rid, table, data, float(ts), host, pid, job, elapsed, maxrss)
 
 
-_CONTAINERS = (dict, list)
+def wire_v1(
+    rid: Any, table: Any, ts: Any, host: Any, pid: Any, job: Any,
+    elapsed: Any, maxrss: Any, data: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The version-1 map of one record (``elapsed`` and ``maxrss`` only when present)."""
+    src: dict[str, Any] = {"host": host, "pid": pid, "job": job}
+    if elapsed is not None:
+        src["elapsed"] = elapsed
+    if maxrss is not None:
+        src["maxrss"] = maxrss
+    return {"v": WIRE_VERSION, "id": rid, "t": table, "ts": ts, "src": src, "d": data}
+
+
+def pack(value: Any, table: object) -> bytes:
+    """msgpack bytes of ``value`` with our conversions; EncodeError for a value we cannot store."""
+    try:
+        return msgpack.packb(value, default=_default, datetime=True, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"record for table {table!r}: {exc}") from exc
+
+
+def unpack(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """The msgpack value of one stream entry, under ``limits``; DecodeError carrying ``raw``.
+    Sizes are the caller's to check: a batch entry may be larger than one record may."""
+    try:
+        return unpacker(limits, len(raw))(raw)
+    except Exception as exc:  # msgpack raises many unrelated types for bad input
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _unpacker(limits: Limits, most: int) -> Callable[[bytes], Any]:
+    return functools.partial(
+        msgpack.unpackb,
+        raw=False,
+        timestamp=3,
+        strict_map_key=True,
+        ext_hook=_reject_ext,
+        max_str_len=limits.max_str_len,
+        max_bin_len=limits.max_str_len,
+        max_array_len=most,
+        max_map_len=most,
+    )
+
+
+def unpacker(limits: Limits, size: int = 0) -> Callable[[bytes], Any]:
+    """``msgpack.unpackb`` bound to ``limits`` for bytes of at most ``size`` (any exception
+    it raises means bytes that are not valid msgpack within the limits)."""
+    return _unpacker(limits, max(limits.max_record_bytes, size))
+
+
+def size_problem(size: int, limits: Limits) -> str | None:
+    """Why a record of ``size`` bytes (its version-1 encoding) is too large, or None."""
+    if size > limits.max_record_bytes:
+        return f"record of {size} bytes exceeds the limit of {limits.max_record_bytes}"
+    return None
+
+
+def source_problem(table: Any, host: Any, pid: Any, job: Any) -> str | None:
+    """Why a record's table or source cannot be stored, or None (shared by a batch entry)."""
+    if type(table) is not str or (table not in _GOOD_KEYS and not _good_key(table, meta=False)):
+        return f"bad table name {table!r}: must match {IDENTIFIER.pattern}"
+    # msgpack yields exact types, so class checks say what isinstance would, faster
+    if host.__class__ is not str or pid.__class__ not in _INTS or job.__class__ not in _JOBS:
+        return "src must hold host (string), pid (integer) and job (string or nil)"
+    return None
+
+
+def record_problem(
+    rid: Any, ts: Any, data: Any, elapsed: Any, maxrss: Any, limits: Limits
+) -> str | None:
+    """Why one record (id, emit time, data, elapsed and peak memory) cannot be stored, or None."""
+    if rid.__class__ is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
+        return f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+    if ts.__class__ not in (int, float):  # msgpack gives exact types; bool is not a number
+        return f"ts must be a number, not {type(ts).__name__}"
+    if not 0 <= ts <= MAX_TS:  # also refuses NaN: no datetime can hold it
+        return f"ts must be seconds since 1970 before the year 10000, not {ts!r}"
+    if not isinstance(data, dict):
+        return f"d must be a map, not {type(data).__name__}"
+    if len(data) > limits.max_fields:
+        return f"{len(data)} fields exceed the limit of {limits.max_fields}"
+    nested = False
+    for key, value in data.items():
+        if key not in _GOOD_KEYS and not _good_key(key):
+            return f"bad column name {key!r}: must match {IDENTIFIER.pattern}"
+        if value.__class__ in CONTAINERS:
+            nested = True
+    if nested and depth(data) > limits.max_depth:
+        return f"values nested deeper than {limits.max_depth} levels"
+    if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:
+        return "src elapsed must be a number and maxrss an integer, when present"
+    return None
+
+
+CONTAINERS = (dict, list)
 _INTS, _JOBS = (int, bool), (str, type(None))  # what isinstance(pid, int) and str | None accept
 _ELAPSED, _MAXRSS = (int, float, type(None)), (int, type(None))  # bools are not numbers here
 _GOOD_KEYS: set[str] = set()  # names that passed the rule: decoding a batch re-checks none
 _GOOD_KEYS_MAX = 10_000
+
+
+def good_name(name: str, *, meta: bool = True) -> bool:
+    """Whether ``name`` may be a column (or, ``meta`` False, a table): the identifier rule, or
+    a metadata key a job may set; names that passed once are remembered."""
+    return name in _GOOD_KEYS or _good_key(name, meta=meta)
 
 
 def _good_key(name: object, *, meta: bool = True) -> bool:
@@ -207,7 +291,7 @@ def _good_key(name: object, *, meta: bool = True) -> bool:
     return meta and name in META_KEYS
 
 
-def _depth(value: Any) -> int:
+def depth(value: Any) -> int:
     """Nesting depth of containers in ``value`` (a scalar is 0), computed without recursion."""
     deepest, stack = 0, [(value, 0)]
     while stack:

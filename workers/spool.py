@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 import msgpack
 
+from workers.entry import records_in
 from workers.errors import EmitError
 from workers.jobinfo import host_name
 
@@ -125,7 +126,7 @@ class Spool:
         except OSError as exc:
             raise EmitError(
                 f"Redis is unreachable and the spool {self.directory} cannot be written ({exc}); "
-                f"{len(payloads)} record(s) not kept"
+                f"{sum(map(records_in, payloads))} record(s) not kept"
             ) from exc
         return self.path
 
@@ -163,7 +164,8 @@ def flush_file(path: Path, send: Send) -> FlushResult:
                     send(queue, group)
                 done = start + len(chunk)
         finally:
-            result.sent, result.left = done, len(entries) - done
+            counts = [records_in(payload) for _queue, payload in entries]
+            result.sent, result.left = sum(counts[:done]), sum(counts[done:])
             if done or result.skipped or not entries:
                 _keep_only(path, entries[done:])
     return result

@@ -8,6 +8,7 @@ than building a record costs; for a one-line ``emit`` that overhead decides the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -27,17 +28,30 @@ def send(client: redis.Redis, queue: str, field: str, payloads: Sequence[bytes])
     data, count = pack(queue, field, payloads), len(payloads)
     pool = client.connection_pool
     conn = pool.get_connection()
-    try:
+    with replies_on(pool, conn):
         conn.retry.call_with_retry(
             lambda: _round_trip(conn, data, count), lambda _error: conn.disconnect()
         )
-    except redis.ResponseError:
-        raise  # every reply was read: the connection is fine
-    except BaseException:
-        conn.disconnect()  # a reply may still be on its way: never reuse this socket
-        raise
-    finally:
-        pool.release(conn)
+
+
+class replies_on:
+    """Read replies on ``conn`` (taken from ``pool``) inside the block; afterwards it goes back
+    to the pool, disconnected first after any error but an error reply (that one was read
+    whole): a reply may still be on its way, and the socket must never be reused. (A class, not
+    a generator: it wraps every emit.)"""
+
+    __slots__ = ("conn", "pool")
+
+    def __init__(self, pool: redis.ConnectionPool, conn: Any) -> None:
+        self.pool, self.conn = pool, conn
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_exc: object) -> None:
+        if kind is not None and not issubclass(kind, redis.ResponseError):
+            self.conn.disconnect()
+        self.pool.release(self.conn)
 
 
 def _round_trip(conn: redis.Connection, data: bytes, count: int) -> None:

@@ -123,8 +123,22 @@ class Schema:
         """Sort ``records``: each fits (perhaps after staged DDL) or is rejected with a reason.
         Records are checked in order, each against the tables as the ones before it left them."""
         plan = Plan()
+        verdicts: dict[tuple[str, tuple[str, ...], tuple[type, ...]], str | None] = {}
+        low, high = INT64
         for index, rec in enumerate(records):
-            reason = self._stage(rec, plan)
+            values = tuple(rec.data.values())
+            shape = (rec.table, tuple(rec.data), tuple(map(type, values)))
+            in_range = int not in shape[2] or all(
+                low <= v <= high for v in values if type(v) is int
+            )
+            if in_range and shape in verdicts:
+                # the facts a plan stages only grow, so a record of a table, keys and value
+                # types seen before meets the verdict the first one met
+                reason = verdicts[shape]
+            else:
+                reason = self._stage(rec, plan)
+                if in_range:
+                    verdicts[shape] = reason
             if reason is None:
                 plan.accepted.append(index)
             else:

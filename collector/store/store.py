@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from operator import attrgetter, itemgetter
 
 import sqlalchemy as sa
 
@@ -19,7 +20,8 @@ from workers.record import Record
 
 log = logging.getLogger(__name__)
 UNKNOWN_RETRIES = 3  # an unclassified error is retried this often, then bisected like a bad row
-Shape = tuple[str, tuple[str, ...], tuple[type, ...]]  # a record's table, keys and value types
+MAX_SHAPES = 16  # distinct (table, keys) in a batch checked column by column; more: planned
+_DATA, _TABLE, _ID, _NONE = attrgetter("data"), attrgetter("table"), attrgetter("id"), type(None)
 Refused = list[tuple[int, str]]  # (position in the batch, reason)
 
 
@@ -35,7 +37,7 @@ class Store:
         self._started = False
         self._unknown = 0  # unclassified failures of the batch being written
         self._step = "the row"
-        self._fits: dict[Shape, tuple[TableInfo, tuple[int, ...]]] = {}  # and where its ints are
+        self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
 
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
@@ -99,34 +101,58 @@ class Store:
         self._stale = False
 
     def _plan(self, records: list[Record]) -> Plan:
-        """``Schema.plan``, skipped when every record has the table, keys and value types of one
-        it already accepted as it was, against the same table (only int ranges are rechecked)."""
-        tables, fits = self.schema.tables, self._fits
-        low, high = INT64
-        for rec in records:
-            values = tuple(rec.data.values())
-            known = fits.get((rec.table, tuple(rec.data), tuple(map(type, values))))
-            if known is None or known[0] is not tables.get(rec.table):
-                break
-            ints = known[1]
-            if ints and not all(low <= values[i] <= high for i in ints):
-                break
-        else:
+        """``Schema.plan``, skipped when every value has a type its column already took as it
+        was, in the same table (only int ranges are rechecked), checked column by column."""
+        if self._all_fit(records):
             return Plan(accepted=list(range(len(records))))
         plan = self.schema.plan(records)
         if not plan.needs_ddl:  # no staged changes: each verdict stands on its own
+            fits, tables = self._fits, self.schema.tables
             if len(fits) > 4096:
                 fits.clear()
             for index in plan.accepted:
                 rec = records[index]
-                types = tuple(map(type, rec.data.values()))
-                ints = tuple(i for i, t in enumerate(types) if t is int)
-                fits[(rec.table, tuple(rec.data), types)] = (tables[rec.table], ints)
+                info = tables[rec.table]
+                for key, value in rec.data.items():
+                    fits[rec.table, key, type(value)] = info
         return plan
+
+    def _all_fit(self, records: list[Record]) -> bool:
+        """Whether every record fits its table as it is, by the column types seen before."""
+        if not records:
+            return True
+        tables, fits = self.schema.tables, self._fits
+        datas = list(map(_DATA, records))
+        shapes = set(zip(map(_TABLE, records), map(tuple, datas), strict=True))
+        if len(shapes) > MAX_SHAPES:
+            return False
+        low, high = INT64
+        for table, keys in shapes:
+            info = tables.get(table)
+            if info is None:
+                return False
+            group = datas
+            if len(shapes) > 1:
+                group = [d for r, d in zip(records, datas, strict=True)
+                         if r.table == table and tuple(d) == keys]  # fmt: skip
+            for key in keys:
+                column = list(map(itemgetter(key), group))
+                types = set(map(type, column))
+                types.discard(_NONE)
+                if any(fits.get((table, key, t)) is not info for t in types):
+                    return False
+                if int in types:
+                    ints = [v for v in column if type(v) is int] if len(types) > 1 else column
+                    if min(ints) < low or max(ints) > high:
+                        return False
+        return True
 
     def _insert(self, conn: sa.Connection, records: list[Record]) -> None:
         """Insert per table, in rounds: a second record with an id already in this batch goes
         in a later round, so the conflict rule treats it as if it came in a later batch."""
+        if len(set(map(_TABLE, records))) == 1 and len(set(map(_ID, records))) == len(records):
+            self._insert_rounds(conn, {records[0].table: [records]})  # one table, one round
+            return
         by_table: dict[str, list[list[Record]]] = defaultdict(list)
         seen: dict[tuple[str, str], int] = defaultdict(int)
         for rec in records:
@@ -136,6 +162,9 @@ class Store:
             if n == len(rounds):
                 rounds.append([])
             rounds[n].append(rec)
+        self._insert_rounds(conn, by_table)
+
+    def _insert_rounds(self, conn: sa.Connection, by_table: dict[str, list[list[Record]]]) -> None:
         for table, rounds in by_table.items():
             info = self.schema.tables[table]
             writer = self._fast if suits_fast(info) else self._generic

@@ -10,12 +10,14 @@ transaction and raises SQLAlchemy's exception classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.processors import to_float
 
 from collector.store import conflict
 from collector.store.columns import FROM_RECORD
@@ -23,6 +25,9 @@ from collector.store.schema import TableInfo
 from collector.store.timestamps import Convert, compose, ts_converter, ts_datetime, utc_naive
 from workers.record import Record
 
+_FLOATS = {float, type(None)}
+_DATA = attrgetter("data")
+_DATA_FIELD = Record._fields.index("data")
 STAGE = "_rc_stage"  # a temporary table, dropped at commit; no record's name starts with "_"
 _UNIQUE_VIOLATION = "23505"
 
@@ -45,8 +50,9 @@ class Layout:
         self.columns = [c.name for c in table.columns if c.name in wanted and c.name in info.kinds]
         self.meta = [name for name in self.columns if name in FROM_RECORD]
         self.data = [name for name in self.columns if name not in FROM_RECORD]
-        self._getters = [attrgetter(FROM_RECORD[name]) for name in self.meta]
+        self._fields = [Record._fields.index(FROM_RECORD[name]) for name in self.meta]
         self.convert: list[tuple[int, Convert]] = []
+        self.ts_index = self.columns.index("_ts") if "_ts" in self.columns else -1
         for index, name in enumerate(self.columns):
             proc = None
             if bound:
@@ -61,17 +67,27 @@ class Layout:
     def rows(self, records: list[Record]) -> list[tuple[Any, ...]]:
         """One tuple per record, in ``columns`` (table) order, built column by column: ``map``
         and ``zip`` loop in C, not per row in Python."""
-        datas = [r.data for r in records]
-        count = len(records)
-        by_name: dict[str, list[Any]] = {
-            name: list(map(getter, records))
-            for name, getter in zip(self.meta, self._getters, strict=True)
+        if not records:
+            return []
+        fields = list(zip(*records, strict=True))  # records are tuples: a column per field
+        datas, count = fields[_DATA_FIELD], len(records)
+        by_name: dict[str, Sequence[Any]] = {
+            name: fields[index] for name, index in zip(self.meta, self._fields, strict=True)
         }
         for key in self.data:
             by_name[key] = list(map(dict.get, datas, repeat(key, count)))
         columns = [by_name[name] for name in self.columns]
         for index, convert in self.convert:
-            columns[index] = list(map(convert, columns[index]))
+            column = columns[index]
+            if convert is to_float and set(map(type, column)) <= _FLOATS:
+                continue  # floats already: the processor would return each value as it is
+            if index == self.ts_index:  # records emitted together share their emit time
+                distinct = set(column)
+                if len(distinct) * 4 <= len(column):
+                    converted = {value: convert(value) for value in distinct}
+                    columns[index] = list(map(converted.__getitem__, column))
+                    continue
+            columns[index] = list(map(convert, column))
         return list(zip(*columns, strict=True))
 
 
@@ -87,10 +103,8 @@ class Writer:
 
     def prepared(self, info: TableInfo, records: list[Record]) -> tuple[Layout, Any]:
         """The (cached) layout and statement for the data keys these records carry."""
-        keys: set[str] = set()
-        for rec in records:
-            keys.update(rec.data)
-        key = (info.table, frozenset(keys))  # a schema change brings a new Table object
+        keys = frozenset().union(*set(map(tuple, map(_DATA, records))))
+        key = (info.table, keys)  # a schema change brings a new Table object
         found = self._layouts.get(key)
         if found is None:
             if len(self._layouts) > 256:  # old Tables after many schema changes: forget them

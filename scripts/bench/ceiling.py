@@ -1,8 +1,12 @@
-"""Ceilings on this machine: what each half of the collector's work costs on its own.
+"""Ceilings on this machine: what each half of the collector's work costs on its own, built
+from library calls only (redis-py with hiredis, msgpack, sqlite3, psycopg), never our code, so
+that a ceiling never measures the project against itself.
 
-sqlite-executemany: stdlib sqlite3, the collector's table layout and pragmas, one transaction.
-redis-drain: XREADGROUP + decode + XACK/XDEL through the collector's Stream, no database.
-pg-copy: psycopg COPY of the same rows into the same layout, one transaction.
+sqlite-executemany: stdlib sqlite3 ``executemany`` of ready tuples into the collector's table
+layout, its pragmas, one transaction.
+redis-drain: redis-py XREADGROUP COUNT 2000, ``msgpack.unpackb`` of each record, then XACK and
+XDEL in one pipeline per batch; no database.
+pg-copy: psycopg COPY of ready tuples into the same layout, one transaction (or one per 2,000).
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import psycopg
 import redis
 
-from collector.stream import Stream
 from scripts.bench.common import TABLE, fill
-from workers.record import Record, new_id
+from workers.record import new_id
 
 COLUMNS = '"_id", "_ts", "_host", "_pid", "_job", "_error", "I", "J", "K"'
 SQLITE_DDL = (
@@ -61,21 +65,25 @@ def sqlite_executemany(directory: Path, count: int) -> dict[str, Any]:
 
 
 def redis_drain(redis_url: str, queue: str, count: int, batch: int = 2000) -> dict[str, Any]:
-    """Fill ``queue`` with ``count`` records, then read, decode and ack/delete them all."""
+    """Fill ``queue`` with ``count`` records (one entry each), then read, unpack and
+    acknowledge/delete them all with redis-py and msgpack alone."""
     fill(redis_url, queue, count, "fill (redis drain)")
     client = redis.Redis.from_url(redis_url)
-    stream = Stream(client, queue, "ceiling")
-    stream.ensure_group()
+    client.xgroup_create(queue, "ceiling", id="0")
     done = 0
     t0 = time.perf_counter()
     while True:
-        entries = stream.read_new(batch, 0)
-        if not entries:
+        reply: Any = client.xreadgroup("ceiling", "ceiling", {queue: ">"}, count=batch)
+        if not reply:
             break
-        for entry in entries:
-            assert entry.raw is not None
-            Record.decode(entry.raw)
-        stream.finish([e.id for e in entries], [])
+        entries = reply[0][1]
+        for _mid, fields in entries:
+            msgpack.unpackb(fields[b"m"], raw=False, timestamp=3)
+        ids = [mid for mid, _fields in entries]
+        pipe = client.pipeline(transaction=False)
+        pipe.xack(queue, "ceiling", *ids)
+        pipe.xdel(queue, *ids)
+        pipe.execute()
         done += len(entries)
     seconds = time.perf_counter() - t0
     client.close()

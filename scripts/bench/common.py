@@ -18,7 +18,8 @@ import redis
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from workers.emitter import Emitter
+from workers import xadd
+from workers.emitter import FIELD, Emitter
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: where ``scripts.bench`` imports from
 TABLE = "results"
@@ -36,13 +37,17 @@ class Sizes:
     producers: tuple[int, ...]  # end-to-end P
     e2e_records: int  # records emitted in total per end-to-end run
     emit_calls: int  # calls per kind in the emit-cost case
+    memory_records: int  # records queued per wire version for Redis memory per record
 
     @classmethod
     def pick(cls, quick: bool, scale: float) -> Sizes:
         if quick:
-            base = cls((4, 16), 0.5, (200, 1000), 20_000, 0, (4, 16), 4_000, 2_000)
+            base = cls((4, 16), 0.5, (200, 1000), 20_000, 0, (4, 16), 4_000, 2_000, 20_000)
         else:
-            base = cls((4, 16, 64), 4.0, (1000, 5000), 500_000, 1_000_000, (4, 16), 100_000, 20_000)
+            base = cls(
+                (4, 16, 64), 4.0, (1000, 5000), 500_000, 1_000_000, (4, 16), 100_000, 20_000,
+                1_000_000,
+            )  # fmt: skip
         if scale == 1:
             return base
         return cls(
@@ -54,6 +59,7 @@ class Sizes:
             base.producers,
             int(base.e2e_records * scale),
             int(base.emit_calls * scale),
+            int(base.memory_records * scale),
         )
 
 
@@ -72,15 +78,20 @@ def drop_queue(client: redis.Redis, queue: str) -> None:
         client.delete(*keys)
 
 
-def fill(redis_url: str, queue: str, count: int, label: str) -> None:
-    """Put ``count`` records on ``queue`` with ``emit_many`` (1,000 per round trip)."""
+def fill(redis_url: str, queue: str, count: int, label: str, *, batched: bool = False) -> None:
+    """Put ``count`` records on ``queue``, 1,000 per round trip: one stream entry per record, as
+    ``emit`` sends them, or (``batched``) one batch entry per 1,000, as ``emit_many`` sends them."""
     emitter = Emitter(redis_url, queue)
     try:
         with tqdm(total=count, desc=label, unit="rec", leave=False, file=sys.stderr) as bar:
             for start in range(0, count, 1000):
-                n = min(1000, count - start)
-                emitter.emit_many((result_data(i) for i in range(start, start + n)), table=TABLE)
-                bar.update(n)
+                data = [result_data(i) for i in range(start, min(count, start + 1000))]
+                if batched:
+                    emitter.emit_many(data, table=TABLE)
+                else:
+                    payloads = [emitter.record(d, table=TABLE).encode() for d in data]
+                    xadd.send(emitter.client, queue, FIELD, payloads)
+                bar.update(len(data))
     finally:
         emitter.close()
 

@@ -15,9 +15,13 @@ from scripts.bench.common import TABLE, count_rows, fill, read_line, result_data
 from workers.emitter import FIELD, Emitter
 
 
-def drain(redis_url: str, db_url: str, queue: str, count: int, batch: int) -> dict[str, Any]:
-    """A backlog of ``count`` records already in the stream; the collector runs until empty."""
-    fill(redis_url, queue, count, "fill (drain)")
+def drain(
+    redis_url: str, db_url: str, queue: str, count: int, batch: int, *, batched: bool = False
+) -> dict[str, Any]:
+    """A backlog of ``count`` records already in the stream, one entry each (as ``emit`` sends
+    them) or in batch entries (``batched``, as ``emit_many`` sends them); the collector runs
+    until it has taken them all."""
+    fill(redis_url, queue, count, "fill (drain)", batched=batched)
     child = start_child(redis_url, db_url, queue, count, batch)
     read_line(child)
     report = read_line(child)

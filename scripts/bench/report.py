@@ -35,6 +35,9 @@ def notes(row: Row) -> str:
         ("emit_many_rate", "emit_many {:,.0f}/s"),
         ("buffered_rate", "buffered {:,.0f}/s"),
         ("vs_json", "{:.1f}x the Dask+JSON way"),
+        ("entries", "{:,} stream entries"),
+        ("bytes_per_record", "MEMORY USAGE {:.1f} B/record"),
+        ("info_bytes_per_record", "INFO used_memory {:.1f} B/record"),
     ):
         if row.get(key) is not None:
             parts.append(fmt.format(row[key]))
@@ -68,7 +71,7 @@ def _render(head: tuple[str, ...], body: list[tuple[str, ...]], markdown: bool) 
 
 
 def targets(rows: list[Row]) -> list[Row]:
-    """Each target of issue 4 that this run measured: value, threshold, met or not."""
+    """Each target of issues 4 and 11 that this run measured: value, threshold, met or not."""
     out: list[Row] = []
 
     def check(name: str, value: float | None, op: str, limit: float) -> None:
@@ -78,11 +81,16 @@ def targets(rows: list[Row]) -> list[Row]:
         out.append({"target": name, "value": value, "op": op, "limit": limit, "met": met})
 
     redis_rate = _rate(find(rows, "ceiling", "redis-drain"))
-    for db, ceiling in (("sqlite", "sqlite-executemany"), ("postgresql", "pg-copy")):
+    for db, ceiling in (("sqlite", "sqlite-executemany"), ("postgresql", "pg-copy per 2000")):
         drain, db_rate = find(rows, "drain", db), _rate(find(rows, "ceiling", ceiling))
         if drain and redis_rate and db_rate:
             drain["ratio"] = drain["rate"] / serialized(redis_rate, db_rate)
             check(f"drain {db} / serialized ceiling", drain["ratio"], ">=", 0.7)
+    batched = find(rows, "drain", "sqlite batched")
+    sqlite_rate = _rate(find(rows, "ceiling", "sqlite-executemany"))
+    if batched and redis_rate and sqlite_rate:
+        batched["ratio"] = batched["rate"] / serialized(redis_rate, sqlite_rate)
+        check("drain sqlite batched / per-entry serialized ceiling", batched["ratio"], ">=", 1.5)
     e2e = find(rows, "end-to-end", "P=16 sqlite")
     if e2e:
         check("e2e P=16 stored rate / emit rate", e2e["rate"] / e2e["emit_rate"], ">=", 0.95)
@@ -135,7 +143,7 @@ def _chart(path: Path, rows: list[Row]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in rows if r["case"] != "emit"]
+    shown = [r for r in rows if r["case"] not in ("emit", "memory")]
     labels = [f"{r['case']} {r['setup']}" for r in shown]
     colors = {"seed-direct": "tab:red", "seed-json": "tab:orange", "ceiling": "tab:gray"}
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(shown) + 1.2))

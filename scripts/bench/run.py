@@ -17,10 +17,19 @@ import redis
 
 import scripts.bench
 from collector.settings import Settings
-from scripts.bench import ceiling, daskway, pipeline, report, seed
+from scripts.bench import ceiling, daskway, memory, pipeline, report, seed
 from scripts.bench.common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
-CASES = ("seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit", "dask")
+CASES = (
+    "seed-direct",
+    "seed-json",
+    "ceiling",
+    "drain",
+    "end-to-end",
+    "emit",
+    "memory",
+    "dask",
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -131,11 +140,13 @@ class Bench:
             with self.pg() as url:
                 self.add("ceiling", "pg-copy per 2000", lambda: ceiling.pg_copy(url, n, 2000))
 
-    def _drain(self, setup: str, db_url: str, count: int) -> None:
+    def _drain(self, setup: str, db_url: str, count: int, batched: bool = False) -> None:
         redis_url = self.args.redis_url
         batch = self.args.batch_size
         self.add(
-            "drain", setup, lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch)
+            "drain",
+            setup,
+            lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch, batched=batched),
         )
 
     def case_drain(self) -> None:
@@ -144,6 +155,10 @@ class Bench:
         if not self.args.no_postgres:
             with self.pg() as url:
                 self._drain("postgresql", url, s.backlog)
+        self._drain("sqlite batched", f"sqlite:///{self.tmp / 'drain-v2.db'}", s.backlog, True)
+        if not self.args.no_postgres:
+            with self.pg() as url:
+                self._drain("postgresql batched", url, s.backlog, True)
         if s.rss_backlog and s.rss_backlog != s.backlog:
             self._drain("sqlite rss", f"sqlite:///{self.tmp / 'drain-rss.db'}", s.rss_backlog)
 
@@ -169,14 +184,24 @@ class Bench:
 
         self.add("emit", "loopback", measure)
 
+    def case_memory(self) -> None:
+        n, url = self.sizes.memory_records, self.args.redis_url
+        for setup, batched in (("v1 one entry each", False), ("v2 batch entries", True)):
+            self.add("memory", setup,
+                     lambda b=batched: memory.per_record(url, self.queue(), n, b))  # fmt: skip
+
     def case_dask(self) -> None:
         n, redis_url = daskway.count(self.args.quick, self.args.scale), self.args.redis_url
         queue, db_url = self.queue(), f"sqlite:///{self.tmp / 'dask.db'}"
         with daskway.cluster(redis_url, queue) as client:
             self.add("dask", f"json N={n}", lambda: daskway.dask_json(client, self.tmp, n))
-            self.add("dask", f"emit N={n}",
-                     lambda: daskway.dask_emit(client, redis_url, db_url, queue, n,
-                                               self.args.batch_size))  # fmt: skip
+            self.add(
+                "dask",
+                f"emit N={n}",
+                lambda: daskway.dask_emit(
+                    client, redis_url, db_url, queue, n, self.args.batch_size
+                ),
+            )
         json_row, emit_row = self.rows[-2:]
         emit_row["vs_json"] = emit_row["rate"] / json_row["rate"]
 

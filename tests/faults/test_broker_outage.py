@@ -20,7 +20,7 @@ from faults.servers import (
     wait_for_rows,
     wait_until,
 )
-from workers import Record
+from workers.entry import decode_records
 from workers.spool import Spool, parse
 
 pytestmark = pytest.mark.slow
@@ -80,9 +80,10 @@ sys.stdin.readline()
 
 def spooled_ids(spool_dir) -> list[str]:
     return [
-        Record.decode(payload).id
+        rec.id
         for path in Spool(spool_dir).files()
         for _, payload in parse(path.read_bytes())[0]
+        for rec in decode_records(payload)
     ]
 
 
@@ -97,7 +98,7 @@ def test_atexit_resends_the_spool_once_redis_is_back(redis_server, tmp_path) -> 
     job.stdin.close()  # type: ignore[union-attr]
     assert job.stop(None) == 0, job.err
     client = redis.Redis.from_url(redis_server.url())
-    stored = [Record.decode(f[b"m"]).id for _, f in client.xrange("q")]
+    stored = [r.id for _, f in client.xrange("q") for r in decode_records(f[b"m"])]
     client.close()
     assert sorted(stored) == sorted(job.out.split())
     assert Spool(spool_dir).files() == []
@@ -124,6 +125,8 @@ def test_spool_left_at_exit_is_sent_by_collector_spool_flush(redis_server, tmp_p
         "1 damaged frame(s) dropped"
     )
     client = redis.Redis.from_url(redis_server.url())
-    assert sorted(Record.decode(f[b"m"]).id for _, f in client.xrange("q")) == sorted(ids)
+    assert sorted(r.id for _, f in client.xrange("q") for r in decode_records(f[b"m"])) == sorted(
+        ids
+    )
     client.close()
     assert Spool(spool_dir).files() == []

@@ -21,7 +21,8 @@ import redis
 
 import workers
 from faults.servers import RedisServer
-from workers import Emitter, Record
+from workers import Emitter
+from workers.entry import decode_records
 from workers.spool import Spool, parse
 
 CHILD_TIMEOUT = 20.0  # a child that has not exited by then is deadlocked
@@ -30,7 +31,7 @@ CHILD_TIMEOUT = 20.0  # a child that has not exited by then is deadlocked
 def stream_ids(url: str, queue: str) -> list[str]:
     client = redis.Redis.from_url(url)
     try:
-        return [Record.decode(fields[b"m"]).id for _, fields in client.xrange(queue)]
+        return [r.id for _, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
     finally:
         client.close()
 

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from faults.servers import RedisServer
-from workers import Emitter, Record
+from workers import Emitter
+from workers.entry import decode_records
 from workers.spool import Spool, parse
 
 FILL = 20_000  # bytes per filler key
@@ -44,14 +45,15 @@ def fill(client: redis.Redis) -> list[str]:
 
 def spooled_ids(directory: Path) -> list[str]:
     return [
-        Record.decode(payload).id
+        rec.id
         for path in Spool(directory).files()
         for _, payload in parse(path.read_bytes())[0]
+        for rec in decode_records(payload)
     ]
 
 
 def stream_ids(client: redis.Redis, queue: str) -> list[str]:
-    return [Record.decode(fields[b"m"]).id for _, fields in client.xrange(queue)]
+    return [r.id for _, fields in client.xrange(queue) for r in decode_records(fields[b"m"])]
 
 
 def test_an_oom_refusal_is_retried_then_spooled_and_resent_once_memory_is_free(

@@ -1,0 +1,166 @@
+"""Batch entries (wire version 2): many records of one table and source in one stream entry.
+
+Layout (stream field ``m``): a msgpack map
+``{"v": 2, "t": table, "src": {"host", "pid", "job"}, "id": [str, ...], "ts": [float, ...],
+"el": [float | nil, ...], "rss": [int | nil, ...], "d": [map, ...]}``; the lists are parallel,
+record ``i`` is ``id[i]``, ``ts[i]``, ``el[i]`` (elapsed), ``rss[i]`` (maxrss) and ``d[i]``.
+Each record is exactly the version-1 record with those fields and the entry's table and source,
+so the collector stores it, or dead-letters it alone as that version-1 record.
+
+Why: one XADD, one stream entry and one acknowledgement per batch instead of per record; Redis
+keeps one entry's overhead for hundreds of records, and the collector reads them in one piece.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgpack
+
+from workers.columnar import records as records_of_columns
+from workers.errors import DecodeError
+from workers.record import (
+    DEFAULT_LIMITS,
+    Limits,
+    Record,
+    pack,
+    record_problem,
+    size_problem,
+    source_problem,
+    unpack,
+    wire_v1,
+)
+
+BATCH_VERSION = 2
+BATCH_PREFIX = b"\x88\xa1v\x02"  # how every entry encode_entries writes begins: {"v": 2, ...
+MAX_ENTRY_RECORDS = 1000  # records per batch entry: bounds an entry's size and a read's memory
+SIZE_SLACK = 256  # bytes a record's version-1 encoding may add to its share of an entry
+_ARRAY = msgpack.Packer()
+
+
+class Packed(NamedTuple):
+    """One record waiting for its batch entry: its data already packed (so an unstorable value
+    fails at emit time, in the caller), everything else as it will travel."""
+
+    table: str
+    host: str
+    pid: int
+    job: str | None
+    id: str
+    ts: float
+    elapsed: float | None
+    maxrss: int | None
+    data: bytes
+
+
+def packed(rec: Record) -> Packed:
+    """``rec`` with its data packed; EncodeError for a value we cannot store."""
+    data = pack(rec.data, rec.table)
+    return Packed(
+        rec.table, rec.host, rec.pid, rec.job, rec.id, rec.ts, rec.elapsed, rec.maxrss, data
+    )
+
+
+def encode_entries(items: list[Packed], most: int = MAX_ENTRY_RECORDS) -> list[bytes]:
+    """Batch entries for ``items``: one per table and source, at most ``most`` records each,
+    records in their order within each entry."""
+    groups: dict[tuple[str, str, int, str | None], list[Packed]] = {}
+    for item in items:
+        groups.setdefault(item[:4], []).append(item)  # type: ignore[arg-type]
+    entries = []
+    for (table, host, pid, job), group in groups.items():
+        for start in range(0, len(group), most):
+            entries.append(_entry(table, host, pid, job, group[start : start + most]))
+    return entries
+
+
+def _entry(table: str, host: str, pid: int, job: str | None, items: list[Packed]) -> bytes:
+    head = {
+        "v": BATCH_VERSION,
+        "t": table,
+        "src": {"host": host, "pid": pid, "job": job},
+        "id": [i.id for i in items],
+        "ts": [i.ts for i in items],
+        "el": [i.elapsed for i in items],
+        "rss": [i.maxrss for i in items],
+    }
+    packed_head = msgpack.packb(head, use_bin_type=True)
+    assert packed_head[0] == 0x87  # a fixmap of 7 pairs: "d" makes it 8
+    datas = b"".join(i.data for i in items)
+    return b"\x88" + packed_head[1:] + b"\xa1d" + _ARRAY.pack_array_header(len(items)) + datas
+
+
+Refusal = tuple[bytes, str]  # a record's version-1 bytes, why it cannot be stored
+
+
+def decode_entry(
+    wire: dict[str, Any], raw: bytes, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Record], list[Refusal]]:
+    """The records of an unpacked batch entry, and those refused (as version-1 bytes, with the
+    reason). A malformed entry as a whole (parallel lists missing or of different lengths)
+    raises DecodeError carrying ``raw``."""
+    try:
+        table, src = wire["t"], wire["src"]
+        columns = [wire[k] for k in ("id", "ts", "el", "rss", "d")]
+    except KeyError:
+        missing = [k for k in ("t", "src", "id", "ts", "el", "rss", "d") if k not in wire]
+        raise DecodeError(f"missing field(s): {', '.join(missing)}", raw) from None
+    if not isinstance(src, dict) or not all(isinstance(c, list) for c in columns):
+        raise DecodeError("batch entry: src must be a map and id, ts, el, rss, d lists", raw)
+    if len({len(c) for c in columns}) != 1:
+        raise DecodeError("batch entry: id, ts, el, rss and d differ in length", raw)
+    host, pid, job = src.get("host") or "", src.get("pid") or 0, src.get("job")
+    shared = source_problem(table, host, pid, job)
+    measure = len(raw) + SIZE_SLACK > limits.max_record_bytes  # else no record can be too big
+    if shared is None and not measure:
+        n = len(columns[0])
+        ids, stamps, elapsed, maxrss, datas = columns
+        fast = records_of_columns(
+            ids, [table] * n, stamps, [host] * n, [pid] * n, [job] * n, elapsed, maxrss, datas,
+            limits,
+        )  # fmt: skip
+        if fast is not None:  # every record passed, checked column by column
+            return fast, []
+    records: list[Record] = []
+    refused: list[Refusal] = []
+    for rid, ts, elapsed, maxrss, data in zip(*columns, strict=True):
+        wire_record = None
+        reason = shared or record_problem(rid, ts, data, elapsed, maxrss, limits)
+        if reason is None and measure:
+            wire_record = _v1(rid, table, ts, host, pid, job, elapsed, maxrss, data)
+            reason = size_problem(len(wire_record), limits)
+        if reason is None:
+            el = None if elapsed is None else float(elapsed)
+            records.append(Record(rid, table, data, float(ts), host, pid, job, el, maxrss))
+        else:
+            wire_record = wire_record or _v1(rid, table, ts, host, pid, job, elapsed, maxrss, data)
+            refused.append((wire_record, reason))
+    return records, refused
+
+
+def _v1(*fields: Any) -> bytes:
+    """A batch entry's record as the version-1 bytes it would have had if emitted alone."""
+    return msgpack.packb(wire_v1(*fields), datetime=True, use_bin_type=True)
+
+
+def decode_records(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Record]:
+    """Every record of one stream entry of either wire version (for tools and tests that read
+    the queue); DecodeError when the entry or any of its records is refused."""
+    wire = unpack(raw, limits)
+    if not (isinstance(wire, dict) and wire.get("v") == BATCH_VERSION):
+        return [Record.decode(raw, limits)]
+    records, refused = decode_entry(wire, raw, limits)
+    if refused:
+        raise DecodeError(refused[0][1], raw)
+    return records
+
+
+def records_in(payload: bytes) -> int:
+    """How many records one stream entry's bytes hold (1 unless a batch entry): for counting
+    what a spool holds, never for checking it."""
+    if not payload.startswith(BATCH_PREFIX):
+        return 1
+    try:
+        return len(msgpack.unpackb(payload, timestamp=3)["id"])
+    except Exception:  # not a batch entry after all: the collector will say why
+        return 1
