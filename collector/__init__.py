@@ -12,6 +12,7 @@ How a result travels, by file (the node side is the ``workers`` package):
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
       ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
       ├─ deadletters.py   the dead-letter stream, for ``collector dead``
+      ├─ lag.py           the backlog in entries and in time, for the metrics
       ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters;
       │                   records checked column by column (workers/columnar.py)
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch

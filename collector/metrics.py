@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from collector.errors import ConfigError
-from collector.stream import lag
+from collector.lag import lag
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server

@@ -276,41 +276,6 @@ class Stream:
         }
 
 
-def _age(entry_id: bytes | str | None, now_ms: int) -> float:
-    """Seconds since Redis made the entry ``entry_id`` (its id starts with the milliseconds)."""
-    if entry_id is None:
-        return 0.0
-    return max(0.0, (now_ms - int(text(entry_id).split("-")[0])) / 1000)
-
-
-def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
-    """The backlog in entries and in time, read-only, for metrics: stream length (pending
-    included), pending entries, the age of the oldest pending and of the oldest entry (by the
-    Redis clock, which stamped the ids), and the dead-letter count."""
-    pipe = client.pipeline(transaction=False)
-    pipe.time()
-    pipe.xlen(queue)
-    pipe.xlen(f"{queue}:dead")
-    pipe.xrange(queue, count=1)
-    (seconds, micros), length, dead, first = pipe.execute()
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
-    pending, oldest_pending = 0, None
-    if length:
-        try:
-            summary: Any = client.xpending(queue, group)
-            pending, oldest_pending = int(summary["pending"]), summary["min"]
-        except redis.ResponseError as exc:  # no group yet: nothing pending
-            if "NOGROUP" not in str(exc):
-                raise
-    return {
-        "backlog": int(length),
-        "pending": pending,
-        "oldest_pending_age": _age(oldest_pending, now_ms),
-        "oldest_age": _age(first[0][0] if first else None, now_ms),
-        "dead": int(dead),
-    }
-
-
 def persistence(client: redis.Redis) -> dict[str, Any]:
     """How the server keeps data across a restart: AOF, RDB snapshots, or nothing (``None``
     where the server does not say, e.g. CONFIG is not allowed for this user)."""
