@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -78,3 +79,33 @@ def test_default_emitter_works_in_forked_children(real_redis, queue, monkeypatch
     recs = stream_records(real_redis, queue)
     assert sorted(r.data.get("i", -1) for r in recs) == [-1, -1, 0, 1, 2]
     assert {r.pid for r in recs if r.data["who"] == "child"} == set(pids)
+
+
+def test_threads_sharing_an_emitter_send_at_the_same_time(fake_redis, queue) -> None:
+    """Nothing serialises the threads' sends more than the socket requires: four threads are
+    inside a send at once (a barrier they all must reach), then their records arrive."""
+    emitter = Emitter(queue=queue, client=fake_redis)
+    inside = threading.Barrier(4, timeout=10)
+    send = emitter._xadd
+
+    def meeting(queue: str, payloads: list[bytes]) -> None:
+        inside.wait()  # raises BrokenBarrierError if the sends were serialised
+        send(queue, payloads)
+
+    emitter._xadd = meeting  # type: ignore[method-assign]
+    failures: list[BaseException] = []
+
+    def job(n: int) -> None:
+        try:
+            emitter.emit({"n": n}, key=f"k{n}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert failures == []
+    ids = {decode_records(f[b"m"])[0].id for _id, f in fake_redis.xrange(queue)}
+    assert ids == {"k0", "k1", "k2", "k3"}

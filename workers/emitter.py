@@ -83,7 +83,8 @@ class Emitter:
         self._client_pid = os.getpid()
         self._sleep = sleep
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
-        self._send_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # the spool and the retry loop, not a plain send
+        self._client_lock = threading.Lock()
         self._spool_hook = ExitHook(self.flush_spool)
         self._buffer = SendBuffer(self._send_packed, buffer, flush_interval) if buffer else None
         renew_after_fork(self)
@@ -92,8 +93,9 @@ class Emitter:
         return f"Emitter(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r})"
 
     def after_fork_in_child(self) -> None:
-        """A fresh send lock in a forked child: a parent thread may have been inside a send."""
+        """Fresh locks in a forked child: a parent thread may have been inside a send."""
         self._send_lock = threading.Lock()
+        self._client_lock = threading.Lock()
 
     @property
     def client(self) -> redis.Redis:
@@ -102,12 +104,14 @@ class Emitter:
         if self._owns_client and self._client_pid != os.getpid():
             self._client, self._client_pid = None, os.getpid()  # the parent's: not ours to close
         if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.redis_url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
+            with self._client_lock:  # threads sharing the emitter share one connection pool
+                if self._client is None:
+                    self._client = redis.Redis.from_url(
+                        self.redis_url,
+                        socket_timeout=SOCKET_TIMEOUT,
+                        socket_connect_timeout=SOCKET_TIMEOUT,
+                        retry=Retry(NoBackoff(), 0),
+                    )
         return self._client
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
@@ -172,6 +176,12 @@ class Emitter:
         """
         if not payloads:
             return
+        if self._spooled_pid != os.getpid():
+            try:  # the common case, without the lock: each thread on its own pooled connection
+                self._xadd(self.queue, payloads)
+                return
+            except UNAVAILABLE:
+                pass  # the retry loop below, one thread at a time, tries again from the start
         with self._send_lock:
             spooling = self._spooled_pid == os.getpid()
             deadline = time.monotonic() + (0.0 if spooling else self.emit_timeout)
