@@ -78,6 +78,8 @@ class Collector:
         clock: Callable[[], float] = time.monotonic,
         observer: Observer | None = None,
     ) -> None:
+        if settings.shards > 1:  # reading every shard arrives with collector.shards
+            raise ConfigError("this collector reads one stream only: use --shards 1")
         self.settings = settings
         self.client = client or redis.Redis.from_url(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workers import xadd
+from workers import shards, xadd
 from workers.buffer import SendBuffer
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
@@ -57,7 +57,8 @@ class Emitter:
     successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
     sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
     ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
-    process loses its unsent buffer.
+    process loses its unsent buffer. ``shards`` (default: COLLECTOR_SHARDS, else what the
+    collector published, else 1) spreads records over the queue's shards (workers.shards).
     """
 
     def __init__(
@@ -71,11 +72,13 @@ class Emitter:
         sleep: Callable[[float], None] = time.sleep,
         buffer: int = 0,
         flush_interval: float = 1.0,
+        shards: int | None = None,
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
         self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
+        self._shards = shards if shards is not None else env.shards  # None: ask the collector
         self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
         self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
         self._client = client
@@ -200,10 +203,27 @@ class Emitter:
             if spooling:
                 self._resend_spool()
 
+    @property
+    def shard_count(self) -> int:
+        """The queue's shard count: given, COLLECTOR_SHARDS, else read once from the key the
+        collector publishes (absent: 1) and cached; an unreachable Redis raises, as a send
+        would, so the caller retries or spools."""
+        if self._shards is None:
+            raw: Any = self.client.get(shards.count_key(self.queue))
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            try:
+                self._shards = shards.parse_shards(text) if text else 1
+            except ValueError:
+                log.warning("ignoring a malformed shard count %r in Redis: using 1", raw)
+                self._shards = 1
+        return self._shards
+
     def _xadd(self, queue: str, payloads: list[bytes]) -> None:
-        """One round trip: XADD every payload to ``queue`` (a retry after a failure may repeat
-        some; the collector stores one row per record id)."""
-        xadd.send(self.client, queue, FIELD, payloads)
+        """XADD every payload to its shard of ``queue``, one round trip a shard (a retry after a
+        failure may repeat some; the collector stores one row per record id). The spool keeps
+        the queue, not the shard, so re-sent records are routed here too."""
+        for stream, group in shards.route(queue, self.shard_count, payloads).items():
+            xadd.send(self.client, stream, FIELD, group)
 
     def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""

@@ -18,6 +18,7 @@ from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
 from workers.record import Limits
+from workers.shards import MAX_SHARDS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,15 @@ DAEMON_OPTIONS = [
         default=None,
         help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
         "created if missing and records for them must match the declared columns.",
+    ),
+    click.option(
+        "--shards",
+        envvar="COLLECTOR_SHARDS",
+        show_envvar=True,
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=None,
+        help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
+        "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
     ),
     click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
 ]
