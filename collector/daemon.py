@@ -22,8 +22,9 @@ from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
 from collector.settings import Settings
+from collector.shards import open_stream
 from collector.store import Schema, Store
-from collector.stream import DeadEntry, Entry, Request, Stream, redis_fault
+from collector.stream import DeadEntry, Entry, Request, redis_fault
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,10 @@ class Collector:
         clock: Callable[[], float] = time.monotonic,
         observer: Observer | None = None,
     ) -> None:
-        if settings.shards > 1:  # reading every shard arrives with collector.shards
-            raise ConfigError("this collector reads one stream only: use --shards 1")
         self.settings = settings
         self.client = client or redis.Redis.from_url(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
-        self.stream = Stream(self.client, settings.queue, settings.consumer)
+        self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
         self.store = Store(self.engine, Schema(declared))
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)

@@ -59,6 +59,7 @@ class Request:
     """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
 
     conn: Any
+    shard: int = 0  # which shard's stream it reads (collector.shards)
 
 
 def _entries(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:

@@ -209,13 +209,7 @@ class Emitter:
         collector publishes (absent: 1) and cached; an unreachable Redis raises, as a send
         would, so the caller retries or spools."""
         if self._shards is None:
-            raw: Any = self.client.get(shards.count_key(self.queue))
-            text = raw.decode() if isinstance(raw, bytes) else raw
-            try:
-                self._shards = shards.parse_shards(text) if text else 1
-            except ValueError:
-                log.warning("ignoring a malformed shard count %r in Redis: using 1", raw)
-                self._shards = 1
+            self._shards = shards.published(self.client, self.queue)
         return self._shards
 
     def _xadd(self, queue: str, payloads: list[bytes]) -> None:

@@ -16,14 +16,17 @@ writes when it starts (read once and cached), else use 1.
 
 from __future__ import annotations
 
+import logging
 import os
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import msgpack
+import redis
 
 ENV = "COLLECTOR_SHARDS"
+log = logging.getLogger(__name__)
 MAX_SHARDS = 1024  # far beyond any sensible count: a typo (10000) fails instead of making keys
 
 
@@ -47,6 +50,22 @@ def env_shards() -> int | None:
 def count_key(queue: str) -> str:
     """The key in which the collector publishes the shard count for emitters."""
     return f"{queue}:shards"
+
+
+def published(client: redis.Redis, queue: str) -> int:
+    """The shard count the collector published for ``queue``; 1 when there is none, it is
+    malformed, or this user may not read it (an ACL user allowed XADD only: such jobs set
+    COLLECTOR_SHARDS instead). An unreachable Redis raises, as a send would."""
+    try:
+        raw: Any = client.get(count_key(queue))
+    except redis.ResponseError:  # NOPERM and kin: reading the count is not this user's right
+        return 1
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        return parse_shards(text) if text else 1
+    except ValueError:
+        log.warning("ignoring a malformed shard count %r in %s: using 1", text, count_key(queue))
+        return 1
 
 
 def stream_name(queue: str, shards: int, index: int) -> str:
