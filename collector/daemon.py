@@ -25,6 +25,7 @@ from collector.settings import Settings
 from collector.shards import open_stream
 from collector.store import Schema, Store
 from collector.stream import DeadEntry, Entry, Request, redis_fault
+from workers.cluster import client_from_url
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Collector:
         observer: Observer | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client or redis.Redis.from_url(settings.redis_url)
+        self.client = client or client_from_url(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
         self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
         self.store = Store(self.engine, Schema(declared))

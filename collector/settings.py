@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from collector.errors import ConfigError
+from workers.cluster import SCHEMES
 from workers.jobinfo import host_name
 from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
@@ -16,6 +17,7 @@ from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
 
 DEFAULT_DB_URL = "sqlite:///results.db"
+CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
 ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
 
 
@@ -29,9 +31,10 @@ def mask_db_url(url: str) -> str:
 
 def check_redis_url(url: str) -> str:
     """``url`` itself if it can name a Redis; ConfigError otherwise (password masked)."""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(("redis://", "rediss://", "unix://", *CLUSTER_PREFIXES)):
         raise ConfigError(
-            f"redis url must start with redis://, rediss:// or unix://: {mask_url(url)}"
+            "redis url must start with redis://, rediss://, unix://, redis+cluster:// or "
+            f"rediss+cluster://: {mask_url(url)}"
         )
     return url
 

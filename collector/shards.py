@@ -20,17 +20,44 @@ from typing import Any
 
 import redis
 
-from collector.stream import GROUP, DeadEntry, Entry, Request, Stream
+from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of
+from workers.cluster import is_cluster_client
 from workers.shards import count_key, published, streams
 
 SEP = b"|"
 
 
 def open_stream(client: redis.Redis, queue: str, consumer: str, shards: int) -> Stream:
-    """The daemon's view of the queue: a plain Stream for one shard, else a ShardedStream."""
+    """The daemon's view of the queue: a Stream (on a cluster a ClusterStream) for one shard,
+    else a ShardedStream."""
     if shards == 1:
-        return Stream(client, queue, consumer)
+        return stream_class(client)(client, queue, consumer)
     return ShardedStream(client, queue, consumer, shards)
+
+
+class ClusterStream(Stream):
+    """A Stream on a Redis Cluster: the cluster client routes each command to its slot's node,
+    but lends no raw connection, so a read "ahead" is an ordinary XREADGROUP done at once."""
+
+    def request_new(self, count: int, block_ms: int | None = None) -> Request:
+        reply: Any = self.client.xreadgroup(
+            self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
+        )
+        if not reply:
+            return Request(conn=[])
+        messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
+        return Request(conn=entries_of(messages))
+
+    def receive(self, request: Request) -> list[Entry]:
+        return list(request.conn)
+
+    def drop(self, request: Request) -> None:
+        """Nothing to release: the entries stay pending and are re-read at the next start."""
+
+
+def stream_class(client: redis.Redis) -> type[Stream]:
+    """ClusterStream for a cluster client, else Stream."""
+    return ClusterStream if is_cluster_client(client) else Stream
 
 
 def known_shards(client: redis.Redis, queue: str, given: int | None = None) -> int:
@@ -57,7 +84,8 @@ class ShardedStream(Stream):
         self, client: redis.Redis, queue: str, consumer: str, shards: int, group: str = GROUP
     ) -> None:
         super().__init__(client, queue, consumer, group)
-        self.shards = [Stream(client, name, consumer, group) for name in streams(queue, shards)]
+        kind = stream_class(client)
+        self.shards = [kind(client, name, consumer, group) for name in streams(queue, shards)]
         self.health_key = self.shards[0].health_key
         self._next = 0  # the shard the next read starts at
         self._ahead_count = 1  # entries the read ahead asked for

@@ -16,6 +16,7 @@ from redis.retry import Retry
 
 from workers import shards, xadd
 from workers.buffer import SendBuffer
+from workers.cluster import client_from_url
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
@@ -29,7 +30,14 @@ FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis 
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
 # Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
 # with OOM at maxmemory under noeviction). All are outages: retry, then spool.
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
+# On a Redis Cluster also: no node reachable, or the cluster is down (slots not served).
+UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.OutOfMemoryError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,
+)
 log = logging.getLogger(__name__)
 
 
@@ -109,7 +117,7 @@ class Emitter:
         if self._client is None:
             with self._client_lock:  # threads sharing the emitter share one connection pool
                 if self._client is None:
-                    self._client = redis.Redis.from_url(
+                    self._client = client_from_url(
                         self.redis_url,
                         socket_timeout=SOCKET_TIMEOUT,
                         socket_connect_timeout=SOCKET_TIMEOUT,

@@ -9,7 +9,6 @@ import threading
 from types import FrameType
 
 import click
-import redis
 
 from collector import logs
 from collector.cli.options import F, db_option, port_value, redis_options
@@ -17,6 +16,7 @@ from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
+from workers.cluster import client_from_url
 from workers.record import Limits
 from workers.shards import MAX_SHARDS
 
@@ -155,7 +155,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
         return
     from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
 
-    client = redis.Redis.from_url(settings.redis_url)  # scrapes come from their own thread
+    client = client_from_url(settings.redis_url)  # scrapes come from their own thread
     metrics = Metrics(client, settings.queue)
     port = metrics.serve(metrics_port, metrics_bind)
     log.info("metrics at http://%s:%d/metrics", metrics_bind, port)
