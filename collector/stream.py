@@ -176,8 +176,8 @@ class Stream:
         only (XCLAIM JUSTID): a claim is no delivery, ``read_pending`` delivers and counts them.
         Returns how many were taken."""
         idle = int(idle_seconds * 1000)
-        rows: Any = self.client.xpending_range(
-            self.queue, self.group, self._claim_cursor, "+", count, idle=idle
+        rows: Any = self.client.xpending_range(  # IDLE 0 filters nothing: not sent at all
+            self.queue, self.group, self._claim_cursor, "+", count, idle=idle or None
         )
         self._claim_cursor = b"(" + rows[-1]["message_id"] if len(rows) == count else b"-"
         mine = self.consumer.encode()
