@@ -17,17 +17,7 @@ from tests.helpers import REAL_PG_URL, REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "scripts.bench"]  # run from ROOT, as README says
-CASES = {
-    "seed-direct",
-    "seed-json",
-    "ceiling",
-    "drain",
-    "end-to-end",
-    "emit",
-    "memory",
-    "dask",
-    "shards",
-}
+CASES = {"seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit", "memory", "dask"}
 
 
 @pytest.mark.redis

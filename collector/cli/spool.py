@@ -7,11 +7,9 @@ from pathlib import Path
 import click
 
 from collector.cli.connect import open_redis
-from collector.cli.options import redis_url_option, shards_option
-from collector.shards import known_shards
+from collector.cli.options import redis_url_option
 from workers.emitter import FIELD
 from workers.settings import default_spool_dir, mask_url
-from workers.shards import route
 from workers.spool import Spool
 
 
@@ -33,8 +31,7 @@ def spool() -> None:
     type=click.Path(file_okay=False, path_type=Path),
 )
 @redis_url_option("Redis to send them to (each record goes to its own queue).")
-@shards_option
-def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
+def flush(directory: Path | None, redis_url: str) -> None:
     """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
     was delivered. DIRECTORY defaults to COLLECTOR_SPOOL_DIR, else the per-user cache.
 
@@ -48,16 +45,12 @@ def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
         click.echo(f"no spooled records in {directory}")
         return
     with open_redis(redis_url) as client:
-        counts: dict[str, int] = {}  # per queue: --shards, else what its collector published
 
         def send(queue: str, payloads: list[bytes]) -> None:
-            if queue not in counts:
-                counts[queue] = known_shards(client, queue, shards)
-            for stream, group in route(queue, counts[queue], payloads).items():
-                pipe = client.pipeline(transaction=False)  # one shard's key a pipeline
-                for payload in group:
-                    pipe.xadd(stream, {FIELD: payload})
-                pipe.execute()
+            pipe = client.pipeline(transaction=False)
+            for payload in payloads:
+                pipe.xadd(queue, {FIELD: payload})
+            pipe.execute()
 
         result = Spool(directory).flush(send, files)
     damaged = f", {result.skipped} damaged frame(s) dropped" if result.skipped else ""
