@@ -56,6 +56,11 @@ _PG_STATE = {
     "55P03": Fault.TRANSIENT,  # lock not available
     "55006": Fault.TRANSIENT,  # object in use
 }
+# Two collectors' CREATE TABLEs of one name at once: the loser trips over the unique index of
+# the row types. Unknown, so the batch is retried whole after a pause (by then the peer has
+# committed and the schema, read again, has the table); bisecting it at once would dead-letter
+# records while the peer's transaction is still open. Never retried forever: UNKNOWN_RETRIES.
+_PG_RACE = "pg_type_typname_nsp_index"
 
 
 def classify(exc: BaseException) -> Fault:
@@ -81,6 +86,8 @@ def _classify_dbapi(exc: sa_exc.DBAPIError) -> Fault:
     if isinstance(code, int) and code & 0xFF in _SQLITE:
         return _SQLITE[code & 0xFF]
     state = getattr(orig, "sqlstate", None)
+    if state == "23505" and _PG_RACE in str(orig):
+        return Fault.UNKNOWN
     if isinstance(state, str) and len(state) == 5:
         return _PG_STATE.get(state) or _PG_CLASS.get(state[:2], Fault.UNKNOWN)
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
