@@ -27,8 +27,7 @@ def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
         for column, kind in columns.items():
             add_column(conn, schema.tables[name].table, column, kind)
     for name, widened in plan.widen.items():
-        if widened:
-            widen_to_float(conn, schema.tables[name].table, widened)
+        widen_to_float(conn, schema.tables[name].table, widened)
     for name in {*plan.new_tables, *plan.new_columns, *plan.widen}:
         schema.tables[name] = TableInfo(sa.Table(name, sa.MetaData(), autoload_with=conn))
 

@@ -55,7 +55,7 @@ class Plan:
 
     @property
     def needs_ddl(self) -> bool:
-        return bool(self.new_tables or any(self.new_columns.values()) or any(self.widen.values()))
+        return bool(self.new_tables or self.new_columns or self.widen)
 
     def known(self, table: str, info: TableInfo | None) -> dict[str, str]:
         """Column -> kind of ``table`` as it will be once the staged DDL ran."""
@@ -74,12 +74,14 @@ class Plan:
             columns.update(adds)
             columns.update(dict.fromkeys(widen, "float"))
             return
-        columns = self.new_columns[table]
-        columns.update(adds)
+        staged = dict(adds)
         if info.has_id and not info.strict:  # tables made before these metadata columns existed
             for meta in LATER:
                 if meta.name not in info.kinds:
-                    columns.setdefault(meta.name, kind_of_sql(meta.sql_type()))
+                    staged[meta.name] = kind_of_sql(meta.sql_type())
+        if staged:  # only a table that changes gets an entry: apply reflects each one
+            self.new_columns[table].update(staged)
+        columns = self.new_columns.get(table, {})
         for key in widen:
             if key in columns:
                 columns[key] = "float"
