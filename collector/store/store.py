@@ -51,20 +51,21 @@ class Store:
             rejected = self._attempt(records)
         except Exception as exc:  # every error is classified below; none escapes unsorted
             self._stale = True
+            fault = classify(exc)
+            if fault is Fault.TRANSIENT:  # no second try now: the database cannot take any
+                self.engine.dispose()  # new connections: a file writable again is seen as such
+                raise DatabaseUnavailable(first_line(exc)) from exc
             if not self._fresh:  # a cached schema may be what failed: once more, reflected
                 return self._write(records, offset)
-            self._raise_if_retryable(exc)
+            self._raise_if_unknown(exc, fault)
             if len(records) == 1:
                 return [(offset, self._refusal(exc))]
             mid = len(records) // 2
             return self._write(records[:mid], offset) + self._write(records[mid:], offset + mid)
         return [(offset + index, reason) for index, reason in rejected]
 
-    def _raise_if_retryable(self, exc: Exception) -> None:
-        fault = classify(exc)
-        if fault is Fault.TRANSIENT:
-            self.engine.dispose()  # new connections: a file writable again is seen as such
-            raise DatabaseUnavailable(first_line(exc)) from exc
+    def _raise_if_unknown(self, exc: Exception, fault: Fault) -> None:
+        """An unclassified error is retried whole a few times before it counts as a bad row."""
         if fault is Fault.UNKNOWN and self._unknown < UNKNOWN_RETRIES:
             self._unknown += 1
             self.engine.dispose()
