@@ -6,11 +6,12 @@ How a result travels, by file (the node side is the ``workers`` package):
     job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
                                        (Redis away: workers/spool.py, re-sent later)
-                              │  Redis Stream <queue>
-                              ▼
+                              │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
+                              ▼  (workers/shards.py: names, routing by record id, the count)
     cli/run.py            ``collector run``: settings.py, signals, logs.py
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
       ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
+      ├─ shards.py        --shards N: one Stream per shard read as one queue, ids tagged
       ├─ deadletters.py   the dead-letter stream, for ``collector dead``
       ├─ lag.py           the backlog in entries and in time, for the metrics
       ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters;

@@ -22,8 +22,10 @@ from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
 from collector.settings import Settings
+from collector.shards import open_stream
 from collector.store import Schema, Store
-from collector.stream import DeadEntry, Entry, Request, Stream, redis_fault
+from collector.stream import DeadEntry, Entry, Request, redis_fault
+from workers.cluster import client_from_url
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,9 @@ class Collector:
         observer: Observer | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client or redis.Redis.from_url(settings.redis_url)
+        self.client = client or client_from_url(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
-        self.stream = Stream(self.client, settings.queue, settings.consumer)
+        self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
         self.store = Store(self.engine, Schema(declared))
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)

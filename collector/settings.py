@@ -9,11 +9,15 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from collector.errors import ConfigError
+from workers.cluster import SCHEMES
 from workers.jobinfo import host_name
 from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+from workers.shards import ENV as SHARDS_ENV
+from workers.shards import parse_shards
 
 DEFAULT_DB_URL = "sqlite:///results.db"
+CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
 ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
 
 
@@ -27,9 +31,10 @@ def mask_db_url(url: str) -> str:
 
 def check_redis_url(url: str) -> str:
     """``url`` itself if it can name a Redis; ConfigError otherwise (password masked)."""
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(("redis://", "rediss://", "unix://", *CLUSTER_PREFIXES)):
         raise ConfigError(
-            f"redis url must start with redis://, rediss:// or unix://: {mask_url(url)}"
+            "redis url must start with redis://, rediss://, unix://, redis+cluster:// or "
+            f"rediss+cluster://: {mask_url(url)}"
         )
     return url
 
@@ -50,6 +55,14 @@ def check_queue(name: str) -> str:
     return name
 
 
+def check_shards(value: str | int) -> int:
+    """``value`` as a shard count (1 to workers.shards.MAX_SHARDS); ConfigError otherwise."""
+    try:
+        return parse_shards(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace(SHARDS_ENV, "shards")) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the collector daemon and CLI need; ``repr`` masks passwords."""
@@ -64,11 +77,14 @@ class Settings:
     max_deliveries: int = 5
     limits: Limits = field(default_factory=Limits)
     models: str | None = None
+    shards: int = 1  # streams the queue is spread over (workers.shards names them)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then COLLECTOR_* variables, then ``overrides`` (flags) that are not None."""
         values: dict[str, Any] = {k: v for k, env in ENV.items() if (v := os.environ.get(env))}
+        if text := os.environ.get(SHARDS_ENV):
+            values["shards"] = check_shards(text)
         values.update({k: v for k, v in overrides.items() if v is not None})
         limit_names = {f.name for f in fields(Limits)}
         limits = {k: values.pop(k) for k in list(values) if k in limit_names}
@@ -83,6 +99,7 @@ class Settings:
         check_redis_url(self.redis_url)
         check_db_url(self.db_url)
         check_queue(self.queue)
+        check_shards(self.shards)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.max_wait < 0 or self.claim_idle < 0:
@@ -101,7 +118,7 @@ class Settings:
             f"redis={mask_url(self.redis_url)} db={mask_db_url(self.db_url)} queue={self.queue} "
             f"consumer={self.consumer} batch_size={self.batch_size} max_wait={self.max_wait}s "
             f"claim_idle={self.claim_idle}s max_deliveries={self.max_deliveries} "
-            f"max_record_bytes={self.limits.max_record_bytes}"
+            f"max_record_bytes={self.limits.max_record_bytes} shards={self.shards}"
         )
 
     def __repr__(self) -> str:

@@ -59,9 +59,10 @@ class Request:
     """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
 
     conn: Any
+    shard: int = 0  # which shard's stream it reads (collector.shards)
 
 
-def _entries(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
+def entries_of(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
     counts = counts or {}
     return [_entry(mid, fields, counts.get(mid, 1)) for mid, fields in messages]
 
@@ -129,7 +130,7 @@ class Stream:
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: "0"}, count=count
         )
-        return _entries(reply[0][1], counts) if reply else []
+        return entries_of(reply[0][1], counts) if reply else []
 
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""

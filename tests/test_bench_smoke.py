@@ -17,7 +17,17 @@ from tests.helpers import REAL_PG_URL, REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "scripts.bench"]  # run from ROOT, as README says
-CASES = {"seed-direct", "seed-json", "ceiling", "drain", "end-to-end", "emit", "memory", "dask"}
+CASES = {
+    "seed-direct",
+    "seed-json",
+    "ceiling",
+    "drain",
+    "end-to-end",
+    "emit",
+    "memory",
+    "dask",
+    "shards",
+}
 
 
 @pytest.mark.redis

@@ -64,7 +64,8 @@ def paths_with(option: str, group: click.Group = main, path: tuple[str, ...] = (
 BAD_URLS = {
     "--redis-url": (
         "http://u:secret@host/0",
-        "Error: redis url must start with redis://, rediss:// or unix://: http://u:***@host/0\n",
+        "Error: redis url must start with redis://, rediss://, unix://, redis+cluster:// or "
+        "rediss+cluster://: http://u:***@host/0\n",
     ),
     "--db-url": ("not a url", "Error: not a database URL: not a url\n"),
 }

@@ -14,8 +14,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workers import xadd
+from workers import shards, xadd
 from workers.buffer import SendBuffer
+from workers.cluster import client_from_url
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
@@ -29,7 +30,14 @@ FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis 
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
 # Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
 # with OOM at maxmemory under noeviction). All are outages: retry, then spool.
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.OutOfMemoryError)
+# On a Redis Cluster also: no node reachable, or the cluster is down (slots not served).
+UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.OutOfMemoryError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,
+)
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +65,8 @@ class Emitter:
     successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
     sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
     ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
-    process loses its unsent buffer.
+    process loses its unsent buffer. ``shards`` (default: COLLECTOR_SHARDS, else what the
+    collector published, else 1) spreads records over the queue's shards (workers.shards).
     """
 
     def __init__(
@@ -71,11 +80,13 @@ class Emitter:
         sleep: Callable[[float], None] = time.sleep,
         buffer: int = 0,
         flush_interval: float = 1.0,
+        shards: int | None = None,
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
         self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
+        self._shards = shards if shards is not None else env.shards  # None: ask the collector
         self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
         self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
         self._client = client
@@ -106,7 +117,7 @@ class Emitter:
         if self._client is None:
             with self._client_lock:  # threads sharing the emitter share one connection pool
                 if self._client is None:
-                    self._client = redis.Redis.from_url(
+                    self._client = client_from_url(
                         self.redis_url,
                         socket_timeout=SOCKET_TIMEOUT,
                         socket_connect_timeout=SOCKET_TIMEOUT,
@@ -200,10 +211,21 @@ class Emitter:
             if spooling:
                 self._resend_spool()
 
+    @property
+    def shard_count(self) -> int:
+        """The queue's shard count: given, COLLECTOR_SHARDS, else read once from the key the
+        collector publishes (absent: 1) and cached; an unreachable Redis raises, as a send
+        would, so the caller retries or spools."""
+        if self._shards is None:
+            self._shards = shards.published(self.client, self.queue)
+        return self._shards
+
     def _xadd(self, queue: str, payloads: list[bytes]) -> None:
-        """One round trip: XADD every payload to ``queue`` (a retry after a failure may repeat
-        some; the collector stores one row per record id)."""
-        xadd.send(self.client, queue, FIELD, payloads)
+        """XADD every payload to its shard of ``queue``, one round trip a shard (a retry after a
+        failure may repeat some; the collector stores one row per record id). The spool keeps
+        the queue, not the shard, so re-sent records are routed here too."""
+        for stream, group in shards.route(queue, self.shard_count, payloads).items():
+            xadd.send(self.client, stream, FIELD, group)
 
     def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""

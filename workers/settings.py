@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import find_server
+from workers.shards import env_shards
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
@@ -47,13 +48,14 @@ class EmitterSettings:
     emit_timeout: float = DEFAULT_EMIT_TIMEOUT
     spool_dir: Path = field(default_factory=default_spool_dir)
     connection_file: Path | None = None  # the file ``redis_url`` came from, if it did
+    shards: int | None = None  # COLLECTOR_SHARDS; None: read what the collector published
 
     @classmethod
     def from_env(cls) -> EmitterSettings:
         """Settings from COLLECTOR_REDIS_URL (else the connection file of ``collector serve``,
         see workers.connection), COLLECTOR_QUEUE (else the file's), COLLECTOR_EMIT_TIMEOUT
-        (seconds) and COLLECTOR_SPOOL_DIR, with the contract's defaults; a bad timeout, server
-        name or connection file raises ValueError."""
+        (seconds), COLLECTOR_SPOOL_DIR and COLLECTOR_SHARDS, with the contract's defaults; a bad
+        timeout, shard count, server name or connection file raises ValueError."""
         timeout = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
         spool = os.environ.get("COLLECTOR_SPOOL_DIR")
         found = find_server()
@@ -63,13 +65,14 @@ class EmitterSettings:
             emit_timeout=parse_timeout(timeout) if timeout else DEFAULT_EMIT_TIMEOUT,
             spool_dir=Path(spool) if spool else default_spool_dir(),
             connection_file=found.file,
+            shards=env_shards(),
         )
 
     def __repr__(self) -> str:
         return (
             f"EmitterSettings(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r}, "
             f"max_record_bytes={self.max_record_bytes}, emit_timeout={self.emit_timeout}, "
-            f"spool_dir={str(self.spool_dir)!r}, "
+            f"spool_dir={str(self.spool_dir)!r}, shards={self.shards}, "
             f"connection_file={str(self.connection_file) if self.connection_file else None!r})"
         )
 

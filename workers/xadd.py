@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from workers.cluster import is_cluster_client
+
 
 def pack(queue: str, field: str, payloads: Sequence[bytes]) -> bytes:
     """The RESP bytes of ``XADD <queue> * <field> <payload>`` for each payload."""
@@ -24,7 +26,15 @@ def pack(queue: str, field: str, payloads: Sequence[bytes]) -> bytes:
 def send(client: redis.Redis, queue: str, field: str, payloads: Sequence[bytes]) -> None:
     """XADD every payload in one round trip and read every reply; the first error reply is
     raised after all replies are read (the connection stays in step). Connection errors are
-    retried as the client's retry policy says, then raised."""
+    retried as the client's retry policy says, then raised. On a Redis Cluster (no one pool to
+    borrow from) a non-transactional pipeline, which the cluster client sends to the node of
+    ``queue``'s slot."""
+    if is_cluster_client(client):
+        pipe = client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(queue, {field: payload})
+        pipe.execute()
+        return
     data, count = pack(queue, field, payloads), len(payloads)
     pool = client.connection_pool
     conn = pool.get_connection()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from collector.db import database_exists, make_engine
 from collector.errors import ConfigError, SchedulerUnavailable
 from collector.settings import mask_db_url
+from workers.cluster import client_from_url
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -37,7 +38,7 @@ def open_db(db_url: str, *, create: bool = False) -> Iterator[sa.Engine]:
 @contextlib.contextmanager
 def open_redis(redis_url: str) -> Iterator[redis.Redis]:
     """A client for ``redis_url`` (it connects on first use), closed afterwards."""
-    client = redis.Redis.from_url(redis_url)
+    client = client_from_url(redis_url)
     try:
         yield client
     finally:

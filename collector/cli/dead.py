@@ -13,9 +13,11 @@ import msgpack
 from tqdm import tqdm
 
 from collector.cli.connect import open_redis
-from collector.cli.options import redis_options
-from collector.deadletters import DeadLetters
+from collector.cli.options import redis_options, shards_option
+from collector.deadletters import DeadLetter, DeadLetters
 from collector.errors import CommandFailed
+from collector.shards import known_shards
+from workers.shards import streams
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
@@ -45,10 +47,19 @@ def _shorten(text: str) -> str:
 
 
 @contextmanager
-def dead_letters(redis_url: str, queue: str) -> Iterator[DeadLetters]:
-    """The queue's dead-letter stream over a client that is closed afterwards."""
+def dead_letters(redis_url: str, queue: str, shards: int | None) -> Iterator[list[DeadLetters]]:
+    """Each shard's dead-letter stream (one, unsharded), over a client closed afterwards. Each
+    shard's letters go back onto that shard: one slot a command."""
     with open_redis(redis_url) as client:
-        yield DeadLetters(client, queue)
+        yield [
+            DeadLetters(client, name)
+            for name in streams(queue, known_shards(client, queue, shards))
+        ]
+
+
+def where(letters: list[DeadLetters]) -> str:
+    """The dead-letter stream(s) named in messages."""
+    return ", ".join(one.key for one in letters)
 
 
 def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:
@@ -71,6 +82,7 @@ def dead() -> None:
 
 @dead.command(name="list")
 @redis_options
+@shards_option
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -78,26 +90,32 @@ def dead() -> None:
     show_default=True,
     help="Most dead letters to show.",
 )
-def list_(redis_url: str, queue: str, limit: int) -> None:
+def list_(redis_url: str, queue: str, shards: int | None, limit: int) -> None:
     """Show the oldest dead letters: id, table, reason and a preview of the data.
 
     \b
     Example:
       collector dead list --limit 50
     """
-    with dead_letters(redis_url, queue) as letters:
-        total, head = letters.count(), letters.head(limit)
-    for letter in head:
+    with dead_letters(redis_url, queue, shards) as every:
+        total = sum(one.count() for one in every)
+        head: list[tuple[DeadLetters, DeadLetter]] = []
+        for one in every:  # the oldest of each shard in turn, until --limit
+            if len(head) < limit:
+                head += [(one, letter) for letter in one.head(limit - len(head))]
+    for one, letter in head:
         table, data = preview(letter.raw)
-        click.echo(f"{letter.id}  {table}  {letter.reason}\n    {data}")
-    click.echo(f"{len(head)} of {total} dead letters in {queue}:dead", err=True)
+        stream = f"  ({one.queue})" if len(every) > 1 else ""
+        click.echo(f"{letter.id}  {table}  {letter.reason}{stream}\n    {data}")
+    click.echo(f"{len(head)} of {total} dead letters in {where(every)}", err=True)
 
 
 @dead.command()
 @redis_options
+@shards_option
 @click.option("--all", "everything", is_flag=True, help="Retry every dead letter.")
 @click.argument("ids", nargs=-1, callback=_stream_ids)
-def retry(redis_url: str, queue: str, everything: bool, ids: list[str]) -> None:
+def retry(redis_url: str, queue: str, shards: int | None, everything: bool, ids: list[str]) -> None:
     """Put dead letters back on the queue (original bytes) and delete them from the dead stream.
 
     Records that still do not fit are dead-lettered again by the collector, with a new id.
@@ -109,35 +127,45 @@ def retry(redis_url: str, queue: str, everything: bool, ids: list[str]) -> None:
     """
     if everything == bool(ids):
         raise click.UsageError("give dead-letter IDS or --all (not both)")
-    with dead_letters(redis_url, queue) as letters:
-        if ids:
-            found = letters.get(ids)
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise CommandFailed(f"no dead letter {', '.join(missing)} in {queue}:dead")
-            moved = letters.retry(list(found.values()))
-        else:
-            moved = 0
-            with tqdm(total=letters.count(), unit="records", disable=None, file=sys.stderr) as bar:
-                for batch in letters.batches(RETRY_BATCH):
-                    moved += letters.retry(batch)
-                    bar.update(len(batch))
+    with dead_letters(redis_url, queue, shards) as every:
+        moved = retry_ids(every, ids) if ids else retry_all(every)
     click.echo(f"put {moved} dead letters back on {queue}")
+
+
+def retry_ids(every: list[DeadLetters], ids: list[str]) -> int:
+    """Retry the letters with these ids, looked up on every shard; all must exist somewhere."""
+    found = [(one, one.get(ids)) for one in every]
+    missing = [i for i in ids if not any(i in letters for _one, letters in found)]
+    if missing:
+        raise CommandFailed(f"no dead letter {', '.join(missing)} in {where(every)}")
+    return sum(one.retry(list(letters.values())) for one, letters in found if letters)
+
+
+def retry_all(every: list[DeadLetters]) -> int:
+    """Retry every dead letter, shard by shard, a batch at a time, with a progress bar."""
+    moved, total = 0, sum(one.count() for one in every)
+    with tqdm(total=total, unit="records", disable=None, file=sys.stderr) as bar:
+        for one in every:
+            for batch in one.batches(RETRY_BATCH):
+                moved += one.retry(batch)
+                bar.update(len(batch))
+    return moved
 
 
 @dead.command()
 @redis_options
+@shards_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge(redis_url: str, queue: str, yes: bool) -> None:
+def purge(redis_url: str, queue: str, shards: int | None, yes: bool) -> None:
     """Delete every dead letter of the queue, for good.
 
     \b
     Example:
       collector dead purge --yes
     """
-    with dead_letters(redis_url, queue) as letters:
-        count = letters.count()
+    with dead_letters(redis_url, queue, shards) as every:
+        count = sum(one.count() for one in every)
         if count and not yes:
-            click.confirm(f"delete {count} dead letters from {queue}:dead?", abort=True)
-        purged = letters.purge() if count else 0
-    click.echo(f"purged {purged} dead letters from {queue}:dead")
+            click.confirm(f"delete {count} dead letters from {where(every)}?", abort=True)
+        purged = sum(one.purge() for one in every) if count else 0
+    click.echo(f"purged {purged} dead letters from {where(every)}")

@@ -16,6 +16,7 @@ from collector.server.claim import answers
 from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
 from workers.connection import find_server
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+from workers.shards import MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 REDIS_HELP = "Redis to read from (redis://, rediss://)."
@@ -105,6 +106,19 @@ def redis_options(func: F, *, check: bool = True) -> F:
         f"{DEFAULT_QUEUE}]",
     )(func)
     return _url_option(REDIS_HELP)(func)
+
+
+def shards_option(func: F) -> F:
+    """--shards, also read from COLLECTOR_SHARDS; absent: what the collector published in
+    ``<queue>:shards``, else 1 (collector.shards.known_shards)."""
+    return click.option(
+        "--shards",
+        envvar="COLLECTOR_SHARDS",
+        show_envvar=True,
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=None,
+        help="Streams the queue is spread over. [default: what the collector published, else 1]",
+    )(func)
 
 
 def emitting_redis_options(func: F) -> F:

@@ -9,7 +9,6 @@ import threading
 from types import FrameType
 
 import click
-import redis
 
 from collector import logs
 from collector.cli.options import F, db_option, port_value, redis_options
@@ -17,7 +16,9 @@ from collector.daemon import Collector
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
+from workers.cluster import client_from_url
 from workers.record import Limits
+from workers.shards import MAX_SHARDS
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,15 @@ DAEMON_OPTIONS = [
         help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
         "created if missing and records for them must match the declared columns.",
     ),
+    click.option(
+        "--shards",
+        envvar="COLLECTOR_SHARDS",
+        show_envvar=True,
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=None,
+        help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
+        "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
 ]
 
@@ -145,7 +155,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
         return
     from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
 
-    client = redis.Redis.from_url(settings.redis_url)  # scrapes come from their own thread
+    client = client_from_url(settings.redis_url)  # scrapes come from their own thread
     metrics = Metrics(client, settings.queue)
     port = metrics.serve(metrics_port, metrics_bind)
     log.info("metrics at http://%s:%d/metrics", metrics_bind, port)

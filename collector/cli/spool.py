@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from collector.cli.connect import open_redis
-from collector.cli.options import redis_url_option
+from collector.cli.options import redis_url_option, shards_option
+from collector.shards import known_shards
 from workers.emitter import FIELD
 from workers.settings import default_spool_dir, mask_url
+from workers.shards import route
 from workers.spool import Spool
 
 
@@ -31,7 +33,8 @@ def spool() -> None:
     type=click.Path(file_okay=False, path_type=Path),
 )
 @redis_url_option("Redis to send them to (each record goes to its own queue).")
-def flush(directory: Path | None, redis_url: str) -> None:
+@shards_option
+def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
     """Send every spooled record (ids unchanged, so sending twice is harmless) and delete what
     was delivered. DIRECTORY defaults to COLLECTOR_SPOOL_DIR, else the per-user cache.
 
@@ -45,12 +48,16 @@ def flush(directory: Path | None, redis_url: str) -> None:
         click.echo(f"no spooled records in {directory}")
         return
     with open_redis(redis_url) as client:
+        counts: dict[str, int] = {}  # per queue: --shards, else what its collector published
 
         def send(queue: str, payloads: list[bytes]) -> None:
-            pipe = client.pipeline(transaction=False)
-            for payload in payloads:
-                pipe.xadd(queue, {FIELD: payload})
-            pipe.execute()
+            if queue not in counts:
+                counts[queue] = known_shards(client, queue, shards)
+            for stream, group in route(queue, counts[queue], payloads).items():
+                pipe = client.pipeline(transaction=False)  # one shard's key a pipeline
+                for payload in group:
+                    pipe.xadd(stream, {FIELD: payload})
+                pipe.execute()
 
         result = Spool(directory).flush(send, files)
     damaged = f", {result.skipped} damaged frame(s) dropped" if result.skipped else ""

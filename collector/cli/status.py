@@ -10,10 +10,10 @@ import click
 import sqlalchemy as sa
 
 from collector.cli.connect import open_redis
-from collector.cli.options import db_option, redis_options
+from collector.cli.options import db_option, redis_options, shards_option
 from collector.db import count_rows, database_exists, make_engine
 from collector.settings import mask_db_url
-from collector.stream import Stream
+from collector.shards import known_shards, open_stream
 from workers.jobinfo import host_name
 from workers.settings import mask_url
 
@@ -31,10 +31,12 @@ def table_counts(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def gather(redis_url: str, db_url: str, queue: str) -> dict[str, Any]:
-    """Everything ``status`` shows, as one JSON-ready dict."""
+def gather(redis_url: str, db_url: str, queue: str, shards: int | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows, as one JSON-ready dict: the totals over every shard and,
+    with more than one, ``shards``: each shard's stream, backlog, pending and dead letters."""
     with open_redis(redis_url) as client:
-        stats = Stream(client, queue, host_name()).stats()
+        count = known_shards(client, queue, shards)
+        stats = open_stream(client, queue, host_name(), count).stats()
     return {
         **stats,
         "queue_name": queue,
@@ -59,20 +61,26 @@ def describe_persistence(found: dict[str, Any]) -> str:
 @click.command()
 @redis_options
 @db_option
+@shards_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(redis_url: str, db_url: str, queue: str, as_json: bool) -> None:
+def status(redis_url: str, db_url: str, queue: str, shards: int | None, as_json: bool) -> None:
     """Show the backlog, pending records, dead letters and row counts.
 
     \b
     Example:
       collector status --json
     """
-    info = gather(redis_url, db_url, queue)
+    info = gather(redis_url, db_url, queue, shards)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     click.echo(f"queue     {info['queue_name']} on {info['redis_url']}: {info['queue']} records")
     click.echo(f"pending   {info['pending']} (read, not yet acknowledged)")
+    for one in info.get("shards", []):
+        click.echo(
+            f"  shard {one['stream']}: {one['queue']} records, {one['pending']} pending, "
+            f"{one['dead']} dead letters"
+        )
     for c in info["consumers"]:
         click.echo(f"  consumer {c['name']}: {c['pending']} pending, idle {c['idle_ms']} ms")
     for name, failing in info["failing"].items():

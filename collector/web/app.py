@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import redis
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,6 +25,7 @@ from collector.cli.status import gather
 from collector.db import database_exists, make_engine
 from collector.errors import LIBRARY_ERRORS, translate
 from collector.web import data
+from workers.cluster import client_from_url
 
 HERE = Path(__file__).parent
 COOKIE = "collector_token"
@@ -67,7 +67,7 @@ class Sources:
 
     def __init__(self, redis_url: str, db_url: str, queue: str) -> None:
         self.redis_url, self.db_url, self.queue = redis_url, db_url, queue
-        self.client = redis.Redis.from_url(redis_url)
+        self.client = client_from_url(redis_url)
         self._engine: sa.Engine | None = None
 
     @property

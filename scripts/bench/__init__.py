@@ -11,6 +11,7 @@ All cases in one run, with the tutorial's record (inputs I and J, output K):
   emit         emit against a bare XADD; emit_many and Emitter(buffer=N) against pipelined XADD
   dask         the tutorial's Dask loop (as_completed, JSON rewritten per result) against Dask
                tasks calling emit, same op, same inputs, one LocalCluster
+  shards       a backlog over S = 1, 2, 4 shards drained by C = 1 or 2 collectors (2: PostgreSQL)
 
 Prints a table and the target checks; writes JSON and a PNG chart to --out (bench-results/).
 Examples, from the repository root:
@@ -22,6 +23,7 @@ seed.py      the tutorial's two ways (seed-direct, seed-json)
 ceiling.py   the ceilings, from library calls only
 pipeline.py  the collector itself: drain, end-to-end, emit cost
 daskway.py   the Dask case
+sharded.py   the shards case
 child.py     a collector in its own interpreter (its own peak RSS)
 common.py    sizes, the record, temporary queues and databases, filling a backlog
 report.py    tables, target checks, JSON and the chart

@@ -10,6 +10,7 @@ import sys
 import time
 
 from collector.daemon import Collector
+from collector.errors import DatabaseUnavailable
 from collector.settings import Settings
 
 
@@ -35,26 +36,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
     parser.add_argument("--max-wait", type=float, default=0.05)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--consumer", default="bench")
+    parser.add_argument(
+        "--until-empty",
+        action="store_true",
+        help="instead of --expect: after a line on stdin (go), run until the queue is empty",
+    )
     args = parser.parse_args()
     settings = Settings(
         redis_url=args.redis_url,
         db_url=args.db_url,
         queue=args.queue,
-        consumer="bench",
+        consumer=args.consumer,
         batch_size=args.batch_size,
         max_wait=args.max_wait,
+        shards=args.shards,
     )
     collector = Collector(settings)
     collector.start()
     print(json.dumps({"ready": time.time()}), flush=True)
+    if args.until_empty:
+        sys.stdin.readline()  # every collector of the run starts at once
     counters = collector.counters
     t0, wall0 = time.perf_counter(), time.time()
     first_commit = last_commit = None
     deadline = time.monotonic() + args.timeout
-    while counters.records < args.expect and time.monotonic() < deadline:
-        if collector.run_once():
+    while (args.until_empty or counters.records < args.expect) and time.monotonic() < deadline:
+        try:
+            taken = collector.run_once()
+        except DatabaseUnavailable:  # two collectors creating the table at once: the loser waits
+            time.sleep(0.05)
+            continue
+        if taken:
             last_commit = time.time()
             first_commit = first_commit or last_commit
+        elif args.until_empty and collector.stream.length() == 0:
+            break
     seconds = time.perf_counter() - t0
     collector.close()
     report = {
@@ -69,7 +87,7 @@ def main() -> None:
         "peak_rss_mib": peak_rss_mib(),
     }
     print(json.dumps(report), flush=True)
-    sys.exit(0 if counters.records >= args.expect else 1)
+    sys.exit(0 if args.until_empty or counters.records >= args.expect else 1)
 
 
 if __name__ == "__main__":

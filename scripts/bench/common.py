@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from workers import xadd
 from workers.emitter import FIELD, Emitter
+from workers.shards import route
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: where ``scripts.bench`` imports from
 TABLE = "results"
@@ -78,10 +79,13 @@ def drop_queue(client: redis.Redis, queue: str) -> None:
         client.delete(*keys)
 
 
-def fill(redis_url: str, queue: str, count: int, label: str, *, batched: bool = False) -> None:
+def fill(
+    redis_url: str, queue: str, count: int, label: str, *, batched: bool = False, shards: int = 1
+) -> None:
     """Put ``count`` records on ``queue``, 1,000 per round trip: one stream entry per record, as
-    ``emit`` sends them, or (``batched``) one batch entry per 1,000, as ``emit_many`` sends them."""
-    emitter = Emitter(redis_url, queue)
+    ``emit`` sends them, or (``batched``) one batch entry per 1,000, as ``emit_many`` sends them;
+    spread over ``shards`` as emitters spread them."""
+    emitter = Emitter(redis_url, queue, shards=shards)
     try:
         with tqdm(total=count, desc=label, unit="rec", leave=False, file=sys.stderr) as bar:
             for start in range(0, count, 1000):
@@ -90,7 +94,8 @@ def fill(redis_url: str, queue: str, count: int, label: str, *, batched: bool = 
                     emitter.emit_many(data, table=TABLE)
                 else:
                     payloads = [emitter.record(d, table=TABLE).encode() for d in data]
-                    xadd.send(emitter.client, queue, FIELD, payloads)
+                    for stream, group in route(queue, shards, payloads).items():
+                        xadd.send(emitter.client, stream, FIELD, group)
                 bar.update(len(data))
     finally:
         emitter.close()
@@ -125,14 +130,16 @@ def count_rows(db_url: str, table: str = TABLE) -> tuple[int, int]:
 
 
 def start_child(
-    redis_url: str, db_url: str, queue: str, expect: int, batch: int
+    redis_url: str, db_url: str, queue: str, expect: int, batch: int, *extra: str
 ) -> subprocess.Popen:
     """A collector (``scripts.bench.child``) in a fresh interpreter, with its own peak RSS, that
-    stops once it has taken ``expect`` records."""
+    stops once it has taken ``expect`` records (``extra``: more of its flags)."""
     args = ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue]
-    args += ["--expect", str(expect), "--batch-size", str(batch)]
+    args += ["--expect", str(expect), "--batch-size", str(batch), *extra]
     command = [sys.executable, "-m", "scripts.bench.child", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
 
 
 def read_line(proc: subprocess.Popen) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import redis
 
 import scripts.bench
 from collector.settings import Settings
-from scripts.bench import ceiling, daskway, memory, pipeline, report, seed
+from scripts.bench import ceiling, daskway, memory, pipeline, report, seed, sharded
 from scripts.bench.common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
 CASES = (
@@ -29,6 +29,7 @@ CASES = (
     "emit",
     "memory",
     "dask",
+    "shards",
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -204,6 +205,29 @@ class Bench:
             )
         json_row, emit_row = self.rows[-2:]
         emit_row["vs_json"] = emit_row["rate"] / json_row["rate"]
+
+    def case_shards(self) -> None:
+        """Drain rate with 1, 2 and 4 shards, by 1 collector (SQLite, and PostgreSQL) and by
+        2 (PostgreSQL only: one writer per SQLite file)."""
+        n, url, batch = self.sizes.backlog, self.args.redis_url, self.args.batch_size
+        for shards in (1, 2, 4):
+            db = f"sqlite:///{self.tmp / f'shards-{shards}.db'}"
+            self.add(
+                "shards",
+                f"S={shards} C=1 sqlite",
+                lambda d=db, s=shards: sharded.drain(url, d, self.queue(), n, batch, s, 1),
+            )
+            if self.args.no_postgres:
+                continue
+            for collectors in (1, 2):
+                with self.pg() as db:
+                    self.add(
+                        "shards",
+                        f"S={shards} C={collectors} postgresql",
+                        lambda d=db, s=shards, c=collectors: sharded.drain(
+                            url, d, self.queue(), n, batch, s, c
+                        ),
+                    )
 
 
 def main(argv: list[str] | None = None) -> int:
