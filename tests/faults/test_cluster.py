@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from collector.cli import main
 from faults.cluster import RedisCluster, running_cluster
 from faults.servers import producer, start_collector, stored_ids, wait_for_rows, wait_until
 from workers.cluster import client_from_url
-from workers.shards import count_key, dead_name, stream_name, streams
+from workers.shards import count_key, dead_name, shard_of, stream_name, streams
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SHARDS, PRODUCERS, EACH = 6, 4, 5000
@@ -35,6 +36,20 @@ def drained(client, queue: str) -> bool:
         if client.xlen(stream) or client.xpending(stream, "collector")["pending"]:
             return False
     return True
+
+
+def report(client, queue: str, pg_url: str, expected: set[str], survivor) -> None:
+    """What a failed wait leaves to read: the missing ids and their shards, what each shard
+    still holds, and the surviving collector's log."""
+    stored = stored_ids(pg_url)
+    missing = sorted(expected - set(stored))
+    print("stored", len(stored), "of", len(expected), "missing", len(missing), missing[:20])
+    print("missing by shard", Counter(shard_of(rid, SHARDS) for rid in missing))
+    for stream in streams(queue, SHARDS):
+        letters = client.xrange(dead_name(stream))
+        print(stream, client.xlen(stream), client.xpending(stream, "collector"), letters[:5])
+    survivor.stop()
+    print(survivor.err[-6000:])
 
 
 def test_sharded_queue_on_a_cluster_two_collectors_one_killed(cluster, pg_url, queue) -> None:
@@ -55,18 +70,15 @@ def test_sharded_queue_on_a_cluster_two_collectors_one_killed(cluster, pg_url, q
         try:
             wait_for_rows(pg_url, expected, timeout=120)
         except BaseException:
-            print("stored", len(stored_ids(pg_url)), "of", len(expected))
-            for stream in streams(queue, SHARDS):
-                letters = client.xrange(dead_name(stream))
-                print(stream, client.xlen(stream), client.xpending(stream, "collector"), letters)
-            print(peers[1].err[-3000:] if peers[1].poll() is not None else "b still running")
+            report(client, queue, pg_url, expected, peers[1])
             raise
         wait_until(lambda: drained(client, queue), 60, "every shard to be drained")
 
         poisoned = stream_name(queue, SHARDS, 4)
         client.xadd(poisoned, {"m": b"\xc1 not msgpack"})
         wait_until(lambda: client.xlen(dead_name(poisoned)) == 1, 30, "the poison dead-lettered")
-        assert [client.xlen(dead_name(s)) for s in streams(queue, SHARDS)] == [0, 0, 0, 0, 1, 0]
+        letters = {s: client.xrange(dead_name(s)) for s in streams(queue, SHARDS)}
+        assert [len(v) for v in letters.values()] == [0, 0, 0, 0, 1, 0], letters
         listed = CliRunner().invoke(main, ["dead", "list", "--redis-url", url, "--queue", queue])
         assert listed.exit_code == 0, listed.output
         assert f"({poisoned})" in listed.stdout
