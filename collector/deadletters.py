@@ -10,8 +10,10 @@ from typing import Any
 
 import redis
 
+from collector.shards import known_shards
 from collector.stream import text
 from workers.emitter import FIELD
+from workers.shards import streams
 
 _FIELD = FIELD.encode()
 
@@ -107,3 +109,23 @@ class DeadLetters:
         pipe.delete(self.key)
         count, _deleted = pipe.execute()
         return int(count)
+
+
+def shard_letters(client: redis.Redis, queue: str, shards: int | None = None) -> list[DeadLetters]:
+    """Each shard's dead letters (one stream unsharded): ``shards`` if given, else the count the
+    collector published. Each shard's letters go back onto that shard: one slot a command."""
+    count = known_shards(client, queue, shards)
+    return [DeadLetters(client, name) for name in streams(queue, count)]
+
+
+def _order(letter: DeadLetter) -> tuple[int, int]:
+    millis, _, seq = letter.id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def newest_of(shards: list[DeadLetters], offset: int, limit: int) -> list[tuple[str, DeadLetter]]:
+    """(stream, letter) of up to ``limit`` dead letters over every shard, newest first by entry
+    id (the Redis time it was written), after skipping the ``offset`` newest."""
+    found = [(one.queue, letter) for one in shards for letter in one.newest(0, offset + limit)]
+    found.sort(key=lambda pair: _order(pair[1]), reverse=True)
+    return found[offset : offset + limit]

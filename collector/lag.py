@@ -1,4 +1,5 @@
-"""The backlog in entries and in time, read-only, for the metrics: what a scrape asks Redis."""
+"""The backlog in entries and in time, read-only, for the metrics: what a scrape asks Redis,
+of one stream or added up over a sharded queue's streams."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
         "oldest_age": _age(first[0][0] if first else None, now_ms),
         "dead": int(dead),
     }
+
+
+def total_lag(client: redis.Redis, names: list[str], group: str = GROUP) -> dict[str, Any]:
+    """``lag`` over every shard stream in ``names`` (one stream's keys a call, one cluster slot):
+    counts added up, ages the oldest of any shard."""
+    each = [lag(client, name, group) for name in names]
+    return {k: (max if k.endswith("_age") else sum)(one[k] for one in each) for k in each[0]}
 
 
 def _age(entry_id: bytes | str | None, now_ms: int) -> float:

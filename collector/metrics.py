@@ -15,7 +15,8 @@ from typing import Any
 import redis
 
 from collector.errors import ConfigError
-from collector.lag import lag
+from collector.lag import total_lag
+from workers.shards import streams
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -48,12 +49,12 @@ class _StreamCollector(_Collector):  # type: ignore[misc]
     """The stream gauges, read from Redis when Prometheus scrapes; none when Redis is down
     (``collector_up`` says why the numbers are missing)."""
 
-    def __init__(self, client: redis.Redis, queue: str) -> None:
-        self.client, self.queue = client, queue
+    def __init__(self, client: redis.Redis, names: list[str]) -> None:
+        self.client, self.names = client, names
 
     def collect(self) -> Iterator[Any]:
         try:
-            found = lag(self.client, self.queue)
+            found = total_lag(self.client, self.names)
         except redis.RedisError as exc:
             log.debug("metrics: redis unavailable: %s", exc)
             return
@@ -67,7 +68,7 @@ class _StreamCollector(_Collector):  # type: ignore[misc]
 class Metrics:
     """The collector's metrics in their own registry; an Observer for ``Collector``."""
 
-    def __init__(self, client: redis.Redis, queue: str) -> None:
+    def __init__(self, client: redis.Redis, queue: str, shards: int = 1) -> None:
         if not HAVE_CLIENT:
             raise ConfigError(
                 "--metrics-port needs prometheus-client: pip install 'result-collector[metrics]'"
@@ -100,7 +101,7 @@ class Metrics:
         for kind in ("database", "redis"):
             self.errors.labels(kind)
         self.up.set(1)
-        reg.register(_StreamCollector(client, queue))
+        reg.register(_StreamCollector(client, streams(queue, shards)))
         self._server: Any = None
 
     def batch_done(self, seconds: float, stored: int, dead: int) -> None:

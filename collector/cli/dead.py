@@ -14,10 +14,8 @@ from tqdm import tqdm
 
 from collector.cli.connect import open_redis
 from collector.cli.options import redis_options, shards_option
-from collector.deadletters import DeadLetter, DeadLetters
+from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
-from collector.shards import known_shards
-from workers.shards import streams
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
@@ -51,10 +49,7 @@ def dead_letters(redis_url: str, queue: str, shards: int | None) -> Iterator[lis
     """Each shard's dead-letter stream (one, unsharded), over a client closed afterwards. Each
     shard's letters go back onto that shard: one slot a command."""
     with open_redis(redis_url) as client:
-        yield [
-            DeadLetters(client, name)
-            for name in streams(queue, known_shards(client, queue, shards))
-        ]
+        yield shard_letters(client, queue, shards)
 
 
 def where(letters: list[DeadLetters]) -> str:

@@ -156,7 +156,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
     from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
 
     client = client_from_url(settings.redis_url)  # scrapes come from their own thread
-    metrics = Metrics(client, settings.queue)
+    metrics = Metrics(client, settings.queue, settings.shards)
     port = metrics.serve(metrics_port, metrics_bind)
     log.info("metrics at http://%s:%d/metrics", metrics_bind, port)
     try:

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
-from collector.deadletters import DeadLetter, DeadLetters
+from collector.deadletters import DeadLetter, newest_of, shard_letters
 from collector.sweeps import ledger
 from collector.sweeps.plot import plot_sweep
 from collector.sweeps.progress import rq_progress
@@ -155,8 +155,9 @@ def heatmap_png(engine: sa.Engine, name: str) -> bytes | None:
         return out.read_bytes()
 
 
-def _letter(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter for the page: id, time, reason, and the record's table and data, cut short."""
+def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter for the page: id, its stream (the shard), time, reason, and the record's
+    table and data, cut short."""
     table: str | None = None
     if letter.raw is None:
         preview = "(no record bytes)"
@@ -170,19 +171,27 @@ def _letter(letter: DeadLetter) -> dict[str, Any]:
     if len(preview) > PREVIEW_CHARS:
         preview = preview[: PREVIEW_CHARS - 1] + "…"
     ts = None if letter.ts is None else _iso(_utc_naive(letter.ts))
-    return {"id": letter.id, "ts": ts, "reason": letter.reason, "table": table, "preview": preview}
+    return {
+        "id": letter.id,
+        "stream": stream,
+        "ts": ts,
+        "reason": letter.reason,
+        "table": table,
+        "preview": preview,
+    }
 
 
 def dead_page(client: redis.Redis, queue: str, page: int, size: int) -> dict[str, Any]:
-    """Page ``page`` (from 1) of the dead letters, ``size`` per page, newest first."""
-    letters = DeadLetters(client, queue)
-    total = letters.count()
+    """Page ``page`` (from 1) of the dead letters of every shard, ``size`` per page, newest
+    first."""
+    every = shard_letters(client, queue)
+    total = sum(one.count() for one in every)
     pages = max(1, -(-total // size))
-    items = letters.newest((page - 1) * size, size)
+    items = newest_of(every, (page - 1) * size, size)
     return {
         "total": total,
         "page": page,
         "size": size,
         "pages": pages,
-        "items": [_letter(x) for x in items],
+        "items": [_letter(stream, letter) for stream, letter in items],
     }
