@@ -63,7 +63,7 @@ def stream_class(client: redis.Redis) -> type[Stream]:
 def known_shards(client: redis.Redis, queue: str, given: int | None = None) -> int:
     """The queue's shard count for a command: ``given`` (--shards / COLLECTOR_SHARDS), else
     what the collector published, else 1."""
-    return given if given is not None else published(client, queue)
+    return given if given is not None else published(client, queue) or 1
 
 
 def tag(index: int, entry_id: bytes) -> bytes:

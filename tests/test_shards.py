@@ -97,6 +97,17 @@ def test_emitter_without_a_published_count_uses_one_stream(fake_redis, queue) ->
     assert ids_on(fake_redis, queue) == ["a"]
 
 
+def test_emitter_asks_again_until_a_count_is_published(fake_redis, queue, monkeypatch) -> None:
+    emitter = Emitter(queue=queue, client=fake_redis)
+    assert emitter.shard_count == 1
+    fake_redis.set(count_key(queue), "3")
+    assert emitter.shard_count == 1  # asked a moment ago: not again before ASK_AGAIN
+    monkeypatch.setattr(emitter, "_ask_after", 0.0)  # ASK_AGAIN seconds later
+    assert emitter.shard_count == 3
+    fake_redis.delete(count_key(queue))
+    assert emitter.shard_count == 3  # once published, read once and kept
+
+
 def test_the_environment_beats_the_published_count(fake_redis, queue, monkeypatch) -> None:
     fake_redis.set(count_key(queue), "2")
     monkeypatch.setenv("COLLECTOR_SHARDS", "3")

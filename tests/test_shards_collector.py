@@ -251,3 +251,27 @@ def test_the_web_dead_letter_page_pages_every_shard_newest_first(real_redis, que
         ("2-0", stream_name(queue, N, 1)),
         ("1-0", stream_name(queue, N, 0)),
     ]
+
+
+def test_status_warns_of_records_sent_before_the_count_was_published(sharded, real_redis) -> None:
+    early = Emitter(queue=sharded.queue, client=real_redis)  # no count published yet
+    early.emit({"x": 1}, table="t", key="early")
+    collector = collect(sharded)
+    try:
+        drain(collector)
+    finally:
+        collector.close()
+    where = ["--redis-url", REAL_REDIS_URL, "--queue", sharded.queue, "--db-url", sharded.db_url]
+    assert json.loads(cli("status", *where, "--json"))["unsharded"] == 1
+    assert (
+        f"WARNING: 1 records in {sharded.queue} itself, which collectors with --shards 3 do not "
+        "read" in cli("status", *where)
+    )
+    one = collect(replace(sharded, shards=1))  # drains it, and leaves the published count
+    try:
+        drain(one)
+    finally:
+        one.close()
+    assert [r["_id"] for r in rows(sharded.db_url, "t")] == ["early"]
+    assert json.loads(cli("status", *where, "--json"))["unsharded"] == 0
+    assert real_redis.get(count_key(sharded.queue)) == b"3"

@@ -27,6 +27,7 @@ from workers.spool import Spool
 
 FIELD = "m"
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
+ASK_AGAIN = 5.0  # s: no collector has published the shard count yet; until then, one stream
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
 # Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
 # with OOM at maxmemory under noeviction). All are outages: retry, then spool.
@@ -87,6 +88,7 @@ class Emitter:
         self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
         self._shards = shards if shards is not None else env.shards  # None: ask the collector
+        self._ask_after = 0.0  # when to ask for the published shard count again
         self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
         self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
         self._client = client
@@ -213,12 +215,17 @@ class Emitter:
 
     @property
     def shard_count(self) -> int:
-        """The queue's shard count: given, COLLECTOR_SHARDS, else read once from the key the
-        collector publishes (absent: 1) and cached; an unreachable Redis raises, as a send
-        would, so the caller retries or spools."""
-        if self._shards is None:
+        """The queue's shard count: given, COLLECTOR_SHARDS, else what the collector published,
+        read once and cached. While none is published (no collector started yet) records go to
+        the one stream ``<queue>`` and the key is read again every ASK_AGAIN seconds. An
+        unreachable Redis raises, as a send would, so the caller retries or spools."""
+        if self._shards is not None:
+            return self._shards
+        now = time.monotonic()
+        if now >= self._ask_after:
+            self._ask_after = now + ASK_AGAIN
             self._shards = shards.published(self.client, self.queue)
-        return self._shards
+        return self._shards or 1
 
     def _xadd(self, queue: str, payloads: list[bytes]) -> None:
         """XADD every payload to its shard of ``queue``, one round trip a shard (a retry after a

@@ -52,17 +52,20 @@ def count_key(queue: str) -> str:
     return f"{queue}:shards"
 
 
-def published(client: redis.Redis, queue: str) -> int:
-    """The shard count the collector published for ``queue``; 1 when there is none, it is
-    malformed, or this user may not read it (an ACL user allowed XADD only: such jobs set
-    COLLECTOR_SHARDS instead). An unreachable Redis raises, as a send would."""
+def published(client: redis.Redis, queue: str) -> int | None:
+    """The shard count the collector published for ``queue``; None while there is none (no
+    collector has started yet); 1 when it is malformed or this user may not read it (an ACL
+    user allowed XADD only: such jobs set COLLECTOR_SHARDS instead). An unreachable Redis
+    raises, as a send would."""
     try:
         raw: Any = client.get(count_key(queue))
     except redis.ResponseError:  # NOPERM and kin: reading the count is not this user's right
         return 1
+    if raw is None:
+        return None
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     try:
-        return parse_shards(text) if text else 1
+        return parse_shards(text)
     except ValueError:
         log.warning("ignoring a malformed shard count %r in %s: using 1", text, count_key(queue))
         return 1

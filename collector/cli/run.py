@@ -9,10 +9,11 @@ import threading
 from types import FrameType
 
 import click
+import redis
 
 from collector import logs
 from collector.cli.options import F, db_option, port_value, redis_options
-from collector.daemon import Collector
+from collector.daemon import Backoff, Collector, Counters
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
@@ -111,15 +112,33 @@ def daemon_options(func: F) -> F:
     return func
 
 
+def connect(redis_url: str, stop: threading.Event) -> redis.Redis | None:
+    """A client for ``redis_url``. A Redis Cluster client asks a node for the slot map as it is
+    built: until one answers, wait and retry as the daemon does for one server (None: stopped
+    first)."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            return client_from_url(redis_url)
+        except redis.ConnectionError as exc:
+            delay = backoff.next()
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            stop.wait(delay)
+    return None
+
+
 def run_collector(
     settings: Settings, stop: threading.Event, observer: Observer | None = None
-) -> Collector:
-    """Load ``--models`` if given, then drain the queue until ``stop`` is set; returns the
-    stopped collector (its counters)."""
+) -> Counters:
+    """Load ``--models`` if given, then drain the queue until ``stop`` is set; returns what the
+    collector did."""
     declared = prepare_models(settings.models, settings.db_url) if settings.models else None
-    collector = Collector(settings, declared=declared, observer=observer)
+    client = connect(settings.redis_url, stop)
+    if client is None:
+        return Counters()
+    collector = Collector(settings, client=client, declared=declared, observer=observer)
     collector.run(stop)
-    return collector
+    return collector.counters
 
 
 @click.command()
@@ -155,7 +174,9 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
         return
     from collector.metrics import Metrics  # prometheus-client only when metrics are asked for
 
-    client = client_from_url(settings.redis_url)  # scrapes come from their own thread
+    client = connect(settings.redis_url, stop)  # scrapes come from their own thread
+    if client is None:
+        return
     metrics = Metrics(client, settings.queue, settings.shards)
     port = metrics.serve(metrics_port, metrics_bind)
     log.info("metrics at http://%s:%d/metrics", metrics_bind, port)

@@ -186,8 +186,7 @@ def serve(
         info = publish(claim, server, settings.queue)
         click.echo(status_line(info, server, settings, claim.path))
         watch(server, stop, died)
-        collector = run_collector(replace(settings, redis_url=server.config.local_url()), stop)
-    counters = collector.counters
+        counters = run_collector(replace(settings, redis_url=server.config.local_url()), stop)
     click.echo(
         f"stopped: {counters.stored} records stored, {counters.dead} dead letters; "
         f"redis-server stopped; {claim.path} removed"
