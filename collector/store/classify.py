@@ -1,7 +1,9 @@
 """Every error on the store path, sorted once: *transient* (the database cannot take anything
 now: retry the same batch later, with fresh connections), tied to *records* (the DDL or row some
-record needs is refused: find that record by bisection and dead-letter it), or *unknown*
-(retried a few times, then treated as tied to records, so nothing loops forever).
+record needs is refused: find that record by bisection and dead-letter it), *stale* (a table or
+column we were about to create exists: a peer collector's DDL committed after we read the
+schema; read it again and retry at once, then as tied to records), or *unknown* (retried a few
+times, then treated as tied to records, so nothing loops forever).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 class Fault(enum.Enum):
     TRANSIENT = "transient"
     RECORDS = "records"
+    STALE = "stale"
     UNKNOWN = "unknown"
 
 
@@ -55,6 +58,9 @@ _PG_STATE = {
     "42501": Fault.TRANSIENT,  # insufficient privilege: a grant to fix, not a record to drop
     "55P03": Fault.TRANSIENT,  # lock not available
     "55006": Fault.TRANSIENT,  # object in use
+    "42P07": Fault.STALE,  # duplicate table (or a table named like an index: records, if again)
+    "42701": Fault.STALE,  # duplicate column
+    "42710": Fault.STALE,  # duplicate object
 }
 # Two collectors' CREATE TABLEs of one name at once: the loser trips over the unique index of
 # the row types. Unknown, so the batch is retried whole after a pause (by then the peer has

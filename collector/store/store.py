@@ -36,12 +36,14 @@ class Store:
         self._fresh = False  # whether the current attempt reflected the schema itself
         self._started = False
         self._unknown = 0  # unclassified failures of the batch being written
+        self._raced = False  # whether this batch was retried after a peer's DDL (Fault.STALE)
         self._step = "the row"
         self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
 
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
         DatabaseUnavailable when the batch should be retried whole later."""
+        self._raced = False
         refused = self._write(records, 0)
         self._unknown = 0
         return refused
@@ -56,6 +58,9 @@ class Store:
                 self.engine.dispose()  # new connections: a file writable again is seen as such
                 raise DatabaseUnavailable(first_line(exc)) from exc
             if not self._fresh:  # a cached schema may be what failed: once more, reflected
+                return self._write(records, offset)
+            if fault is Fault.STALE and not self._raced:  # a peer's DDL, committed after our
+                self._raced = True  # reflection, is visible now: once more, reflected again
                 return self._write(records, offset)
             self._raise_if_unknown(exc, fault)
             if len(records) == 1:
