@@ -98,7 +98,8 @@ class ShardedStream(Stream):
 
     @staticmethod
     def _tagged(index: int, entries: list[Entry]) -> list[Entry]:
-        return [e._replace(id=tag(index, e.id)) for e in entries]
+        prefix, make = tag(index, b""), Entry._make  # one tuple a record: no _replace
+        return [make((prefix + e[0], e[1], e[2], e[3])) for e in entries]
 
     def ensure_group(self) -> bool:
         """The group on every shard, then the shard count published for emitters."""
@@ -164,9 +165,9 @@ class ShardedStream(Stream):
         """Dead-letter and acknowledge each entry on its own shard (one shard's keys a call)."""
         by_ids: dict[int, list[bytes]] = {}
         by_dead: dict[int, list[DeadEntry]] = {}
-        for tagged in ids:
-            index, entry_id = untag(tagged)
-            by_ids.setdefault(index, []).append(entry_id)
+        for tagged in ids:  # untag() inlined: once a record
+            index, _, entry_id = tagged.partition(SEP)
+            by_ids.setdefault(int(index), []).append(entry_id)
         for tagged, raw, reason in dead:
             index, entry_id = untag(tagged)
             by_dead.setdefault(index, []).append((entry_id, raw, reason))
