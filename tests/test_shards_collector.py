@@ -15,6 +15,7 @@ from collector.daemon import Collector
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.shards import ShardedStream, tag, untag
+from collector.sweeps.progress import unstored
 from collector.web.data import dead_page
 from tests.helpers import REAL_REDIS_URL, drain, on_real_redis, rows
 from workers import Emitter
@@ -275,3 +276,12 @@ def test_status_warns_of_records_sent_before_the_count_was_published(sharded, re
     assert [r["_id"] for r in rows(sharded.db_url, "t")] == ["early"]
     assert json.loads(cli("status", *where, "--json"))["unsharded"] == 0
     assert real_redis.get(count_key(sharded.queue)) == b"3"
+
+
+def test_sweeps_count_unstored_records_on_every_shard(sharded, emitter, real_redis) -> None:
+    assert unstored(real_redis, sharded.queue) == 0
+    Emitter(queue=sharded.queue, client=real_redis).emit({"x": 0}, key="early")  # unsharded
+    real_redis.set(count_key(sharded.queue), N)
+    for key in ("a", "b", "c", "d"):
+        emitter.emit({"x": 1}, table="t", key=key)
+    assert unstored(real_redis, sharded.queue) == 5

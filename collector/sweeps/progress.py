@@ -21,8 +21,10 @@ from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from collector.errors import ConfigError
+from collector.shards import known_shards
 from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
 from workers.keys import point_key
+from workers.shards import streams
 
 DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
 STATES = (DONE, FAILED, RUNNING, MISSING)
@@ -142,9 +144,12 @@ def rows_in(engine: sa.Engine, state: Progress, *states: str) -> list[PointRow]:
 
 
 def unstored(client: redis.Redis, queue: str) -> int | None:
-    """Records in the queue stream the collector has not stored yet (None: Redis unavailable):
-    while there are any, the counts may still grow."""
+    """Records in the queue's stream, or in every shard's and the unsharded one, that the
+    collector has not stored yet (None: Redis unavailable): while there are any, the counts may
+    still grow."""
     try:
-        return int(client.xlen(queue))
+        count = known_shards(client, queue)
+        names = streams(queue, count) + ([queue] if count > 1 else [])
+        return sum(int(client.xlen(name)) for name in names)
     except redis.RedisError:
         return None
