@@ -166,8 +166,8 @@ class ShardedStream(Stream):
         by_ids: dict[int, list[bytes]] = {}
         by_dead: dict[int, list[DeadEntry]] = {}
         for tagged in ids:  # untag() inlined: once a record
-            index, _, entry_id = tagged.partition(SEP)
-            by_ids.setdefault(int(index), []).append(entry_id)
+            shard, _, entry_id = tagged.partition(SEP)
+            by_ids.setdefault(int(shard), []).append(entry_id)
         for tagged, raw, reason in dead:
             index, entry_id = untag(tagged)
             by_dead.setdefault(index, []).append((entry_id, raw, reason))
