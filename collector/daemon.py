@@ -22,10 +22,9 @@ from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
 from collector.settings import Settings
-from collector.shards import open_stream
+from collector.shards import open_stream, reader_client
 from collector.store import Schema, Store
 from collector.stream import DeadEntry, Entry, Request, redis_fault
-from workers.cluster import client_from_url
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class Collector:
         observer: Observer | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client or client_from_url(settings.redis_url)
+        self.client = client or reader_client(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
         self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
         self.store = Store(self.engine, Schema(declared))

@@ -19,9 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of
-from workers.cluster import is_cluster_client
+from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
 from workers.shards import count_key, published, streams
 
 SEP = b"|"
@@ -53,6 +55,16 @@ class ClusterStream(Stream):
 
     def drop(self, request: Request) -> None:
         """Nothing to release: the entries stay pending and are re-read at the next start."""
+
+
+def reader_client(redis_url: str) -> redis.Redis:
+    """The collector's client. On a cluster, without the cluster client's own retries: an
+    XREADGROUP it sent again after a lost reply would leave the first reply's entries pending
+    unseen until a restart; the failure reaches the daemon instead, which backs off and re-reads
+    its own pending entries."""
+    if is_cluster_url(redis_url):
+        return client_from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    return client_from_url(redis_url)
 
 
 def stream_class(client: redis.Redis) -> type[Stream]:

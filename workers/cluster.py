@@ -42,14 +42,14 @@ def server_url(url: str) -> str:
 
 def client_from_url(url: str, **kwargs: Any) -> redis.Redis:
     """A client for ``url``: ``RedisCluster`` for a cluster URL, else ``redis.Redis``. For a
-    cluster, ``retry`` (a one-server policy) is left to the cluster client's own.
+    cluster, ``retry`` is the cluster client's own policy (default: 10 retries, each after
+    reading the slot map again).
 
     A cluster client asks a node for the slot map as it is built, so it cannot be built while
     no node answers: that raises redis.ConnectionError (an outage, as for one server), with the
     password masked."""
     if not is_cluster_url(url):
         return redis.Redis.from_url(url, **kwargs)
-    kwargs.pop("retry", None)
     try:
         return cast(redis.Redis, RedisCluster.from_url(server_url(url), **kwargs))
     except redis.exceptions.RedisClusterException as exc:

@@ -17,7 +17,7 @@ from collector.daemon import Backoff, Collector, Counters
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
-from workers.cluster import client_from_url
+from collector.shards import reader_client
 from workers.record import Limits
 from workers.shards import MAX_SHARDS
 
@@ -119,7 +119,7 @@ def connect(redis_url: str, stop: threading.Event) -> redis.Redis | None:
     backoff = Backoff()
     while not stop.is_set():
         try:
-            return client_from_url(redis_url)
+            return reader_client(redis_url)
         except redis.ConnectionError as exc:
             delay = backoff.next()
             log.warning("%s; retrying in %.1f s", exc, delay)

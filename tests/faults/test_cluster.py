@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
+from collector.shards import reader_client
 from faults.cluster import RedisCluster, running_cluster
 from faults.servers import (
     collector,
@@ -120,3 +121,16 @@ def test_a_collector_started_before_the_cluster_waits_for_it(tmp_path, pg_url, q
         assert proc.stop() == 0, proc.err
         cluster.stop()
     assert f"no Redis Cluster node answers at {cluster.url}" in proc.err
+
+
+def test_the_collector_reads_a_cluster_without_the_clients_own_retries(cluster) -> None:
+    """A read sent again after a lost reply would leave the first reply's entries pending
+    unseen: the collector's cluster client does not retry (the daemon does, re-reading its
+    pending entries); other commands keep the cluster client's retries."""
+    reader, other = reader_client(cluster.url), client_from_url(cluster.url)
+    try:
+        assert (reader.retry.get_retries(), other.retry.get_retries()) == (0, 10)
+        assert reader.ping() is True
+    finally:
+        reader.close()
+        other.close()
