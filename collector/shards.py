@@ -15,6 +15,7 @@ N > 1, ``ShardedStream`` holds one ``Stream`` per shard stream (workers.shards n
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -24,9 +25,10 @@ from redis.retry import Retry
 
 from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
-from workers.shards import count_key, published, streams
+from workers.shards import count_key, published, stream_name, streams
 
 SEP = b"|"
+log = logging.getLogger(__name__)
 
 
 def open_stream(client: redis.Redis, queue: str, consumer: str, shards: int) -> Stream:
@@ -114,10 +116,20 @@ class ShardedStream(Stream):
         return [make((prefix + e[0], e[1], e[2], e[3])) for e in entries]
 
     def ensure_group(self) -> bool:
-        """The group on every shard, then the shard count published for emitters."""
+        """The group on every shard, then the shard count published for emitters (with a
+        warning when it replaces a larger one: shards past this collector's are not read)."""
         created = [shard.ensure_group() for shard in self.shards]
+        before, count = published(self.client, self.queue), len(self.shards)
+        if before is not None and before > count:
+            log.warning(
+                "%s said %d shards, this collector reads %d: records on %s .. %s are read only "
+                "by a collector with --shards %d (emitters that read %d route by it until they "
+                "restart; collector status --shards %d shows what waits there)",
+                count_key(self.queue), before, count, stream_name(self.queue, before, count),
+                stream_name(self.queue, before, before - 1), before, before, before,
+            )  # fmt: skip
         with contextlib.suppress(redis.exceptions.OutOfMemoryError):  # emitters may set it too
-            self.client.set(count_key(self.queue), len(self.shards))
+            self.client.set(count_key(self.queue), count)
         return any(created)
 
     def read_pending(self, count: int) -> list[Entry]:

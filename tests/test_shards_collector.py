@@ -285,3 +285,19 @@ def test_sweeps_count_unstored_records_on_every_shard(sharded, emitter, real_red
     for key in ("a", "b", "c", "d"):
         emitter.emit({"x": 1}, table="t", key=key)
     assert unstored(real_redis, sharded.queue) == 5
+
+
+def test_fewer_shards_than_published_warn_of_the_unread_ones(real_redis, queue, caplog) -> None:
+    real_redis.set(count_key(queue), 6)
+    with caplog.at_level("WARNING", logger="collector.shards"):
+        ShardedStream(real_redis, queue, "c", 4).ensure_group()
+    assert real_redis.get(count_key(queue)) == b"4"
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{queue}:shards said 6 shards, this collector reads 4: ")
+    assert (
+        f"records on {queue}:{{4}} .. {queue}:{{5}} are read only by a collector with " in message
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="collector.shards"):
+        ShardedStream(real_redis, queue, "c", 8).ensure_group()  # more: every shard is read
+    assert caplog.records == [] and real_redis.get(count_key(queue)) == b"8"
