@@ -25,6 +25,7 @@ from collector.settings import Settings
 from collector.shards import open_stream, reader_client
 from collector.store import Schema, Store
 from collector.stream import DeadEntry, Entry, Request, redis_fault
+from workers.cluster import REDIS_ERRORS
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class Collector:
                 except DatabaseUnavailable as exc:
                     self._observe_failure("database")
                     self._failed(f"database unavailable: {exc}", backoff, stop)
-                except redis.RedisError as exc:
+                except REDIS_ERRORS as exc:
                     self._redis_failed(exc, backoff, stop)
                 self.log_progress()
         finally:
@@ -225,7 +226,7 @@ class Collector:
         if self.observer is not None:
             self.observer.batch_failed(kind)
 
-    def _redis_failed(self, exc: redis.RedisError, backoff: Backoff, stop: threading.Event) -> None:
+    def _redis_failed(self, exc: Exception, backoff: Backoff, stop: threading.Event) -> None:
         self._observe_failure("redis")
         fault = redis_fault(exc)
         if fault == "config":
@@ -262,7 +263,7 @@ class Collector:
             self._publish(None)
 
     def _publish(self, failure: Failure | None) -> None:
-        with contextlib.suppress(redis.RedisError):  # Redis may be what fails: the log tells
+        with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what fails: the log tells
             self.stream.report(None if failure is None else vars(failure))
 
     def log_progress(self) -> None:
@@ -295,7 +296,7 @@ class Collector:
         self._store_read_ahead()
         try:
             self._acknowledge()
-        except redis.RedisError as exc:  # stays pending: redelivered, and _id dedupes it
+        except REDIS_ERRORS as exc:  # stays pending: redelivered, and _id dedupes it
             log.warning("could not acknowledge the last batch (%s)", exc)
         if self._lock is not None:
             self._lock.release()

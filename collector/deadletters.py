@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from collector.shards import known_shards
 from collector.stream import text
+from workers.cluster import is_cluster_client
 from workers.emitter import FIELD
-from workers.shards import streams
+from workers.shards import read_streams
 
 _FIELD = FIELD.encode()
 
@@ -91,11 +93,15 @@ class DeadLetters:
 
     def retry(self, letters: list[DeadLetter]) -> int:
         """Put each letter's original bytes back on the queue and delete it from the dead stream,
-        atomically (MULTI), in one round trip; returns how many went back."""
+        in one round trip, atomically (MULTI) where both keys are in one slot; returns how many
+        went back. (On a Redis Cluster, ``<queue>`` and ``<queue>:dead`` without a hash tag are
+        not: a failure between the two may leave a letter that was also put back, which the
+        record id makes harmless.)"""
         movable = [(letter.id, letter.raw) for letter in letters if letter.raw is not None]
         if not movable:
             return 0
-        pipe = self.client.pipeline(transaction=True)
+        one_slot = key_slot(self.queue.encode()) == key_slot(self.key.encode())
+        pipe = self.client.pipeline(transaction=one_slot or not is_cluster_client(self.client))
         for _mid, raw in movable:
             pipe.xadd(self.queue, {FIELD: raw})
         pipe.xdel(self.key, *(mid for mid, _raw in movable))
@@ -112,10 +118,11 @@ class DeadLetters:
 
 
 def shard_letters(client: redis.Redis, queue: str, shards: int | None = None) -> list[DeadLetters]:
-    """Each shard's dead letters (one stream unsharded): ``shards`` if given, else the count the
-    collector published. Each shard's letters go back onto that shard: one slot a command."""
+    """The dead letters of every stream the collectors read (workers.shards.read_streams):
+    ``shards`` if given, else the count the collector published. Each stream's letters go back
+    onto that stream: one slot a command."""
     count = known_shards(client, queue, shards)
-    return [DeadLetters(client, name) for name in streams(queue, count)]
+    return [DeadLetters(client, name) for name in read_streams(queue, count)]
 
 
 def _order(letter: DeadLetter) -> tuple[int, int]:

@@ -15,9 +15,9 @@ CollectorError (workers.errors)   root of every error this project raises
 
 from __future__ import annotations
 
-import redis
 from sqlalchemy import exc as sa_exc
 
+from workers.cluster import REDIS_ERRORS
 from workers.errors import CollectorError
 
 # Exit codes, named once: the CLI, the demo and the tests use these names, never the numbers.
@@ -31,7 +31,11 @@ RET_SCHEDULER = 6  # the Dask scheduler (sweep submit --dask) cannot be reached
 
 # What the CLI and the demo turn into one line and an exit code; anything else is a bug and
 # keeps its traceback.
-LIBRARY_ERRORS = (CollectorError, redis.RedisError, sa_exc.SQLAlchemyError)
+LIBRARY_ERRORS: tuple[type[Exception], ...] = (
+    CollectorError,
+    *REDIS_ERRORS,
+    sa_exc.SQLAlchemyError,
+)
 
 
 class CommandFailed(CollectorError):
@@ -89,7 +93,7 @@ def translate(exc: BaseException) -> CollectorError:
     BrokerUnavailable, a SQLAlchemy error as DatabaseUnavailable with its first line."""
     if isinstance(exc, CollectorError):
         return exc
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, REDIS_ERRORS):
         return BrokerUnavailable(f"redis unavailable: {exc}")
     if isinstance(exc, sa_exc.SQLAlchemyError):
         return DatabaseUnavailable(f"database error: {first_line(exc)}")

@@ -3,23 +3,24 @@ of one stream or added up over a sharded queue's streams."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from collector.stream import GROUP, text
+from workers.cluster import is_cluster_client
 
 
 def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
     """The backlog in entries and in time, read-only, for metrics: stream length (pending
     included), pending entries, the age of the oldest pending and of the oldest entry (by the
     Redis clock, which stamped the ids), and the dead-letter count."""
-    pipe = client.pipeline(transaction=False)
-    pipe.time()
+    seconds, micros = _server_of(client, queue).time()  # the clock that stamped the ids
+    pipe = client.pipeline(transaction=False)  # on a cluster, each command to its key's node
     pipe.xlen(queue)
     pipe.xlen(f"{queue}:dead")
     pipe.xrange(queue, count=1)
-    (seconds, micros), length, dead, first = pipe.execute()
+    length, dead, first = pipe.execute()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     pending, oldest_pending = 0, None
     if length:
@@ -36,6 +37,15 @@ def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
         "oldest_age": _age(first[0][0] if first else None, now_ms),
         "dead": int(dead),
     }
+
+
+def _server_of(client: redis.Redis, key: str) -> redis.Redis:
+    """The client of the one server holding ``key``: ``client`` itself, or on a Redis Cluster
+    its node's (TIME has no key to route by)."""
+    if not is_cluster_client(client):
+        return client
+    cluster: Any = client
+    return cast(redis.Redis, cluster.get_redis_connection(cluster.get_node_from_key(key)))
 
 
 def total_lag(client: redis.Redis, names: list[str], group: str = GROUP) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import redis
 
 from collector.errors import ConfigError
 from collector.lag import total_lag
-from workers.shards import streams
+from workers.cluster import REDIS_ERRORS
+from workers.shards import read_streams
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -55,7 +56,7 @@ class _StreamCollector(_Collector):  # type: ignore[misc]
     def collect(self) -> Iterator[Any]:
         try:
             found = total_lag(self.client, self.names)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.debug("metrics: redis unavailable: %s", exc)
             return
         for key, (name, text) in STREAM_GAUGES.items():
@@ -101,7 +102,7 @@ class Metrics:
         for kind in ("database", "redis"):
             self.errors.labels(kind)
         self.up.set(1)
-        reg.register(_StreamCollector(client, streams(queue, shards)))
+        reg.register(_StreamCollector(client, read_streams(queue, shards)))
         self._server: Any = None
 
     def batch_done(self, seconds: float, stored: int, dead: int) -> None:

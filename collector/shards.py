@@ -1,7 +1,9 @@
 """Reading a sharded queue: one ``Stream`` per shard behind the interface the daemon uses.
 
 With ``--shards 1`` the daemon uses a plain ``Stream`` on ``<queue>``, exactly as before. With
-N > 1, ``ShardedStream`` holds one ``Stream`` per shard stream (workers.shards names them) and:
+N > 1, ``ShardedStream`` holds one ``Stream`` per shard stream (workers.shards names them) and
+one on ``<queue>`` itself, where emitters send while they know no shard count, read like a
+shard (workers.shards.read_streams). It:
 
 - tags every entry id it hands out with its shard (``b"<shard>|<id>"``): two shards may hold
   the same entry id, and ``finish`` must ack and dead-letter an entry on its own shard;
@@ -25,7 +27,7 @@ from redis.retry import Retry
 
 from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
-from workers.shards import count_key, published, stream_name, streams
+from workers.shards import count_key, published, read_streams, stream_name
 
 SEP = b"|"
 log = logging.getLogger(__name__)
@@ -92,14 +94,17 @@ def untag(tagged: bytes) -> tuple[int, bytes]:
 
 
 class ShardedStream(Stream):
-    """N shard streams read by one consumer as one queue; entry ids carry their shard."""
+    """N shard streams (and ``<queue>``) read by one consumer as one queue; entry ids carry
+    their shard."""
 
     def __init__(
         self, client: redis.Redis, queue: str, consumer: str, shards: int, group: str = GROUP
     ) -> None:
         super().__init__(client, queue, consumer, group)
         kind = stream_class(client)
-        self.shards = [kind(client, name, consumer, group) for name in streams(queue, shards)]
+        names = read_streams(queue, shards)
+        self.shards = [kind(client, name, consumer, group) for name in names]
+        self.count = shards
         self.health_key = self.shards[0].health_key
         self._next = 0  # the shard the next read starts at
         self._ahead_count = 1  # entries the read ahead asked for
@@ -119,7 +124,7 @@ class ShardedStream(Stream):
         """The group on every shard, then the shard count published for emitters (with a
         warning when it replaces a larger one: shards past this collector's are not read)."""
         created = [shard.ensure_group() for shard in self.shards]
-        before, count = published(self.client, self.queue), len(self.shards)
+        before, count = published(self.client, self.queue), self.count
         if before is not None and before > count:
             log.warning(
                 "%s said %d shards, this collector reads %d: records on %s .. %s are read only "

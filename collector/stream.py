@@ -67,7 +67,7 @@ def entries_of(messages: list[Any], counts: dict[bytes, int] | None = None) -> l
     return [_entry(mid, fields, counts.get(mid, 1)) for mid, fields in messages]
 
 
-def redis_fault(exc: redis.RedisError) -> str:
+def redis_fault(exc: Exception) -> str:
     """``config`` (credentials, permissions, a queue key that is no stream: retrying cannot
     help), ``nogroup`` (the group is gone: Redis restarted without persistence, or the stream
     was deleted), else ``retry`` (unreachable, loading, out of memory: wait and try again)."""

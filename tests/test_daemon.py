@@ -9,6 +9,7 @@ from dataclasses import replace
 import msgpack
 import pytest
 import sqlalchemy as sa
+from redis.exceptions import SlotNotCoveredError
 
 from collector.daemon import Collector
 from collector.errors import DatabaseUnavailable
@@ -230,6 +231,35 @@ def test_redis_outage_is_waited_out(emitter, settings, fake_redis, caplog) -> No
         stop.set()
         thread.join(5)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == [f"k{i:02}" for i in range(20)]
+
+
+def test_a_cluster_clients_own_errors_are_waited_out(emitter, settings, fake_redis, caplog):
+    """redis-py's cluster client raises some errors outside RedisError (a slot no known node
+    serves): an outage like any other, not the end of the collector."""
+    for i in range(5):
+        emitter.emit({"i": i}, key=f"k{i}")
+    collector = Collector(settings, client=fake_redis)
+    real_read, failures = collector.stream.read_new, [SlotNotCoveredError("Slot 1 not covered")]
+
+    def read_new(count: int, block_seconds: float):
+        if failures:
+            raise failures.pop()
+        return real_read(count, block_seconds)
+
+    collector.stream.read_new = read_new  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,))
+    thread.start()
+    try:
+        for _ in range(200):
+            if collector.counters.records == 5:
+                break
+            threading.Event().wait(0.02)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert "redis unavailable: Slot 1 not covered" in caplog.text
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == [f"k{i}" for i in range(5)]
 
 
 def test_rate_line_every_ten_seconds_while_busy(emitter, settings, fake_redis, caplog) -> None:

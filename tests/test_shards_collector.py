@@ -20,7 +20,7 @@ from collector.web.data import dead_page
 from tests.helpers import REAL_REDIS_URL, drain, on_real_redis, rows
 from workers import Emitter
 from workers.entry import decode_records
-from workers.shards import count_key, dead_name, shard_of, stream_name, streams
+from workers.shards import count_key, dead_name, read_streams, shard_of, stream_name, streams
 from workers.spool import Spool
 
 N = 3
@@ -60,8 +60,7 @@ def test_every_shard_is_drained_into_the_table_once(sharded, emitter, real_redis
     stored = rows(sharded.db_url, "t")
     assert len(stored) == 70 and len({r["_id"] for r in stored}) == 70
     assert {r["_id"] for r in stored} >= set(keys)
-    assert [real_redis.xlen(s) for s in streams(sharded.queue, N)] == [0, 0, 0]
-    assert real_redis.exists(sharded.queue) == 0
+    assert [real_redis.xlen(s) for s in read_streams(sharded.queue, N)] == [0, 0, 0, 0]
     assert real_redis.get(count_key(sharded.queue)) == b"3"
 
 
@@ -150,7 +149,7 @@ def test_status_figures_are_per_shard_and_total(sharded, emitter, real_redis) ->
     per = [sum(1 for k in "abcde" if shard_of(k, N) == i) for i in range(N)]
     assert stats["queue"] == 5 and stats["pending"] == 0 and stats["dead"] == 0
     assert [(s["stream"], s["queue"]) for s in stats["shards"]] == list(
-        zip(streams(sharded.queue, N), per, strict=True)
+        zip(read_streams(sharded.queue, N), [*per, 0], strict=True)
     )
 
 
@@ -174,7 +173,7 @@ def test_status_json_and_dead_commands_work_across_shards(sharded, emitter, real
     info = json.loads(cli("status", *where, "--db-url", sharded.db_url, "--json"))
     assert (info["queue"], info["pending"], info["dead"], info["tables"]) == (0, 0, 2, {"t": 1})
     assert [(s["stream"], s["dead"]) for s in info["shards"]] == list(
-        zip(streams(sharded.queue, N), [1, 0, 1], strict=True)
+        zip(read_streams(sharded.queue, N), [1, 0, 1, 0], strict=True)
     )
     listed = cli("dead", "list", *where)
     assert f"2 of 2 dead letters in {sharded.queue}:{{0}}:dead" in listed
@@ -254,27 +253,23 @@ def test_the_web_dead_letter_page_pages_every_shard_newest_first(real_redis, que
     ]
 
 
-def test_status_warns_of_records_sent_before_the_count_was_published(sharded, real_redis) -> None:
+def test_records_sent_before_the_count_was_published_are_collected(sharded, real_redis) -> None:
     early = Emitter(queue=sharded.queue, client=real_redis)  # no count published yet
     early.emit({"x": 1}, table="t", key="early")
+    where = ["--redis-url", REAL_REDIS_URL, "--queue", sharded.queue, "--db-url", sharded.db_url]
+    info = json.loads(cli("status", *where, "--shards", "3", "--json"))
+    assert (info["queue"], info["shards"][-1]["stream"], info["shards"][-1]["queue"]) == (
+        1,
+        sharded.queue,
+        1,
+    )
     collector = collect(sharded)
     try:
         drain(collector)
     finally:
         collector.close()
-    where = ["--redis-url", REAL_REDIS_URL, "--queue", sharded.queue, "--db-url", sharded.db_url]
-    assert json.loads(cli("status", *where, "--json"))["unsharded"] == 1
-    assert (
-        f"WARNING: 1 records in {sharded.queue} itself, which collectors with --shards 3 do not "
-        "read" in cli("status", *where)
-    )
-    one = collect(replace(sharded, shards=1))  # drains it, and leaves the published count
-    try:
-        drain(one)
-    finally:
-        one.close()
     assert [r["_id"] for r in rows(sharded.db_url, "t")] == ["early"]
-    assert json.loads(cli("status", *where, "--json"))["unsharded"] == 0
+    assert real_redis.xlen(sharded.queue) == 0
     assert real_redis.get(count_key(sharded.queue)) == b"3"
 
 

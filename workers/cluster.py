@@ -18,9 +18,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from workers.settings import mask_url
 
+# What a Redis command can raise: redis-py's cluster client raises some errors outside RedisError
+# (a slot no known node serves, no node reachable while it reads the slot map again).
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 TRUE = ("1", "true", "yes", "on")
 

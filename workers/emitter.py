@@ -16,7 +16,7 @@ from redis.retry import Retry
 
 from workers import shards, xadd
 from workers.buffer import SendBuffer
-from workers.cluster import client_from_url
+from workers.cluster import REDIS_ERRORS, client_from_url
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
@@ -39,6 +39,7 @@ UNAVAILABLE = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.RedisClusterException,
 )
+RESEND_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, OSError)  # a spool not re-sent yet
 log = logging.getLogger(__name__)
 
 
@@ -257,7 +258,7 @@ class Emitter:
             result = self.spool.flush(self._xadd, [self.spool.path])
         except UNAVAILABLE:
             return  # still spooled; the next successful send tries again
-        except (redis.RedisError, OSError) as exc:  # the record just sent is safe: do not raise
+        except RESEND_ERRORS as exc:  # the record just sent is safe: do not raise
             log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
             return
         self._spooled_pid = 0

@@ -86,6 +86,13 @@ def streams(queue: str, shards: int) -> list[str]:
     return [stream_name(queue, shards, i) for i in range(shards)]
 
 
+def read_streams(queue: str, shards: int) -> list[str]:
+    """Every stream a collector reads: the shards and, with more than one, ``queue`` itself,
+    where emitters send while they know no shard count (none published yet, or its key lost
+    with a cluster node)."""
+    return streams(queue, shards) + ([queue] if shards > 1 else [])
+
+
 def shard_of(record_id: str, shards: int) -> int:
     """The shard a record id belongs to (always 0 with one shard)."""
     if shards == 1:

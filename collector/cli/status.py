@@ -33,13 +33,11 @@ def table_counts(db_url: str) -> dict[str, int]:
 
 def gather(redis_url: str, db_url: str, queue: str, shards: int | None = None) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-ready dict: the totals over every shard and,
-    with more than one, ``shards``: each shard's stream, backlog, pending and dead letters, and
-    ``unsharded``: records left in the one-shard stream ``<queue>``, which no shard reads."""
+    with more than one, ``shards``: each stream's backlog, pending and dead letters (the shards,
+    then ``<queue>`` itself, where emitters send while they know no shard count)."""
     with open_redis(redis_url) as client:
         count = known_shards(client, queue, shards)
         stats = open_stream(client, queue, host_name(), count).stats()
-        if count > 1:  # records emitted before any collector published the count
-            stats["unsharded"] = int(client.xlen(queue))
     return {
         **stats,
         "queue_name": queue,
@@ -83,12 +81,6 @@ def status(redis_url: str, db_url: str, queue: str, shards: int | None, as_json:
         click.echo(
             f"  shard {one['stream']}: {one['queue']} records, {one['pending']} pending, "
             f"{one['dead']} dead letters"
-        )
-    if info.get("unsharded"):
-        click.echo(
-            f"  WARNING: {info['unsharded']} records in {queue} itself, which collectors with "
-            f"--shards {len(info['shards'])} do not read (sent before any published the shard "
-            f"count): drain them with one `collector run --shards 1`"
         )
     for c in info["consumers"]:
         click.echo(f"  consumer {c['name']}: {c['pending']} pending, idle {c['idle_ms']} ms")

@@ -23,8 +23,9 @@ from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobReg
 from collector.errors import ConfigError
 from collector.shards import known_shards
 from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
+from workers.cluster import REDIS_ERRORS
 from workers.keys import point_key
-from workers.shards import streams
+from workers.shards import read_streams
 
 DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
 STATES = (DONE, FAILED, RUNNING, MISSING)
@@ -130,7 +131,7 @@ def rq_progress(
         return progress(engine, sweep, running=set())  # never submitted to RQ: nothing running
     try:
         running = active_keys(client, queue_name, sweep.table)
-    except redis.RedisError as exc:
+    except REDIS_ERRORS as exc:
         if strict:
             raise
         return progress(engine, sweep, running=None, rq_error=str(exc))
@@ -144,12 +145,11 @@ def rows_in(engine: sa.Engine, state: Progress, *states: str) -> list[PointRow]:
 
 
 def unstored(client: redis.Redis, queue: str) -> int | None:
-    """Records in the queue's stream, or in every shard's and the unsharded one, that the
-    collector has not stored yet (None: Redis unavailable): while there are any, the counts may
+    """Records in the queue's streams (workers.shards.read_streams) that the collector has not
+    stored yet (None: Redis unavailable): while there are any, the counts may
     still grow."""
     try:
         count = known_shards(client, queue)
-        names = streams(queue, count) + ([queue] if count > 1 else [])
-        return sum(int(client.xlen(name)) for name in names)
-    except redis.RedisError:
+        return sum(int(client.xlen(name)) for name in read_streams(queue, count))
+    except REDIS_ERRORS:
         return None

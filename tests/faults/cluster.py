@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -60,26 +60,41 @@ class RedisCluster:
     def url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
+    def _node(self, port: int) -> subprocess.Popen[bytes]:
+        home = self.directory / str(port)
+        home.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self.server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(home),
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+        ]  # fmt: skip
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
     def start(self, timeout: float = 30) -> None:
         """Start the nodes, join them, wait until every node reports ``cluster_state:ok``."""
-        for port in self.ports:
-            home = self.directory / str(port)
-            home.mkdir(parents=True, exist_ok=True)
-            argv = [
-                self.server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(home),
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-            ]  # fmt: skip
-            self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        self.procs = [self._node(port) for port in self.ports]
+        self._wait(lambda c: _pings(c), timeout, "cluster nodes to start")
+        subprocess.run(
+            [self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        self._wait(_ok, timeout, "cluster_state:ok")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index`` (its keys are lost: no persistence)."""
+        self.procs[index].kill()
+        self.procs[index].wait(timeout=10)
+
+    def restart(self, index: int, timeout: float = 30) -> None:
+        """Start node ``index`` again; it rejoins from its nodes.conf, empty."""
+        self.procs[index] = self._node(self.ports[index])
+        self._wait(_ok, timeout, "cluster_state:ok after a restart")
+
+    def _wait(self, check: Callable[[redis.Redis], bool], timeout: float, what: str) -> None:
         clients = [redis.Redis(port=port, socket_timeout=2) for port in self.ports]
         try:
-            wait_until(lambda: all(_pings(c) for c in clients), timeout, "cluster nodes to start")
-            subprocess.run(
-                [self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-                 "--cluster-replicas", "0", "--cluster-yes"],
-                check=True, capture_output=True, timeout=timeout,
-            )  # fmt: skip
-            wait_until(lambda: all(_ok(c) for c in clients), timeout, "cluster_state:ok")
+            wait_until(lambda: all(check(c) for c in clients), timeout, what)
         finally:
             for client in clients:
                 client.close()

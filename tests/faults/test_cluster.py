@@ -5,6 +5,7 @@ are stored, once each. A poison record on one shard is dead-lettered on that sha
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import Counter
@@ -15,7 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
-from collector.shards import reader_client
+from collector.metrics import Metrics
+from collector.shards import ShardedStream, reader_client
+from collector.web.data import dead_page
 from faults.cluster import RedisCluster, running_cluster
 from faults.servers import (
     collector,
@@ -26,7 +29,14 @@ from faults.servers import (
     wait_until,
 )
 from workers.cluster import client_from_url
-from workers.shards import count_key, dead_name, shard_of, stream_name, streams
+from workers.shards import (
+    count_key,
+    dead_name,
+    read_streams,
+    shard_of,
+    stream_name,
+    streams,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SHARDS, PRODUCERS, EACH = 6, 4, 5000
@@ -134,3 +144,59 @@ def test_the_collector_reads_a_cluster_without_the_clients_own_retries(cluster) 
     finally:
         reader.close()
         other.close()
+
+
+def test_status_metrics_page_and_dead_commands_on_a_cluster(cluster, tmp_path, queue) -> None:
+    """Every stream the collectors read, the shards and ``<queue>`` itself (whose dead letters,
+    without a hash tag, are in another slot than it)."""
+    client = client_from_url(cluster.url)
+    try:
+        ShardedStream(client, queue, "c", SHARDS).ensure_group()  # publishes the count
+        for name in (stream_name(queue, SHARDS, 1), stream_name(queue, SHARDS, 4), queue):
+            client.xadd(dead_name(name), {"m": b"\xc1", "reason": "r"})
+        client.xadd(stream_name(queue, SHARDS, 2), {"m": b"\xc1"})
+        where = ["--redis-url", cluster.url, "--queue", queue]
+        shown = CliRunner().invoke(
+            main, ["status", *where, "--db-url", f"sqlite:///{tmp_path / 'r.db'}", "--json"]
+        )
+        assert shown.exit_code == 0, shown.output
+        info = json.loads(shown.stdout)
+        assert (info["queue"], info["dead"]) == (1, 3)
+        assert [s["dead"] for s in info["shards"]] == [0, 1, 0, 0, 1, 0, 1]  # then <queue>
+        get = Metrics(client, queue, SHARDS).registry.get_sample_value
+        assert (get("collector_backlog_records"), get("collector_dead_letters")) == (1, 3)
+        page = dead_page(client, queue, 1, 10)
+        assert page["total"] == 3 and {i["stream"] for i in page["items"]} == {
+            stream_name(queue, SHARDS, 1),
+            stream_name(queue, SHARDS, 4),
+            queue,
+        }
+        retried = CliRunner().invoke(main, ["dead", "retry", "--all", *where])
+        assert retried.stdout == f"put 3 dead letters back on {queue}\n", retried.output
+        assert [client.xlen(s) for s in read_streams(queue, SHARDS)] == [0, 1, 1, 0, 1, 0, 1]
+        assert sum(client.xlen(dead_name(s)) for s in read_streams(queue, SHARDS)) == 0
+    finally:
+        client.close()  # the cluster itself is removed with the fixture
+
+
+def test_a_lost_cluster_node_stops_no_collector(cluster, pg_url, queue) -> None:
+    """A master lost (no replica): the cluster refuses every command until it is back, empty;
+    the collector backs off, re-creates the lost shards' groups, and goes on."""
+    peer = start_collector(cluster.url, pg_url, queue, "c1", "--shards", "3")
+    try:
+        first = producer(cluster.url, queue, "before", 30)
+        assert first.stop(None, timeout=60) == 0, first.err
+        wait_for_rows(pg_url, {f"before-{i}" for i in range(30)}, timeout=60)
+        cluster.kill(1)
+        time.sleep(2)
+        assert peer.poll() is None, "the collector exited while a node was down"
+        cluster.restart(1)
+        second = producer(cluster.url, queue, "after", 30)
+        assert second.stop(None, timeout=90) == 0, second.err
+        expected = {f"{name}-{i}" for name in ("before", "after") for i in range(30)}
+        wait_for_rows(pg_url, expected, timeout=90)
+    finally:
+        code = peer.stop()
+        print(peer.err)
+    assert code == 0, peer.err
+    assert "redis unavailable" in peer.err
