@@ -11,11 +11,10 @@ from typing import Any
 import redis
 from redis.crc import key_slot
 
-from collector.shards import known_shards
+from collector.shards import known_streams
 from collector.stream import text
 from workers.cluster import is_cluster_client
 from workers.emitter import FIELD
-from workers.shards import read_streams
 
 _FIELD = FIELD.encode()
 
@@ -100,8 +99,10 @@ class DeadLetters:
         movable = [(letter.id, letter.raw) for letter in letters if letter.raw is not None]
         if not movable:
             return 0
-        one_slot = key_slot(self.queue.encode()) == key_slot(self.key.encode())
-        pipe = self.client.pipeline(transaction=one_slot or not is_cluster_client(self.client))
+        atomic = not is_cluster_client(self.client) or (
+            key_slot(self.queue.encode()) == key_slot(self.key.encode())
+        )
+        pipe = self.client.pipeline(transaction=atomic)
         for _mid, raw in movable:
             pipe.xadd(self.queue, {FIELD: raw})
         pipe.xdel(self.key, *(mid for mid, _raw in movable))
@@ -121,8 +122,7 @@ def shard_letters(client: redis.Redis, queue: str, shards: int | None = None) ->
     """The dead letters of every stream the collectors read (workers.shards.read_streams):
     ``shards`` if given, else the count the collector published. Each stream's letters go back
     onto that stream: one slot a command."""
-    count = known_shards(client, queue, shards)
-    return [DeadLetters(client, name) for name in read_streams(queue, count)]
+    return [DeadLetters(client, name) for name in known_streams(client, queue, shards)]
 
 
 def _order(letter: DeadLetter) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of
+from collector.stream import GROUP, DeadEntry, Entry, Request, Stream, entries_of, messages_of
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
 from workers.shards import count_key, published, read_streams, stream_name
 
@@ -49,10 +49,7 @@ class ClusterStream(Stream):
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
         )
-        if not reply:
-            return Request(conn=[])
-        messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
-        return Request(conn=entries_of(messages))
+        return Request(conn=entries_of(messages_of(reply)))
 
     def receive(self, request: Request) -> list[Entry]:
         return list(request.conn)
@@ -80,6 +77,12 @@ def known_shards(client: redis.Redis, queue: str, given: int | None = None) -> i
     """The queue's shard count for a command: ``given`` (--shards / COLLECTOR_SHARDS), else
     what the collector published, else 1."""
     return given if given is not None else published(client, queue) or 1
+
+
+def known_streams(client: redis.Redis, queue: str, given: int | None = None) -> list[str]:
+    """Every stream the collectors read for ``queue`` (workers.shards.read_streams), at the
+    count ``known_shards`` finds."""
+    return read_streams(queue, known_shards(client, queue, given))
 
 
 def tag(index: int, entry_id: bytes) -> bytes:

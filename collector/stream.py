@@ -62,6 +62,14 @@ class Request:
     shard: int = 0  # which shard's stream it reads (collector.shards)
 
 
+def messages_of(reply: Any) -> list[Any]:
+    """The one stream's messages in an XREADGROUP reply (a RESP2 list or a RESP3 map); none for
+    an empty reply."""
+    if not reply:
+        return []
+    return reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
+
+
 def entries_of(messages: list[Any], counts: dict[bytes, int] | None = None) -> list[Entry]:
     counts = counts or {}
     return [_entry(mid, fields, counts.get(mid, 1)) for mid, fields in messages]
@@ -130,7 +138,7 @@ class Stream:
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: "0"}, count=count
         )
-        return entries_of(reply[0][1], counts) if reply else []
+        return entries_of(messages_of(reply), counts)
 
     def read_new(self, count: int, block_seconds: float) -> list[Entry]:
         """Up to ``count`` new entries, waiting at most ``block_seconds`` for the first."""
@@ -160,10 +168,7 @@ class Stream:
         """The entries a ``request_new`` asked for."""
         with replies_on(self.client.connection_pool, request.conn):
             reply: Any = request.conn.read_response()
-        if not reply:
-            return []
-        messages = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))
-        return [_flat_entry(mid, fields) for mid, fields in messages]
+        return [_flat_entry(mid, fields) for mid, fields in messages_of(reply)]
 
     def drop(self, request: Request) -> None:
         """Forget a request without reading its reply (its entries stay pending)."""

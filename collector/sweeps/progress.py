@@ -21,11 +21,10 @@ from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from collector.errors import ConfigError
-from collector.shards import known_shards
+from collector.shards import known_streams
 from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
 from workers.cluster import REDIS_ERRORS
 from workers.keys import point_key
-from workers.shards import read_streams
 
 DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
 STATES = (DONE, FAILED, RUNNING, MISSING)
@@ -149,7 +148,6 @@ def unstored(client: redis.Redis, queue: str) -> int | None:
     stored yet (None: Redis unavailable): while there are any, the counts may
     still grow."""
     try:
-        count = known_shards(client, queue)
-        return sum(int(client.xlen(name)) for name in read_streams(queue, count))
+        return sum(int(client.xlen(name)) for name in known_streams(client, queue))
     except REDIS_ERRORS:
         return None
