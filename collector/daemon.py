@@ -132,7 +132,7 @@ class Collector:
         batch.refuse(refused)
         self._batch, self._unacked = None, batch
         self._acknowledge()
-        stored = len(batch.records) - len(refused)
+        stored = self.store.added
         self.counters.records += taken
         self.counters.stored += stored
         self.counters.dead += len(batch.dead)

@@ -39,6 +39,7 @@ class Store:
         self._raced = False  # whether this batch was retried after a peer's DDL (Fault.STALE)
         self._step = "the row"
         self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
+        self.added = 0  # rows the last write committed (the sink port's count of stored rows)
 
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
@@ -46,6 +47,7 @@ class Store:
         self._raced = False
         refused = self._write(records, 0)
         self._unknown = 0
+        self.added = len(records) - len(refused)
         return refused
 
     def _write(self, records: list[Record], offset: int) -> Refused:
