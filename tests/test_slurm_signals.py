@@ -61,7 +61,7 @@ def run_job(job_dir, redis_env, real_redis) -> Iterator:
         path = job_dir / "job.sh"
         path.write_text(script)
         path_var = f"{job_dir / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}"
-        env = {**os.environ, **TASK, **extra, "PATH": path_var, "PYTHONPATH": ""}
+        env = {**os.environ, **TASK, **extra, "PATH": path_var}
         job = BatchJob(path, env, job_dir, KILL_WAIT)
         started.append(job)
         wait_until(lambda: (job_dir / "ready").exists(), timeout=60)
