@@ -191,3 +191,10 @@ def test_the_documented_pandas_join(sweep_rows, sqlite_url, tmp_path, monkeypatc
     assert list(per_point["MaxRSS"].fillna("")) == ["10240K", "2.5G", "900M", "4M", "", ""]
     assert list(per_point["Elapsed"].fillna("")) == ["00:00:05", "00:01:00", "00:10:00",
                                                      "00:00:02", "", ""]  # fmt: skip
+
+
+@given(text=st.text(max_size=12))
+def test_any_size_text_is_read_or_refused_never_raises(text) -> None:
+    size = size_of(text)
+    assert size == -1 or size >= 0
+    assert size_of("1.2.3K") == size_of("K") == size_of("12Q") == -1

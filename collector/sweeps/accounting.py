@@ -22,7 +22,7 @@ from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
 
 FIELDS = ("State", "ExitCode", "Elapsed", "MaxRSS")
 SLURM_NAME = re.compile(r"([0-9]{1,20})(?:_[0-9]{1,10})?")  # a job, or an array task %A_%a
-SIZE = re.compile(r"([0-9.]+)([KMGTP]?)")
+SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGTP]?)")
 CHUNK = 200  # job ids per sacct call, to keep its command line short
 Runner = Callable[[list[str]], str]
 
