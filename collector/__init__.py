@@ -30,7 +30,8 @@ How a result travels, by file (the node side is the ``workers`` package):
                               ▼  the database
     output/               results back out: tables.py (by name), read.py (pandas),
                           formats.py (CSV, JSON lines, Parquet for ``collector export``)
-    sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot
+    sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot,
+                          accounting (Slurm's sacct fields per point)
     cli/                  one file per command (sweep/: one per subcommand); options.py,
                           connect.py, values.py and points.py (text into values), failure.py
     deadletters.py        the dead-letter stream for ``collector dead``

@@ -19,6 +19,7 @@ from collector.errors import RET_CONFIG, RET_SCHEDULER
 from collector.sweeps import daskjobs, ledger
 from tests.daskcluster import collect_until, local_cluster
 from tests.helpers import collector, run_collector, typed_rows
+from workers import Emitter
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
 GRID = ["--grid", "I=0:4:1", "--grid", "J=1,2,4"]  # 15 points
@@ -146,3 +147,32 @@ def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:
     assert proc.returncode == RET_SCHEDULER, proc.stderr
     assert proc.stderr.startswith("Error: cannot reach Dask at tcp://127.0.0.1:9")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_on_dask_moves_the_failed_rows_as_it_resubmits(redis_env, real_redis) -> None:
+    db = redis_env.db_url
+    ok("sweep", "declare", "ij", "--table", "ij", *GRID, "--db-url", db)
+    engine = sa.create_engine(db)
+    points = ledger.point_rows(engine, "ij")
+    engine.dispose()
+    emitter = Emitter(queue=redis_env.queue, client=real_redis)
+    for row in points[:10]:  # 5 results, 5 failures, 5 points never run
+        failed = {"_error": "RuntimeError: did not converge"} if row.idx % 2 else {"K": -1.0}
+        emitter.emit({**row.params, **failed}, table="ij", key=row.record_id)
+    run_collector(redis_env)
+    with local_cluster() as cluster:
+        where = ["--dask", cluster.scheduler_address]
+        assert (status(db, *where)["failed"], status(db, *where)["missing"]) == (5, 5)
+        proc = collector("sweep", "missing", "ij", "--format", "dask", "--func",
+                         "tests.dask_jobs.op", *where, "--db-url", db, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "moved 5 failed rows to _sweep_failures" in proc.stderr
+        assert "submitted 10 points of sweep 'ij' to Dask" in proc.stdout
+        assert collect_until(redis_env, "ij", 15) == 15
+        counts = status(db, *where)
+    assert (counts["done"], counts["failed"], counts["missing"]) == (15, 0, 0)
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        moved = conn.execute(sa.text("SELECT idx, error FROM _sweep_failures ORDER BY idx")).all()
+    engine.dispose()
+    assert moved == [(idx, "RuntimeError: did not converge") for idx in (1, 3, 5, 7, 9)]

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from collector.daemon import Collector
+from collector.errors import RET_FAILED
 from collector.settings import Settings
-from tests.helpers import drain
+from tests.helpers import COLLECTOR, drain
 from workers import Emitter
 from workers.keys import point_key
 
@@ -47,14 +48,16 @@ def invoke(*args: str, ok: bool = True) -> tuple[str, str]:
     return result.stdout, result.stderr
 
 
-def emit_points(emitter: Emitter, indexes: list[int], job: str, monkeypatch) -> None:
+def emit_points(
+    emitter: Emitter, indexes: list[int], job: str, monkeypatch, fail: bool = True
+) -> None:
     """What the jobs would emit: a result, or the inputs with ``_error`` for the failed ones."""
     monkeypatch.setenv("SLURM_JOB_ID", job)
     for idx in indexes:
         inputs = point_of(idx)
         data = (
             {**inputs, "_error": "ValueError: boom"}
-            if idx in FAILED
+            if fail and idx in FAILED
             else {**inputs, "K": inputs["I"] * inputs["J"] + inputs["replicate"] / 10}
         )
         emitter.emit(data, table="ij", key=point_key("ij", inputs))
@@ -73,6 +76,16 @@ def run_150(emitter: Emitter, collector: Collector, monkeypatch) -> None:
 def counts(db_url: str, *args: str) -> dict:
     out, _ = invoke("sweep", "status", "ij", "--json", "--db-url", db_url, *args)
     return json.loads(out)
+
+
+def tables(db_url: str) -> tuple[list, list]:
+    """Every row of the results table and of ``_sweep_failures``, in a stable order."""
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        results = conn.execute(sa.text("SELECT * FROM ij ORDER BY _id")).all()
+        failures = conn.execute(sa.text("SELECT * FROM _sweep_failures ORDER BY idx")).all()
+    engine.dispose()
+    return results, failures
 
 
 def table_ids(db_url: str) -> list[str]:
@@ -114,24 +127,102 @@ def test_status_and_missing_count_each_point_once(
     ids = table_ids(sqlite_url)
     assert len(ids) == len(set(ids)) == 150
 
+    before = tables(sqlite_url)
     out, err = invoke("sweep", "missing", "ij", "--format", "slurm", "--db-url", sqlite_url)
     assert out == RERUN + "\n"
-    assert "moved 5 failed rows" in err
-    after = {"done": 145, "failed": 0, "running": 0, "missing": 55}
-    assert {k: counts(sqlite_url)[k] for k in after} == after
-
+    assert "5 failed rows stay in table 'ij'" in err
     out, _ = invoke("sweep", "missing", "ij", "--format", "csv", "--db-url", sqlite_url)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [int(r["index"]) for r in rows] == sorted(FAILED | MISSING)
     assert rows[0] == {"index": "3", "replicate": "1", "I": "0", "J": "0.1"}
+    assert tables(sqlite_url) == before  # a report: nothing moved
+    assert {k: counts(sqlite_url)[k] for k in expected} == expected
 
-    out, _ = invoke("sweep", "missing", "ij", "--format", "rq", "--func", "sweep_jobs.op",
-                    "--rq-queue", "sweeptest", "--db-url", sqlite_url)  # fmt: skip
+    out, err = invoke("sweep", "missing", "ij", "--format", "rq", "--func", "sweep_jobs.op",
+                      "--rq-queue", "sweeptest", "--db-url", sqlite_url)  # fmt: skip
     assert "queued 55 points" in out
+    assert "moved 5 failed rows to _sweep_failures" in err  # as they are resubmitted
     running = {"done": 145, "failed": 0, "running": 55, "missing": 0}
     assert {k: counts(sqlite_url)[k] for k in running} == running
+    results, failures = tables(sqlite_url)
+    assert len(results) == 145 and not any(r._error for r in results)
+    assert sorted((f.idx, f.error, f.job) for f in failures) == [
+        (idx, "ValueError: boom", "1001") for idx in sorted(FAILED)
+    ]
+    result = CliRunner().invoke(main, ["sweep", "missing", "ij", "--format", "slurm",
+                                       "--db-url", sqlite_url])  # fmt: skip
+    assert (result.exit_code, result.stdout) == (RET_FAILED, "")  # queued: not resubmitted
+    assert "nothing to resubmit" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["slurm", "csv"])
+def test_retire_failed_moves_the_failed_rows_of_a_report(
+    fake_cli_redis, collector, settings, sqlite_url, monkeypatch, fmt
+) -> None:
+    invoke(*DECLARE, "--db-url", sqlite_url)
+    run_150(Emitter(queue=settings.queue, client=fake_cli_redis), collector, monkeypatch)
+    _, err = invoke("sweep", "missing", "ij", "--format", fmt, "--retire-failed",
+                    "--db-url", sqlite_url)  # fmt: skip
+    assert "moved 5 failed rows to _sweep_failures" in err
+    after = {"done": 145, "failed": 0, "running": 0, "missing": 55}
+    assert {k: counts(sqlite_url)[k] for k in after} == after
+    assert sorted(f.idx for f in tables(sqlite_url)[1]) == sorted(FAILED)
+
+
+def test_a_complete_sweep_has_nothing_to_resubmit(
+    fake_cli_redis, collector, settings, sqlite_url, monkeypatch
+) -> None:
+    invoke(*DECLARE, "--db-url", sqlite_url)
+    emitter = Emitter(queue=settings.queue, client=fake_cli_redis)
+    emit_points(emitter, [i for i in range(200) if i not in FAILED], "1001", monkeypatch)
+    drain(collector)
     out, _ = invoke("sweep", "missing", "ij", "--format", "slurm", "--db-url", sqlite_url)
-    assert out == ""  # queued points are not resubmitted
+    assert out == "--array=3-7\n"  # failed only
+    emit_points(emitter, sorted(FAILED), "1002", monkeypatch, fail=False)
+    drain(collector)  # a success replaces a stored failure: the sweep is complete
+    assert counts(sqlite_url)["done"] == 200
+    before = tables(sqlite_url)
+    result = CliRunner().invoke(main, ["sweep", "missing", "ij", "--format", "slurm",
+                                       "--db-url", sqlite_url])  # fmt: skip
+    assert (result.exit_code, result.stdout) == (RET_FAILED, "")
+    assert (
+        result.stderr
+        == "Error: nothing to resubmit: every point of sweep 'ij' is done or running\n"
+    )
+    assert tables(sqlite_url) == before
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("complete", [True, False])
+def test_the_resubmit_line_submits_only_an_array(
+    fake_cli_redis, collector, settings, sqlite_url, monkeypatch, tmp_path, complete
+) -> None:
+    """The documented line, in bash, with an ``sbatch`` that writes down its arguments."""
+    from tests.helpers import REAL_REDIS_URL
+
+    invoke(*DECLARE, "--db-url", sqlite_url)
+    done = range(200) if complete else [i for i in range(200) if i not in MISSING]
+    emit_points(Emitter(queue=settings.queue, client=fake_cli_redis), list(done), "9", monkeypatch,
+                fail=False)  # fmt: skip
+    drain(collector)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text('#!/bin/sh\necho "$@" >> "$SBATCH_LOG"\n')
+    sbatch.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(COLLECTOR).parent}:{os.environ['PATH']}",
+           "SBATCH_LOG": str(tmp_path / "sbatch.log"), "COLLECTOR_REDIS_URL": REAL_REDIS_URL,
+           "COLLECTOR_QUEUE": settings.queue, "COLLECTOR_DB_URL": sqlite_url}  # fmt: skip
+    line = "args=$(collector sweep missing ij --format slurm) && sbatch $args ij.sh"
+    shell = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    log = tmp_path / "sbatch.log"
+    if complete:
+        assert shell.returncode == RET_FAILED and "nothing to resubmit" in shell.stderr
+        assert not log.exists()  # no plain job submitted
+    else:
+        assert shell.returncode == 0, shell.stderr
+        assert log.read_text() == "--array=12,40-48,160-199 ij.sh\n"
 
 
 def test_rows_carry_scheduler_metadata(

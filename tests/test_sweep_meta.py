@@ -20,9 +20,10 @@ from workers.record import Record
 
 def test_emitter_fills_job_elapsed_and_peak_rss(fake_redis, monkeypatch) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "72")  # task 5 of array 72 has job id 77
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
     rec = Emitter(queue="q", client=fake_redis).record({"a": 1})
-    assert rec.job == "77_5"
+    assert rec.job == "72_5"
     assert 0 < rec.elapsed < 3600
     assert rec.maxrss == peak_rss()
     assert rec.maxrss > 1 << 20  # a Python process holds more than a MiB

@@ -76,7 +76,11 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
     assert Store(engine, Schema()).write([result(0), result(1, "boom")]) == []
     state = progress(engine, sweep, running={param_key("t", POINTS[3], 0)})
-    rerun = prepare_rerun(engine, state)
+    report = prepare_rerun(engine, state, retire=False)  # a report: nothing moves
+    assert ([row.idx for row in report.rows], report.retired) == ([1, 2], 0)
+    assert progress(engine, sweep, set()).states == {0: "done", 1: "failed", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    rerun = prepare_rerun(engine, state, retire=True)
     assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2], 1)
     assert progress(engine, sweep, set()).states == {0: "done", 1: "missing", 2: "missing",
                                                      3: "missing"}  # fmt: skip

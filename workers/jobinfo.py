@@ -7,6 +7,7 @@ import resource
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from functools import cache
 
 
@@ -32,11 +33,27 @@ def current_job_id() -> str | None:
             return str(job.id)
     if "distributed" in sys.modules and (key := dask_task_key()) is not None:
         return key
-    env = os.environ
+    return scheduler_job_id(os.environ)
+
+
+def scheduler_job_id(env: Mapping[str, str]) -> str | None:
+    """The batch scheduler's own name of the job or task running in ``env``, as its commands
+    (squeue, sacct, qstat, bjobs) and log file names show it; None outside one.
+
+    Slurm gives an array task a job id of its own (``SLURM_JOB_ID``), but names it by the
+    array's id and the task's index, ``<SLURM_ARRAY_JOB_ID>_<SLURM_ARRAY_TASK_ID>`` (``%A_%a``).
+    PBS's ``PBS_JOBID`` is already the name (``1234[5].server`` in an array); LSF names an
+    array element ``<LSB_JOBID>[<LSB_JOBINDEX>]`` (index 0: not an array).
+    """
     if slurm := env.get("SLURM_JOB_ID"):
-        task = env.get("SLURM_ARRAY_TASK_ID")
-        return f"{slurm}_{task}" if task else slurm
-    return env.get("PBS_JOBID") or env.get("LSB_JOBID") or None
+        array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+        return f"{array}_{task}" if array and task else slurm
+    if pbs := env.get("PBS_JOBID"):
+        return pbs
+    if lsf := env.get("LSB_JOBID"):
+        index = env.get("LSB_JOBINDEX", "0")
+        return f"{lsf}[{index}]" if index not in ("", "0") else lsf
+    return None
 
 
 def dask_task_key() -> str | None:

@@ -5,6 +5,8 @@ Why move failed rows: a rerun's record has the same parameter key as the failed 
 its success would replace the failed row, losing the failure's record. ``retire_failed`` moves
 those rows (error text, job, host, time) to ``_sweep_failures`` in one transaction first; the
 point is then missing, its rerun stores normally, and a key has at most one row in the table.
+Only a rerun that is really submitted moves them (or a caller told to): a report of what is
+left (Slurm ranges, CSV) changes nothing.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ class Rerun:
         return bool(self.rows) and self.rows[-1].idx > SLURM_MAX_ARRAY_INDEX
 
 
-def prepare_rerun(engine: sa.Engine, state: Progress) -> Rerun:
+def prepare_rerun(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:
     """The points to run again (missing and failed, not those running), with the failed rows
-    retired first; the caller enqueues them or prints them for Slurm or as CSV."""
+    retired first when ``retire`` (the caller is about to submit them, or was told to move
+    them); the caller enqueues them or prints them for Slurm or as CSV."""
     rows = rows_in(engine, state, MISSING, FAILED)
     failed = set(state.indexes(FAILED))
-    retired = retire_failed(engine, state.sweep, [row for row in rows if row.idx in failed])
-    return Rerun(rows, retired)
+    retiring = [row for row in rows if row.idx in failed] if retire else []
+    return Rerun(rows, retire_failed(engine, state.sweep, retiring))
 
 
 def array_ranges(indexes: Iterable[int]) -> str:

@@ -4,6 +4,7 @@ ranges or CSV."""
 from __future__ import annotations
 
 import click
+import sqlalchemy as sa
 
 from collector.cli.connect import open_dask, open_db, open_redis
 from collector.cli.options import (
@@ -15,10 +16,10 @@ from collector.cli.options import (
     rq_queue_option,
 )
 from collector.cli.sweep.status import noted
-from collector.errors import ConfigError
+from collector.errors import CommandFailed, ConfigError
 from collector.sweeps import daskjobs, ledger
 from collector.sweeps.missing import Rerun, array_ranges, prepare_rerun, write_csv
-from collector.sweeps.progress import rq_progress, unstored
+from collector.sweeps.progress import FAILED, MISSING, Progress, rq_progress, unstored
 from collector.sweeps.submit import submit_rows
 
 
@@ -35,6 +36,12 @@ from collector.sweeps.submit import submit_rows
 @click.option(
     "--func", default=None, help="Job function for --format rq|dask (default: the sweep's)."
 )
+@click.option(
+    "--retire-failed",
+    is_flag=True,
+    help="With --format slurm|csv: move the failed rows to _sweep_failures now, before you "
+    "submit their rerun yourself (rq and dask always do, as they resubmit).",
+)
 @rq_queue_option
 @job_timeout_option
 @dask_options
@@ -45,6 +52,7 @@ def missing(
     fmt: str,
     output: str | None,
     func: str | None,
+    retire_failed: bool,
     rq_queue: str | None,
     job_timeout: int | None,
     dask_address: str | None,
@@ -57,13 +65,18 @@ def missing(
     """Rerun the missing and failed points of sweep NAME (points queued in RQ, or in flight on
     the Dask scheduler given by --dask or --scheduler-file, are left alone).
 
-    Failed rows are moved to _sweep_failures first, so the reruns' results are stored.
+    --format rq and dask resubmit the points, and first move their failed rows to
+    _sweep_failures: the failure keeps its record there (a rerun's success would replace the
+    row) and the point becomes missing until its rerun is stored. --format slurm and csv only
+    report and change nothing, unless given --retire-failed. With nothing to rerun, --format
+    slurm exits 1 with "nothing to resubmit" and prints nothing, so the sbatch line below
+    submits nothing.
 
     \b
     Examples:
       collector sweep missing ij --format rq
       collector sweep missing ij --format dask --dask tcp://head:8786
-      sbatch $(collector sweep missing ij --format slurm) job.sh
+      args=$(collector sweep missing ij --format slurm) && sbatch $args job.sh
       collector sweep missing ij --format csv -o todo.csv
     """
     if fmt == "dask" and dask_address is None and scheduler_file is None:
@@ -87,11 +100,11 @@ def missing(
                 "complete are rerun too (harmless: one row per key)",
                 err=True,
             )
-        rerun = prepare_rerun(engine, state)
-        if rerun.retired:
-            click.echo(
-                f"moved {rerun.retired} failed rows to _sweep_failures for their rerun", err=True
+        if fmt == "slurm" and not (state.count(MISSING) or state.count(FAILED)):
+            raise CommandFailed(
+                f"nothing to resubmit: every point of sweep {name!r} is done or running"
             )
+        rerun = _prepared(engine, state, retire=retire_failed or fmt in ("rq", "dask"))
         if fmt == "rq":
             queue_name = rq_queue or sweep.rq_queue or "default"
             count = submit_rows(
@@ -116,10 +129,25 @@ def missing(
             click.echo(f"wrote {len(rerun.rows)} points to {output}", err=True)
 
 
+def _prepared(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:
+    """The rerun, with a note on stderr of the failed rows moved, or of those left in place."""
+    rerun = prepare_rerun(engine, state, retire=retire)
+    if rerun.retired:
+        click.echo(
+            f"moved {rerun.retired} failed rows to _sweep_failures for their rerun", err=True
+        )
+    elif failed := state.count(FAILED):
+        click.echo(
+            f"{failed} failed rows stay in table {state.sweep.table!r} (a rerun's success "
+            "replaces each); --retire-failed moves them to _sweep_failures first",
+            err=True,
+        )
+    return rerun
+
+
 def _print_slurm(rerun: Rerun) -> None:
-    """The --array ranges on stdout (nothing when there is nothing to run), notes on stderr."""
-    if rerun.rows:
-        click.echo(f"--array={array_ranges(row.idx for row in rerun.rows)}")
+    """The --array ranges on stdout, notes on stderr."""
+    click.echo(f"--array={array_ranges(row.idx for row in rerun.rows)}")
     click.echo(
         f"{len(rerun.rows)} points; the array index is _sweep_points.idx, "
         f"the index column of --format csv",

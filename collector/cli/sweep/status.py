@@ -8,11 +8,14 @@ import time
 from collections.abc import Callable
 
 import click
+import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.connect import open_dask, open_db, open_redis
 from collector.cli.options import dask_options, db_option, redis_options, rq_queue_option
-from collector.sweeps import daskjobs, ledger
+from collector.errors import ConfigError
+from collector.sweeps import accounting, daskjobs, ledger
+from collector.sweeps.accounting import sacct_command
 from collector.sweeps.progress import (
     DONE,
     FAILED,
@@ -26,7 +29,16 @@ from collector.sweeps.progress import (
 
 @click.command(name="status")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sacct"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object; sacct: one CSV line a point with Slurm's State, ExitCode, "
+    "Elapsed and MaxRSS of the task that stored its row (needs sacct).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--watch", is_flag=True, help="Show a progress bar until every point has a row.")
 @click.option(
     "--interval",
@@ -41,6 +53,7 @@ from collector.sweeps.progress import (
 @db_option
 def sweep_status(
     name: str,
+    fmt: str,
     as_json: bool,
     watch: bool,
     interval: float,
@@ -59,7 +72,12 @@ def sweep_status(
     Examples:
       collector sweep status ij --watch
       collector sweep status ij --dask tcp://head:8786
+      collector sweep status ij --format sacct > ij_acct.csv
     """
+    if as_json and fmt not in ("text", "json"):
+        raise ConfigError(f"--json and --format {fmt} ask for two formats: give one")
+    fmt = "json" if as_json else fmt
+    sacct = sacct_command() if fmt == "sacct" else None
     with (
         open_db(db_url) as engine,
         open_redis(redis_url) as client,
@@ -74,7 +92,10 @@ def sweep_status(
 
         state = _watch(sweep, interval, read) if watch else read()
         info = {**state.as_dict(), "unstored": unstored(client, queue)}
-    if as_json:
+        if sacct is not None:
+            _print_accounting(engine, sweep, sacct)
+            return
+    if fmt == "json":
         click.echo(json.dumps(info))
         return
     click.echo(
@@ -88,6 +109,14 @@ def sweep_status(
         click.echo(f"note: {info['unstored']} records wait in queue {queue!r}: counts may grow")
     if info[FAILED] or info[MISSING]:
         click.echo(f"rerun them:  collector sweep missing {name} --format rq|dask|slurm|csv")
+
+
+def _print_accounting(engine: sa.Engine, sweep: ledger.Sweep, sacct: str) -> None:
+    """One CSV line a point on stdout, with sacct's fields for the task that stored its row."""
+    points = accounting.point_jobs(engine, sweep)
+    found = accounting.sacct_fields((job for _, job in points), accounting.run_sacct(sacct))
+    with click.open_file("-", "w") as out:
+        accounting.write_accounting(points, found, sweep.params, out)
 
 
 def noted(state: Progress) -> Progress:
