@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from collector.stream import Stream, persistence, redis_fault
+from collector.queuestats import persistence, queue_stats
+from collector.stream import Stream, redis_fault
+from workers.names import QueueNames
 
 pytestmark = pytest.mark.redis
 
@@ -68,11 +70,13 @@ def test_health_reports_are_published_and_cleared(real_redis, queue) -> None:
     stream.ensure_group()
     stream.report({"since": 1.0, "attempts": 3, "error": "database unavailable: locked"})
     assert stream.last_error() == "database unavailable: locked"
-    assert stream.stats()["failing"] == {
+    stats = queue_stats(real_redis, QueueNames(queue), [queue])
+    assert stats["failing"] == {
         "c1": {"since": 1.0, "attempts": 3, "error": "database unavailable: locked"}
     }
     stream.report(None)
-    assert stream.stats()["failing"] == {} and stream.last_error() is None
+    stats = queue_stats(real_redis, QueueNames(queue), [queue])
+    assert stats["failing"] == {} and stream.last_error() is None
 
 
 def test_fault_kinds_of_redis_errors(real_redis, queue) -> None:
