@@ -16,6 +16,7 @@ from collector.cli.connect import open_redis
 from collector.cli.options import redis_options, shards_option
 from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
+from workers.names import FIELD
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
@@ -26,7 +27,7 @@ _STREAM_ID = re.compile(r"\d+-\d+")
 def preview(raw: bytes | None) -> tuple[str, str]:
     """(table, short preview of the data) of a dead letter's bytes, as far as they can be read."""
     if raw is None:
-        return "-", "(entry has no field 'm')"
+        return "-", f"(entry has no field {FIELD!r})"
     try:
         wire = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=3)
     except Exception:  # the bytes are dead because they are not valid msgpack, of any kind
