@@ -53,21 +53,24 @@ def streams_to_read(
     """The streams of ``shards`` (workers.names.read_streams), then those of the count
     ``before`` published, then every other shard stream that holds records or dead letters."""
     found = names.read_streams(shards)
-    for stream in names.read_streams(before or 1) + holding(client, names):
+    for stream in names.read_streams(before or 1):
         if stream not in found:
             found.append(stream)
-    return found
+    return found + holding(client, names, set(found))
 
 
-def holding(client: redis.Redis, names: QueueNames) -> list[str]:
-    """The shard streams (of any count up to MAX_SHARDS) whose stream or dead letters hold
-    entries, in shard order: one round trip, one key a command."""
-    pipe = client.pipeline(transaction=False)
-    for index in range(MAX_SHARDS):
-        pipe.xlen(names.shard(index))
-        pipe.xlen(names.dead(names.shard(index)))
+def holding(client: redis.Redis, names: QueueNames, known: set[str]) -> list[str]:
+    """The shard streams (of any count up to MAX_SHARDS) other than ``known`` whose stream or
+    dead letters hold entries, in shard order. One EXISTS first: usually none exists at all."""
+    others = [names.shard(i) for i in range(MAX_SHARDS) if names.shard(i) not in known]
+    keys = [key for stream in others for key in (stream, names.dead(stream))]
+    if not client.exists(*keys):
+        return []
+    pipe = client.pipeline(transaction=False)  # one key a command: one cluster slot each
+    for key in keys:
+        pipe.xlen(key)
     lengths = pipe.execute()
-    return [names.shard(i) for i in range(MAX_SHARDS) if lengths[2 * i] or lengths[2 * i + 1]]
+    return [s for i, s in enumerate(others) if lengths[2 * i] or lengths[2 * i + 1]]
 
 
 class ShardedReader:
