@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from collector.metrics import Metrics
-from collector.shards import ShardedStream, reader_client
+from collector.settings import Settings
+from collector.shards import ShardedReader
+from collector.stream import reader_client
 from collector.web.data import dead_page
 from faults.cluster import RedisCluster, running_cluster
 from faults.servers import (
@@ -153,7 +155,8 @@ def test_status_metrics_page_and_dead_commands_on_a_cluster(cluster, tmp_path, q
     without a hash tag, are in another slot than it)."""
     client = client_from_url(cluster.url)
     try:
-        ShardedStream(client, queue, "c", SHARDS).ensure_group()  # publishes the count
+        opened = Settings(queue=queue, consumer="c", shards=SHARDS, max_wait=0)
+        ShardedReader(opened, client=client).next_batch()  # the groups; publishes the count
         for name in (
             QueueNames(queue).streams(SHARDS)[1],
             QueueNames(queue).streams(SHARDS)[4],
