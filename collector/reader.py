@@ -32,6 +32,7 @@ from workers.names import QueueNames
 
 log = logging.getLogger(__name__)
 FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
+SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
 
 
 class Reader(Protocol):
@@ -155,7 +156,7 @@ class StreamReader:
         then new ones."""
         size, stream = self._read_count, self._s
         if self._reading_pending:
-            entries = stream.read_pending(size)
+            entries = self._read_own(size)
             if entries:
                 return entries
             self._reading_pending = False
@@ -166,8 +167,17 @@ class StreamReader:
                 self._next_claim = now + max(self.settings.claim_idle, 1.0)
             if claimed:
                 self._reading_pending = True
-                return stream.read_pending(size)
+                return self._read_own(size)
         return stream.read_new(size, self.settings.max_wait if wait is None else wait)
+
+    def _read_own(self, size: int) -> list[Entry]:
+        """Own pending entries, oldest first. When one of them was delivered twice before
+        without an ack (a previous attempt died on it), only the first is read: one at a time,
+        a record that kills the process meets its delivery limit alone."""
+        counts = self._s.pending(size)
+        if counts and max(counts.values()) >= SUSPECT_DELIVERIES:
+            size = 1
+        return self._s.read_pending(size, counts)
 
     def read_ahead(self) -> None:
         """Ask Redis for the next batch now; its reply is read by the next ``next_batch``,

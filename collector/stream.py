@@ -24,7 +24,6 @@ _FIELD = FIELD.encode()
 
 
 DeadEntry = tuple[bytes, bytes, str]  # entry id, record bytes, reason
-SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
 
 
 class Entry(NamedTuple):
@@ -155,19 +154,20 @@ class Stream:
             self.client.xgroup_createconsumer(self.queue, self.group, self.consumer)
         return created
 
-    def read_pending(self, count: int) -> list[Entry]:
-        """This consumer's delivered-but-unacknowledged entries (after a restart or a claim),
-        oldest first, with their delivery counts. When one of them was delivered twice before
-        without an ack (a previous attempt died on it), only the first is read: one at a time,
-        a record that kills the process meets its delivery limit alone."""
+    def pending(self, count: int) -> dict[bytes, int]:
+        """Up to ``count`` of this consumer's delivered-but-unacknowledged entries, oldest
+        first: entry id -> deliveries, the next one included."""
         peek: Any = self.client.xpending_range(
             self.queue, self.group, "-", "+", count, consumername=self.consumer
         )
-        if not peek:
+        return {p["message_id"]: int(p["times_delivered"]) + 1 for p in peek}
+
+    def read_pending(self, count: int, counts: dict[bytes, int] | None = None) -> list[Entry]:
+        """Up to ``count`` of this consumer's pending entries (after a restart or a claim),
+        oldest first, with their delivery counts (``counts``, from ``pending``, else asked)."""
+        counts = self.pending(count) if counts is None else counts
+        if not counts:
             return []
-        counts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in peek}
-        if max(counts.values()) >= SUSPECT_DELIVERIES:
-            count = 1
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: "0"}, count=count
         )

@@ -7,6 +7,8 @@ import pytest
 import redis
 
 from collector.queuestats import persistence, queue_stats
+from collector.reader import StreamReader
+from collector.settings import Settings
 from collector.stream import Stream, redis_fault
 from workers.names import QueueNames
 
@@ -31,11 +33,13 @@ def test_a_suspect_entry_is_re_read_alone(real_redis, queue) -> None:
     ids = fill(real_redis, queue, 4)
     stream.read_new(10, 0)
     stream.read_pending(10)  # every entry now delivered twice without an ack
-    taken = stream.read_pending(10)
-    assert [(e.id, e.deliveries) for e in taken] == [(ids[0], 3)]
-    stream.finish([ids[0]], [])
+    reader = StreamReader(Settings(queue=queue, consumer="c1"), client=real_redis)
+    taken = reader.next_batch()
+    assert taken.ids == [ids[0]]
+    assert stream.pending(10) == {ids[0]: 4, **{i: 3 for i in ids[1:]}}
+    reader.finish(taken)
     # the others were not delivered again by that read
-    assert [(e.id, e.deliveries) for e in stream.read_pending(10)] == [(ids[1], 3)]
+    assert [(e.id, e.deliveries) for e in stream.read_pending(1)] == [(ids[1], 3)]
 
 
 def test_claims_take_only_other_consumers_idle_entries_without_a_delivery(
