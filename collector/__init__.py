@@ -7,15 +7,17 @@ How a result travels, by file (the node side is the ``workers`` package):
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
                                        (Redis away: workers/spool.py, re-sent later)
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
-                              ▼  (workers/shards.py: names, routing by record id, the count)
+                              ▼  (workers/names.py: every key of a queue, spelled once;
+                                  workers/shards.py: routing by record id, the count followed)
     cli/run.py            ``collector run``: settings.py, signals, logs.py
-    daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
-      ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
-      ├─ shards.py        --shards N: one Stream per shard read as one queue, ids tagged
-      ├─ deadletters.py   the dead-letter stream, for ``collector dead``
-      ├─ lag.py           the backlog in entries and in time, for the metrics
+    daemon.py             run_once(): next batch ─ write ─ finish (ack); run() repeats it
+      ├─ reader.py        the Reader protocol; StreamReader: the read policy on one stream
+      │                   (own pending first, claims, read ahead, read counts, suspects)
+      ├─ shards.py        ShardedReader: one StreamReader per stream that holds records
+      ├─ stream.py        one stream's Redis commands: group, read, claim, dead-letter, ack
       ├─ batch.py         one batch from read to ack: entries, records, raw bytes, dead letters;
       │                   records checked column by column (workers/columnar.py)
+      ├─ sink.py          the Sink protocol the daemon writes through (Store implements it)
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch
       │    columns.py     metadata columns, value kinds, names a database refuses
       │    schema.py      tables in memory, a batch planned against them
@@ -34,7 +36,8 @@ How a result travels, by file (the node side is the ``workers`` package):
                           accounting (Slurm's sacct fields per point)
     cli/                  one file per command (sweep/: one per subcommand); options.py,
                           connect.py, values.py and points.py (text into values), failure.py
-    deadletters.py        the dead-letter stream for ``collector dead``
+    deadletters.py        a stream's dead letters, for ``collector dead``
+    queuestats.py, lag.py the queue's figures for ``status`` and the metrics
     errors.py             the error tree, the exit codes (RET_*), translate() from libraries
     demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end
 """

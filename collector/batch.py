@@ -29,6 +29,7 @@ class Batch:
     raw: list[bytes | None] = field(default_factory=list)
     sources: list[bytes] = field(default_factory=list)
     dead: list[DeadEntry] = field(default_factory=list)
+    stream: str = ""  # the stream it was read from (a sharded queue finishes it there)
 
     @classmethod
     def decode(

@@ -1,7 +1,9 @@
-"""Where stream and store meet: ``run_once`` does one batch, ``run`` repeats it with backoff.
+"""Where reader and sink meet: ``run_once`` does one batch, ``run`` repeats it with backoff.
 
-A batch is acknowledged only after the transaction holding it has committed; if the database
-is unavailable the same batch is retried and nothing more is read (never one batch ahead).
+What to read next is the reader's (collector.reader, collector.shards); where the records go
+is the sink's (collector.sink, collector.store). A batch is acknowledged only after the
+transaction holding it has committed, and counted as soon as it has; if the database is
+unavailable the same batch is retried and nothing more is read (never one batch ahead).
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ from collector.db import make_engine, sqlite_path
 from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
+from collector.reader import Reader
 from collector.settings import Settings
-from collector.shards import open_stream, reader_client
+from collector.shards import ShardedReader
+from collector.sink import Sink
 from collector.store import Schema, Store
-from collector.stream import DeadEntry, Entry, Request, redis_fault
+from collector.stream import GROUP, redis_fault
 from workers.cluster import REDIS_ERRORS
 from workers.settings import mask_url
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
-FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Counters:
     """What the collector has done since it started."""
 
     records: int = 0  # records taken: stored + dead (a batch entry counts its records)
-    stored: int = 0
+    stored: int = 0  # rows committed (counted at the commit, not at the acknowledgement)
     dead: int = 0
     batches: int = 0
 
@@ -68,7 +71,8 @@ class Backoff:
 
 
 class Collector:
-    """Drains the queue stream into the database. Builds no connection until ``start``."""
+    """Drains the queue into the database: reads through a Reader, writes through a Sink.
+    Builds no connection until ``start`` (``client`` and ``engine`` may be given)."""
 
     def __init__(
         self,
@@ -79,120 +83,67 @@ class Collector:
         declared: sa.MetaData | None = None,
         clock: Callable[[], float] = time.monotonic,
         observer: Observer | None = None,
+        reader: Reader | None = None,
+        sink: Sink | None = None,
     ) -> None:
-        self.settings = settings
-        self.client = client or reader_client(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
-        self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
-        self.store = Store(self.engine, Schema(declared))
+        self.reader: Reader = reader or ShardedReader(settings, client=client, clock=clock)
+        self.settings = settings
+        self.store: Sink = sink or Store(self.engine, Schema(declared))
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)
         self.counters = Counters()
         self.failure: Failure | None = None
         self._batch: Batch | None = None  # read, not yet stored
         self._unacked: Batch | None = None  # stored, not yet acknowledged
-        self._held: list[DeadEntry] = []  # dead letters a full Redis refused; entries pending
-        self._reading_pending = True
-        self._group_ready = False
-        self._last_error: str | None = None
-        self._next_claim = 0.0
         self._lock: WriterLock | None = None
         self._last_log = (clock(), 0)
-        self._ahead: Request | None = None  # the next batch's read, sent, reply not yet read
-        self._closing = False
-        # Entries per read: about --batch-size records' worth, from the records per entry seen
-        # (at once up, slower down). The first read takes at most FIRST_READ entries (a backlog
-        # of batch entries starts with a bounded batch); after single-record entries a burst
-        # of batch entries can make one batch of up to --batch-size entries.
-        self._read_count = min(settings.batch_size, FIRST_READ)
-        self._per_entry = settings.batch_size / self._read_count
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """New settings apply from the next read on (the reader reads by them too)."""
+        self._settings = self.reader.settings = settings
 
     def start(self) -> None:
-        """Take the SQLite writer lock, if the database is a SQLite file: one writer per file."""
+        """Take the SQLite writer lock, if the database is a SQLite file (one writer per file),
+        and build the reader's client."""
         path = sqlite_path(self.settings.db_url)
         if path is not None and self._lock is None:
             self._lock = WriterLock(path)
             self._lock.acquire()
+        self.reader.start()
 
     def run_once(self) -> int:
         """Read (or retry) one batch, store it, acknowledge it; returns how many entries it took."""
-        if not self._group_ready:
-            self.stream.ensure_group()
-            self._last_error = self._last_error or self.stream.last_error()
-            self._group_ready = True
         self._acknowledge()  # a batch stored before Redis failed
         started = self.clock()
-        batch = self._batch = self._batch or self._next_batch()
+        batch = self._batch = self._batch or self.reader.next_batch()
         if not batch:
             return 0
-        if len(batch) >= self._read_count:
-            self._read_ahead()  # a backlog: fetch the next batch while this one is written
         taken = len(batch.records) + len(batch.dead)
-        refused = self.store.write(batch.records)
-        batch.refuse(refused)
+        batch.refuse(self.store.write(batch.records))
         self._batch, self._unacked = None, batch
+        self._count(taken, len(batch.dead), started)  # committed: count it, acked or not
         self._acknowledge()
+        return len(batch)
+
+    def _count(self, taken: int, dead: int, started: float) -> None:
         stored = self.store.added
         self.counters.records += taken
         self.counters.stored += stored
-        self.counters.dead += len(batch.dead)
+        self.counters.dead += dead
         self.counters.batches += 1
         if self.observer is not None:
-            self.observer.batch_done(self.clock() - started, stored, len(batch.dead))
-        return len(batch)
+            self.observer.batch_done(self.clock() - started, stored, dead)
 
     def _acknowledge(self) -> None:
-        if self._unacked is None:
-            return
-        held = self.stream.finish(self._unacked.ids, self._unacked.dead + self._held)
-        if held and not self._held:
-            log.warning(
-                "redis is out of memory: %d dead letters wait, their records pending, until it "
-                "has room again",
-                len(held),
-            )
-        self._unacked, self._held = None, held
-
-    def _next_batch(self) -> Batch:
-        """The batch read ahead, if there is one, else a fresh read; decoded."""
-        ahead, self._ahead = self._ahead, None
-        entries = self.stream.receive(ahead) if ahead is not None else self._read()
-        limits, most = self.settings.limits, self.settings.max_deliveries
-        batch = Batch.decode(entries, limits, most, self._last_error)
-        if batch.ids:  # batch entries hold many records: read about --batch-size records
-            per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
-            self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
-            self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
-        return batch
-
-    def _read_ahead(self) -> None:
-        """Ask Redis for the next batch now; its reply is read after this batch is committed
-        and acknowledged, so the read overlaps the database's work. Never more than one batch
-        ahead, and nothing read ahead is acknowledged before its own transaction commits."""
-        if self._ahead is not None or self._closing or self._reading_pending:
-            return  # own pending entries are re-read from the start until acknowledged
-        if self.clock() >= self._next_claim:
-            return  # claims are due: the next read goes through ``_read``
-        self._ahead = self.stream.request_new(self._read_count)
-
-    def _read(self) -> list[Entry]:
-        """Own pending entries first (after a restart or a claim), then stale ones of others,
-        then new ones."""
-        size = self._read_count
-        if self._reading_pending:
-            entries = self.stream.read_pending(size)
-            if entries:
-                return entries
-            self._reading_pending = False
-        now = self.clock()
-        if now >= self._next_claim:
-            claimed = self.stream.claim_stale(self.settings.claim_idle, size)
-            if self.stream.claim_scan_done:
-                self._next_claim = now + max(self.settings.claim_idle, 1.0)
-            if claimed:
-                self._reading_pending = True
-                return self.stream.read_pending(size)
-        return self.stream.read_new(size, self.settings.max_wait)
+        if self._unacked is not None:
+            self.reader.finish(self._unacked)
+            self._unacked = None
 
     def run(self, stop: threading.Event) -> None:
         """Repeat ``run_once`` until ``stop`` is set; back off while a server is down. Ends
@@ -232,14 +183,12 @@ class Collector:
         if fault == "config":
             url = mask_url(self.settings.redis_url)
             raise ConfigError(f"redis at {url} refused the collector: {exc}") from None
-        self._reading_pending = True  # a lost XREADGROUP reply left entries pending
-        if fault == "nogroup":
-            self._group_ready = False
+        if fault == "nogroup":  # the reader creates it again at the next read
             log.warning(
                 "consumer group %r of %s was gone (Redis restarted without persistence, or the "
                 "stream was deleted): re-creating it; records queued before may have been lost "
                 "inside Redis",
-                self.stream.group,
+                GROUP,
                 self.settings.queue,
             )
             return
@@ -250,7 +199,7 @@ class Collector:
         now = time.time()
         failure = self.failure or Failure(now, 0, error)
         failure.attempts, failure.error = failure.attempts + 1, error
-        self.failure, self._last_error = failure, error
+        self.failure = failure
         delay = backoff.next()
         log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, failure.attempts)
         self._publish(failure)
@@ -264,7 +213,7 @@ class Collector:
 
     def _publish(self, failure: Failure | None) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # Redis may be what fails: the log tells
-            self.stream.report(None if failure is None else vars(failure))
+            self.reader.report(None if failure is None else vars(failure))
 
     def log_progress(self) -> None:
         """Every 10 s (by the injected clock): the rate line, or why the batch keeps failing."""
@@ -287,13 +236,21 @@ class Collector:
                 done / (now - since),
                 self.counters.batches,
                 self.counters.dead,
-                self.stream.length(),
+                self.reader.backlog(),
             )
 
     def close(self) -> None:
-        """Shut down in order: store a batch read ahead, acknowledge what is committed (so a
-        restart does not redeliver it), then release the lock, the engine and the Redis pool."""
-        self._store_read_ahead()
+        """Shut down in order: stop reading ahead; store a batch already read ahead (unless the
+        one before it still fails: then both stay pending for the next start); acknowledge what
+        is committed, so a restart does not redeliver it; then release the lock, the sink's
+        connections and the reader's (a read ahead not stored stays pending)."""
+        self.reader.stop()
+        if self.reader.ahead and self._batch is None:
+            try:
+                self.run_once()
+            except Exception as exc:  # shutting down: release everything below regardless
+                left = len(self._batch) if self._batch is not None else 0
+                log.warning("left %d records pending for the next start (%s)", left, exc)
         try:
             self._acknowledge()
         except REDIS_ERRORS as exc:  # stays pending: redelivered, and _id dedupes it
@@ -301,19 +258,5 @@ class Collector:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-        self.engine.dispose()
-        self.client.close()
-
-    def _store_read_ahead(self) -> None:
-        """At shutdown, store a batch already read ahead (unless the batch before it is still
-        failing); whatever is not stored stays pending in Redis for the next start."""
-        self._closing = True
-        if self._ahead is not None and self._batch is None:
-            try:
-                self.run_once()
-            except Exception as exc:  # shutting down: release everything below regardless
-                left = len(self._batch) if self._batch is not None else 0
-                log.warning("left %d records pending for the next start (%s)", left, exc)
-        if self._ahead is not None:  # the batch before it still fails: both stay pending
-            self.stream.drop(self._ahead)
-            self._ahead = None
+        self.store.close()
+        self.reader.close()

@@ -1,6 +1,6 @@
-"""The dead-letter stream ``<queue>:dead`` as the ``collector dead`` commands see it: read it,
-put letters back on the queue after a fix, purge it. (Writing dead letters is the collector's
-acknowledgement step, in collector.stream.)"""
+"""A stream's dead letters (workers.names.QueueNames.dead) as the ``collector dead`` commands see
+them: read them, put letters back on their stream after a fix, purge them. (Writing dead
+letters is the collector's acknowledgement step, in collector.stream.)"""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from redis.crc import key_slot
 from collector.shards import known_streams
 from collector.stream import text
 from workers.cluster import is_cluster_client
-from workers.emitter import FIELD
+from workers.names import FIELD, REASON, TS, QueueNames
 
-_FIELD = FIELD.encode()
+_FIELD, _REASON, _TS = FIELD.encode(), REASON.encode(), TS.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +34,22 @@ class DeadLetter:
 
 def _dead_letter(mid: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     """A dead letter from one XRANGE reply item."""
-    reason = fields.get(b"reason", b"")
+    reason = fields.get(_REASON, b"")
     try:
-        ts: float | None = float(fields.get(b"ts", b""))
+        ts: float | None = float(fields.get(_TS, b""))
     except ValueError:
         ts = None
     return DeadLetter(text(mid), fields.get(_FIELD), reason.decode(errors="replace"), ts)
 
 
 class DeadLetters:
-    """The dead-letter stream ``<queue>:dead``: read it, put entries back on the queue, purge it."""
+    """The dead letters of the stream ``queue``: read them, put entries back on that stream,
+    purge them."""
 
     def __init__(self, client: redis.Redis, queue: str) -> None:
         self.client = client
         self.queue = queue
-        self.key = f"{queue}:dead"
+        self.key = QueueNames.dead(queue)
 
     def count(self) -> int:
         """How many dead letters there are."""
@@ -119,7 +120,7 @@ class DeadLetters:
 
 
 def shard_letters(client: redis.Redis, queue: str, shards: int | None = None) -> list[DeadLetters]:
-    """The dead letters of every stream the collectors read (workers.shards.read_streams):
+    """The dead letters of every stream the collectors read (collector.shards.known_streams):
     ``shards`` if given, else the count the collector published. Each stream's letters go back
     onto that stream: one slot a command."""
     return [DeadLetters(client, name) for name in known_streams(client, queue, shards)]

@@ -9,6 +9,7 @@ import redis
 
 from collector.stream import GROUP, text
 from workers.cluster import is_cluster_client
+from workers.names import QueueNames
 
 
 def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def lag(client: redis.Redis, queue: str, group: str = GROUP) -> dict[str, Any]:
     seconds, micros = _server_of(client, queue).time()  # the clock that stamped the ids
     pipe = client.pipeline(transaction=False)  # on a cluster, each command to its key's node
     pipe.xlen(queue)
-    pipe.xlen(f"{queue}:dead")
+    pipe.xlen(QueueNames.dead(queue))
     pipe.xrange(queue, count=1)
     length, dead, first = pipe.execute()
     now_ms = int(seconds) * 1000 + int(micros) // 1000

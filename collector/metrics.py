@@ -16,8 +16,8 @@ import redis
 
 from collector.errors import ConfigError
 from collector.lag import total_lag
+from collector.shards import known_streams
 from workers.cluster import REDIS_ERRORS
-from workers.shards import read_streams
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -50,12 +50,12 @@ class _StreamCollector(_Collector):  # type: ignore[misc]
     """The stream gauges, read from Redis when Prometheus scrapes; none when Redis is down
     (``collector_up`` says why the numbers are missing)."""
 
-    def __init__(self, client: redis.Redis, names: list[str]) -> None:
-        self.client, self.names = client, names
+    def __init__(self, client: redis.Redis, queue: str, shards: int) -> None:
+        self.client, self.queue, self.shards = client, queue, shards
 
     def collect(self) -> Iterator[Any]:
-        try:
-            found = total_lag(self.client, self.names)
+        try:  # the streams now: a shard another count left records on is counted too
+            found = total_lag(self.client, known_streams(self.client, self.queue, self.shards))
         except REDIS_ERRORS as exc:
             log.debug("metrics: redis unavailable: %s", exc)
             return
@@ -79,12 +79,10 @@ class Metrics:
         self.records = Counter(
             "collector_records", "Records handled, by outcome.", ["outcome"], registry=reg
         )
-        self.batches = Counter(
-            "collector_batches", "Batches stored and acknowledged.", registry=reg
-        )
+        self.batches = Counter("collector_batches", "Batches committed.", registry=reg)
         self.batch_seconds = Histogram(
             "collector_batch_seconds",
-            "Seconds from reading a batch to acknowledging it.",
+            "Seconds from reading a batch to committing it.",
             buckets=BATCH_BUCKETS,
             registry=reg,
         )
@@ -102,7 +100,7 @@ class Metrics:
         for kind in ("database", "redis"):
             self.errors.labels(kind)
         self.up.set(1)
-        reg.register(_StreamCollector(client, read_streams(queue, shards)))
+        reg.register(_StreamCollector(client, queue, shards))
         self._server: Any = None
 
     def batch_done(self, seconds: float, stored: int, dead: int) -> None:

@@ -13,8 +13,9 @@ class Observer(Protocol):
     """Told what each pass of the collector loop did."""
 
     def batch_done(self, seconds: float, stored: int, dead: int) -> None:
-        """A batch was stored and acknowledged: ``seconds`` from read to acknowledgement,
-        ``stored`` rows written, ``dead`` records dead-lettered."""
+        """A batch was committed (told at once, whether its acknowledgement gets through now or
+        later): ``seconds`` from read to commit, ``stored`` rows the commit added, ``dead``
+        records dead-lettered."""
 
     def batch_failed(self, kind: str) -> None:
         """An attempt failed and will be retried; ``kind`` is ``database`` or ``redis``."""

@@ -1,5 +1,6 @@
-"""The collector's Redis code: consumer group, reading, claiming, dead letters, acks (the
-``collector dead`` commands read the dead letters through collector.deadletters)."""
+"""The collector's Redis commands on one stream: consumer group, reading, claiming, dead
+letters, acks, health (what to read when is collector.reader's; the ``collector dead`` commands
+read the dead letters through collector.deadletters)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any, NamedTuple
 
 import msgpack
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from workers.emitter import FIELD
+from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
+from workers.names import FIELD, REASON, TS, QueueNames
 from workers.xadd import replies_on
 
 GROUP = "collector"
@@ -20,7 +24,6 @@ _FIELD = FIELD.encode()
 
 
 DeadEntry = tuple[bytes, bytes, str]  # entry id, record bytes, reason
-SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
 
 
 class Entry(NamedTuple):
@@ -59,7 +62,6 @@ class Request:
     """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
 
     conn: Any
-    shard: int = 0  # which shard's stream it reads (collector.shards)
 
 
 def messages_of(reply: Any) -> list[Any]:
@@ -89,14 +91,44 @@ def redis_fault(exc: Exception) -> str:
     return "retry"
 
 
-class Stream:
-    """A queue stream read through the ``collector`` consumer group by one named consumer."""
+def report_health(
+    client: redis.Redis, names: QueueNames, consumer: str, failure: dict[str, Any] | None
+) -> None:
+    """Publish ``consumer``'s failing batch in the queue's health hash, or clear it (None)."""
+    if failure is None:
+        client.hdel(names.health, consumer)
+    else:
+        client.hset(names.health, consumer, json.dumps(failure))
 
-    def __init__(self, client: redis.Redis, queue: str, consumer: str, group: str = GROUP) -> None:
+
+def reader_client(redis_url: str) -> redis.Redis:
+    """The collector's client. On a cluster, without the cluster client's own retries: an
+    XREADGROUP it sent again after a lost reply would leave the first reply's entries pending
+    unseen until a restart; the failure reaches the daemon instead, which backs off and re-reads
+    its own pending entries."""
+    if is_cluster_url(redis_url):
+        return client_from_url(redis_url, retry=Retry(NoBackoff(), 0))
+    return client_from_url(redis_url)
+
+
+class Stream:
+    """One stream (``queue``: the queue's stream, or one shard's, of the queue ``names``) read
+    through the ``collector`` consumer group by one named consumer."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        queue: str,
+        consumer: str,
+        group: str = GROUP,
+        *,
+        names: QueueNames | None = None,
+    ) -> None:
         self.client = client
         self.queue = queue
-        self.dead_key = f"{queue}:dead"
-        self.health_key = f"{queue}:health"
+        self.names = names or QueueNames(queue)
+        self.dead_key = self.names.dead(queue)
+        self.health_key = self.names.health
         self.consumer = consumer
         self.group = group
         self._claim_cursor = b"-"
@@ -122,19 +154,20 @@ class Stream:
             self.client.xgroup_createconsumer(self.queue, self.group, self.consumer)
         return created
 
-    def read_pending(self, count: int) -> list[Entry]:
-        """This consumer's delivered-but-unacknowledged entries (after a restart or a claim),
-        oldest first, with their delivery counts. When one of them was delivered twice before
-        without an ack (a previous attempt died on it), only the first is read: one at a time,
-        a record that kills the process meets its delivery limit alone."""
+    def pending(self, count: int) -> dict[bytes, int]:
+        """Up to ``count`` of this consumer's delivered-but-unacknowledged entries, oldest
+        first: entry id -> deliveries, the next one included."""
         peek: Any = self.client.xpending_range(
             self.queue, self.group, "-", "+", count, consumername=self.consumer
         )
-        if not peek:
+        return {p["message_id"]: int(p["times_delivered"]) + 1 for p in peek}
+
+    def read_pending(self, count: int, counts: dict[bytes, int] | None = None) -> list[Entry]:
+        """Up to ``count`` of this consumer's pending entries (after a restart or a claim),
+        oldest first, with their delivery counts (``counts``, from ``pending``, else asked)."""
+        counts = self.pending(count) if counts is None else counts
+        if not counts:
             return []
-        counts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in peek}
-        if max(counts.values()) >= SUSPECT_DELIVERIES:
-            count = 1
         reply: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.queue: "0"}, count=count
         )
@@ -218,7 +251,7 @@ class Stream:
             pipe = self.client.pipeline(transaction=False)
             now = f"{time.time():.6f}"
             for _entry_id, raw, reason in dead:
-                pipe.xadd(self.dead_key, {"m": raw, "reason": reason, "ts": now})
+                pipe.xadd(self.dead_key, {FIELD: raw, REASON: reason, TS: now})
             for letter, reply in zip(dead, pipe.execute(raise_on_error=False), strict=True):
                 if isinstance(reply, redis.exceptions.OutOfMemoryError):
                     held.append(letter)
@@ -236,63 +269,34 @@ class Stream:
 
     def report(self, failure: dict[str, Any] | None) -> None:
         """Publish this consumer's failing batch (``status`` shows it), or clear it (None)."""
-        if failure is None:
-            self.client.hdel(self.health_key, self.consumer)
-        else:
-            self.client.hset(self.health_key, self.consumer, json.dumps(failure))
+        report_health(self.client, self.names, self.consumer, failure)
 
     def last_error(self) -> str | None:
         """The error this consumer last reported for a batch that kept failing, if any."""
         raw: Any = self.client.hget(self.health_key, self.consumer)
         return json.loads(raw).get("error") if raw else None
 
-    def stats(self) -> dict[str, Any]:
-        """Stream length, pending count, consumers, dead-letter count and failing batches."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(self.queue)
-        pipe.xlen(self.dead_key)
-        pipe.exists(self.queue)
-        pipe.hgetall(self.health_key)
-        length, dead, exists, health = pipe.execute()
-        pending, consumers = 0, []
-        if exists:
-            try:
-                summary = self.client.xpending(self.queue, self.group)
-                pending = int(summary["pending"])
-                info = self.client.xinfo_consumers(self.queue, self.group)
-                consumers = [
-                    {
-                        "name": text(c["name"]),
-                        "pending": int(c["pending"]),
-                        "idle_ms": int(c["idle"]),
-                    }
-                    for c in info
-                ]
-            except redis.ResponseError as exc:  # no group yet: nothing pending
-                if "NOGROUP" not in str(exc):
-                    raise
-        failing = {text(name): json.loads(value) for name, value in health.items()}
-        return {
-            "queue": int(length),
-            "pending": pending,
-            "dead": int(dead),
-            "consumers": consumers,
-            "failing": failing,
-            "persistence": persistence(self.client),
-        }
+
+class ClusterStream(Stream):
+    """A Stream on a Redis Cluster: the cluster client routes each command to its slot's node,
+    but lends no raw connection, so a read "ahead" is an ordinary XREADGROUP done at once."""
+
+    def request_new(self, count: int, block_ms: int | None = None) -> Request:
+        reply: Any = self.client.xreadgroup(
+            self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
+        )
+        return Request(conn=entries_of(messages_of(reply)))
+
+    def receive(self, request: Request) -> list[Entry]:
+        return list(request.conn)
+
+    def drop(self, request: Request) -> None:
+        """Nothing to release: the entries stay pending and are re-read at the next start."""
 
 
-def persistence(client: redis.Redis) -> dict[str, Any]:
-    """How the server keeps data across a restart: AOF, RDB snapshots, or nothing (``None``
-    where the server does not say, e.g. CONFIG is not allowed for this user)."""
-    info: Any = client.info("persistence")
-    aof = bool(int(info.get("aof_enabled", 0)))
-    try:
-        save: Any = client.config_get("save").get("save")
-        rdb: bool | None = bool(save and str(save).strip())
-    except redis.ResponseError:
-        rdb = None
-    return {"aof": aof, "rdb": rdb, "survives_restart": aof or rdb}
+def stream_class(client: redis.Redis) -> type[Stream]:
+    """ClusterStream for a cluster client, else Stream."""
+    return ClusterStream if is_cluster_client(client) else Stream
 
 
 def _bytes(value: bytes | str) -> bytes:

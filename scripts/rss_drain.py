@@ -25,7 +25,7 @@ import redis
 from tqdm import tqdm
 
 from workers import Emitter, xadd
-from workers.emitter import FIELD
+from workers.names import FIELD, QueueNames
 from workers.settings import DEFAULT_REDIS_URL
 
 FILL_CHUNK = 10_000
@@ -96,7 +96,7 @@ def drain(url: str, queue: str, count: int, batch_size: int, workdir: Path) -> d
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
-        client.delete(queue, f"{queue}:dead")
+        client.delete(queue, QueueNames.dead(queue))
         client.close()
     return {"baseline": baseline, "peak": peak, "seconds": seconds}
 

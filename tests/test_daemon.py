@@ -13,7 +13,9 @@ from redis.exceptions import SlotNotCoveredError
 
 from collector.daemon import Collector
 from collector.errors import DatabaseUnavailable
+from collector.reader import StreamReader
 from collector.settings import Settings
+from collector.stream import Stream
 from tests.helpers import dead_reasons, drain, rows
 from workers import Emitter
 from workers.record import Limits, Record
@@ -32,7 +34,7 @@ def collector(settings: Settings, fake_redis) -> Collector:
     c.close()
 
 
-def test_records_become_rows_with_metadata(emitter, collector, settings) -> None:
+def test_records_become_rows_with_metadata(emitter, collector, settings, fake_redis) -> None:
     when = dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
     rid = emitter.emit({"I": 1, "J": 2.5, "name": "a", "at": when, "v": [1, 2]}, table="data")
     assert drain(collector) == 1
@@ -41,8 +43,8 @@ def test_records_become_rows_with_metadata(emitter, collector, settings) -> None
     assert (row["I"], row["J"], row["name"], row["v"]) == (1, 2.5, "a", "[1, 2]")
     assert row["at"] == "2024-03-04 05:06:07.000000"
     assert row["_host"] and row["_pid"] > 0 and row["_error"] is None
-    assert collector.stream.length() == 0
-    assert collector.client.xpending(settings.queue, "collector")["pending"] == 0
+    assert collector.reader.backlog() == 0
+    assert fake_redis.xpending(settings.queue, "collector")["pending"] == 0
 
 
 def test_same_key_three_times_is_one_row(emitter, collector, settings) -> None:
@@ -81,7 +83,7 @@ def test_poison_records_are_dead_lettered_and_neighbours_stored(
         "ts must be seconds since 1970",
     ]:  # fmt: skip
         assert sum(expected in r for r in reasons) == 1, (expected, reasons)
-    assert collector.stream.length() == 0
+    assert collector.reader.backlog() == 0
     entry = fake_redis.xrange(f"{queue}:dead")[0][1]
     assert entry[b"m"] == b"\xc1 garbage" and float(entry[b"ts"]) > 0
 
@@ -109,18 +111,20 @@ def test_new_columns_are_added_and_old_rows_get_null(emitter, collector, setting
     assert "c" not in rows(settings.db_url, "results")[0]
 
 
-def test_case_clash_between_columns_is_dead_lettered(emitter, collector, settings) -> None:
+def test_case_clash_between_columns_is_dead_lettered(
+    emitter, collector, settings, fake_redis
+) -> None:
     emitter.emit({"K": 1}, key="1")
     emitter.emit({"k": 2}, key="2")
     drain(collector)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["1"]
-    assert "clashes with column 'K'" in dead_reasons(collector.client, settings.queue)[0]
+    assert "clashes with column 'K'" in dead_reasons(fake_redis, settings.queue)[0]
 
 
 def test_database_down_keeps_the_batch_unacknowledged(emitter, settings, fake_redis) -> None:
     broken = replace(settings, db_url="sqlite:////nonexistent/dir/x.db")
     collector = Collector(broken, client=fake_redis)
-    collector.stream.ensure_group()
+    Stream(fake_redis, settings.queue, settings.consumer).ensure_group()
     emitter.emit({"x": 1}, key="k")
     with pytest.raises(DatabaseUnavailable):
         collector.run_once()
@@ -134,10 +138,10 @@ def test_database_down_keeps_the_batch_unacknowledged(emitter, settings, fake_re
 
 
 def test_restart_rereads_own_pending_records_first(emitter, settings, fake_redis) -> None:
-    first = Collector(settings, client=fake_redis)
-    first.stream.ensure_group()
+    first = Stream(fake_redis, settings.queue, settings.consumer)
+    first.ensure_group()
     emitter.emit({"x": 1}, key="k1")
-    first.stream.read_new(10, 0)  # delivered, then the collector "dies" before storing
+    first.read_new(10, 0)  # delivered, then the collector "dies" before storing
     emitter.emit({"x": 2}, key="k2")
     second = Collector(settings, client=fake_redis)
     second.start()
@@ -149,10 +153,10 @@ def test_restart_rereads_own_pending_records_first(emitter, settings, fake_redis
 
 
 def test_stale_records_of_another_consumer_are_claimed(emitter, settings, fake_redis) -> None:
-    dead_peer = Collector(replace(settings, consumer="peer"), client=fake_redis)
-    dead_peer.stream.ensure_group()
+    dead_peer = Stream(fake_redis, settings.queue, "peer")
+    dead_peer.ensure_group()
     emitter.emit({"x": 1}, key="k1")
-    dead_peer.stream.read_new(10, 0)
+    dead_peer.read_new(10, 0)
     clock = [1000.0]
     live = Collector(
         replace(settings, claim_idle=0.0), client=fake_redis,
@@ -185,7 +189,7 @@ def test_run_stops_when_asked_and_releases_everything(emitter, settings, fake_re
     again.close()  # the lock was released: a new collector may start
 
 
-def test_a_row_the_database_refuses_is_isolated(emitter, collector, settings) -> None:
+def test_a_row_the_database_refuses_is_isolated(emitter, collector, settings, fake_redis) -> None:
     engine = sa.create_engine(settings.db_url)
     emitter.emit({"x": 1}, key="a")
     drain(collector)
@@ -201,7 +205,7 @@ def test_a_row_the_database_refuses_is_isolated(emitter, collector, settings) ->
     assert sorted(r["x"] for r in rows(settings.db_url, "results")) == [
         1, 10, 11, 12, 14, 15, 16, 17, 18, 19,
     ]  # fmt: skip
-    assert dead_reasons(collector.client, settings.queue) == [
+    assert dead_reasons(fake_redis, settings.queue) == [
         "database refused the row: thirteen is unlucky"
     ]
 
@@ -238,15 +242,18 @@ def test_a_cluster_clients_own_errors_are_waited_out(emitter, settings, fake_red
     serves): an outage like any other, not the end of the collector."""
     for i in range(5):
         emitter.emit({"i": i}, key=f"k{i}")
-    collector = Collector(settings, client=fake_redis)
-    real_read, failures = collector.stream.read_new, [SlotNotCoveredError("Slot 1 not covered")]
+    reader = StreamReader(settings, client=fake_redis)
+    reader.start()
+    assert reader.stream is not None
+    real_read, failures = reader.stream.read_new, [SlotNotCoveredError("Slot 1 not covered")]
 
     def read_new(count: int, block_seconds: float):
         if failures:
             raise failures.pop()
         return real_read(count, block_seconds)
 
-    collector.stream.read_new = read_new  # type: ignore[method-assign]
+    reader.stream.read_new = read_new  # type: ignore[method-assign]
+    collector = Collector(settings, reader=reader)
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,))
     thread.start()
@@ -281,13 +288,15 @@ def test_rate_line_every_ten_seconds_while_busy(emitter, settings, fake_redis, c
     assert "records/s" not in caplog.text
 
 
-def test_a_value_no_encoder_takes_is_dead_lettered_not_fatal(emitter, collector, settings):
+def test_a_value_no_encoder_takes_is_dead_lettered_not_fatal(
+    emitter, collector, settings, fake_redis
+):
     emitter.emit({"v": {"ok": 1}}, key="a")
     emitter.emit({"v": {b"raw-key": 1}}, key="b")  # JSON has no bytes keys
     emitter.emit({"v": [2]}, key="c")
     drain(collector)
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["a", "c"]
-    (reason,) = dead_reasons(collector.client, settings.queue)
+    (reason,) = dead_reasons(fake_redis, settings.queue)
     assert reason.startswith("cannot store the row: keys must be str")
 
 
@@ -329,7 +338,7 @@ def test_a_batch_entry_ends_as_its_records_emitted_alone(
         "column 'x' holds int values, this record has str",
         "database refused the row: thirteen is unlucky",
     ]
-    assert collector.stream.length() == 0
+    assert collector.reader.backlog() == 0
     assert collector.counters.records - collector.counters.stored == 3
 
 
@@ -352,8 +361,7 @@ def test_a_batch_entry_over_its_delivery_limit_is_dead_lettered_whole(
 ) -> None:
     emitter.emit_many([{"x": i} for i in range(3)])
     ((_mid, fields),) = fake_redis.xrange(settings.queue)
-    first = Collector(settings, client=fake_redis)
-    first.stream.ensure_group()
+    Stream(fake_redis, settings.queue, settings.consumer).ensure_group()
     for start in (">", "0", "0", "0", "0", "0"):  # six deliveries, none acknowledged
         fake_redis.xreadgroup("collector", settings.consumer, {settings.queue: start})
     collector = Collector(replace(settings, max_deliveries=5), client=fake_redis)

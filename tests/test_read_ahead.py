@@ -32,7 +32,7 @@ def collector(settings, fake_redis, queue) -> Collector:
 def wait_pending(collector: Collector, count: int) -> None:
     """Wait until the reader thread has taken the next batch (its entries are pending)."""
     deadline = time.monotonic() + 10
-    while pending(collector.client, collector.settings.queue) != count:
+    while pending(collector.reader.client, collector.settings.queue) != count:
         assert time.monotonic() < deadline, "the batch read ahead never came"
         time.sleep(0.01)
 
@@ -41,10 +41,10 @@ def test_a_full_batch_reads_the_next_one_ahead_unacknowledged(collector, setting
     collector.run_once()  # batch [0, 1] stored while [2, 3] is read ahead
     wait_pending(collector, 2)
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1]
-    assert pending(collector.client, settings.queue) == 2  # read ahead, not acknowledged
+    assert pending(collector.reader.client, settings.queue) == 2  # read ahead, not acknowledged
     assert drain(collector) == 3
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
-    assert pending(collector.client, settings.queue) == 0
+    assert pending(collector.reader.client, settings.queue) == 0
 
 
 def test_close_stores_the_batch_read_ahead(collector, settings, fake_redis) -> None:
@@ -72,4 +72,4 @@ def test_database_down_reads_at_most_one_batch_ahead(collector, settings, monkey
     monkeypatch.setattr(collector.store, "write", real_write)
     assert drain(collector) == 3
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
-    assert pending(collector.client, settings.queue) == 0
+    assert pending(collector.reader.client, settings.queue) == 0

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 import redis
 
-from collector.stream import Stream, persistence, redis_fault
+from collector.queuestats import persistence, queue_stats
+from collector.reader import StreamReader
+from collector.settings import Settings
+from collector.stream import Stream, redis_fault
+from workers.names import QueueNames
 
 pytestmark = pytest.mark.redis
 
@@ -29,11 +33,13 @@ def test_a_suspect_entry_is_re_read_alone(real_redis, queue) -> None:
     ids = fill(real_redis, queue, 4)
     stream.read_new(10, 0)
     stream.read_pending(10)  # every entry now delivered twice without an ack
-    taken = stream.read_pending(10)
-    assert [(e.id, e.deliveries) for e in taken] == [(ids[0], 3)]
-    stream.finish([ids[0]], [])
+    reader = StreamReader(Settings(queue=queue, consumer="c1"), client=real_redis)
+    taken = reader.next_batch()
+    assert taken.ids == [ids[0]]
+    assert stream.pending(10) == {ids[0]: 4, **{i: 3 for i in ids[1:]}}
+    reader.finish(taken)
     # the others were not delivered again by that read
-    assert [(e.id, e.deliveries) for e in stream.read_pending(10)] == [(ids[1], 3)]
+    assert [(e.id, e.deliveries) for e in stream.read_pending(1)] == [(ids[1], 3)]
 
 
 def test_claims_take_only_other_consumers_idle_entries_without_a_delivery(
@@ -68,11 +74,13 @@ def test_health_reports_are_published_and_cleared(real_redis, queue) -> None:
     stream.ensure_group()
     stream.report({"since": 1.0, "attempts": 3, "error": "database unavailable: locked"})
     assert stream.last_error() == "database unavailable: locked"
-    assert stream.stats()["failing"] == {
+    stats = queue_stats(real_redis, QueueNames(queue), [queue])
+    assert stats["failing"] == {
         "c1": {"since": 1.0, "attempts": 3, "error": "database unavailable: locked"}
     }
     stream.report(None)
-    assert stream.stats()["failing"] == {} and stream.last_error() is None
+    stats = queue_stats(real_redis, QueueNames(queue), [queue])
+    assert stats["failing"] == {} and stream.last_error() is None
 
 
 def test_fault_kinds_of_redis_errors(real_redis, queue) -> None:

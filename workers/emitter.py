@@ -21,13 +21,13 @@ from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
+from workers.names import FIELD, QueueNames
 from workers.record import MAX_ID_LENGTH, Record, new_id, pack
 from workers.settings import EmitterSettings, mask_url
+from workers.shards import ShardCount
 from workers.spool import Spool
 
-FIELD = "m"
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
-ASK_AGAIN = 5.0  # s: no collector has published the shard count yet; until then, one stream
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
 # Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
 # with OOM at maxmemory under noeviction). All are outages: retry, then spool.
@@ -88,8 +88,8 @@ class Emitter:
         self.redis_url = redis_url or env.redis_url
         self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
-        self._shards = shards if shards is not None else env.shards  # None: ask the collector
-        self._ask_after = 0.0  # when to ask for the published shard count again
+        self.names = QueueNames(self.queue)
+        self._count = ShardCount(self.names, shards if shards is not None else env.shards)
         self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
         self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
         self._client = client
@@ -216,23 +216,17 @@ class Emitter:
 
     @property
     def shard_count(self) -> int:
-        """The queue's shard count: given, COLLECTOR_SHARDS, else what the collector published,
-        read once and cached. While none is published (no collector started yet) records go to
-        the one stream ``<queue>`` and the key is read again every ASK_AGAIN seconds. An
-        unreachable Redis raises, as a send would, so the caller retries or spools."""
-        if self._shards is not None:
-            return self._shards
-        now = time.monotonic()
-        if now >= self._ask_after:
-            self._ask_after = now + ASK_AGAIN
-            self._shards = shards.published(self.client, self.queue)
-        return self._shards or 1
+        """The queue's shard count: given, COLLECTOR_SHARDS, else what the collector published
+        (workers.shards.ShardCount). An unavailable Redis raises, as a send would, so the caller
+        retries or spools."""
+        return self._count.get(self.client)
 
     def _xadd(self, queue: str, payloads: list[bytes]) -> None:
         """XADD every payload to its shard of ``queue``, one round trip a shard (a retry after a
         failure may repeat some; the collector stores one row per record id). The spool keeps
         the queue, not the shard, so re-sent records are routed here too."""
-        for stream, group in shards.route(queue, self.shard_count, payloads).items():
+        names = self.names if queue == self.queue else QueueNames(queue)
+        for stream, group in shards.route(names, self.shard_count, payloads).items():
             xadd.send(self.client, stream, FIELD, group)
 
     def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:

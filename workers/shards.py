@@ -1,33 +1,36 @@
 """Shard naming and routing: the one place that knows which stream a record travels on.
 
-With one shard (the default) the queue is the single stream ``<queue>`` with its dead letters in
-``<queue>:dead``, exactly as before sharding existed. With N > 1 shards the queue is N streams
-``<queue>:{0}`` .. ``<queue>:{N-1}``, each with its dead letters in ``<queue>:{i}:dead``: the
-braces are a Redis Cluster hash tag, so a shard's stream and its dead letters share one slot and
-every command the collector sends touches one slot only.
+With one shard (the default) the queue is the single stream ``<queue>``; with N > 1 shards it
+is N hash-tagged streams, each with its own dead letters (workers.names spells every key), so
+every command the collector sends touches one Redis Cluster slot only.
 
 A record goes to shard ``crc32(record id) % N``: stable across processes, hosts and Python
 versions (``hash()`` is salted per process), so one key always lands on one shard. A batch entry
 (wire version 2) goes whole to the shard of its first record.
 
-Emitters learn N from COLLECTOR_SHARDS, else from the key ``<queue>:shards`` that the collector
-writes when it starts (read once and cached), else use 1.
+Emitters learn N from COLLECTOR_SHARDS, else from the count the collector publishes when it
+starts (ShardCount: read again now and then, so emitters follow a new count), else use 1.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
 import redis
 
+from workers.names import QueueNames
+
 ENV = "COLLECTOR_SHARDS"
 log = logging.getLogger(__name__)
 MAX_SHARDS = 1024  # far beyond any sensible count: a typo (10000) fails instead of making keys
+ASK_AGAIN = 5.0  # s: no collector has published the shard count yet; until then, one stream
+FOLLOW = 30.0  # s: how long an emitter routes by a published count before reading it again
 
 
 def parse_shards(text: str | int) -> int:
@@ -47,19 +50,15 @@ def env_shards() -> int | None:
     return parse_shards(text) if text else None
 
 
-def count_key(queue: str) -> str:
-    """The key in which the collector publishes the shard count for emitters."""
-    return f"{queue}:shards"
-
-
-def published(client: redis.Redis, queue: str) -> int | None:
-    """The shard count the collector published for ``queue``; None while there is none (no
+def published(client: redis.Redis, names: QueueNames) -> int | None:
+    """The shard count the collector published for the queue; None while there is none (no
     collector has started yet); 1 when it is malformed or this user may not read it (an ACL
-    user allowed XADD only: such jobs set COLLECTOR_SHARDS instead). An unreachable Redis
-    raises, as a send would."""
+    user allowed XADD only: such jobs set COLLECTOR_SHARDS instead). An unavailable Redis
+    raises, as a send would: unreachable, or a Redis Cluster that is down (an error reply, yet
+    no answer about the key)."""
     try:
-        raw: Any = client.get(count_key(queue))
-    except redis.ResponseError:  # NOPERM and kin: reading the count is not this user's right
+        raw: Any = client.get(names.count)
+    except redis.exceptions.NoPermissionError:  # reading the count is not this user's right
         return 1
     if raw is None:
         return None
@@ -67,30 +66,34 @@ def published(client: redis.Redis, queue: str) -> int | None:
     try:
         return parse_shards(text)
     except ValueError:
-        log.warning("ignoring a malformed shard count %r in %s: using 1", text, count_key(queue))
+        log.warning("ignoring a malformed shard count %r in %s: using 1", text, names.count)
         return 1
 
 
-def stream_name(queue: str, shards: int, index: int) -> str:
-    """The stream of shard ``index``: ``queue`` itself with one shard, else ``queue:{index}``."""
-    return queue if shards == 1 else f"{queue}:{{{index}}}"
+class ShardCount:
+    """The shard count an emitter routes by: the one given (argument or COLLECTOR_SHARDS), else
+    the one the collector published, read again every FOLLOW seconds (ASK_AGAIN while none is
+    published), so emitters follow a collector started with another count. A count once known
+    stays while the key is missing (lost with a cluster node): never back to ``<queue>``."""
 
+    def __init__(
+        self, names: QueueNames, given: int | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.names, self.given, self.clock = names, given, clock
+        self._known: int | None = None
+        self._ask_after = 0.0
 
-def dead_name(stream: str) -> str:
-    """The dead-letter stream of ``stream`` (same hash tag, so the same cluster slot)."""
-    return f"{stream}:dead"
-
-
-def streams(queue: str, shards: int) -> list[str]:
-    """Every shard's stream, in shard order."""
-    return [stream_name(queue, shards, i) for i in range(shards)]
-
-
-def read_streams(queue: str, shards: int) -> list[str]:
-    """Every stream a collector reads: the shards and, with more than one, ``queue`` itself,
-    where emitters send while they know no shard count (none published yet, or its key lost
-    with a cluster node)."""
-    return streams(queue, shards) + ([queue] if shards > 1 else [])
+    def get(self, client: redis.Redis) -> int:
+        """The count to route by now; an unavailable Redis raises (the caller retries or
+        spools), and the count is asked again at the next call."""
+        if self.given is not None:
+            return self.given
+        now = self.clock()
+        if now >= self._ask_after:
+            found = published(client, self.names)
+            self._known = found or self._known
+            self._ask_after = now + (FOLLOW if self._known is not None else ASK_AGAIN)
+        return self._known or 1
 
 
 def shard_of(record_id: str, shards: int) -> int:
@@ -119,13 +122,12 @@ def first_id(payload: bytes) -> str:
     return payload.hex()
 
 
-def route(queue: str, shards: int, payloads: Sequence[bytes]) -> dict[str, list[bytes]]:
+def route(names: QueueNames, shards: int, payloads: Sequence[bytes]) -> dict[str, list[bytes]]:
     """``payloads`` grouped by the stream each goes to, in their order within a stream (one
-    shard: all to ``queue``, nothing decoded)."""
+    shard: all to the queue's stream, nothing decoded)."""
     if shards == 1:
-        return {queue: list(payloads)}
+        return {names.queue: list(payloads)}
     groups: dict[str, list[bytes]] = {}
     for payload in payloads:
-        index = shard_of(first_id(payload), shards)
-        groups.setdefault(stream_name(queue, shards, index), []).append(payload)
+        groups.setdefault(names.shard(shard_of(first_id(payload), shards)), []).append(payload)
     return groups

@@ -16,6 +16,7 @@ from collector.cli.connect import open_redis
 from collector.cli.options import redis_options, shards_option
 from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
+from workers.names import FIELD
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
@@ -26,7 +27,7 @@ _STREAM_ID = re.compile(r"\d+-\d+")
 def preview(raw: bytes | None) -> tuple[str, str]:
     """(table, short preview of the data) of a dead letter's bytes, as far as they can be read."""
     if raw is None:
-        return "-", "(entry has no field 'm')"
+        return "-", f"(entry has no field {FIELD!r})"
     try:
         wire = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=3)
     except Exception:  # the bytes are dead because they are not valid msgpack, of any kind
@@ -109,30 +110,64 @@ def list_(redis_url: str, queue: str, shards: int | None, limit: int) -> None:
 @redis_options
 @shards_option
 @click.option("--all", "everything", is_flag=True, help="Retry every dead letter.")
+@click.option(
+    "--stream",
+    default=None,
+    help="The stream whose dead letters IDS are (as `dead list` shows it); needed only when "
+    "an id is on several shards' streams.",
+)
 @click.argument("ids", nargs=-1, callback=_stream_ids)
-def retry(redis_url: str, queue: str, shards: int | None, everything: bool, ids: list[str]) -> None:
+def retry(
+    redis_url: str,
+    queue: str,
+    shards: int | None,
+    everything: bool,
+    stream: str | None,
+    ids: list[str],
+) -> None:
     """Put dead letters back on the queue (original bytes) and delete them from the dead stream.
 
     Records that still do not fit are dead-lettered again by the collector, with a new id.
+    A dead letter is named by its stream and id: ids are per stream, so two shards' dead
+    letters may share one, and then --stream says which.
 
     \b
     Examples:
       collector dead retry 1732630000000-0 1732630000000-1
+      collector dead retry --stream 'collector:results:{2}' 1732630000000-0
       collector dead retry --all
     """
     if everything == bool(ids):
         raise click.UsageError("give dead-letter IDS or --all (not both)")
     with dead_letters(redis_url, queue, shards) as every:
+        if stream is not None:
+            every = on_stream(every, stream)
         moved = retry_ids(every, ids) if ids else retry_all(every)
     click.echo(f"put {moved} dead letters back on {queue}")
 
 
+def on_stream(every: list[DeadLetters], stream: str) -> list[DeadLetters]:
+    """The dead letters of ``stream`` alone; CommandFailed when the queue has no such stream."""
+    chosen = [one for one in every if one.queue == stream]
+    if not chosen:
+        streams = ", ".join(one.queue for one in every)
+        raise CommandFailed(f"{stream} is no stream of this queue (its streams: {streams})")
+    return chosen
+
+
 def retry_ids(every: list[DeadLetters], ids: list[str]) -> int:
-    """Retry the letters with these ids, looked up on every shard; all must exist somewhere."""
+    """Retry the letters with these ids, each of which must be on exactly one stream."""
     found = [(one, one.get(ids)) for one in every]
     missing = [i for i in ids if not any(i in letters for _one, letters in found)]
     if missing:
         raise CommandFailed(f"no dead letter {', '.join(missing)} in {where(every)}")
+    for i in ids:
+        on = [one.queue for one, letters in found if i in letters]
+        if len(on) > 1:
+            raise CommandFailed(
+                f"dead letter {i} is on {len(on)} streams ({', '.join(on)}): give --stream "
+                "to say which"
+            )
     return sum(one.retry(list(letters.values())) for one, letters in found if letters)
 
 

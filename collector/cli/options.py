@@ -110,7 +110,7 @@ def redis_options(func: F, *, check: bool = True) -> F:
 
 def shards_option(func: F) -> F:
     """--shards, also read from COLLECTOR_SHARDS; absent: what the collector published in
-    ``<queue>:shards``, else 1 (collector.shards.known_shards)."""
+    the queue's count key (workers.names), else 1 (collector.shards.known_shards)."""
     return click.option(
         "--shards",
         envvar="COLLECTOR_SHARDS",

@@ -17,7 +17,7 @@ from collector.daemon import Backoff, Collector, Counters
 from collector.models import prepare_models
 from collector.observer import Observer
 from collector.settings import Settings
-from collector.shards import reader_client
+from collector.stream import reader_client
 from workers.record import Limits
 from workers.shards import MAX_SHARDS
 

@@ -9,7 +9,7 @@ import click
 from collector.cli.connect import open_redis
 from collector.cli.options import redis_url_option, shards_option
 from collector.shards import known_shards
-from workers.emitter import FIELD
+from workers.names import FIELD, QueueNames
 from workers.settings import default_spool_dir, mask_url
 from workers.shards import route
 from workers.spool import Spool
@@ -53,7 +53,7 @@ def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
         def send(queue: str, payloads: list[bytes]) -> None:
             if queue not in counts:
                 counts[queue] = known_shards(client, queue, shards)
-            for stream, group in route(queue, counts[queue], payloads).items():
+            for stream, group in route(QueueNames(queue), counts[queue], payloads).items():
                 pipe = client.pipeline(transaction=False)  # one shard's key a pipeline
                 for payload in group:
                     pipe.xadd(stream, {FIELD: payload})

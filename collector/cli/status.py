@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from collector.cli.connect import open_redis
 from collector.cli.options import db_option, redis_options, shards_option
 from collector.db import count_rows, database_exists, make_engine
+from collector.queuestats import queue_stats
 from collector.settings import mask_db_url
-from collector.shards import known_shards, open_stream
-from workers.jobinfo import host_name
+from collector.shards import known_streams
+from workers.names import QueueNames
 from workers.settings import mask_url
 
 
@@ -36,8 +37,8 @@ def gather(redis_url: str, db_url: str, queue: str, shards: int | None = None) -
     with more than one, ``shards``: each stream's backlog, pending and dead letters (the shards,
     then ``<queue>`` itself, where emitters send while they know no shard count)."""
     with open_redis(redis_url) as client:
-        count = known_shards(client, queue, shards)
-        stats = open_stream(client, queue, host_name(), count).stats()
+        streams = known_streams(client, queue, shards)
+        stats = queue_stats(client, QueueNames(queue), streams)
     return {
         **stats,
         "queue_name": queue,

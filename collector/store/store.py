@@ -50,6 +50,10 @@ class Store:
         self.added = len(records) - len(refused)
         return refused
 
+    def close(self) -> None:
+        """Release the engine's connections (the sink port's last call)."""
+        self.engine.dispose()
+
     def _write(self, records: list[Record], offset: int) -> Refused:
         try:
             rejected = self._attempt(records)

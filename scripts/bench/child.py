@@ -71,7 +71,7 @@ def main() -> None:
         if taken:
             last_commit = time.time()
             first_commit = first_commit or last_commit
-        elif args.until_empty and collector.stream.length() == 0:
+        elif args.until_empty and collector.reader.backlog() == 0:
             break
     seconds = time.perf_counter() - t0
     collector.close()

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from workers import xadd
-from workers.emitter import FIELD, Emitter
+from workers.emitter import Emitter
+from workers.names import FIELD, QueueNames
 from workers.shards import route
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: where ``scripts.bench`` imports from
@@ -94,7 +95,7 @@ def fill(
                     emitter.emit_many(data, table=TABLE)
                 else:
                     payloads = [emitter.record(d, table=TABLE).encode() for d in data]
-                    for stream, group in route(queue, shards, payloads).items():
+                    for stream, group in route(QueueNames(queue), shards, payloads).items():
                         xadd.send(emitter.client, stream, FIELD, group)
                 bar.update(len(data))
     finally:

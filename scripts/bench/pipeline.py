@@ -12,7 +12,8 @@ import redis
 import sqlalchemy as sa
 
 from scripts.bench.common import TABLE, count_rows, fill, read_line, result_data, start_child
-from workers.emitter import FIELD, Emitter
+from workers.emitter import Emitter
+from workers.names import FIELD
 
 
 def drain(

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from collector.metrics import Metrics
-from collector.shards import ShardedStream, reader_client
+from collector.settings import Settings
+from collector.shards import ShardedReader
+from collector.stream import reader_client
 from collector.web.data import dead_page
 from faults.cluster import RedisCluster, running_cluster
 from faults.servers import (
@@ -29,14 +31,8 @@ from faults.servers import (
     wait_until,
 )
 from workers.cluster import client_from_url
-from workers.shards import (
-    count_key,
-    dead_name,
-    read_streams,
-    shard_of,
-    stream_name,
-    streams,
-)
+from workers.names import QueueNames
+from workers.shards import shard_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SHARDS, PRODUCERS, EACH = 6, 4, 5000
@@ -50,7 +46,7 @@ def cluster(tmp_path: Path) -> Iterator[RedisCluster]:
 
 def drained(client, queue: str) -> bool:
     """Every shard empty and nothing pending: all stored (or dead-lettered) and acked."""
-    for stream in streams(queue, SHARDS):
+    for stream in QueueNames(queue).streams(SHARDS):
         if client.xlen(stream) or client.xpending(stream, "collector")["pending"]:
             return False
     return True
@@ -63,8 +59,8 @@ def report(client, queue: str, pg_url: str, expected: set[str], peers) -> None:
     missing = sorted(expected - set(stored))
     print("stored", len(stored), "of", len(expected), "missing", len(missing), missing[:20])
     print("missing by shard", Counter(shard_of(rid, SHARDS) for rid in missing))
-    for stream in streams(queue, SHARDS):
-        letters = client.xrange(dead_name(stream))
+    for stream in QueueNames(queue).streams(SHARDS):
+        letters = client.xrange(QueueNames.dead(stream))
         print(stream, client.xlen(stream), client.xpending(stream, "collector"), letters[:5])
     for peer in peers:
         peer.stop()
@@ -77,10 +73,14 @@ def test_sharded_queue_on_a_cluster_two_collectors_one_killed(cluster, pg_url, q
     shards = ("--shards", str(SHARDS), "--claim-idle", "1")
     peers = [start_collector(url, pg_url, queue, name, *shards) for name in "ab"]
     try:
-        wait_until(lambda: client.get(count_key(queue)) == b"6", 30, "the published count")
+        wait_until(lambda: client.get(QueueNames(queue).count) == b"6", 30, "the published count")
         # producers learn the shard count from the key the collectors published
         producers = [producer(url, queue, f"p{k}", EACH) for k in range(PRODUCERS)]
-        wait_until(lambda: sum(client.xlen(s) for s in streams(queue, SHARDS)) > 0, 30, "records")
+        wait_until(
+            lambda: sum(client.xlen(s) for s in QueueNames(queue).streams(SHARDS)) > 0,
+            30,
+            "records",
+        )
         time.sleep(0.5)
         assert peers[0].stop(signal.SIGKILL) == -signal.SIGKILL
         for proc in producers:
@@ -93,10 +93,12 @@ def test_sharded_queue_on_a_cluster_two_collectors_one_killed(cluster, pg_url, q
             raise
         wait_until(lambda: drained(client, queue), 60, "every shard to be drained")
 
-        poisoned = stream_name(queue, SHARDS, 4)
+        poisoned = QueueNames(queue).streams(SHARDS)[4]
         client.xadd(poisoned, {"m": b"\xc1 not msgpack"})
-        wait_until(lambda: client.xlen(dead_name(poisoned)) == 1, 30, "the poison dead-lettered")
-        letters = {s: client.xrange(dead_name(s)) for s in streams(queue, SHARDS)}
+        wait_until(
+            lambda: client.xlen(QueueNames.dead(poisoned)) == 1, 30, "the poison dead-lettered"
+        )
+        letters = {s: client.xrange(QueueNames.dead(s)) for s in QueueNames(queue).streams(SHARDS)}
         if [len(v) for v in letters.values()] != [0, 0, 0, 0, 1, 0]:
             report(client, queue, pg_url, expected, peers)
             pytest.fail(f"dead letters on other shards than {poisoned}: {letters}")
@@ -121,7 +123,9 @@ def test_a_collector_started_before_the_cluster_waits_for_it(tmp_path, pg_url, q
         cluster.start()
         client = client_from_url(cluster.url)
         try:
-            wait_until(lambda: client.get(count_key(queue)) == b"2", 60, "the published count")
+            wait_until(
+                lambda: client.get(QueueNames(queue).count) == b"2", 60, "the published count"
+            )
         finally:
             client.close()
         sent = producer(cluster.url, queue, "late", 20)
@@ -151,10 +155,15 @@ def test_status_metrics_page_and_dead_commands_on_a_cluster(cluster, tmp_path, q
     without a hash tag, are in another slot than it)."""
     client = client_from_url(cluster.url)
     try:
-        ShardedStream(client, queue, "c", SHARDS).ensure_group()  # publishes the count
-        for name in (stream_name(queue, SHARDS, 1), stream_name(queue, SHARDS, 4), queue):
-            client.xadd(dead_name(name), {"m": b"\xc1", "reason": "r"})
-        client.xadd(stream_name(queue, SHARDS, 2), {"m": b"\xc1"})
+        opened = Settings(queue=queue, consumer="c", shards=SHARDS, max_wait=0)
+        ShardedReader(opened, client=client).next_batch()  # the groups; publishes the count
+        for name in (
+            QueueNames(queue).streams(SHARDS)[1],
+            QueueNames(queue).streams(SHARDS)[4],
+            queue,
+        ):
+            client.xadd(QueueNames.dead(name), {"m": b"\xc1", "reason": "r"})
+        client.xadd(QueueNames(queue).streams(SHARDS)[2], {"m": b"\xc1"})
         where = ["--redis-url", cluster.url, "--queue", queue]
         shown = CliRunner().invoke(
             main, ["status", *where, "--db-url", f"sqlite:///{tmp_path / 'r.db'}", "--json"]
@@ -167,14 +176,25 @@ def test_status_metrics_page_and_dead_commands_on_a_cluster(cluster, tmp_path, q
         assert (get("collector_backlog_records"), get("collector_dead_letters")) == (1, 3)
         page = dead_page(client, queue, 1, 10)
         assert page["total"] == 3 and {i["stream"] for i in page["items"]} == {
-            stream_name(queue, SHARDS, 1),
-            stream_name(queue, SHARDS, 4),
+            QueueNames(queue).streams(SHARDS)[1],
+            QueueNames(queue).streams(SHARDS)[4],
             queue,
         }
         retried = CliRunner().invoke(main, ["dead", "retry", "--all", *where])
         assert retried.stdout == f"put 3 dead letters back on {queue}\n", retried.output
-        assert [client.xlen(s) for s in read_streams(queue, SHARDS)] == [0, 1, 1, 0, 1, 0, 1]
-        assert sum(client.xlen(dead_name(s)) for s in read_streams(queue, SHARDS)) == 0
+        assert [client.xlen(s) for s in QueueNames(queue).read_streams(SHARDS)] == [
+            0,
+            1,
+            1,
+            0,
+            1,
+            0,
+            1,
+        ]
+        assert (
+            sum(client.xlen(QueueNames.dead(s)) for s in QueueNames(queue).read_streams(SHARDS))
+            == 0
+        )
     finally:
         client.close()  # the cluster itself is removed with the fixture
 

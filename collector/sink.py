@@ -1,0 +1,27 @@
+"""The port the daemon writes batches through: records in, refused records out.
+
+``collector.store.Store`` (SQL, one transaction a batch) implements it structurally; another
+sink is one more module with these three members, composed with the SQL store.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workers.record import Record
+
+Refused = list[tuple[int, str]]  # (position in the batch, reason)
+
+
+class Sink(Protocol):
+    """Where committed records go."""
+
+    added: int  # rows the last ``write`` committed that were not there before: "stored"
+
+    def write(self, records: list[Record]) -> Refused:
+        """Commit ``records`` (all or none of those not refused); returns the positions refused,
+        with reasons. Raises collector.errors.DatabaseUnavailable to have the whole batch
+        retried later."""
+
+    def close(self) -> None:
+        """Release the connections (the daemon's last step)."""

@@ -1,0 +1,112 @@
+"""The least-privilege ACL rules of docs/security.md, exactly as written there, as users of the
+machine's Redis (unique names, deleted afterwards): a job emits, ``collector run`` stores and
+dead-letters, ``collector status`` and ``collector dead`` work, and nothing more is granted."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import (
+    REAL_REDIS_URL,
+    collector,
+    rows,
+    start_collector,
+    stop,
+    wait_ready,
+    wait_until,
+)
+from workers import Emitter
+from workers.names import QueueNames
+
+pytestmark = pytest.mark.redis
+DOC = Path(__file__).parents[1] / "docs" / "security.md"
+DEFAULT_QUEUE = "collector:results"
+RULE = re.compile(r"^    user (\w+) on >(\S+) (.+)$", re.MULTILINE)
+
+
+def documented() -> dict[str, list[str]]:
+    """The documented rules by user name: the ACL words after the password."""
+    return {name: rest.split() for name, _password, rest in RULE.findall(DOC.read_text())}
+
+
+def test_the_documented_key_patterns_are_the_queue_names() -> None:
+    rules, names = documented(), QueueNames(DEFAULT_QUEUE)
+    assert set(rules) == {"jobs", "collector", "operator"}
+    keys = {user: [w[1:] for w in words if w.startswith("~")] for user, words in rules.items()}
+    assert keys["jobs"] == names.job_patterns()
+    assert keys["collector"] == keys["operator"] == names.key_patterns()
+
+
+@pytest.fixture
+def users(real_redis: redis.Redis, queue: str):
+    """Each documented rule for this test's queue, as a user with a unique name: role -> URL."""
+    made: dict[str, str] = {}
+    try:
+        for role, words in documented().items():
+            name, password = f"test-{role}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+            rule = [w.replace(DEFAULT_QUEUE, queue) for w in words]
+            real_redis.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", *rule)
+            made[role] = REAL_REDIS_URL.replace("redis://", f"redis://{name}:{password}@", 1)
+        yield made
+    finally:
+        for url in made.values():
+            real_redis.execute_command("ACL", "DELUSER", url.split("//")[1].split(":")[0])
+
+
+def test_a_job_the_collector_and_the_cli_work_as_the_documented_users(
+    users, real_redis, queue, sqlite_url
+) -> None:
+    job = Emitter(users["jobs"], queue)
+    job.emit({"x": 1}, key="first")
+    proc = start_collector(users["collector"], sqlite_url, queue, "--shards", "2")
+    try:
+        wait_ready(proc)
+        wait_until(lambda: real_redis.get(QueueNames(queue).count) == b"2", 30)
+        job.emit({"x": "text"}, key="clash")  # a type conflict: a dead letter
+        where_to = ["--redis-url", users["jobs"], "--queue", queue, "--table", "results"]
+        sent = collector("emit", *where_to, "--key", "cli", "x=2")
+        assert sent.returncode == 0, sent.stderr
+        letters = [QueueNames.dead(s) for s in QueueNames(queue).read_streams(2)]
+        wait_until(lambda: sum(real_redis.xlen(key) for key in letters) == 1, 30)
+        wait_until(lambda: len(rows(sqlite_url, "results")) == 2, 30)
+        where = ["--redis-url", users["operator"], "--queue", queue]
+        shown = collector("status", *where, "--db-url", sqlite_url, "--json")
+        assert shown.returncode == 0, shown.stderr
+        info = json.loads(shown.stdout)
+        assert (info["queue"], info["pending"], info["dead"]) == (0, 0, 1)
+        assert info["tables"] == {"results": 2} and info["persistence"]["rdb"] is None
+        listed = collector("dead", "list", *where)
+        assert listed.returncode == 0 and "clash" not in listed.stderr, listed.stderr
+        retried = collector("dead", "retry", "--all", *where)
+        assert (retried.returncode, retried.stdout) == (0, f"put 1 dead letters back on {queue}\n")
+        wait_until(lambda: collector("dead", "list", *where).stderr.startswith("1 of 1 "), 30)
+        purged = collector("dead", "purge", "--yes", *where)
+        assert purged.returncode == 0 and purged.stdout.startswith("purged 1 dead letters")
+    finally:
+        job.close()
+        code = stop(proc)
+    log = proc.log_path.read_text()
+    assert code == 0, log
+    assert "NOPERM" not in log and "refused" not in log
+    assert sorted(r["_id"] for r in rows(sqlite_url, "results")) == ["cli", "first"]
+
+
+def test_the_documented_rules_grant_nothing_beyond_the_queue(users, real_redis, queue) -> None:
+    for role, url in users.items():
+        client = redis.Redis.from_url(url)
+        try:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.xadd(f"{queue}-other", {"m": b"x"})  # another queue's key
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.execute_command("CONFIG", "GET", "requirepass")
+            if role == "jobs":
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    client.xreadgroup("collector", "c", {queue: ">"})
+        finally:
+            client.close()
