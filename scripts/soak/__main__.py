@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+import sqlalchemy as sa
+
 from scripts.soak.databases import mysql_supported
 from scripts.soak.run import Options, soak
 
@@ -32,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.split(args.collector_command) if args.collector_command else None
     opts = Options(args.seed, args.minutes, args.db, args.shards, args.producers, command,
                    args.keep)  # fmt: skip
-    return soak(opts)
+    try:
+        return soak(opts)
+    except (OSError, RuntimeError, sa.exc.OperationalError) as exc:
+        print(f"soak: cannot run: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -156,13 +156,14 @@ class Executor:
             return
         label = f"{fault.kind} {fault.target}"
         self.active.add(label)
+        self.log(f"start  {label}" + (f" for {fault.seconds:.1f} s" if fault.seconds else ""))
         try:
             detail = self._apply(fault)
             self.fired[fault.kind] += 1
-            self.log(f"fault  {label}{': ' + detail if detail else ''}")
+            self.log(f"done   {label}{': ' + detail if detail else ''}")
         except Exception as exc:  # a fault that could not be applied is reported, not fatal
             self.errors.append(f"{label}: {exc!r}")
-            self.log(f"fault  {label} FAILED: {exc!r}")
+            self.log(f"FAILED {label}: {exc!r}")
         finally:
             self.active.discard(label)
 

@@ -36,6 +36,7 @@ from workers import Emitter
 QUEUE = "soak:results"
 MAX_RECORD_BYTES = 65536
 PROGRESS_EVERY = 5.0
+BOUND_SECONDS = 900  # after the run's minutes: setup, the end and the checker, at most
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -265,6 +266,8 @@ def soak(opts: Options) -> int:
     children = Children()
     db = open_database(opts.db, work, f"{opts.seed}_{os.getpid()}")
     previous = signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGALRM, _overdue)
+    signal.alarm(int(opts.minutes * 60 + BOUND_SECONDS))
     failed = True
     try:
         world = Soak(opts, work, db, children)
@@ -272,6 +275,7 @@ def soak(opts: Options) -> int:
         failed = report(opts, result, world, work)
         return 1 if failed else 0
     finally:
+        signal.alarm(0)
         signal.signal(signal.SIGTERM, previous)
         children.end_all()
         with contextlib.suppress(Exception):
@@ -284,6 +288,10 @@ def soak(opts: Options) -> int:
 
 def _interrupted(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _overdue(_signum: int, _frame: object) -> None:
+    raise SystemExit(f"soak: not done {BOUND_SECONDS} s after the run's end; stopped")
 
 
 def report(opts: Options, result: Result, world: Soak, work: Path) -> bool:
