@@ -107,6 +107,14 @@ class Checker:
                 return True
         return False
 
+    def during_outage(self, rec: Sent) -> str:
+        """A note for a record whose call overlapped a Redis outage (it may have been spooled and
+        re-sent after later records): the likeliest way it arrived late."""
+        end = rec.after or rec.before
+        if any(a < end and b > rec.before for a, b in self.outages):
+            return " (sent during a Redis outage: spooled, re-sent after later records?)"
+        return ""
+
     def run(self, tables: Rows, dead: list[tuple[str, str | None, str]]) -> Result:
         """Every finding, and the counts of the summary line."""
         res = Result()
@@ -208,8 +216,9 @@ class Checker:
             if row is None:
                 res.add("lost", f"{where} ({s.tag})")
             else:
+                late = self.during_outage(s)
                 res.add("wrong record under key", f"{where} holds {tag}, first emitted not refused "
-                        f"is {s.tag}")  # fmt: skip
+                        f"is {s.tag}{late}")  # fmt: skip
             return
         if row is not None:
             why = {FAIL: "a call that raised", INFO: "", OK: ""}
