@@ -64,10 +64,6 @@ class Sent:
     before: float
     after: float | None
 
-    @property
-    def keyed(self) -> bool:
-        return self.id is not None and not self.tag.startswith("setup")
-
 
 def read_file(path: Path) -> list[Sent]:
     """Every record of one receipt file; a torn last line (killed mid-write) is ignored."""

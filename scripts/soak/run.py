@@ -17,10 +17,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-import sqlalchemy as sa
-
-from collector.db import count_rows
 from scripts.soak import final
 from scripts.soak.broker import Broker
 from scripts.soak.canary import Canary
@@ -29,7 +25,9 @@ from scripts.soak.databases import Database, open_database
 from scripts.soak.faults import Executor, Fault, draw, kinds_for
 from scripts.soak.fleet import Collectors, Producers
 from scripts.soak.procs import Children, wait_until
+from scripts.soak.progress import Progress
 from scripts.soak.receipts import Writer, read_all
+from scripts.soak.report import print_report
 from scripts.soak.workload import TABLES, Plan, setup_data
 from workers import Emitter
 
@@ -73,7 +71,7 @@ class Soak:
         self.down_since = 0.0
         self.killed_at = 0.0
         self.canary = Canary(self.broker.url)
-        self.lines = 0
+        self.progress = Progress(work / "receipts", self.broker, db)
 
     # The World the faults act on
 
@@ -195,33 +193,8 @@ class Soak:
                 shown = time.time()
                 active = ", ".join(sorted(executor.active)) or "-"
                 fired = sum(executor.fired.values())
-                self.say(f"[{shown - t0:6.1f}s] {self.progress()} | faults {fired} fired, "
+                self.say(f"[{shown - t0:6.1f}s] {self.progress.line()} | faults {fired} fired, "
                          f"active: {active}")  # fmt: skip
-
-    def progress(self) -> str:
-        calls = sum(p.read_bytes().count(b'"ok": [') for p in (self.work / "receipts").glob("*"))
-        try:
-            client = self.broker.client(0.5)
-            entries, pending = final.backlog(client)
-            client.close()
-            queued = f"backlog {entries} ({pending} pending)"
-        except redis.RedisError:
-            queued = "backlog ? (Redis away)"
-        try:
-            rows = sum(self.count(t) for t in TABLES)
-        except sa.exc.SQLAlchemyError:
-            rows = "?"  # type: ignore[assignment]
-        return f"calls answered {calls}, rows {rows}, {queued}"
-
-    def count(self, table: str) -> int:
-        engine = self.db.engine()
-        try:
-            with engine.connect() as conn:
-                if self.db.name == "postgresql":
-                    conn.exec_driver_sql("SET lock_timeout = 500")
-                return count_rows(conn, table)
-        finally:
-            engine.dispose()
 
     def end(self, executor: Executor, kinds: list[str]) -> Result:
         """Heal what is left, let producers finish, drain, compare, check."""
@@ -272,7 +245,7 @@ def soak(opts: Options) -> int:
     try:
         world = Soak(opts, work, db, children)
         result = world.run()
-        failed = report(opts, result, world, work)
+        failed = print_report(opts.seed, result, world.canary.windows, work)
         return 1 if failed else 0
     finally:
         signal.alarm(0)
@@ -292,11 +265,3 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 def _overdue(_signum: int, _frame: object) -> None:
     raise SystemExit(f"soak: not done {BOUND_SECONDS} s after the run's end; stopped")
-
-
-def report(opts: Options, result: Result, world: Soak, work: Path) -> bool:
-    """Print the findings (each category with up to 50 examples; all of them in
-    findings.txt) and the summary line; whether anything was found."""
-    from scripts.soak.report import print_report
-
-    return print_report(opts.seed, result, world.canary.windows, work)
