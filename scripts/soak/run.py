@@ -251,8 +251,9 @@ def soak(opts: Options) -> int:
         signal.alarm(0)
         signal.signal(signal.SIGTERM, previous)
         children.end_all()
-        with contextlib.suppress(Exception):
-            db.drop()
+        if not (failed and db.name == "sqlite"):  # a failed run's SQLite file stays with its logs
+            with contextlib.suppress(Exception):
+                db.drop()
         if failed or opts.keep:
             print(f"soak: logs and receipts kept in {work}", flush=True)
         else:

@@ -87,11 +87,15 @@ def data_for(plan: Plan, rng: random.Random, tag: str, now: float, n: int) -> di
 
 def poisoned(plan: Plan, rng: random.Random, data: dict[str, Any]) -> str:
     """Make ``data`` a record the collector must dead-letter; returns why."""
-    if rng.random() < 0.5:
+    draw = rng.random()
+    if draw < 0.45:
         data["i"] = f"not an int {data['i']}"  # ``i`` has been a BigInteger since the start
         return "type conflict"
-    data["s"] = "x" * (plan.max_record_bytes + 1000)
-    return "over the size limit"
+    if draw < 0.9:
+        data["s"] = "x" * (plan.max_record_bytes + 1000)
+        return "over the size limit"
+    data["f"] = rng.choice([2**53 + 1, 2**63 - 1, -(2**53) - 3])  # ``f``: a Float column
+    return "an int no float holds exactly, into a float column"
 
 
 def setup_data(table: str) -> dict[str, Any]:
