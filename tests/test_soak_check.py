@@ -89,6 +89,10 @@ def test_an_info_record_may_be_missing_or_stored_and_a_fail_record_never() -> No
     assert found(check([unknown], [row("fresh", unknown)])) == {}
     failed = sent("x1", None, {"i": 9}, status=FAIL)
     assert found(check([failed], [row("fresh", failed)])) == {"stored though the call raised": 1}
+    keyed = sent("x2", "k2", {"i": 9}, status=FAIL)
+    assert found(check([keyed], [row("k2", keyed)])) == {"stored though the call raised": 1}
+    stranger = sent("zz", "k2", {"i": 9})
+    assert found(check([keyed], [row("k2", stranger)])) == {"phantom": 1}
 
 
 def test_poison_is_dead_lettered_never_stored_and_good_records_never_dead_lettered() -> None:

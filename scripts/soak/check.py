@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scripts.soak.canary import Window
-from scripts.soak.receipts import FAIL, INFO, OK, Sent
+from scripts.soak.receipts import FAIL, OK, Sent
 
 ERROR_TAG = re.compile(r"\[([^\]]+)\]$")
 SET_BY_COLLECTOR = ("_id", "_ts", "_host", "_pid", "_job", "_elapsed", "_maxrss")
@@ -182,12 +182,8 @@ class Checker:
             for category, diff in differences(rec, row, kinds):
                 res.add(category, f"{table}/{row['_id']} ({tag}) {diff}")
 
-    def _group(self, res: Result, table: str, rid: str, group: list[Sent],
-               row: dict[str, Any] | None, kinds: dict[str, str],
-               dead_tags: set[str]) -> None:  # fmt: skip
-        """One record id: the row it must hold (or none), its poison dead-lettered."""
-        order = sorted(group, key=lambda s: (s.life, s.seq))
-        where = f"{table}/{rid}"
+    def _poison(self, res: Result, where: str, order: list[Sent], dead_tags: set[str]) -> None:
+        """Each acknowledged poison record of one id is dead-lettered."""
         for s in order:
             if s.poison and s.status == OK and s.tag not in dead_tags:
                 if self.fsync_may_lose(s):
@@ -196,6 +192,14 @@ class Checker:
                     res.add("lost", f"{where} ({s.tag}: poison, {s.poison}, not dead-lettered)")
             elif s.poison and s.status == OK:
                 res.counts["dead"] += 1
+
+    def _group(self, res: Result, table: str, rid: str, group: list[Sent],
+               row: dict[str, Any] | None, kinds: dict[str, str],
+               dead_tags: set[str]) -> None:  # fmt: skip
+        """One record id: the row it must hold (or none), its poison dead-lettered."""
+        order = sorted(group, key=lambda s: (s.life, s.seq))
+        where = f"{table}/{rid}"
+        self._poison(res, where, order, dead_tags)
         good = [s for s in order if not s.poison and s.status != FAIL]
         good.sort(key=lambda s: "_error" in s.data)  # stable: successes first, each in order
         tag = row_tag(row) if row is not None else None
@@ -221,10 +225,11 @@ class Checker:
                         f"is {s.tag}{late}")  # fmt: skip
             return
         if row is not None:
-            why = {FAIL: "a call that raised", INFO: "", OK: ""}
-            poison = [s for s in order if s.tag == tag and (s.poison or s.status == FAIL)]
-            text = f"{where} holds {tag}" + (
-                f", {poison[0].poison or why[poison[0].status]}" if poison else ", sent by nobody"
-            )
-            res.add("poison stored" if poison and poison[0].poison else "phantom", text)
+            held = next((s for s in order if s.tag == tag), None)
+            if held is not None and held.poison:
+                res.add("poison stored", f"{where} holds {tag}: {held.poison}")
+            elif held is not None and held.status == FAIL:
+                res.add("stored though the call raised", f"{where} holds {tag}")
+            else:
+                res.add("phantom", f"{where} holds {tag}, which nobody sent under this id")
         res.fsync_lost += forgiven
