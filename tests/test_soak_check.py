@@ -100,6 +100,11 @@ def test_poison_is_dead_lettered_never_stored_and_good_records_never_dead_letter
     assert found(check([poison], [], [("id1", "p", "type conflict")])) == {}
     assert found(check([poison], [])) == {"lost": 1}
     assert found(check([poison], [row("id1", poison)], [("id1", "p", "r")])) == {"poison stored": 1}
+    assert found(check([poison], [row("id1", poison)])) == {"poison stored": 1}  # not also lost
+    first = sent("p1", "k1", {"f": 2**53 + 1}, poison="inexact", seq=1)
+    later = sent("g2", "k1", {"i": 2}, seq=2)
+    assert found(check([first, later], [row("k1", first)])) == {"poison stored": 1}
+    assert found(check([first, later], [row("k1", later)], [("k1", "p1", "r")])) == {}
     good = sent("g", "id2", {"i": 1})
     assert found(check([good], [row("id2", good)], [("id2", "g", "why")])) == {
         "dead-lettered good record": 1

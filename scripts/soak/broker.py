@@ -29,7 +29,7 @@ class Broker:
         self.child: Child | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
-    def client(self, timeout: float = 2.0) -> redis.Redis:
+    def client(self, timeout: float = 10.0) -> redis.Redis:
         return redis.Redis.from_url(
             self.url, socket_timeout=timeout, socket_connect_timeout=timeout
         )

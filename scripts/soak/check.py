@@ -182,10 +182,12 @@ class Checker:
             for category, diff in differences(rec, row, kinds):
                 res.add(category, f"{table}/{row['_id']} ({tag}) {diff}")
 
-    def _poison(self, res: Result, where: str, order: list[Sent], dead_tags: set[str]) -> None:
-        """Each acknowledged poison record of one id is dead-lettered."""
+    def _poison(self, res: Result, where: str, order: list[Sent], dead_tags: set[str],
+                stored: str | None) -> None:  # fmt: skip
+        """Each acknowledged poison record of one id is dead-lettered (one stored instead is
+        its own finding)."""
         for s in order:
-            if s.poison and s.status == OK and s.tag not in dead_tags:
+            if s.poison and s.status == OK and s.tag not in dead_tags and s.tag != stored:
                 if self.fsync_may_lose(s):
                     res.fsync_lost.append(f"{where} ({s.tag}, poison)")
                 else:
@@ -199,13 +201,22 @@ class Checker:
         """One record id: the row it must hold (or none), its poison dead-lettered."""
         order = sorted(group, key=lambda s: (s.life, s.seq))
         where = f"{table}/{rid}"
-        self._poison(res, where, order, dead_tags)
+        tag = row_tag(row) if row is not None else None
+        self._poison(res, where, order, dead_tags, tag)
+        held = next((s for s in order if s.tag == tag), None)
+        if row is not None and (held is None or held.poison or held.status == FAIL):
+            if held is not None and held.poison:
+                res.add("poison stored", f"{where} holds {tag}: {held.poison}")
+            elif held is not None:
+                res.add("stored though the call raised", f"{where} holds {tag}")
+            else:
+                res.add("phantom", f"{where} holds {tag}, which nobody sent under this id")
+            return
         good = [s for s in order if not s.poison and s.status != FAIL]
         good.sort(key=lambda s: "_error" in s.data)  # stable: successes first, each in order
-        tag = row_tag(row) if row is not None else None
         forgiven: list[str] = []
         for s in good:
-            if tag == s.tag:
+            if s is held:
                 assert row is not None
                 res.counts["stored"] += 1
                 res.fsync_lost += forgiven
@@ -224,12 +235,4 @@ class Checker:
                 res.add("wrong record under key", f"{where} holds {tag}, first emitted not refused "
                         f"is {s.tag}{late}")  # fmt: skip
             return
-        if row is not None:
-            held = next((s for s in order if s.tag == tag), None)
-            if held is not None and held.poison:
-                res.add("poison stored", f"{where} holds {tag}: {held.poison}")
-            elif held is not None and held.status == FAIL:
-                res.add("stored though the call raised", f"{where} holds {tag}")
-            else:
-                res.add("phantom", f"{where} holds {tag}, which nobody sent under this id")
         res.fsync_lost += forgiven

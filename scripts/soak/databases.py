@@ -10,6 +10,7 @@ import importlib.util
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from collector.store.columns import kind_of_sql
 SERVICE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SERVICE_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test"
 SOAK_APP = "soak"  # application_name of the soak's own connections, spared by kill_connections
+LOCK_TRIES_SECONDS = 20.0
 
 
 class Database:
@@ -137,18 +139,35 @@ class Postgres(Server):
         return sa.create_engine(self.url, connect_args={"application_name": SOAK_APP})
 
     def hold_lock(self, seconds: float, tables: list[str], stop: threading.Event) -> str:
+        """LOCK TABLE ... NOWAIT, tried again until it is had: waiting for the tables while
+        holding some of them could deadlock with a collector's batch (PostgreSQL would then
+        end our transaction, not theirs)."""
         engine = self.engine()
+        deadline = time.monotonic() + LOCK_TRIES_SECONDS
         try:
-            with engine.connect() as conn, conn.begin():
+            with engine.connect() as conn:
                 names = [t for t in tables if sa.inspect(conn).has_table(t)]
+                conn.rollback()
                 if not names:
                     stop.wait(seconds)
                     return "no table yet"
                 quoted = ", ".join(f'"{t}"' for t in names)
-                conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
-                conn.exec_driver_sql(f"LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE")
-                stop.wait(seconds)
-            return f"LOCK TABLE {quoted}"
+                statement = f"LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE NOWAIT"
+                while True:
+                    trans = conn.begin()
+                    try:
+                        conn.exec_driver_sql(statement)
+                    except sa.exc.OperationalError:  # not free now: try again shortly
+                        trans.rollback()
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.05)
+                        continue
+                    try:
+                        stop.wait(seconds)
+                    finally:
+                        trans.rollback()
+                    return f"LOCK TABLE {quoted}"
         finally:
             engine.dispose()
 
