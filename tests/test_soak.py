@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from tests.helpers import IN_CI
+from tests.helpers import IN_CI, REAL_PG_URL
 
 REPO = Path(__file__).resolve().parents[1]
 DROPPER = Path(__file__).with_name("soak_dropper.py")
@@ -31,6 +32,22 @@ def soak(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def require_postgresql() -> None:
+    """Skip locally, fail in CI, when the machine's PostgreSQL does not answer."""
+    engine = sa.create_engine(REAL_PG_URL)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        if IN_CI:
+            pytest.fail(
+                f"PostgreSQL is not reachable (CI=true: a missing service is a failure): {exc}"
+            )
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    finally:
+        engine.dispose()
+
+
 def summary(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("SOAK ")]
     assert len(lines) == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -46,6 +63,7 @@ def test_short_soak_on_sqlite_finds_nothing() -> None:
 
 @pytest.mark.postgres
 def test_short_soak_on_postgresql_finds_nothing() -> None:
+    require_postgresql()
     proc = soak("--seed", "202", "--minutes", "1", "--db", "postgresql")
     line = summary(proc)
     assert proc.returncode == 0, line
