@@ -77,11 +77,14 @@ def data_for(plan: Plan, rng: random.Random, tag: str, now: float, n: int) -> di
         data["b"] = rng.random() < 0.5
     if rng.random() < 0.2:
         data["blob"] = rng.randbytes(rng.randrange(0, 64))
-    widened = now >= plan.widen_at and rng.random() < 0.5
-    data["w"] = n + 0.25 if widened else rng.randrange(-(2**31), 2**31)
+    # Every draw is made whatever the time, so that a seed gives each producer the same sequence
+    # of random numbers however fast the run goes; the time only decides what they are used for.
+    widened, as_int = rng.random() < 0.5, rng.randrange(-(2**31), 2**31)
+    data["w"] = n + 0.25 if widened and now >= plan.widen_at else as_int
     for name, (kind, starts) in plan.columns.items():
-        if now >= starts and rng.random() < 0.7:
-            data[name] = value_of(kind, rng, n)
+        present, value = rng.random() < 0.7, value_of(kind, rng, n)
+        if present and now >= starts:
+            data[name] = value
     return data
 
 
