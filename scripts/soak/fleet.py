@@ -4,41 +4,67 @@ again so the run goes on."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from scripts.soak.procs import Child, Children, free_port
+from scripts.soak.procs import Child, Children
 from scripts.soak.workload import Plan
 
 STOP_SECONDS = 30.0  # SIGTERM to exit: a collector finishes its batch first
+METRICS_AT = re.compile(r"metrics at http://[^:]+:(\d+)/metrics")
 
 
 class Collectors:
-    """``collector run`` processes (or the command given instead), one consumer name each, on
-    fixed metrics ports, all with the same arguments except ``--shards``."""
+    """``collector run`` processes (or the command given instead), one consumer name each, each
+    incarnation serving metrics on a port of its choosing (read from its log: a port picked in
+    advance may meanwhile be the local end of some client's connection), all with the same
+    arguments except ``--shards``. Faults that end or start collectors hold ``changing``, so a
+    shard-count change and a kill never interleave."""
 
     def __init__(self, children: Children, logs: Path, command: list[str], args: list[str],
                  names: list[str], shards: int | None) -> None:  # fmt: skip
         self.children, self.logs, self.command, self.args = children, logs, command, args
         self.names = names
         self.shards = shards
-        self.ports = {name: free_port() for name in names}
         self.procs: dict[str, Child] = {}
+        self.since: dict[str, int] = {}  # where each incarnation's output starts in its log
         self.down: set[str] = set()  # ended by a fault, not yet restarted
         self.findings: list[str] = []
         self.lock = threading.RLock()  # faults start and kill while ``check`` looks
+        self.changing = threading.RLock()
 
     def start(self, name: str) -> None:
         argv = [*self.command, *self.args, "--consumer", name,
-                "--metrics-port", str(self.ports[name]), "--metrics-bind", "127.0.0.1"]  # fmt: skip
+                "--metrics-port", "0", "--metrics-bind", "127.0.0.1"]  # fmt: skip
         if self.shards:
             argv += ["--shards", str(self.shards)]
+        log = self.logs / f"collector-{name}.log"
         with self.lock:
-            self.procs[name] = self.children.start(argv, self.logs / f"collector-{name}.log")
+            old = self.procs.get(name)
+            if old is not None and old.alive():  # never two incarnations of one consumer
+                old.kill()
+            self.since[name] = log.stat().st_size if log.exists() else 0
+            self.procs[name] = self.children.start(argv, log)
             self.down.discard(name)
+
+    def output(self, name: str) -> str:
+        """What the current incarnation of ``name`` has logged."""
+        with (self.logs / f"collector-{name}.log").open("rb") as handle:
+            handle.seek(self.since[name])
+            return handle.read().decode(errors="replace")
+
+    def ports(self) -> dict[str, int]:
+        """Each running collector's metrics port, from its log."""
+        found = {}
+        for name in self.names:
+            match = METRICS_AT.findall(self.output(name))
+            if match:
+                found[name] = int(match[-1])
+        return found
 
     def kill(self, name: str) -> None:
         with self.lock:
@@ -59,6 +85,8 @@ class Collectors:
             self.findings.append(f"collector {name} did not stop within {STOP_SECONDS:.0f} s "
                                  f"of SIGTERM: {child.log_tail()}")  # fmt: skip
             child.kill()
+        elif code == -signal.SIGTERM and "collector started" not in self.output(name):
+            pass  # still starting, before its signal handlers: it had read nothing
         elif code != 0:
             self.findings.append(f"collector {name} exited {code} on SIGTERM: {child.log_tail()}")
 

@@ -76,13 +76,16 @@ class Soak:
     # The World the faults act on
 
     def collector_kill(self, name: str) -> None:
-        self.fleet.kill(name)
+        with self.fleet.changing:
+            self.fleet.kill(name)
 
     def collector_start(self, name: str) -> None:
-        self.fleet.start(name)
+        with self.fleet.changing:
+            self.fleet.start(name)
 
     def collector_signal(self, name: str, sig: int) -> None:
-        self.fleet.signal(name, sig)
+        with self.fleet.changing:
+            self.fleet.signal(name, sig)
 
     def producer_kill(self, slot: str) -> None:
         self.pool.kill(slot)
@@ -117,7 +120,8 @@ class Soak:
 
     def shards_raise(self) -> str:
         before = self.fleet.shards or 1
-        self.fleet.restart_all(before + 1)
+        with self.fleet.changing:
+            self.fleet.restart_all(before + 1)
         return f"shards {before} -> {before + 1}"
 
     # The course of the run
@@ -210,7 +214,9 @@ class Soak:
         findings += final.flush_spools(self.work / "spool", self.broker.url)
         client = self.broker.client(5)
         findings += final.wait_drained(client, 180)
-        ports = self.fleet.ports
+        ports = self.fleet.ports()
+        if len(ports) != len(self.collectors):
+            findings.append(f"metrics port not in the logs of {set(self.collectors) - set(ports)}")
         if not findings:
             findings += final.probe(self.broker.url, QUEUE, self.db, ports, 60)
             findings += final.agree(self.broker.url, QUEUE, self.db, ports, self.fleet.shards)
