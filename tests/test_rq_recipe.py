@@ -28,9 +28,9 @@ RECIPE = re.compile(r"^run workers:  (rq worker .*) \[--burst\]$", re.M)
 @pytest.mark.slow
 def test_the_printed_rq_worker_line_runs_the_sweep(
     real_redis: redis.Redis,
-    rq_queue: str,
+    rq_queue: str,  # noqa: F811 - the fixture imported above
     queue: str,
-    settings: Settings,  # noqa: F811
+    settings: Settings,
 ) -> None:
     env = {**os.environ, "COLLECTOR_REDIS_URL": REAL_REDIS_URL, "COLLECTOR_QUEUE": queue}
     grid = ["--grid", "I=0:1:0.5", "--grid", "J=1,2"]
