@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="runs of each way")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    queue = f"bench:{uuid.uuid4().hex[:12]}:results"
+    queue = f"emit-startup:{uuid.uuid4().hex[:12]}:results"
     env = {**os.environ, "COLLECTOR_REDIS_URL": args.redis_url, "COLLECTOR_QUEUE": queue}
     ways = {
         "collector emit --table t x=1": [str(BIN / "collector"), "emit", "--table", "t", "x=1"],
