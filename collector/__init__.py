@@ -42,10 +42,41 @@ How a result travels, by file (the node side is the ``workers`` package):
     demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end
 """
 
-from collector.daemon import Collector
-from collector.errors import NoSuchTable
-from collector.models import load_models
-from collector.output.read import read
-from collector.settings import Settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.daemon import Collector
+    from collector.errors import NoSuchTable
+    from collector.models import load_models
+    from collector.output.read import read
+    from collector.settings import Settings
 
 __all__ = ["Collector", "NoSuchTable", "Settings", "load_models", "read"]
+
+# Each public name and the module that defines it, imported on first use (PEP 562): a command
+# such as ``collector emit`` imports ``collector.cli`` and must not pay for the daemon and
+# SQLAlchemy that these names bring.
+_HOMES = {
+    "Collector": "collector.daemon",
+    "NoSuchTable": "collector.errors",
+    "Settings": "collector.settings",
+    "load_models": "collector.models",
+    "read": "collector.output.read",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module the first time it is asked for."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'collector' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily imported public ones included."""
+    return sorted({*globals(), *__all__})

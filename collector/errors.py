@@ -15,7 +15,7 @@ CollectorError (workers.errors)   root of every error this project raises
 
 from __future__ import annotations
 
-from sqlalchemy import exc as sa_exc
+import sys
 
 from workers.cluster import REDIS_ERRORS
 from workers.errors import CollectorError
@@ -29,13 +29,19 @@ RET_DATABASE = 4  # the database is down, locked or refused the statement
 RET_BROKER = 5  # Redis is unreachable or refused the command
 RET_SCHEDULER = 6  # the Dask scheduler (sweep submit --dask) cannot be reached
 
-# What the CLI and the demo turn into one line and an exit code; anything else is a bug and
-# keeps its traceback.
-LIBRARY_ERRORS: tuple[type[Exception], ...] = (
-    CollectorError,
-    *REDIS_ERRORS,
-    sa_exc.SQLAlchemyError,
-)
+
+def _sqlalchemy_error() -> type[Exception] | None:
+    """SQLAlchemy's root error class once SQLAlchemy is loaded, else None: none of its errors can
+    have been raised then, and commands that touch no database (emit) need not import it."""
+    module = sys.modules.get("sqlalchemy.exc")
+    return None if module is None else module.SQLAlchemyError  # type: ignore[no-any-return]
+
+
+def library_errors() -> tuple[type[Exception], ...]:
+    """What the CLI and the demo turn into one line and an exit code; anything else is a bug and
+    keeps its traceback."""
+    sa_error = _sqlalchemy_error()
+    return (CollectorError, *REDIS_ERRORS, *((sa_error,) if sa_error else ()))
 
 
 class CommandFailed(CollectorError):
@@ -89,13 +95,14 @@ def first_line(exc: BaseException) -> str:
 
 
 def translate(exc: BaseException) -> CollectorError:
-    """Our error for ``exc``, one of LIBRARY_ERRORS: ours as it is, a Redis error as
+    """Our error for ``exc``, one of library_errors(): ours as it is, a Redis error as
     BrokerUnavailable, a SQLAlchemy error as DatabaseUnavailable with its first line."""
     if isinstance(exc, CollectorError):
         return exc
     if isinstance(exc, REDIS_ERRORS):
         return BrokerUnavailable(f"redis unavailable: {exc}")
-    if isinstance(exc, sa_exc.SQLAlchemyError):
+    sa_error = _sqlalchemy_error()
+    if sa_error is not None and isinstance(exc, sa_error):
         return DatabaseUnavailable(f"database error: {first_line(exc)}")
     raise TypeError(f"not a library error: {type(exc).__name__}") from exc
 

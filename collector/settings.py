@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
-
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING, Any
 
 from collector.errors import ConfigError
 from workers.cluster import SCHEMES
@@ -16,15 +14,26 @@ from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 DEFAULT_DB_URL = "sqlite:///results.db"
 CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
 ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
 
 
+def _parsed_db_url(url: str) -> URL:
+    """SQLAlchemy's reading of ``url``, imported only here: commands that touch no database
+    (``collector emit``) then never load SQLAlchemy."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url)
+
+
 def mask_db_url(url: str) -> str:
     """A database URL with its password hidden, as SQLAlchemy renders it."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return _parsed_db_url(url).render_as_string(hide_password=True)
     except Exception:
         return mask_url(url)
 
@@ -42,7 +51,7 @@ def check_redis_url(url: str) -> str:
 def check_db_url(url: str) -> str:
     """``url`` itself if SQLAlchemy can parse it; ConfigError otherwise (password masked)."""
     try:
-        make_url(url)
+        _parsed_db_url(url)
     except Exception:
         raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
     return url

@@ -53,7 +53,9 @@ def test_translate_refuses_what_is_not_a_library_error() -> None:
 def paths_with(option: str, group: click.Group = main, path: tuple[str, ...] = ()) -> list:
     """Every subcommand (as its argv path) that takes ``option``."""
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):  # the group loads its subcommands when asked
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += paths_with(option, command, (*path, name))
         elif any(option in param.opts for param in command.params):

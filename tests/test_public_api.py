@@ -40,7 +40,9 @@ def test_collector_loads_pandas_and_pyarrow_only_when_used() -> None:
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the group loads its subcommands when asked
+        command = group.get_command(ctx, name)
         found.append((*path, name))
         if isinstance(command, click.Group):
             found += commands(command, (*path, name))

@@ -209,6 +209,14 @@ class Emitter:
                     if hopeless or time.monotonic() + delay > deadline:
                         self._spool(payloads, exc, warn=not spooling)
                         return
+                    if delay == FIRST_DELAY:  # said at once: a shell loop is not silent for 30 s
+                        log.warning(
+                            "redis at %s does not take records (%s): retrying for up to %.0f s, "
+                            "then spooling",
+                            self._where(),
+                            exc,
+                            self.emit_timeout,
+                        )
                     self._sleep(delay)
                     delay = min(MAX_DELAY, delay * 2)
             if spooling:
@@ -229,18 +237,21 @@ class Emitter:
         for stream, group in shards.route(names, self.shard_count, payloads).items():
             xadd.send(self.client, stream, FIELD, group)
 
+    def _where(self) -> str:
+        """The Redis this emitter sends to, for a warning: masked, and the connection file it
+        came from, if any."""
+        source = f" (from {self._from_file})" if self._from_file else ""
+        return f"{mask_url(self.redis_url)}{source}"
+
     def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""
         path = self.spool.append(self.queue, payloads)
         self._spooled_pid = os.getpid()
         self._spool_hook.arm()
         if warn:
-            source = f" (from {self._from_file})" if self._from_file else ""
             log.warning(
-                "redis at %s%s took no records for %.0f s (%s): spooling records to %s until it "
-                "does",
-                mask_url(self.redis_url),
-                source,
+                "redis at %s took no records for %.0f s (%s): spooling records to %s until it does",
+                self._where(),
                 self.emit_timeout,
                 exc,
                 path,

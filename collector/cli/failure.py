@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import click
 
-from collector.errors import LIBRARY_ERRORS, exit_code_of, translate
+from collector.errors import exit_code_of, library_errors, translate
 
 
 @contextmanager
@@ -16,7 +16,9 @@ def one_line_errors() -> Iterator[None]:
     """Turn a CollectorError, Redis or SQLAlchemy error into ``Error: ...`` and its exit code."""
     try:
         yield
-    except LIBRARY_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, library_errors()):
+            raise
         error = translate(exc)
         click.echo(f"Error: {error}", err=True)
         raise click.exceptions.Exit(exit_code_of(error)) from None

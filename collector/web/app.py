@@ -23,7 +23,7 @@ from starlette.templating import Jinja2Templates
 
 from collector.cli.status import gather
 from collector.db import database_exists, make_engine
-from collector.errors import LIBRARY_ERRORS, translate
+from collector.errors import library_errors, translate
 from collector.web import data
 from workers.cluster import client_from_url
 
@@ -149,7 +149,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [Middleware(TokenGate, token=token)] if token else []
-    handlers: dict[Any, Any] = {kind: failed for kind in LIBRARY_ERRORS}
+    handlers: dict[Any, Any] = {kind: failed for kind in library_errors()}
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )

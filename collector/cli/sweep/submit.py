@@ -27,7 +27,6 @@ from collector.sweeps import daskjobs, ledger
 from collector.sweeps.ledger import Point
 from collector.sweeps.progress import MISSING, rows_in, rq_progress
 from collector.sweeps.submit import enqueue_points, submit_rows
-from workers.settings import mask_url
 
 
 @click.command()
@@ -65,7 +64,7 @@ def submit(
     \b
     Examples:
       collector sweep submit mymodule.op --sweep ij --table results --grid I=0:1:0.1 --grid J=1,2
-      rq worker default --burst      # on each node, as many as it has cores
+      rq worker -c workers.rqconfig default --burst      # on each node, one per core
       collector sweep submit mymodule.op --sweep ij --dask tcp://head:8786
       collector sweep submit mymodule.op --sweep ij --scheduler-file ~/scheduler.json
     """
@@ -149,7 +148,7 @@ def _submit_to_rq(asked: Asked, rq_queue: str, job_timeout: int | None, redis_ur
                 f"queued {count} of {found.total} points of sweep {asked.sweep!r} on RQ "
                 f"queue {rq_queue!r} (the others are done, failed or queued already)"
             )
-    click.echo(f"run workers:  rq worker {rq_queue} --url {mask_url(redis_url)} [--burst]")
+    click.echo(f"run workers:  rq worker -c workers.rqconfig {rq_queue} [--burst]")
     click.echo(asked.follow(count))
 
 
