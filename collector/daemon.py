@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 import sqlalchemy as sa
 
+from collector.arrays.sink import ArraySink
 from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
 from collector.errors import ConfigError, DatabaseUnavailable
@@ -84,7 +85,9 @@ class Collector:
         self.client = client or reader_client(settings.redis_url)
         self.engine = engine or make_engine(settings.db_url)
         self.stream = open_stream(self.client, settings.queue, settings.consumer, settings.shards)
-        self.store = Store(self.engine, Schema(declared))
+        self.store: Store | ArraySink = Store(self.engine, Schema(declared))
+        if settings.arrays:  # --arrays: arrays into one HDF5 file, rows through the store
+            self.store = ArraySink(self.store, settings.arrays)
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)
         self.counters = Counters()
@@ -301,6 +304,8 @@ class Collector:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if isinstance(self.store, ArraySink):
+            self.store.close()
         self.engine.dispose()
         self.client.close()
 

@@ -143,10 +143,10 @@ def test_malformed_payloads_are_refused_with_the_reason(payload: bytes, reason: 
 
 def test_plain_bytes_that_look_like_an_array_are_refused() -> None:
     raw = Record("r", "t", {"k": GOOD}).encode()
-    with pytest.raises(DecodeError, match=r"bytes beginning with .* would read back as an array"):
+    with pytest.raises(DecodeError, match=r"bytes beginning with .* are reserved for arrays"):
         Record.decode(raw)
     many = [Record(f"r{i}", "t", {"k": GOOD if i == 3 else b"x"}) for i in range(5)]
-    with pytest.raises(DecodeError, match="would read back as an array"):
+    with pytest.raises(DecodeError, match="reserved for arrays"):
         decode_records(_entry(many))
 
 
@@ -227,3 +227,31 @@ def test_a_hypothesis_class_of_arrays_is_stored_exactly(request, db, settings, f
         engine.dispose()
 
     check()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_writes_an_array_cell_as_dtype_shape_and_base64(
+    fmt, settings, fake_redis, tmp_path
+) -> None:
+    import base64
+    import csv
+    import json
+
+    from tests.helpers import collector as cli
+
+    values = [np.arange(6, dtype=">i2").reshape(2, 3), np.array(np.nan), np.zeros((0, 2), "c8")]
+    store_and_read(settings.db_url, settings, fake_redis, values)
+    out = tmp_path / f"arr.{fmt}"
+    done = cli("export", "arr", "--db-url", settings.db_url, "--format", fmt, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    rows = (
+        list(csv.DictReader(text.splitlines()))
+        if fmt == "csv"
+        else map(json.loads, text.splitlines())
+    )
+    cells = {int(r["i"]): json.loads(r["k"]) if fmt == "csv" else r["k"] for r in rows}
+    for index, sent in enumerate(values):
+        cell = cells[index]
+        data = np.frombuffer(base64.b64decode(cell["base64"]), cell["dtype"])
+        assert same(data.reshape(cell["shape"]), sent)

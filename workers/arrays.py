@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 EXT_ARRAY = 1
 MARKER = b"\x93RCARR"
+RESERVED = b"\x93RC"  # what array payloads (and the collector's pointers to arrays) begin with
 VERSION = 1
 MAX_NDIM = 32
 _DTYPE = re.compile(
@@ -102,7 +103,7 @@ def payload_problem(payload: bytes) -> str | None:
 
 
 def is_array_payload(value: object) -> bool:
-    """Whether a stored value is an array payload (plain bytes never start with the marker:
+    """Whether a stored value is an array payload (plain bytes never start with ``RESERVED``:
     the collector refuses such bytes)."""
     return isinstance(value, bytes) and value.startswith(MARKER)
 

@@ -15,7 +15,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from workers.arrays import MARKER
+from workers.arrays import RESERVED
 from workers.record import (
     CONTAINERS,
     MAX_ID_LENGTH,
@@ -112,4 +112,4 @@ def data_pass(datas: Sequence[Any], limits: Limits) -> bool:
 
 def _marked(data: dict[str, Any]) -> bool:
     """Whether a data map holds plain bytes that begin with the array marker."""
-    return any(v.__class__ is bytes and v.startswith(MARKER) for v in data.values())
+    return any(v.__class__ is bytes and v.startswith(RESERVED) for v in data.values())

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from workers.arrays import EXT_ARRAY, MARKER, Array, to_ext
+from workers.arrays import EXT_ARRAY, RESERVED, Array, to_ext
 from workers.errors import DecodeError, EncodeError
 
 WIRE_VERSION = 1
@@ -294,8 +294,8 @@ def record_problem(
             return f"bad column name {key!r}: must match {IDENTIFIER.pattern}"
         if value.__class__ in CONTAINERS:
             nested = True
-        elif value.__class__ is bytes and value.startswith(MARKER):
-            return f"column {key!r}: bytes beginning with {MARKER!r} would read back as an array"
+        elif value.__class__ is bytes and value.startswith(RESERVED):
+            return f"column {key!r}: bytes beginning with {RESERVED!r} are reserved for arrays"
     if nested and depth(data) > limits.max_depth:
         return f"values nested deeper than {limits.max_depth} levels"
     if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:

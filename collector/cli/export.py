@@ -64,7 +64,9 @@ class Progress:
     type=click.Choice(sorted(WRITERS)),
     default="csv",
     show_default=True,
-    help="csv (header row, NULL as empty), jsonl (one JSON object a line) or parquet.",
+    help="csv (header row, NULL as empty), jsonl (one JSON object a line) or parquet. "
+    'An array cell is JSON {"dtype", "shape", "base64"} in csv and jsonl (or {"hdf5", '
+    '"slot"} when the collector wrote it to its --arrays file).',
 )
 @output_option("File to write (default: stdout).")
 @click.option(
