@@ -32,6 +32,7 @@ from workers.settings import mask_url
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
 FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
+MAX_READ_BYTES = 64 << 20  # a read's entries hold about this much at most (large arrays)
 
 
 @dataclass
@@ -166,6 +167,8 @@ class Collector:
             per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
             self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
             self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
+            size = sum(len(e.raw) for e in entries if e.raw is not None) / len(entries)
+            self._read_count = max(1, min(self._read_count, int(MAX_READ_BYTES / max(size, 1))))
         return batch
 
     def _read_ahead(self) -> None:
