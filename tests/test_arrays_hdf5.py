@@ -25,6 +25,13 @@ from workers.emitter import Emitter
 from workers.record import Limits
 
 
+def as_sent(data: h5py.Dataset, slot: int) -> np.ndarray:
+    """One slot as it was sent: h5py reads in this machine's byte order, datetimes as int64."""
+    want = np.dtype(data.attrs["dtype"])
+    storage = want.str.replace("M8", "i8").replace("m8", "i8").split("[")[0]
+    return np.asarray(data[slot]).astype(storage).view(want)
+
+
 def by_id(path: Path) -> dict[str, list[np.ndarray]]:
     """Every array of the file by the ``_id`` beside it, with h5py alone (the documented way)."""
     found: dict[str, list[np.ndarray]] = {}
@@ -34,16 +41,15 @@ def by_id(path: Path) -> dict[str, list[np.ndarray]]:
             if isinstance(obj, h5py.Group) and "data" in obj:
                 data, ids = obj["data"], obj["_id"][:]
                 for slot in np.flatnonzero(ids != b""):
-                    want = np.dtype(data.attrs["dtype"])
-                    storage = want.str.replace("M8", "i8").replace("m8", "i8").split("[")[0]
-                    value = np.asarray(data[slot]).astype(storage).view(want)
-                    found.setdefault(ids[slot].decode(), []).append(value)
+                    found.setdefault(ids[slot].decode(), []).append(as_sent(data, slot))
 
         file.visititems(visit)
     return found
 
 
-def run(db_url: str, settings, fake_redis, path: Path, records: list[tuple[str, dict]]) -> None:
+def run(
+    db_url: str, settings, fake_redis, path: Path, records: list[tuple[str, dict]], arrays=True
+) -> None:
     biggest = max(v.nbytes for _, d in records for v in d.values() if isinstance(v, np.ndarray))
     limits = Limits(max_record_bytes=biggest + (1 << 20))
     emitter = Emitter(queue=settings.queue, client=fake_redis)
@@ -51,7 +57,7 @@ def run(db_url: str, settings, fake_redis, path: Path, records: list[tuple[str, 
     for index, (key, data) in enumerate(records):
         (emitter if index % 2 else buffered).emit(data, table="arr", key=key)
     buffered.flush()
-    chosen = replace(settings, db_url=db_url, limits=limits, arrays=str(path))
+    chosen = replace(settings, db_url=db_url, limits=limits, arrays=str(path) if arrays else None)
     daemon = Collector(chosen, client=fake_redis)
     daemon.start()
     drain(daemon)
@@ -179,3 +185,40 @@ def test_export_names_where_each_array_is(settings, fake_redis, tmp_path) -> Non
     assert row["K"] == {"hdf5": "/arr/K/f4_3x4", "slot": 0}
     with h5py.File(path, "r") as file:
         assert same(file[row["K"]["hdf5"]]["data"][row["K"]["slot"]], value)
+
+
+@pytest.mark.parametrize("where", ["table", "hdf5"])
+def test_export_hdf5_writes_scalars_and_arrays_exactly(where, settings, fake_redis, tmp_path):
+    values = named_cases()
+    records = [
+        (f"r{i}", {"i": i, "K": v, "s": f"t{i}" if i % 3 else None}) for i, v in enumerate(values)
+    ]
+    records.append(("plain", {"i": -1, "K": b"\x00raw"}))
+    source = tmp_path / "a.h5"
+    run(settings.db_url, settings, fake_redis, source, records, arrays=where == "hdf5")
+    out = tmp_path / "out.h5"
+    done = cli(
+        "export", "arr", "--db-url", settings.db_url, "--format", "hdf5", "-o", str(out),
+        "--arrays", str(source),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with h5py.File(out, "r") as file:
+        table = file["arr"]
+        ids = [v.decode() for v in table["_id"][:]]
+        index = dict(zip(ids, table["i"][:].tolist(), strict=True))
+        strings = dict(zip(ids, table["s"][:], strict=True))
+        nulls = dict(zip(ids, table["_null/s"][:], strict=True))
+        for rid, data in records:
+            assert index[rid] == data["i"]
+            assert nulls[rid] == (data.get("s") is None)
+            if data.get("s") is not None:
+                assert strings[rid].decode() == data["s"]
+        found = {}
+        for name, group in table["K"].items():
+            for slot, rid in enumerate(group["_id"][:]):
+                data = group["data"]
+                found[rid.decode()] = data[slot] if name == "bytes" else as_sent(data, slot)
+    assert found.pop("plain").tobytes() == b"\x00raw"
+    assert set(found) == {f"r{i}" for i in range(len(values))}
+    for i, sent in enumerate(values):
+        assert same(found[f"r{i}"], sent), sent.dtype

@@ -35,8 +35,13 @@ H5PY_MISSING = "--arrays needs h5py: pip install 'result-collector[hdf5]'"
 
 def group_name(table: str, column: str, dtype: str, shape: tuple[int, ...]) -> str:
     """The group of one table, column, dtype (numpy's ``dtype.str``) and shape."""
+    return f"/{table}/{column}/{kind_name(dtype, shape)}"
+
+
+def kind_name(dtype: str, shape: tuple[int, ...]) -> str:
+    """``f4_3x4``, ``be_f8_100``, ``f8_scalar``: the last part of a group's name."""
     code = dtype[1:] if dtype[0] in "<|" else f"be_{dtype[1:]}"
-    return f"/{table}/{column}/{code}_{'x'.join(map(str, shape)) or 'scalar'}"
+    return f"{code}_{'x'.join(map(str, shape)) or 'scalar'}"
 
 
 def pointer(group: str, slot: int) -> bytes:
@@ -75,9 +80,10 @@ def create_group(file: h5py.File, name: str, dtype: numpy.dtype[Any], shape: tup
     group = file.create_group(name)
     row = max(1, dtype.itemsize * int(_product(shape)))
     rows = max(1, CHUNK_BYTES // row)
+    most = (None, *shape) if 0 not in shape else (None,) * (1 + len(shape))  # chunks: sides >= 1
     data = group.create_dataset(
-        "data", shape=(0, *shape), maxshape=(None, *shape), dtype=storage_dtype(dtype),
-        chunks=(rows, *shape),
+        "data", shape=(0, *shape), maxshape=most, dtype=storage_dtype(dtype),
+        chunks=(rows, *(max(1, side) for side in shape)),
     )  # fmt: skip
     data.attrs["dtype"] = dtype.str
     ids = h5py.string_dtype("utf-8", ID_BYTES)
