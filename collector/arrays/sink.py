@@ -93,14 +93,17 @@ class ArraySink:
             return refused
         datas = [dict(rec.data) for rec in records]
         pending: dict[bytes, tuple[str, int]] = {}
-        self._ensure_groups(slots)
-        for name, items in slots.items():
-            first = self._append(name, [value for _, _, value in items])
-            for offset, (index, key, _) in enumerate(items):
-                ref = pointer(name, first + offset)
-                datas[index][key] = ref
-                pending[ref] = (name, first + offset)
-        self.file.flush()  # every array on disk before any row that points at it commits
+        try:
+            self._ensure_groups(slots)
+            for name, items in slots.items():
+                first = self._append(name, [value for _, _, value in items])
+                for offset, (index, key, _) in enumerate(items):
+                    ref = pointer(name, first + offset)
+                    datas[index][key] = ref
+                    pending[ref] = (name, first + offset)
+            self.file.flush()  # every array on disk before any row that points at it commits
+        except OSError as exc:  # h5py's errors (a full disk): the batch is retried whole later
+            raise DatabaseUnavailable(f"arrays file {self.path}: {first_line(exc)}") from exc
         moved = [rec._replace(data=data) for rec, data in zip(records, datas, strict=True)]
         refused = self.store.write(moved)
         self.added = self.store.added
@@ -113,12 +116,13 @@ class ArraySink:
         if not missing:
             return
         self.file.close()
-        file = self._h5py.File(self.path, "a", libver="latest", locking=False)
-        for name in missing:
-            sample = to_numpy(slots[name][0][2])
-            create_group(file, name, sample.dtype, sample.shape)
-        file.close()
-        self.file = self._open()
+        try:
+            with self._h5py.File(self.path, "a", libver="latest", locking=False) as file:
+                for name in missing:
+                    sample = to_numpy(slots[name][0][2])
+                    create_group(file, name, sample.dtype, sample.shape)
+        finally:
+            self.file = self._open()
 
     def _append(self, name: str, values: list[Array]) -> int:
         """Append ``values`` to a group's ``data`` (``_id`` grows with them, empty); the first
