@@ -255,3 +255,41 @@ def test_export_writes_an_array_cell_as_dtype_shape_and_base64(
         cell = cells[index]
         data = np.frombuffer(base64.b64decode(cell["base64"]), cell["dtype"])
         assert same(data.reshape(cell["shape"]), sent)
+
+
+MODELS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Spectrum(Base):
+    __tablename__ = "spectra"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    _host = mapped_column(sa.Text)
+    _job = mapped_column(sa.Text)
+    I: Mapped[int] = mapped_column(sa.Integer)
+    K = mapped_column(sa.LargeBinary)
+    S = mapped_column(sa.Float)
+"""
+
+
+def test_a_declared_binary_column_holds_arrays(settings, fake_redis, tmp_path) -> None:
+    from collector.models import prepare_models
+
+    (tmp_path / "spectra_models.py").write_text(MODELS)
+    declared = prepare_models(str(tmp_path / "spectra_models.py"), settings.db_url)
+    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    value = np.linspace(0, 1, 7, dtype="f4")
+    emitter.emit({"I": 1, "K": value}, table="spectra", key="a")
+    emitter.emit({"I": 2, "S": value}, table="spectra", key="b")  # S holds floats
+    daemon = Collector(settings, client=fake_redis, declared=declared)
+    daemon.start()
+    drain(daemon)
+    daemon.close()
+    ((_id, letter),) = fake_redis.xrange(f"{settings.queue}:dead")
+    assert letter[b"reason"] == b"column 'S' holds float values, this record has bytes"
+    (back,) = collector.read("spectra", settings.db_url)["K"]
+    assert same(back, value)

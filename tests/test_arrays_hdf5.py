@@ -26,7 +26,7 @@ from workers.record import Limits
 
 
 def as_sent(data: h5py.Dataset, slot: int) -> np.ndarray:
-    """One slot as it was sent: h5py reads in this machine's byte order, datetimes as int64."""
+    """One slot as it was sent (datetimes and timedeltas are stored as int64)."""
     want = np.dtype(data.attrs["dtype"])
     storage = want.str.replace("M8", "i8").replace("m8", "i8").split("[")[0]
     return np.asarray(data[slot]).astype(storage).view(want)
@@ -247,3 +247,37 @@ def test_an_hdf5_write_error_leaves_the_batch_to_be_retried_whole(
         f"r{i}": [[float(i)] * 4] for i in range(3)
     }
     assert len(collector.read("arr", settings.db_url, arrays=str(path))) == 3
+
+
+def test_a_hypothesis_class_of_arrays_goes_through_the_file_exactly(
+    settings, fake_redis, tmp_path
+) -> None:
+    import itertools
+
+    import hypothesis.extra.numpy as hnp
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    from tests.test_arrays import KEPT
+
+    runs = itertools.count()
+    shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+
+    @hsettings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(hnp.arrays(KEPT, shapes), min_size=1, max_size=6))
+    def check(values: list[np.ndarray]) -> None:
+        fake_redis.flushall()
+        n = next(runs)
+        db_url, path = f"sqlite:///{tmp_path / f'{n}.db'}", tmp_path / f"{n}.h5"
+        records = [(f"r{i}", {"i": i, "K": v}) for i, v in enumerate(values)]
+        run(db_url, settings, fake_redis, path, records)
+        frame = collector.read("arr", db_url, arrays=str(path)).sort_values("i")
+        assert all(same(b, s) for b, s in zip(frame["K"], values, strict=True))
+        stored = by_id(path)
+        assert {rid: len(a) for rid, a in stored.items()} == {
+            f"r{i}": 1 for i, v in enumerate(values) if v.size
+        }
+        assert all(same(stored[f"r{i}"][0], v) for i, v in enumerate(values) if v.size)
+
+    check()

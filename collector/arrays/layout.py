@@ -65,7 +65,7 @@ def storage_dtype(dtype: numpy.dtype[Any]) -> numpy.dtype[Any]:
 
 
 def as_sent(stored: numpy.ndarray, dtype: str) -> numpy.ndarray:
-    """An array as h5py read it (in this machine's byte order), as it was sent: ``dtype``."""
+    """An array as h5py read it, as it was sent: ``dtype`` (int64 back to datetime64)."""
     import numpy
 
     want = numpy.dtype(dtype)
