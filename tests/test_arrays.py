@@ -133,6 +133,11 @@ GOOD = MARKER + bytes((1, 1)) + struct.pack("<Q", 2) + b"\x03<f8" + bytes(16)
         (GOOD[:6] + b"\x02" + GOOD[7:], "layout version 2"),
         (GOOD[:7] + b"\x40" + GOOD[8:], "64 dimensions exceed 32"),
         (GOOD[:12], "truncated header"),
+        (
+            MARKER + bytes((1, 2)) + struct.pack("<2Q", 1 << 62, 0) + b"\x03<f8",
+            "shape \\(4611686018427387904, 0\\) of <f8 is larger than any array can be",
+        ),
+        (GOOD.replace(b"\x03<f8", b"\x10<M8[9999999999s]"), "dtype '<M8\\[9999999999s\\]' is not"),
     ],
 )
 def test_malformed_payloads_are_refused_with_the_reason(payload: bytes, reason: str) -> None:

@@ -36,7 +36,7 @@ VERSION = 1
 MAX_NDIM = 32
 _DTYPE = re.compile(
     r"(?:\|b1|[<>|]i1|[<>|]u1|[<>]i[248]|[<>]u[248]|[<>]f[248]|[<>]c(?:8|16)"
-    r"|[<>][Mm]8(?:\[(?:\d+)?(?:Y|M|W|D|h|m|s|ms|us|ns|ps|fs|as)\])?)"
+    r"|[<>][Mm]8(?:\[(?:\d{1,9})?(?:Y|M|W|D|h|m|s|ms|us|ns|ps|fs|as)\])?)"
 )
 _ITEMSIZE = re.compile(r"\d+")
 
@@ -93,10 +93,14 @@ def payload_problem(payload: bytes) -> str | None:
         return "dtype is not ASCII"
     if _DTYPE.fullmatch(dtype) is None:
         return f"dtype {dtype!r} is not one kept exactly"
-    count = 1
+    count, nonzero = 1, 1
     for side in shape:
         count *= side
-    expected = count * int(_ITEMSIZE.search(dtype).group())  # type: ignore[union-attr]
+        nonzero *= side or 1
+    itemsize = int(_ITEMSIZE.search(dtype).group())  # type: ignore[union-attr]
+    if nonzero * itemsize >= 1 << 63:  # numpy's bound, zero sides or not
+        return f"shape {shape} of {dtype} is larger than any array can be"
+    expected = count * itemsize
     if len(payload) - start != expected:
         return f"{len(payload) - start} data bytes, shape {shape} of {dtype} needs {expected}"
     return None
