@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis
 import sqlalchemy as sa
 
+from collector.arrays.sink import ArraySink
 from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
 from collector.errors import ConfigError, DatabaseUnavailable
@@ -89,7 +90,11 @@ class Collector:
         self.engine = engine or make_engine(settings.db_url)
         self.reader: Reader = reader or ShardedReader(settings, client=client, clock=clock)
         self.settings = settings
-        self.store: Sink = sink or Store(self.engine, Schema(declared))
+        if sink is None:
+            store = Store(self.engine, Schema(declared))
+            # --arrays: arrays into one HDF5 file, the rows through the store
+            sink = ArraySink(store, settings.arrays) if settings.arrays else store
+        self.store: Sink = sink
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)
         self.counters = Counters()

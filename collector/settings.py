@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 DEFAULT_DB_URL = "sqlite:///results.db"
 CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
-ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
+ENV = {
+    "redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE",
+    "arrays": "COLLECTOR_ARRAYS",
+}  # fmt: skip
 
 
 def _parsed_db_url(url: str) -> URL:
@@ -87,6 +90,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     models: str | None = None
     shards: int = 1  # streams the queue is spread over (workers.shards names them)
+    arrays: str | None = None  # an HDF5 file for the records' arrays (collector.arrays)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

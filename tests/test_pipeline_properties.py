@@ -19,7 +19,8 @@ from collector.daemon import Collector
 from collector.db import make_engine
 from tests.helpers import drain
 from workers import Emitter
-from workers.record import Record
+from workers.arrays import Array
+from workers.record import Record, wire_data
 
 TABLES = ["results", "order", "user", "Results", "sqlite_t", "window"]
 PLAIN_KEYS = {  # key -> a value maker of one kind
@@ -62,7 +63,7 @@ def random_records(rng: random.Random, n: int) -> list[tuple[str, dict, str | No
 def plain(value: object) -> object:
     """A value as the database gives it back (naive UTC datetimes, JSON as lists and dicts)."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return Array(wire_data({"k": value}, "t")["k"].data)  # stored as its wire payload
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dt.datetime):

@@ -8,6 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 
+from workers.arrays import to_numpy
 from workers.entry import BATCH_PREFIX, decode_entry, decode_records, encode_entries, packed
 from workers.errors import DecodeError, EncodeError
 from workers.record import IDENTIFIER, Limits, Record, new_id
@@ -33,10 +34,11 @@ def test_naive_datetime_is_taken_as_utc() -> None:
     assert back.data["when"] == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
-def test_numpy_scalars_and_arrays_become_plain_values() -> None:
+def test_numpy_scalars_become_plain_values_and_arrays_stay_arrays() -> None:
     data = {"a": np.float64(0.25), "b": np.int32(7), "c": np.arange(3), "d": np.bool_(True)}
     back = Record.decode(make(data).encode()).data
-    assert back == {"a": 0.25, "b": 7, "c": [0, 1, 2], "d": True}
+    assert back == {"a": 0.25, "b": 7, "c": back["c"], "d": True}
+    assert to_numpy(back["c"]).tolist() == [0, 1, 2] and back["c"].dtype == "<i8"
     assert type(back["b"]) is int and type(back["d"]) is bool
 
 

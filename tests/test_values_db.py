@@ -137,7 +137,7 @@ def test_nan_and_infinities_inside_lists_and_dicts_are_dead_lettered_with_a_reas
     emitter.emit({"v": [1.0, 2.0], "m": {"a": 1.0}}, table="nested", key="good")
     emitter.emit({"v": [1.0, value]}, table="nested", key="in-list")
     emitter.emit({"m": {"a": value}}, table="nested", key="in-dict")
-    emitter.emit({"v": np.array([1.0, value])}, table="nested", key="in-array")
+    emitter.emit({"v": [np.array([1.0, value])]}, table="nested", key="in-array")
     assert drain(collector) == 4
     assert stored(db_url, "nested") == {"good": {"v": [1.0, 2.0], "m": {"a": 1.0}}}
     assert dead_letters(fake_redis, queue) == {

@@ -15,6 +15,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
+from workers.arrays import RESERVED
 from workers.record import (
     CONTAINERS,
     MAX_ID_LENGTH,
@@ -102,6 +103,13 @@ def data_pass(datas: Sequence[Any], limits: Limits) -> bool:
             if len(_GOOD_SHAPES) < _GOOD_SHAPES_MAX:
                 _GOOD_SHAPES.add(shape)
     values = set(map(type, chain.from_iterable(map(dict.values, datas))))
+    if bytes in values and any(_marked(data) for data in datas):
+        return False  # plain bytes that would read back as an array: refused record by record
     if values.isdisjoint(CONTAINERS):
         return True
     return all(depth(data) <= limits.max_depth for data in datas)
+
+
+def _marked(data: dict[str, Any]) -> bool:
+    """Whether a data map holds plain bytes that begin with the array marker."""
+    return any(v.__class__ is bytes and v.startswith(RESERVED) for v in data.values())

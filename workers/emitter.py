@@ -22,7 +22,7 @@ from workers.errors import EncodeError
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
 from workers.names import FIELD, QueueNames
-from workers.record import MAX_ID_LENGTH, Record, new_id, pack
+from workers.record import MAX_ID_LENGTH, Record, new_id, pack_data
 from workers.settings import EmitterSettings, mask_url
 from workers.shards import ShardCount
 from workers.spool import Spool
@@ -150,7 +150,7 @@ class Emitter:
             self._send([rec.encode()])
             return rec.id
         rid = _checked(key) if key is not None else new_id()
-        data = pack(as_data(result), table)  # an unstorable value fails here, in the caller
+        data = pack_data(as_data(result), table)  # an unstorable value fails here, in the caller
         job, stamp = current_job_id(), time.time()
         self._buffer.add([Packed(table, host_name(), os.getpid(), job, rid, stamp,
                                  elapsed(), peak_rss(), data)])  # fmt: skip

@@ -24,10 +24,12 @@ from workers.record import (
     Limits,
     Record,
     pack,
+    pack_data,
     record_problem,
     size_problem,
     source_problem,
     unpack,
+    wire_data,
     wire_v1,
 )
 
@@ -55,7 +57,7 @@ class Packed(NamedTuple):
 
 def packed(rec: Record) -> Packed:
     """``rec`` with its data packed; EncodeError for a value we cannot store."""
-    data = pack(rec.data, rec.table)
+    data = pack_data(rec.data, rec.table)
     return Packed(
         rec.table, rec.host, rec.pid, rec.job, rec.id, rec.ts, rec.elapsed, rec.maxrss, data
     )
@@ -140,7 +142,9 @@ def decode_entry(
 
 def _v1(*fields: Any) -> bytes:
     """A batch entry's record as the version-1 bytes it would have had if emitted alone."""
-    return msgpack.packb(wire_v1(*fields), datetime=True, use_bin_type=True)
+    rid, table, ts, host, pid, job, elapsed, maxrss, data = fields
+    wire = wire_v1(rid, table, ts, host, pid, job, elapsed, maxrss, wire_data(data, table))
+    return pack(wire, table)
 
 
 def decode_records(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Record]:

@@ -3,7 +3,9 @@
 Wire format (stream field ``m``): a msgpack map
 ``{"v": 1, "id": str, "t": table, "ts": float, "src": {"host", "pid", "job"}, "d": {...}}``;
 ``src`` may also hold ``elapsed`` (seconds) and ``maxrss`` (bytes), optional in version 1.
-Datetimes travel as msgpack Timestamps (ext -1), the only extension type accepted.
+Datetimes travel as msgpack Timestamps (ext -1) and numpy arrays, as column values, as
+extension type 1 (layout in workers.arrays; inside a list or dict an array becomes a list);
+no other extension type is accepted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from workers.arrays import EXT_ARRAY, RESERVED, Array, to_ext
 from workers.errors import DecodeError, EncodeError
 
 WIRE_VERSION = 1
@@ -92,8 +96,31 @@ def _timestamp(value: dt.datetime) -> msgpack.Timestamp:
     return msgpack.Timestamp.from_datetime(plain - (value.utcoffset() or dt.timedelta(0)))
 
 
-def _reject_ext(code: int, data: bytes) -> Any:
+def _ext(code: int, data: bytes) -> Any:
+    if code == EXT_ARRAY:
+        return Array.checked(data)
     raise ValueError(f"unsupported msgpack extension type {code}")
+
+
+def wire_data(data: dict[str, Any], table: object) -> dict[str, Any]:
+    """``data`` with each numpy array value (and each Array decoded before) as its extension
+    value; EncodeError for an array that cannot travel exactly. Others pass as they are."""
+    numpy = sys.modules.get("numpy")  # a job that sends no array never imports numpy
+    types = set(map(type, data.values()))
+    if Array not in types and (
+        numpy is None or not any(issubclass(t, numpy.ndarray) for t in types)
+    ):
+        return data
+    wire = dict(data)
+    for key, value in data.items():
+        if isinstance(value, Array):
+            wire[key] = msgpack.ExtType(EXT_ARRAY, bytes(value))
+        elif numpy is not None and isinstance(value, numpy.ndarray):
+            try:
+                wire[key] = to_ext(value)
+            except ValueError as exc:
+                raise EncodeError(f"record for table {table!r}: column {key!r}: {exc}") from None
+    return wire
 
 
 class _Fields(NamedTuple):
@@ -135,7 +162,7 @@ class Record(_Fields):
         """The msgpack bytes of this record; raises EncodeError for a value we cannot store."""
         wire = wire_v1(
             self.id, self.table, self.ts, self.host, self.pid, self.job,
-            self.elapsed, self.maxrss, self.data,
+            self.elapsed, self.maxrss, wire_data(self.data, self.table),
         )  # fmt: skip
         return pack(wire, self.table)
 
@@ -195,6 +222,11 @@ def pack(value: Any, table: object) -> bytes:
         raise EncodeError(f"record for table {table!r}: {exc}") from exc
 
 
+def pack_data(data: dict[str, Any], table: object) -> bytes:
+    """msgpack bytes of one record's data map, arrays as their extension values."""
+    return pack(wire_data(data, table), table)
+
+
 def unpack(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     """The msgpack value of one stream entry, under ``limits``; DecodeError carrying ``raw``.
     Sizes are the caller's to check: a batch entry may be larger than one record may."""
@@ -211,7 +243,7 @@ def _unpacker(limits: Limits, most: int) -> Callable[[bytes], Any]:
         raw=False,
         timestamp=3,
         strict_map_key=True,
-        ext_hook=_reject_ext,
+        ext_hook=_ext,
         max_str_len=limits.max_str_len,
         max_bin_len=limits.max_str_len,
         max_array_len=most,
@@ -262,6 +294,8 @@ def record_problem(
             return f"bad column name {key!r}: must match {IDENTIFIER.pattern}"
         if value.__class__ in CONTAINERS:
             nested = True
+        elif value.__class__ is bytes and value.startswith(RESERVED):
+            return f"column {key!r}: bytes beginning with {RESERVED!r} are reserved for arrays"
     if nested and depth(data) > limits.max_depth:
         return f"values nested deeper than {limits.max_depth} levels"
     if elapsed.__class__ not in _ELAPSED or maxrss.__class__ not in _MAXRSS:

@@ -7,6 +7,7 @@ of rows never sits in memory. A file is written under a temporary name and renam
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import click
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from collector.arrays.export import write_hdf5
 from collector.cli.options import db_option, output_option
 from collector.errors import CommandFailed
 from collector.output.formats import PYARROW_MISSING, WRITERS, Chunks
@@ -40,6 +42,9 @@ def output_sink(path: str | None) -> Iterator[IO[bytes]]:
         raise
 
 
+BINARY_CHUNK = 64  # rows a fetch when a table has binary columns (arrays of megabytes)
+
+
 class Progress:
     """Counts the rows of the chunks passing through, and moves a progress bar (on a terminal)."""
 
@@ -61,12 +66,21 @@ class Progress:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(WRITERS)),
+    type=click.Choice(sorted([*WRITERS, "hdf5"])),
     default="csv",
     show_default=True,
-    help="csv (header row, NULL as empty), jsonl (one JSON object a line) or parquet.",
+    help="csv (header row, NULL as empty), jsonl (one JSON object a line), parquet, or hdf5 "
+    "(scalars and arrays in one file, needs -o). "
+    'An array cell is JSON {"dtype", "shape", "base64"} in csv and jsonl (or {"hdf5", '
+    '"slot"} when the collector wrote it to its --arrays file).',
 )
 @output_option("File to write (default: stdout).")
+@click.option(
+    "--arrays",
+    envvar="COLLECTOR_ARRAYS",
+    default=None,
+    help="The HDF5 file `collector run --arrays` wrote (for --format hdf5 of such a table).",
+)
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
@@ -74,7 +88,9 @@ class Progress:
     show_default=True,
     help="Rows fetched from the database at a time.",
 )
-def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: int) -> None:
+def export(
+    table: str, db_url: str, fmt: str, output: str | None, arrays: str | None, chunk_size: int
+) -> None:
     """Write TABLE as CSV, JSON lines or Parquet, streamed in chunks.
 
     \b
@@ -82,6 +98,7 @@ def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: in
       collector export data --format csv -o data.csv
       collector export data --format jsonl | gzip > data.jsonl.gz
       collector export data --format parquet -o data.parquet
+      collector export data --format hdf5 -o data.h5
     """
     check_table_name(table)
     if fmt == "parquet":
@@ -89,11 +106,18 @@ def export(table: str, db_url: str, fmt: str, output: str | None, chunk_size: in
             import pyarrow.parquet  # noqa: F401
         except ImportError:
             raise CommandFailed(PYARROW_MISSING) from None
+    writer = WRITERS.get(fmt)
+    if fmt == "hdf5":  # h5py seeks: a file, not stdout
+        if output is None:
+            raise CommandFailed("--format hdf5 writes a file: pass -o FILE.h5")
+        writer = functools.partial(write_hdf5, table=table, arrays=arrays)
     with open_table(db_url, table) as (conn, tbl):
+        if any(isinstance(c.type, sa.LargeBinary) for c in tbl.columns):
+            chunk_size = min(chunk_size, BINARY_CHUNK)  # rows may hold large arrays
         total = conn.scalar(sa.select(sa.func.count()).select_from(tbl)) or 0
         result = conn.execution_options(yield_per=chunk_size).execute(sa.select(tbl))
         progress = Progress(result.partitions(), total, table)
         with output_sink(output) as sink:
-            WRITERS[fmt](list(tbl.columns), progress, sink)
+            writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
     if output is not None:
         click.echo(f"exported {progress.rows} rows of {table} to {output}", err=True)

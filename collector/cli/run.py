@@ -100,6 +100,12 @@ DAEMON_OPTIONS = [
         help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
         "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
     ),
+    click.option(
+        "--arrays",
+        default=None,
+        help="An HDF5 file to write the records' numpy arrays into (rows point at them; "
+        "needs the hdf5 extra). Env: COLLECTOR_ARRAYS.",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
 ]
 

@@ -1,5 +1,7 @@
 """The formats ``collector export`` writes, each a function of (columns, chunks of rows, a binary
-sink): CSV (header row, NULL as empty), JSON lines, Parquet (types from the SQL columns)."""
+sink): CSV (header row, NULL as empty), JSON lines, Parquet (types from the SQL columns). An
+array cell is a JSON object in CSV and JSON lines (collector.arrays.cells), its stored bytes in
+Parquet."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
+from collector.arrays.cells import array_cell
 from collector.store import kind_of_sql
 
 PYARROW_MISSING = "parquet export needs pyarrow: pip install 'result-collector[data]'"
@@ -26,7 +29,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
-        return base64.b64encode(bytes(value)).decode()
+        return array_cell(bytes(value)) or base64.b64encode(bytes(value)).decode()
     if isinstance(value, decimal.Decimal):
         return float(value)
     return str(value)
@@ -42,6 +45,8 @@ def csv_cell(value: Any) -> Any:
         return value
     if isinstance(value, list | dict):
         return json.dumps(value, default=_json_default, ensure_ascii=False)
+    if isinstance(value, bytes) and (cell := array_cell(value)) is not None:
+        return json.dumps(cell)  # an array: dtype, shape and its bytes, or where it is
     return _json_default(value)
 
 

@@ -13,12 +13,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from workers.arrays import Array
+
 INT64 = (-(2**63), 2**63 - 1)
 OWN_PREFIX = "_rc_"  # the collector's scratch tables; a record's names start with a letter
 
 KIND_OF_TYPE: dict[type, str] = {
     bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes",
     dt.datetime: "datetime", list: "json", dict: "json",
+    Array: "bytes",  # a numpy array's payload: binary, told from other bytes by its marker
 }  # fmt: skip
 SQL_TYPE: dict[str, Any] = {
     "bool": sa.Boolean, "int": sa.BigInteger, "float": sa.Float, "str": sa.Text,
