@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from collector import dialects
 from collector.errors import ConfigError
 from workers.cluster import SCHEMES
 from workers.jobinfo import host_name
@@ -40,11 +41,13 @@ def check_redis_url(url: str) -> str:
 
 
 def check_db_url(url: str) -> str:
-    """``url`` itself if SQLAlchemy can parse it; ConfigError otherwise (password masked)."""
+    """``url`` itself if SQLAlchemy can parse it and its database is supported (a dialect
+    module, its driver installed); ConfigError otherwise (password masked)."""
     try:
         make_url(url)
     except Exception:
         raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
+    dialects.resolve(url)
     return url
 
 
