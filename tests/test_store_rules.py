@@ -4,8 +4,12 @@ failure), a missing or None list/dict value is SQL NULL, and ``added`` counts ne
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector.db import make_engine
 from collector.store import Schema, Store
@@ -165,3 +169,38 @@ def test_added_counts_only_rows_the_table_did_not_have(engine, path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql('SELECT count(*) FROM "results"').scalar() == 7
     store.close()
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[list[tuple[int, bool]], list[int], list[int]]:
+    """Records of one key as (emit time, failed), distinct times; an arrival order; batch cuts."""
+    times = draw(st.lists(st.integers(0, 10**6), min_size=1, max_size=6, unique=True))
+    emitted = [(t, draw(st.booleans())) for t in times]
+    order = draw(st.permutations(range(len(emitted))))
+    cuts = draw(st.lists(st.integers(1, len(emitted)), max_size=3))
+    return emitted, order, sorted(set(cuts))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=arrivals())
+def test_any_arrival_in_any_batches_ends_with_the_rule_s_row(engine, case) -> None:
+    """The row is the earliest success, else the earliest failure, however the records of the
+    key arrive and however they are cut into batches."""
+    emitted, order, cuts = case
+    key = uuid.uuid4().hex
+    records = [
+        Record(key, "rule", {"x": t, **({"_error": "boom"} if failed else {})}, ts=T0 + t / 1e3)
+        for t, failed in emitted
+    ]
+    arrived = [records[i] for i in order]
+    store = Store(engine, Schema())
+    for start, end in zip([0, *cuts], [*cuts, len(arrived)], strict=True):
+        if start < end:
+            assert store.write(arrived[start:end]) == []
+    successes = [t for t, failed in emitted if not failed]
+    winner = min(successes) if successes else min(t for t, _ in emitted)
+    with engine.connect() as conn:
+        query = 'SELECT "x" FROM "rule" WHERE "_id" = :k'
+        assert conn.execute(sa.text(query), {"k": key}).scalar_one() == winner
