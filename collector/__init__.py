@@ -19,14 +19,18 @@ How a result travels, by file (the node side is the ``workers`` package):
       │                   records checked column by column (workers/columnar.py)
       ├─ sink.py          the Sink protocol the daemon writes through (Store implements it)
       ├─ store/           the only SQL of the write path; store.py: one transaction a batch
-      │    columns.py     metadata columns, value kinds, names a database refuses
+      │    columns.py     metadata columns, value kinds
       │    schema.py      tables in memory, a batch planned against them
       │    ddl.py         create, add, widen, inside the batch's transaction
-      │    conflict.py    one row per _id; a success replaces a stored failure
-      │    writers.py     executemany (SQLite), COPY (PostgreSQL), the generic insert
+      │    conflict.py    one row per _id: the first emitted; a success replaces a failure
+      │    writers.py     rows as tuples, the generic insert; each counts the rows it added
       │    classify.py    transient (retry), tied to records (bisect), unknown
+      ├─ dialects/        one module per database, everything that differs: types, the
+      │                   conflict insert, widening, refused names, error codes, the fast
+      │                   writer (sqlite.py executemany, postgresql.py COPY); any other
+      │                   database is refused in one line
       ├─ models.py        --models: the user's declared tables, checked strictly
-      ├─ db.py            engines (SQLite pragmas, JSON), existence, row counts
+      ├─ db.py            engines (by their dialect, JSON), existence, row counts
       └─ lock.py          one writer per SQLite file
                               │
                               ▼  the database

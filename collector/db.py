@@ -1,5 +1,5 @@
-"""Opening the database: the engine with SQLite's pragmas and JSON encoding, whether a database
-exists, and row counts."""
+"""Opening the database: the engine (refused unless its database has a dialect module, set up
+by it) with our JSON encoding, whether a database exists, and row counts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import os
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
+
+from collector import dialects
 
 
 def _json_default(value: Any) -> Any:
@@ -47,29 +48,15 @@ class _Everything(set[str]):
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url`` that quotes every identifier it renders (a name that matched the
-    identifier rule is an ordinary name, even where a dialect's keyword list lags behind its
-    parser, as SQLite's ``nothing`` and ``returning`` do). SQLite files get WAL,
-    synchronous=NORMAL, a busy timeout, and transactions that SQLAlchemy begins itself, so a
-    schema change commits or rolls back with its batch (the driver would run DDL outside)."""
-    engine = sa.create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+    """An engine for ``url``, a database with a dialect module (collector.dialects; any other
+    is refused in one line, a ConfigError), set up by that dialect. It quotes every identifier
+    it renders (a name that matched the identifier rule is an ordinary name, even where a
+    dialect's keyword list lags behind its parser, as SQLite's ``nothing`` and ``returning``
+    do)."""
+    dialect, parsed = dialects.resolve(url)
+    engine = sa.create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True)
     engine.dialect.identifier_preparer.reserved_words = _Everything()
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # no implicit BEGIN: ours, below, covers DDL too
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=5000")
-            if make_url(url).database not in (None, "", ":memory:"):
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
-
+    dialect.configure(engine, parsed)
     return engine
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from collector import dialects
 from collector.errors import ConfigError
 from workers.cluster import SCHEMES
 from workers.jobinfo import host_name
@@ -52,11 +53,13 @@ def check_redis_url(url: str) -> str:
 
 
 def check_db_url(url: str) -> str:
-    """``url`` itself if SQLAlchemy can parse it; ConfigError otherwise (password masked)."""
+    """``url`` itself if SQLAlchemy can parse it and its database is supported (a dialect
+    module, its driver installed); ConfigError otherwise (password masked)."""
     try:
         _parsed_db_url(url)
     except Exception:
         raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
+    dialects.resolve(url)
     return url
 
 

@@ -107,6 +107,16 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """This test's own empty database, once on each supported database: the one fixture a test
+    that holds on every database takes."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Chromium from the system (Debian's ``chromium``), headless, through playwright."""

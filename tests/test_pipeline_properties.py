@@ -32,8 +32,8 @@ PLAIN_KEYS = {  # key -> a value maker of one kind
     "at": lambda r: (
         dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=r.randint(0, 10**7))
     ),
-    "tags": lambda r: [r.randint(0, 9) for _ in range(r.randint(0, 3))],
-    "meta": lambda r: {"a": r.randint(0, 3), "b": [1, "two"]},
+    "tags": lambda r: r.choice([None, [r.randint(0, 9) for _ in range(r.randint(0, 3))]]),
+    "meta": lambda r: r.choice([None, {"a": r.randint(0, 3), "b": [1, "two"]}]),
     "np_int": lambda r: np.int64(r.randint(-1000, 1000)),
     "np_float": lambda r: np.float64(r.random()),
     "np_array": lambda r: np.arange(r.randint(0, 4)),
@@ -46,6 +46,9 @@ TROUBLE_KEYS = {  # refused, or clashing, some of the time
 }
 
 
+JSON_KEYS = ("tags", "meta")  # None (or missing) must be SQL NULL, never the JSON text 'null'
+
+
 def random_records(rng: random.Random, n: int) -> list[tuple[str, dict, str | None]]:
     records = []
     for _ in range(n):
@@ -53,6 +56,10 @@ def random_records(rng: random.Random, n: int) -> list[tuple[str, dict, str | No
         if rng.random() < 0.25:
             keys.append(rng.choice(sorted(TROUBLE_KEYS)))
         data = {k: {**PLAIN_KEYS, **TROUBLE_KEYS}[k](rng) for k in keys}
+        if rng.random() < 0.3:  # int at first; later a float with a new column: add and widen
+            data["grow"] = rng.randint(0, 9) if rng.random() < 0.5 else rng.random()
+            if isinstance(data["grow"], float):
+                data[f"fresh_{rng.randint(0, 9)}"] = rng.choice(["new", 7, 0.5])
         if rng.random() < 0.2:
             data["_error"] = "boom"
         key = f"repeat-{rng.randint(0, 9)}" if rng.random() < 0.3 else None
@@ -72,8 +79,9 @@ def plain(value: object) -> object:
 
 
 def winners(sent: list[Record], dead: set[int]) -> dict[tuple[str, str], Record]:
-    """The conflict rule over the records not dead-lettered (by ``seq``), in order: the first
-    row of an id stays, except that the first success after a stored failure replaces it."""
+    """The conflict rule over the records not dead-lettered (by ``seq``), in emit order: the
+    first row of an id stays, except that the first success after a stored failure replaces
+    it."""
     kept: dict[tuple[str, str], Record] = {}
     for rec in sent:
         if rec.data["seq"] in dead:
@@ -118,12 +126,21 @@ def test_every_record_is_stored_exactly_or_dead_lettered(
     expected = winners(sent, dead)
     engine = make_engine(db_url)
     stored: dict[tuple[str, str], dict] = {}
+    sql_nulls: dict[tuple[str, str], set[str]] = {}  # (table, JSON key) -> ids with SQL NULL
     with engine.connect() as conn:
         for name in sa.inspect(conn).get_table_names():
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
             for row in conn.execute(sa.select(table)).mappings():
                 stored[(name, row["_id"])] = dict(row)
+            for key in JSON_KEYS:
+                if key in table.c:
+                    query = sa.select(table.c._id).where(table.c[key].is_(sa.null()))
+                    sql_nulls[name, key] = set(conn.scalars(query))
     engine.dispose()
+    for (name, key), ids in sql_nulls.items():
+        assert ids == {
+            rid for (t, rid), rec in expected.items() if t == name and rec.data.get(key) is None
+        }, (name, key)
     assert set(stored) == set(expected)
     for key, rec in expected.items():
         row = stored[key]

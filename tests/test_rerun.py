@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from collector.daemon import Collector
 from collector.db import make_engine
-from collector.store import Schema, conflict
+from collector.store import Schema
 from collector.store.writers import Writer
 from tests.helpers import drain, rows
 from workers import Emitter
@@ -80,10 +80,9 @@ def test_within_one_batch_the_success_wins(pair, db_url) -> None:
     check(db_url, 1, 2.5, None)
 
 
-@pytest.mark.parametrize("path", ["sqlalchemy", "portable"])
-def test_sqlalchemy_and_portable_inserts_follow_the_same_rule(sqlite_url, path) -> None:
-    """The paths the fast writers do not cover: SQLAlchemy's own upsert (tables with Python-side
-    defaults), and the rule in Python for dialects without ON CONFLICT."""
+def test_the_generic_insert_follows_the_same_rule(sqlite_url) -> None:
+    """The path the fast writers do not cover: SQLAlchemy's own upsert (tables with Python-side
+    defaults)."""
     engine = make_engine(sqlite_url)
     table = sa.Table(
         "results", sa.MetaData(), sa.Column("_id", sa.String, primary_key=True),
@@ -97,11 +96,7 @@ def test_sqlalchemy_and_portable_inserts_follow_the_same_rule(sqlite_url, path) 
     writer = Writer(engine.dialect)
     for data in (FAIL, {**FAIL, "x": 5}, OK, {"x": 9, "K": 9.0}):
         with engine.begin() as conn:
-            if path == "sqlalchemy":
-                writer.insert(conn, info, [Record("k", "results", data)])
-            else:
-                row = {"_id": "k", "_error": None, "x": None, "K": None, **data}
-                conflict.portable_insert(conn, info.table, [row])
+            writer.insert(conn, info, [Record("k", "results", data)])
     engine.dispose()
     check(sqlite_url, 1, 2.5, None)
 

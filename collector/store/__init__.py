@@ -1,10 +1,11 @@
 """The store stage: records in, rows committed, refusals out.
 
-columns.py     the rules once: metadata columns, value kinds, names a database refuses
+columns.py     the rules once: metadata columns, value kinds
 schema.py      tables in memory; a batch planned against them (fits, new columns, widen)
-ddl.py         create, add, widen, inside the batch's transaction
-conflict.py    the conflict rule: first row stays, a success replaces a failure
-writers.py     rows as tuples; generic insert, SQLite executemany, PostgreSQL COPY
+ddl.py         create, add, widen, inside the batch's transaction (each database's DDL
+               from collector.dialects)
+conflict.py    the conflict rule: the first emitted row stays, a success replaces a failure
+writers.py     rows as tuples; the generic insert (the fast ones are the dialects')
 timestamps.py  datetimes as stored (naive UTC)
 classify.py    every error: transient, tied to records, or unknown
 store.py       Store.write: one transaction per batch, bisection down to the bad records

@@ -1,8 +1,8 @@
-"""The rules about names and columns, once: metadata columns, value kinds, refused names.
+"""The rules about columns, once: metadata columns and value kinds.
 
-Every path that writes a row (table creation, the generic insert, the fast SQLite and COPY
-writers) reads the metadata columns from ``META``; every path that checks a name asks
-``name_problem``.
+Every path that writes a row (table creation, the generic insert, each dialect's fast writer)
+reads the metadata columns from ``META``; the names a database refuses are its dialect's
+(collector.dialects).
 """
 
 from __future__ import annotations
@@ -56,24 +56,6 @@ META = (
 META_COLUMNS = tuple(m.name for m in META)
 FROM_RECORD = {m.name: m.attribute for m in META if m.attribute is not None}
 LATER = [m for m in META if m.later]
-
-# Names a database itself refuses, whatever the quoting: PostgreSQL's system columns, and
-# SQLite's reserved ``sqlite_`` table prefix.
-PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
-
-
-def table_problem(dialect: str, name: str) -> str | None:
-    """Why the database cannot take ``name`` (already past the identifier rule) as a table."""
-    if dialect == "sqlite" and name.lower().startswith("sqlite_"):
-        return f"table name {name!r}: SQLite reserves names starting with 'sqlite_'"
-    return None
-
-
-def column_problem(dialect: str, name: str) -> str | None:
-    """Why the database cannot take ``name`` (already past the identifier rule) as a column."""
-    if dialect == "postgresql" and name in PG_SYSTEM_COLUMNS:
-        return f"column name {name!r}: a PostgreSQL system column"
-    return None
 
 
 def kind_of_sql(sql_type: sa.types.TypeEngine[Any]) -> str:

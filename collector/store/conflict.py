@@ -1,66 +1,59 @@
-"""The one conflict rule, rendered for every insert path: under one ``_id`` the first row
-stays, except that a success replaces a stored failure (``_error`` set) whole, so a rerun of a
-failed job under its key fixes its row.
+"""The one conflict rule, rendered for every insert path: under one ``_id`` the row emitted
+first stays (the earliest ``_ts``, whatever order records arrive in), except that a success
+replaces a stored failure (``_error`` set) whole, so a rerun of a failed job under its key fixes
+its row. A failure never replaces a success; between two of a kind, the earlier emitted wins,
+and on a tie the stored row stays.
 
-``upsert`` builds the statement with SQLAlchemy's ON CONFLICT constructs; the generic insert
-executes it, the fast SQLite writer runs its compiled text with executemany, and the COPY
-writer renders it over a staging table. Dialects without ON CONFLICT get the same rule in
-Python (``portable_insert``).
+``upsert`` builds the statement with the dialect's ON CONFLICT construct; the generic insert
+executes it, and each dialect's fast writer runs its compiled text (or renders it over a
+staging table).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
-
-def has_upsert(dialect: sa.Dialect) -> bool:
-    """Whether the dialect renders ON CONFLICT."""
-    return dialect.name in _INSERT
+if TYPE_CHECKING:
+    from collector.dialects.base import Dialect
 
 
-def upsert(dialect: sa.Dialect, table: sa.Table, columns: Sequence[str]) -> Any:
+def upsert(dialect: Dialect, table: sa.Table, columns: Sequence[str]) -> Any:
     """INSERT into ``table`` applying the conflict rule to the ``columns`` a batch fills."""
-    stmt = _INSERT[dialect.name](table)
-    return with_rule(stmt, table, columns)
+    return with_rule(dialect.insert(table), table, columns)
 
 
 def with_rule(stmt: Any, table: sa.Table, columns: Sequence[str]) -> Any:
     """``stmt`` (a dialect insert into ``table``) with the conflict rule added."""
     if "_id" not in table.c:
         return stmt  # nothing to conflict on (a model table without _id)
-    if "_error" not in table.c:
+    replace = replaces(table, stmt.excluded, columns)
+    if replace is None:
         return stmt.on_conflict_do_nothing(index_elements=["_id"])
-    updates = {  # the success replaces the whole row: columns it lacks become NULL
+    updates = {  # the new row replaces the whole row: columns it lacks become NULL
         c.name: stmt.excluded[c.name] if c.name in columns else sa.null()
         for c in table.columns
         if c.name != "_id"
     }
-    new_ok = stmt.excluded["_error"].is_(None) if "_error" in columns else sa.true()
-    return stmt.on_conflict_do_update(
-        index_elements=["_id"],
-        set_=updates,
-        where=sa.and_(table.c["_error"].is_not(None), new_ok),
+    return stmt.on_conflict_do_update(index_elements=["_id"], set_=updates, where=replace)
+
+
+def replaces(table: sa.Table, new: Any, columns: Sequence[str]) -> Any:
+    """When the ``new`` row (columns ``columns``) replaces the stored row of ``table``, as a
+    SQL condition; None when it never does (a table without ``_error`` and ``_ts``)."""
+    stored = table.c
+    failed = "_error" in stored
+    new_failed = new["_error"].is_not(None) if "_error" in columns else sa.false()
+    earlier = new["_ts"] < stored["_ts"] if "_ts" in stored and "_ts" in columns else None
+    if not failed:
+        return earlier
+    success_over_failure = sa.and_(stored["_error"].is_not(None), sa.not_(new_failed))
+    if earlier is None:
+        return success_over_failure
+    same_standing = sa.or_(
+        sa.and_(stored["_error"].is_(None), sa.not_(new_failed)),
+        sa.and_(stored["_error"].is_not(None), new_failed),
     )
-
-
-def portable_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """The conflict rule without ON CONFLICT: look up the stored ids and their ``_error``."""
-    if "_id" not in table.c:
-        conn.execute(table.insert(), rows)
-        return
-    error = table.c["_error"] if "_error" in table.c else sa.null()
-    ids = [row["_id"] for row in rows]
-    query = sa.select(table.c["_id"], error).where(table.c["_id"].in_(ids))
-    stored: dict[str, Any] = dict(conn.execute(query).all())  # id -> its _error
-    replace = [r["_id"] for r in rows if stored.get(r["_id"]) and not r.get("_error")]
-    if replace:
-        conn.execute(table.delete().where(table.c["_id"].in_(replace)))
-    fresh = [r for r in rows if r["_id"] not in stored or r["_id"] in replace]
-    if fresh:
-        conn.execute(table.insert(), fresh)
+    return sa.or_(success_over_failure, sa.and_(same_standing, earlier))

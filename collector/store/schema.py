@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from collector import dialects
 from collector.store.columns import (
     INT64,
     LATER,
     OWN_PREFIX,
-    column_problem,
     fits,
     kind_of_sql,
     kind_of_value,
-    table_problem,
 )
 from workers.record import Record
+
+if TYPE_CHECKING:
+    from collector.dialects.base import Dialect
 
 
 @dataclass
@@ -105,11 +108,11 @@ class Schema:
     def __init__(self, declared: sa.MetaData | None = None) -> None:
         self.declared = declared
         self.tables: dict[str, TableInfo] = {}
-        self.dialect = ""
+        self.rules: Dialect | None = None  # the database's, once loaded
 
     def load(self, conn: sa.Connection) -> None:
         """Reflect the database's tables (user models take precedence) into memory."""
-        self.dialect = conn.dialect.name
+        self.rules = dialects.get(conn.dialect.name)
         reflected = sa.MetaData()
         reflected.reflect(conn)
         self.tables = {
@@ -181,7 +184,7 @@ class Schema:
         clash = next((t for t in [*self.tables, *plan.new_tables] if t.lower() == folded), None)
         if clash:
             return f"table name {table!r} clashes with existing table {clash!r}"
-        return table_problem(self.dialect, table)
+        return self.rules.table_problem(table) if self.rules else None
 
     def _new_column_problem(
         self, table: str, info: TableInfo | None, key: str, known: list[str]
@@ -192,4 +195,4 @@ class Schema:
         clash = next((name for name in known if name.lower() == folded), None)
         if clash:
             return f"column name {key!r} clashes with column {clash!r} (names ignore case in SQL)"
-        return column_problem(self.dialect, key)
+        return self.rules.column_problem(key) if self.rules else None

@@ -10,6 +10,7 @@ from operator import attrgetter, itemgetter
 
 import sqlalchemy as sa
 
+from collector import dialects
 from collector.errors import DatabaseUnavailable, first_line
 from collector.store import ddl
 from collector.store.classify import Fault, classify
@@ -31,6 +32,7 @@ class Store:
     def __init__(self, engine: sa.Engine, schema: Schema) -> None:
         self.engine = engine
         self.schema = schema
+        self.rules = dialects.get(engine.dialect.name)
         self._fast, self._generic = writers_for(engine.dialect)
         self._stale = True  # reflect the schema before the next attempt
         self._fresh = False  # whether the current attempt reflected the schema itself
@@ -39,15 +41,21 @@ class Store:
         self._raced = False  # whether this batch was retried after a peer's DDL (Fault.STALE)
         self._step = "the row"
         self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
-        self.added = 0  # rows the last write committed (the sink port's count of stored rows)
+        self._inserted = 0  # rows new to their tables, by the attempts of this write committed
+        # Rows the last write committed that their tables did not hold before: the sink port's
+        # count of stored rows. A redelivered record already stored is not counted, and neither
+        # is a row replaced under its key (a success over a failure, an earlier emit over a
+        # later one): the sum over writes is the rows the tables gained.
+        self.added = 0
 
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
         DatabaseUnavailable when the batch should be retried whole later."""
         self._raced = False
+        self._inserted = 0
         refused = self._write(records, 0)
         self._unknown = 0
-        self.added = len(records) - len(refused)
+        self.added = self._inserted
         return refused
 
     def close(self) -> None:
@@ -59,7 +67,7 @@ class Store:
             rejected = self._attempt(records)
         except Exception as exc:  # every error is classified below; none escapes unsorted
             self._stale = True
-            fault = classify(exc)
+            fault = classify(exc, self.rules)
             if fault is Fault.TRANSIENT:  # no second try now: the database cannot take any
                 self.engine.dispose()  # new connections: a file writable again is seen as such
                 raise DatabaseUnavailable(first_line(exc)) from exc
@@ -102,7 +110,8 @@ class Store:
                 self._step = "the table change"
                 ddl.apply(conn, plan, self.schema)
                 self._step = "the row"
-            self._insert(conn, [records[i] for i in plan.accepted])
+            inserted = self._insert(conn, [records[i] for i in plan.accepted])
+        self._inserted += inserted  # counted once committed: the block ended without an error
         return plan.rejected
 
     def _load(self, conn: sa.Connection) -> None:
@@ -159,12 +168,11 @@ class Store:
                         return False
         return True
 
-    def _insert(self, conn: sa.Connection, records: list[Record]) -> None:
+    def _insert(self, conn: sa.Connection, records: list[Record]) -> int:
         """Insert per table, in rounds: a second record with an id already in this batch goes
         in a later round, so the conflict rule treats it as if it came in a later batch."""
         if len(set(map(_TABLE, records))) == 1 and len(set(map(_ID, records))) == len(records):
-            self._insert_rounds(conn, {records[0].table: [records]})  # one table, one round
-            return
+            return self._insert_rounds(conn, {records[0].table: [records]})  # one round
         by_table: dict[str, list[list[Record]]] = defaultdict(list)
         seen: dict[tuple[str, str], int] = defaultdict(int)
         for rec in records:
@@ -174,11 +182,14 @@ class Store:
             if n == len(rounds):
                 rounds.append([])
             rounds[n].append(rec)
-        self._insert_rounds(conn, by_table)
+        return self._insert_rounds(conn, by_table)
 
-    def _insert_rounds(self, conn: sa.Connection, by_table: dict[str, list[list[Record]]]) -> None:
+    def _insert_rounds(self, conn: sa.Connection, by_table: dict[str, list[list[Record]]]) -> int:
+        """Each table's rounds in order; returns the rows new to their tables."""
+        inserted = 0
         for table, rounds in by_table.items():
             info = self.schema.tables[table]
             writer = self._fast if suits_fast(info) else self._generic
             for batch in rounds:
-                writer.insert(conn, info, batch)
+                inserted += writer.insert(conn, info, batch)
+        return inserted

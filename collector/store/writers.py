@@ -1,11 +1,10 @@
 """Inserting one table's records: rows built column by column, SQL built once per table and
 column set, the conflict rule from collector.store.conflict on every path.
 
-SQLite runs the compiled upsert with executemany; PostgreSQL (psycopg 3) COPYs straight into
-the table under a savepoint, and when an ``_id`` is already stored COPYs into a temporary table
-and upserts from it. Tables with Python-side column defaults (only SQLAlchemy's own insert
-fills those) and other dialects take the generic insert. Every writer runs inside the caller's
-transaction and raises SQLAlchemy's exception classes.
+Each dialect brings its fast writer (collector.dialects: executemany on SQLite, COPY on
+PostgreSQL); tables with Python-side column defaults (only SQLAlchemy's own insert fills those)
+take the generic insert here. Every writer runs inside the caller's transaction, raises
+SQLAlchemy's exception classes, and returns how many rows the table did not have before.
 """
 
 from __future__ import annotations
@@ -13,23 +12,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.processors import to_float
 
+from collector import dialects
 from collector.store import conflict
 from collector.store.columns import FROM_RECORD
 from collector.store.schema import TableInfo
 from collector.store.timestamps import Convert, compose, ts_converter, ts_datetime, utc_naive
 from workers.record import Record
 
+if TYPE_CHECKING:
+    from collector.dialects.base import Dialect
+
 _FLOATS = {float, type(None)}
 _DATA = attrgetter("data")
 _DATA_FIELD = Record._fields.index("data")
-STAGE = "_rc_stage"  # a temporary table, dropped at commit; no record's name starts with "_"
-_UNIQUE_VIOLATION = "23505"
+ID_CHUNK = 500  # ids per lookup of the stored ones
+
+
+class MissingColumn(LookupError):
+    """A value whose key has no column: a planning bug, never a value silently dropped. Not
+    classified, so the batch is retried and then its record dead-lettered with this reason."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no column {key!r} for a value (the schema changed under the batch)")
 
 
 class Layout:
@@ -50,6 +59,7 @@ class Layout:
         self.columns = [c.name for c in table.columns if c.name in wanted and c.name in info.kinds]
         self.meta = [name for name in self.columns if name in FROM_RECORD]
         self.data = [name for name in self.columns if name not in FROM_RECORD]
+        self.absent = sorted(keys - set(self.columns))  # keys without a column: None only
         self._fields = [Record._fields.index(FROM_RECORD[name]) for name in self.meta]
         self.convert: list[tuple[int, Convert]] = []
         self.ts_index = self.columns.index("_ts") if "_ts" in self.columns else -1
@@ -61,6 +71,8 @@ class Layout:
                 self.convert.append((index, ts_converter(proc, text_ts) if bound else ts_datetime))
             elif info.kinds[name] == "datetime":
                 self.convert.append((index, compose(utc_naive, proc)))
+            elif info.kinds[name] == "json":
+                self.convert.append((index, json_null(proc) if bound else _sql_null))
             elif proc is not None:
                 self.convert.append((index, proc))
 
@@ -76,6 +88,9 @@ class Layout:
         }
         for key in self.data:
             by_name[key] = list(map(dict.get, datas, repeat(key, count)))
+        for key in self.absent:
+            if any(data.get(key) is not None for data in datas):
+                raise MissingColumn(key)
         columns = [by_name[name] for name in self.columns]
         for index, convert in self.convert:
             column = columns[index]
@@ -91,6 +106,19 @@ class Layout:
         return list(zip(*columns, strict=True))
 
 
+def json_null(proc: Convert | None) -> Convert:
+    """A JSON column's bind processor that leaves None as None (SQL NULL): SQLAlchemy's binds
+    it as the JSON text 'null', which ``IS NULL`` misses."""
+    if proc is None:
+        return lambda value: value
+    return lambda value: None if value is None else proc(value)
+
+
+def _sql_null(value: Any) -> Any:
+    """None as SQL NULL for SQLAlchemy's own insert of a JSON column (see ``json_null``)."""
+    return sa.null() if value is None else value
+
+
 class Writer:
     """The generic insert: SQLAlchemy's own statement, Python values, executemany."""
 
@@ -98,6 +126,7 @@ class Writer:
     text_ts = False  # whether ``_ts`` may travel as text
 
     def __init__(self, dialect: sa.Dialect) -> None:
+        self.rules: Dialect = dialects.get(dialect.name)
         self.dialect = dialect
         self._layouts: dict[tuple[sa.Table, frozenset[str]], tuple[Layout, Any]] = {}
 
@@ -114,97 +143,18 @@ class Writer:
         return found
 
     def statement(self, info: TableInfo, layout: Layout) -> Any:
-        if conflict.has_upsert(self.dialect):
-            return conflict.upsert(self.dialect, info.table, layout.columns)
-        return None
+        return conflict.upsert(self.rules, info.table, layout.columns)
 
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
-        """Insert ``records`` (distinct ids) into ``info``'s table under the conflict rule."""
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> int:
+        """Insert ``records`` (distinct ids) into ``info``'s table under the conflict rule;
+        returns how many of them the table did not hold."""
         layout, stmt = self.prepared(info, records)
         rows = [dict(zip(layout.columns, row, strict=True)) for row in layout.rows(records)]
-        if stmt is None:
-            conflict.portable_insert(conn, info.table, rows)
-        else:
-            conn.execute(stmt, rows)
-
-
-class SQLiteWriter(Writer):
-    """executemany of the compiled upsert, with positional parameters."""
-
-    bound = True
-
-    def statement(self, info: TableInfo, layout: Layout) -> Any:
-        stmt = conflict.upsert(self.dialect, info.table, layout.columns)
-        compiled = stmt.values({c: sa.bindparam(c) for c in layout.columns}).compile(
-            dialect=self.dialect
-        )
-        assert list(compiled.positiontup or ()) == layout.columns
-        return str(compiled)
-
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
-        layout, sql = self.prepared(info, records)
-        conn.exec_driver_sql(sql, layout.rows(records))  # type: ignore[arg-type]
-
-
-class PostgresCopyWriter(Writer):
-    """COPY straight into the table under a savepoint; if an ``_id`` is already there (a
-    redelivered batch, a rerun), roll back to the savepoint, COPY into a temporary table and
-    upsert from it."""
-
-    bound = True
-    text_ts = True  # COPY's text format parses ISO timestamps exactly
-
-    def statement(self, info: TableInfo, layout: Layout) -> Any:
-        prep = self.dialect.identifier_preparer
-        columns = ", ".join(prep.quote(c) for c in layout.columns)
-        stage = sa.table(STAGE, *(sa.column(c) for c in layout.columns))
-        select = sa.select(*(stage.c[c] for c in layout.columns))
-        stmt = sa.dialects.postgresql.insert(info.table).from_select(layout.columns, select)
-        upsert = conflict.with_rule(stmt, info.table, layout.columns)
-        table = prep.format_table(info.table)
-        return (
-            f"COPY {table} ({columns}) FROM STDIN",
-            f"CREATE TEMPORARY TABLE {prep.quote(STAGE)} ON COMMIT DROP AS "  # noqa: S608
-            f"SELECT {columns} FROM {table} WITH NO DATA",
-            f"COPY {prep.quote(STAGE)} ({columns}) FROM STDIN",
-            str(upsert.compile(dialect=self.dialect)),
-            f"DROP TABLE {prep.quote(STAGE)}",
-        )
-
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
-        layout, (copy, *staged) = self.prepared(info, records)
-        rows = layout.rows(records)
-        raw = conn.connection.dbapi_connection
-        dbapi = self.dialect.loaded_dbapi
-        statement = "SAVEPOINT rc_copy"
-        try:
-            with raw.cursor() as cur:  # type: ignore[union-attr]
-                cur.execute(statement)
-                try:
-                    statement = copy
-                    _copy(cur, statement, rows)
-                    statement = "RELEASE SAVEPOINT rc_copy"
-                    cur.execute(statement)
-                    return
-                except dbapi.IntegrityError as exc:
-                    if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
-                        raise
-                    cur.execute("ROLLBACK TO SAVEPOINT rc_copy")
-                for statement in staged:
-                    if statement.startswith("COPY"):
-                        _copy(cur, statement, rows)
-                    else:
-                        cur.execute(statement)
-        except dbapi.Error as exc:  # the same exception classes SQLAlchemy's own calls raise
-            raise sa_exc.DBAPIError.instance(
-                statement, None, exc, dbapi.Error, dialect=self.dialect
-            ) from exc
-
-
-def _copy(cur: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
-    with cur.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+        stored = 0
+        if info.has_id:
+            stored = count_stored(conn, info.table, [record.id for record in records])
+        conn.execute(stmt, rows)
+        return len(rows) - stored
 
 
 def suits_fast(info: TableInfo) -> bool:
@@ -213,10 +163,16 @@ def suits_fast(info: TableInfo) -> bool:
 
 
 def writers_for(dialect: sa.Dialect) -> tuple[Writer, Writer]:
-    """The fast writer for this dialect and driver (or the generic one), and the generic one."""
+    """The fast writer of this database's dialect (or the generic one), and the generic one."""
     generic = Writer(dialect)
-    if dialect.name == "sqlite":
-        return SQLiteWriter(dialect), generic
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        return PostgresCopyWriter(dialect), generic
-    return generic, generic
+    return generic.rules.fast_writer(dialect) or generic, generic
+
+
+def count_stored(conn: sa.Connection, table: sa.Table, ids: list[str]) -> int:
+    """How many of ``ids`` (distinct) ``table`` holds already."""
+    found = 0
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        query = sa.select(sa.func.count()).where(table.c["_id"].in_(chunk))
+        found += int(conn.scalar(query) or 0)
+    return found

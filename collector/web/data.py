@@ -16,6 +16,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from collector import dialects
 from collector.deadletters import DeadLetter, newest_of, shard_letters
 from collector.sweeps import ledger
 from collector.sweeps.plot import plot_sweep
@@ -61,13 +62,6 @@ def newest_rows(engine: sa.Engine) -> dict[str, str | None]:
         }
 
 
-def _epoch(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
-    """Seconds since the epoch of a naive UTC datetime column, as the dialect computes it."""
-    if dialect == "sqlite":
-        return sa.cast(sa.func.strftime("%s", column), sa.BigInteger)
-    return sa.cast(sa.extract("epoch", column), sa.BigInteger)
-
-
 def stored_rate(
     engine: sa.Engine, minutes: int = 10, bucket: int = 10, now: float | None = None
 ) -> dict[str, Any]:
@@ -78,7 +72,7 @@ def stored_rate(
     counts: dict[int, int] = {}
     with engine.connect() as conn:
         for table in _timed_tables(conn):
-            step = _epoch(table.c._ts, engine.dialect.name) // bucket
+            step = dialects.get(engine.dialect.name).epoch(table.c._ts) // bucket
             query = (
                 sa.select(step, sa.func.count())
                 .where(table.c._ts >= _utc_naive(first * bucket))
