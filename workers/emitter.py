@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -19,10 +18,11 @@ from workers.buffer import SendBuffer
 from workers.cluster import REDIS_ERRORS, client_from_url
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
+from workers.identity import NotUp, checking, not_up
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
 from workers.record import MAX_ID_LENGTH, Record, new_id, pack
-from workers.settings import EmitterSettings, mask_url
+from workers.settings import DEFAULT_REDIS_URL, EmitterSettings, mask_url, resolve, resolve_queue
 from workers.spool import Spool
 
 FIELD = "m"
@@ -84,14 +84,19 @@ class Emitter:
         flush_interval: float = 1.0,
         shards: int | None = None,
     ) -> None:
-        env = EmitterSettings.from_env()
-        self.redis_url = redis_url or env.redis_url
-        self._from_file = None if redis_url else env.connection_file  # named in the warning
-        self.queue = queue or env.queue
-        self._shards = shards if shards is not None else env.shards  # None: ask the collector
+        env = EmitterSettings.from_env(
+            redis_url, queue, emit_timeout=emit_timeout, spool_dir=spool_dir, shards=shards
+        )
+        self.redis_url = env.redis_url
+        self._server = env.server  # where redis_url came from: a connection file is followed
+        self._follow = client is None and env.server.from_file
+        self._queue_given = bool(queue)
+        self.queue = env.queue
+        self._shards_given = env.shards is not None
+        self._shards = env.shards  # None: ask the collector
         self._ask_after = 0.0  # when to ask for the published shard count again
-        self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
-        self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
+        self.emit_timeout = env.emit_timeout
+        self.spool = Spool(env.spool_dir)
         self._client = client
         self._owns_client = client is None
         self._client_pid = os.getpid()
@@ -120,13 +125,43 @@ class Emitter:
         if self._client is None:
             with self._client_lock:  # threads sharing the emitter share one connection pool
                 if self._client is None:
+                    if self._server.url is None and self._server.missing is not None:
+                        raise NotUp(not_up(self._server.missing))  # retry, follow, then spool
                     self._client = client_from_url(
                         self.redis_url,
                         socket_timeout=SOCKET_TIMEOUT,
                         socket_connect_timeout=SOCKET_TIMEOUT,
                         retry=Retry(NoBackoff(), 0),
+                        **checking(self._server),  # each connection: the file's own server
                     )
         return self._client
+
+    def _follow_file(self) -> bool:
+        """Read the connection file again (when the URL came from one): True when it now names
+        another server (serve restarted on a new port or password), whose client replaces the
+        old one; the queue and shard count follow unless given."""
+        if not self._follow:
+            return False
+        try:
+            found = resolve()
+        except ValueError as exc:  # a damaged or unreadable file: keep the server we know
+            log.debug("cannot follow the connection file: %s", exc)
+            return False
+        if (found.url, found.server_id) == (self._server.url, self._server.server_id):
+            return False
+        with self._client_lock:
+            if self._owns_client and self._client is not None and self._client_pid == os.getpid():
+                self._client.close()
+            self._client, self._client_pid = None, os.getpid()
+            self._server, self.redis_url = found, found.url or DEFAULT_REDIS_URL
+            if not self._queue_given:
+                self.queue = resolve_queue(None, found)
+            if not self._shards_given:
+                self._shards, self._ask_after = None, 0.0
+        log.info(
+            "following %s to redis at %s", found.file or found.missing, mask_url(self.redis_url)
+        )
+        return True
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
         """Build the wire record for ``result`` without sending it."""
@@ -198,21 +233,27 @@ class Emitter:
                 pass  # the retry loop below, one thread at a time, tries again from the start
         with self._send_lock:
             spooling = self._spooled_pid == os.getpid()
+            if spooling:  # the spool first: its records were emitted before these
+                self._follow_file()
+                error = self._resend_spool()
+                if error is not None:
+                    self._spool(payloads, error, warn=False)
+                    return
             deadline = time.monotonic() + (0.0 if spooling else self.emit_timeout)
             delay = FIRST_DELAY
             while True:
                 try:
                     self._xadd(self.queue, payloads)
-                    break
+                    return
                 except UNAVAILABLE as exc:
+                    if self._follow_file():
+                        continue  # the file names a new server: try it at once
                     hopeless = isinstance(exc, redis.AuthenticationError)  # wrong credentials
                     if hopeless or time.monotonic() + delay > deadline:
                         self._spool(payloads, exc, warn=not spooling)
                         return
                     self._sleep(delay)
                     delay = min(MAX_DELAY, delay * 2)
-            if spooling:
-                self._resend_spool()
 
     @property
     def shard_count(self) -> int:
@@ -241,28 +282,33 @@ class Emitter:
         self._spooled_pid = os.getpid()
         self._spool_hook.arm()
         if warn:
-            source = f" (from {self._from_file})" if self._from_file else ""
+            if self._server.url is None and self._server.missing is not None:
+                where = f"the server of {self._server.missing} (no file yet)"
+            else:
+                source = f" (from {self._server.file})" if self._server.file else ""
+                where = f"redis at {mask_url(self.redis_url)}{source}"
             log.warning(
-                "redis at %s%s took no records for %.0f s (%s): spooling records to %s until it "
-                "does",
-                mask_url(self.redis_url),
-                source,
+                "%s took no records for %.0f s (%s): spooling records to %s until it does",
+                where,
                 self.emit_timeout,
                 exc,
                 path,
             )
 
-    def _resend_spool(self) -> None:
-        """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
+    def _resend_spool(self) -> Exception | None:
+        """Re-send this process's spooled records (ids unchanged); what fails stays spooled.
+        Returns the outage that stopped it, None when Redis took them (or refused them for a
+        reason no wait would change: then they stay for ``collector spool flush``)."""
         try:
             result = self.spool.flush(self._xadd, [self.spool.path])
-        except UNAVAILABLE:
-            return  # still spooled; the next successful send tries again
-        except RESEND_ERRORS as exc:  # the record just sent is safe: do not raise
+        except UNAVAILABLE as exc:
+            return exc  # still spooled; the next send tries again first
+        except RESEND_ERRORS as exc:  # not an outage: do not hold back what comes next
             log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
-            return
+            return None
         self._spooled_pid = 0
         log.info("re-sent %d spooled records from %s", result.sent, self.spool.path)
+        return None
 
     def flush_spool(self) -> None:
         """Re-send this process's spooled records now (also run at exit); what fails stays in
@@ -270,6 +316,7 @@ class Emitter:
         if self._spooled_pid != os.getpid():
             return
         with self._send_lock:
+            self._follow_file()
             self._resend_spool()
         if self._spooled_pid == os.getpid():
             log.warning(

@@ -12,10 +12,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from collector.errors import BrokerUnavailable, ConfigError
-from collector.server.claim import answers
 from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
-from workers.connection import find_server
-from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+from workers.identity import not_up, probe
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,29 +36,36 @@ valid_db_url = _checked(check_db_url)
 
 def resolve_redis(
     redis_url: str | None, queue: str | None, *, check: bool = True
-) -> tuple[str, str]:
-    """The Redis URL and queue a command uses: the flag or COLLECTOR_* variable when given (not
-    None); else the connection file's (DESIGN: "When COLLECTOR_REDIS_URL is unset ... use that
-    file"); else the defaults. With ``check``, a file whose server does not answer is a one-line
-    BrokerUnavailable naming the file."""
+) -> tuple[str | None, str]:
+    """The Redis URL and queue a command uses, by the emitters' rule (workers.settings.resolve):
+    the flag or COLLECTOR_* variable when given (not None); else the connection file's (DESIGN:
+    "When COLLECTOR_REDIS_URL is unset ... use that file"); else the defaults. With ``check``,
+    a file whose server does not answer, or is not the server the file names, or a config
+    directory without the file, is a one-line BrokerUnavailable naming the file. Without it (the
+    commands that emit) a file's URL is None: the Emitter resolves it itself, checks every
+    connection and follows the file, as a job's does."""
     if redis_url is not None:
         return redis_url, queue or DEFAULT_QUEUE
     try:
-        found = find_server()
+        found = resolve()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if found.url is None or found.file is None:
-        return DEFAULT_REDIS_URL, queue or DEFAULT_QUEUE
+    queue = resolve_queue(queue, found)
+    if not found.from_file:
+        return DEFAULT_REDIS_URL, queue
+    if not check:
+        return None, queue
+    if found.url is None:
+        assert found.missing is not None
+        raise BrokerUnavailable(not_up(found.missing))
     try:
         url = check_redis_url(found.url)
     except ConfigError as exc:
         raise ConfigError(f"{found.file}: {exc}") from None
-    if check and not answers(url):
-        raise BrokerUnavailable(
-            f"no Redis answers at {mask_url(url)}, named in {found.file}: is `collector serve` "
-            "still running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick another)"
-        )
-    return url, queue or found.queue or DEFAULT_QUEUE
+    problem = probe(found)
+    if problem is not None:
+        raise BrokerUnavailable(problem)
+    return url, queue
 
 
 def _resolving(func: F, *, check: bool) -> F:

@@ -177,6 +177,7 @@ def serve(
             directory=directory or default_dir(name),
             password=secrets.token_urlsafe(24),
             appendfsync=appendfsync,
+            server_id=secrets.token_hex(16),
         )
         try:
             server = stack.enter_context(running(binary, config))
@@ -210,6 +211,7 @@ def publish(claim: ServerClaim, server: RedisProcess, queue: str) -> ServerInfo:
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         queue=queue,
         slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+        server_id=config.server_id,
     )
     claim.publish(info)
     return info

@@ -157,9 +157,9 @@ def test_a_file_left_by_a_killed_serve_is_detected_and_replaced(serves, tmp_path
     status = serves.run(*command("status"))
     assert status.returncode == RET_BROKER
     assert status.err.strip().splitlines() == [
-        f"Error: no Redis answers at redis://:***@127.0.0.1:{port}/0, named in {serves.file}: "
-        "is `collector serve` still running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick "
-        "another)"
+        f"Error: no Redis answers at redis://collector:***@127.0.0.1:{port}/0, named in "
+        f"{serves.file}: is `collector serve` still running? (COLLECTOR_REDIS_URL or "
+        "COLLECTOR_SERVER pick another)"
     ]
     spool = tmp_path / "spool"
     job = serves.run(
