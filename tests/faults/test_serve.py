@@ -72,6 +72,14 @@ class Serves:
         self.started += psutil.Process(proc.pid).children()
         return proc
 
+    def start_failing(self, *args: str, **env: str) -> Process:
+        """A serve expected to end on its own, run to its end."""
+        proc = collector(
+            "serve", "--dir", str(self.data), "--db-url", self.db_url, *args, env=self.env(**env)
+        )
+        proc.stop(None, timeout=60)
+        return proc
+
     def run(self, *argv: str, timeout: float = 60, **env: str) -> Process:
         """A job or command run to its end."""
         proc = python(*argv, env=self.env(**env))
