@@ -8,7 +8,8 @@ How a result travels, by file (the node side is the ``workers`` package):
                                        (Redis away: workers/spool.py, re-sent later)
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
                               ▼  (workers/shards.py: names, routing by record id, the count)
-    cli/run.py            ``collector run``: settings.py, signals, logs.py
+    cli/run.py            ``collector run``: flags into service.py (connect, models, metrics),
+                          settings.py (one resolver with workers/settings.py), signals.py, logs.py
     daemon.py             run_once(): read ─ decode ─ store ─ ack; run() repeats it
       ├─ stream.py        the daemon's Redis code: group, read (pipelined ahead), claim, ack
       ├─ shards.py        --shards N: one Stream per shard read as one queue, ids tagged
@@ -31,8 +32,14 @@ How a result travels, by file (the node side is the ``workers`` package):
     output/               results back out: tables.py (by name), read.py (pandas),
                           formats.py (CSV, JSON lines, Parquet for ``collector export``)
     sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot
-    cli/                  one file per command (sweep/: one per subcommand); options.py,
-                          connect.py, values.py and points.py (text into values), failure.py
+    status.py             what ``status`` and the page show, from a client and engine kept
+    server/               ``collector serve``: serve.py (the order of things), process.py (the
+                          private redis-server, its own user and id), claim.py (the name, the
+                          connection file; workers/identity.py checks the server answering)
+    web/                  the status page: app.py, data.py, hosts.py (the Host header check)
+    cli/                  one file per command, each only adapting flags to calls (sweep/: one
+                          per subcommand); options.py (shared flags), connect.py, values.py and
+                          points.py (text into values), failure.py
     deadletters.py        the dead-letter stream for ``collector dead``
     errors.py             the error tree, the exit codes (RET_*), translate() from libraries
     demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end

@@ -12,8 +12,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from collector.errors import BrokerUnavailable, ConfigError
-from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
+from collector.settings import DEFAULT_DB_URL, Settings, check_db_url, check_queue, check_redis_url
 from workers.identity import not_up, probe
+from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import MAX_SHARDS
 
@@ -112,6 +113,81 @@ def redis_options(func: F, *, check: bool = True) -> F:
         f"{DEFAULT_QUEUE}]",
     )(func)
     return _url_option(REDIS_HELP)(func)
+
+
+# The record limits (workers.record.Limits): each a --max-... flag, at least 1, with the field's
+# own default.
+LIMIT_HELP = {
+    "max_record_bytes": "Larger records are dead-lettered.",
+    "max_depth": "Records with values nested deeper are dead-lettered.",
+    "max_fields": "Records with more data fields are dead-lettered.",
+    "max_str_len": "Records holding a longer string or bytes value are dead-lettered.",
+}
+DAEMON_OPTIONS = [
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=Settings.batch_size,
+        show_default=True,
+        help="Most records per transaction.",
+    ),
+    click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        default=Settings.max_wait,
+        show_default=True,
+        help="Seconds to wait for records when the queue is empty.",
+    ),
+    click.option("--consumer", default=None, help="Consumer name (default: the host name)."),
+    click.option(
+        "--claim-idle",
+        type=click.FloatRange(min=0),
+        default=Settings.claim_idle,
+        show_default=True,
+        help="Seconds before another consumer's unacknowledged records are taken over.",
+    ),
+    click.option(
+        "--max-deliveries",
+        type=click.IntRange(min=1),
+        default=Settings.max_deliveries,
+        show_default=True,
+        help="A record delivered more often without being stored is dead-lettered.",
+    ),
+    *(
+        click.option(
+            f"--{name.replace('_', '-')}",
+            type=click.IntRange(min=1),
+            default=getattr(Limits, name),
+            show_default=True,
+            help=text,
+        )
+        for name, text in LIMIT_HELP.items()
+    ),
+    click.option(
+        "--models",
+        default=None,
+        help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
+        "created if missing and records for them must match the declared columns.",
+    ),
+    click.option(
+        "--shards",
+        envvar="COLLECTOR_SHARDS",
+        show_envvar=True,
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=None,
+        help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
+        "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+]
+
+
+def daemon_options(func: F) -> F:
+    """The daemon's flags (batch size, waits, limits, --models, -v): ``run`` and ``serve`` take
+    the same ones."""
+    for option in reversed(DAEMON_OPTIONS):
+        func = option(func)
+    return func
 
 
 def shards_option(func: F) -> F:
