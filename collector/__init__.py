@@ -5,7 +5,8 @@ How a result travels, by file (the node side is the ``workers`` package):
 
     job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
-                                       (Redis away: workers/spool.py, re-sent later)
+                                       (Redis away: workers/spool.py, re-sent first)
+                                       workers/link.py: the client, the connection file followed
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
                               ▼  (workers/shards.py: names, routing by record id, the count)
     cli/run.py            ``collector run``: flags into service.py (connect, models, metrics),

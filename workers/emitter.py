@@ -15,14 +15,15 @@ from redis.retry import Retry
 
 from workers import shards, xadd
 from workers.buffer import SendBuffer
-from workers.cluster import REDIS_ERRORS, client_from_url
+from workers.cluster import REDIS_ERRORS
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
-from workers.identity import NotUp, checking, not_up
+from workers.identity import where
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
+from workers.link import Link
 from workers.record import MAX_ID_LENGTH, Record, new_id, pack
-from workers.settings import DEFAULT_REDIS_URL, EmitterSettings, mask_url, resolve, resolve_queue
+from workers.settings import EmitterSettings, mask_url, resolve_queue
 from workers.spool import Spool
 
 FIELD = "m"
@@ -87,9 +88,14 @@ class Emitter:
         env = EmitterSettings.from_env(
             redis_url, queue, emit_timeout=emit_timeout, spool_dir=spool_dir, shards=shards
         )
-        self.redis_url = env.redis_url
-        self._server = env.server  # where redis_url came from: a connection file is followed
-        self._follow = client is None and env.server.from_file
+        self._link = Link(
+            env.server,
+            env.redis_url,
+            client,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # our own retry loop replaces redis-py's
+        )
         self._queue_given = bool(queue)
         self.queue = env.queue
         self._shards_given = env.shards is not None
@@ -97,13 +103,9 @@ class Emitter:
         self._ask_after = 0.0  # when to ask for the published shard count again
         self.emit_timeout = env.emit_timeout
         self.spool = Spool(env.spool_dir)
-        self._client = client
-        self._owns_client = client is None
-        self._client_pid = os.getpid()
         self._sleep = sleep
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()  # the spool and the retry loop, not a plain send
-        self._client_lock = threading.Lock()
         self._spool_hook = ExitHook(self.flush_spool)
         self._buffer = SendBuffer(self._send_packed, buffer, flush_interval) if buffer else None
         renew_after_fork(self)
@@ -114,50 +116,29 @@ class Emitter:
     def after_fork_in_child(self) -> None:
         """Fresh locks in a forked child: a parent thread may have been inside a send."""
         self._send_lock = threading.Lock()
-        self._client_lock = threading.Lock()
+        self._link.after_fork_in_child()
+
+    @property
+    def redis_url(self) -> str:
+        """The URL records go to (it changes when a followed connection file does)."""
+        return self._link.url
 
     @property
     def client(self) -> redis.Redis:
-        """The Redis client, built on first use and again in a forked child (which must never
-        write to its parent's socket); our own retry loop replaces redis-py's."""
-        if self._owns_client and self._client_pid != os.getpid():
-            self._client, self._client_pid = None, os.getpid()  # the parent's: not ours to close
-        if self._client is None:
-            with self._client_lock:  # threads sharing the emitter share one connection pool
-                if self._client is None:
-                    if self._server.url is None and self._server.missing is not None:
-                        raise NotUp(not_up(self._server.missing))  # retry, follow, then spool
-                    self._client = client_from_url(
-                        self.redis_url,
-                        socket_timeout=SOCKET_TIMEOUT,
-                        socket_connect_timeout=SOCKET_TIMEOUT,
-                        retry=Retry(NoBackoff(), 0),
-                        **checking(self._server),  # each connection: the file's own server
-                    )
-        return self._client
+        """The Redis client, built on first use and again in a forked child."""
+        return self._link.client
 
     def _follow_file(self) -> bool:
-        """Read the connection file again (when the URL came from one): True when it now names
-        another server (serve restarted on a new port or password), whose client replaces the
-        old one; the queue and shard count follow unless given."""
-        if not self._follow:
+        """True when the connection file (if the URL came from one) now names another server
+        (serve restarted on a new port or password): the next send goes there, with the queue
+        and shard count that follow unless given."""
+        found = self._link.follow()
+        if found is None:
             return False
-        try:
-            found = resolve()
-        except ValueError as exc:  # a damaged or unreadable file: keep the server we know
-            log.debug("cannot follow the connection file: %s", exc)
-            return False
-        if (found.url, found.server_id) == (self._server.url, self._server.server_id):
-            return False
-        with self._client_lock:
-            if self._owns_client and self._client is not None and self._client_pid == os.getpid():
-                self._client.close()
-            self._client, self._client_pid = None, os.getpid()
-            self._server, self.redis_url = found, found.url or DEFAULT_REDIS_URL
-            if not self._queue_given:
-                self.queue = resolve_queue(None, found)
-            if not self._shards_given:
-                self._shards, self._ask_after = None, 0.0
+        if not self._queue_given:
+            self.queue = resolve_queue(None, found)
+        if not self._shards_given:
+            self._shards, self._ask_after = None, 0.0
         log.info(
             "following %s to redis at %s", found.file or found.missing, mask_url(self.redis_url)
         )
@@ -282,14 +263,9 @@ class Emitter:
         self._spooled_pid = os.getpid()
         self._spool_hook.arm()
         if warn:
-            if self._server.url is None and self._server.missing is not None:
-                where = f"the server of {self._server.missing} (no file yet)"
-            else:
-                source = f" (from {self._server.file})" if self._server.file else ""
-                where = f"redis at {mask_url(self.redis_url)}{source}"
             log.warning(
                 "%s took no records for %.0f s (%s): spooling records to %s until it does",
-                where,
+                where(self._link.server, self.redis_url),
                 self.emit_timeout,
                 exc,
                 path,
@@ -333,7 +309,4 @@ class Emitter:
             self._buffer.close()
         self.flush_spool()
         self._spool_hook.disarm()
-        if self._owns_client and self._client is not None:
-            if self._client_pid == os.getpid():
-                self._client.close()
-            self._client = None
+        self._link.close()

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from workers.connection import Found
-from workers.settings import mask_url
+from workers.settings import mask_url, resolve
 
 MARKER = "rc-server-"  # the disabled user's name: MARKER + the file's server_id
 PROBE_SECONDS = 3.0
@@ -111,3 +111,24 @@ def not_up(missing: Path) -> str:
         f"no connection file {missing}: `collector serve` is not running (yet); start it, or "
         "set COLLECTOR_REDIS_URL for a Redis of your own"
     )
+
+
+def moved(current: Found) -> Found | None:
+    """The server the connection file names now, when it is not ``current`` (serve restarted
+    on a new port or password, or its file appeared); None when it is the same, or the file
+    cannot be read (then the server known so far stays)."""
+    try:
+        found = resolve()
+    except ValueError:
+        return None
+    if (found.url, found.server_id) == (current.url, current.server_id):
+        return None
+    return found
+
+
+def where(found: Found, url: str) -> str:
+    """The server ``found`` names, for a warning (password masked)."""
+    if found.url is None and found.missing is not None:
+        return f"the server of {found.missing} (no file yet)"
+    source = f" (from {found.file})" if found.file else ""
+    return f"redis at {mask_url(url)}{source}"
