@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,31 @@ def test_a_config_directory_without_its_file_means_serve_is_not_up_yet(monkeypat
     assert emitter.emit({"x": 1}, key="k1") == "k1"
     assert delays and len(list((tmp_path / "spool").iterdir())) == 1
     emitter.close()
+
+
+def rq_settings(env_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Import RQ's settings module as ``rq worker -c workers.rqconfig`` does."""
+    env = {**os.environ, "COLLECTOR_CONFIG_DIR": str(env_dir)}
+    return subprocess.run(
+        [sys.executable, "-c", "import workers.rqconfig"], env=env, capture_output=True, text=True
+    )
+
+
+def test_rq_settings_refuse_a_missing_file_or_a_silent_server_in_one_line(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    missing = rq_settings(config)
+    assert (missing.returncode, missing.stderr.splitlines()) == (1, [
+        f"rq worker -c workers.rqconfig: no connection file {config / 'default.json'}: "
+        "`collector serve` is not running (yet); start it, or set COLLECTOR_REDIS_URL for a "
+        "Redis of your own"
+    ])  # fmt: skip
+    port = free_port("127.0.0.1")
+    path = write_file(port=port)
+    silent = rq_settings(config)
+    assert (silent.returncode, silent.stderr.splitlines()) == (1, [
+        f"rq worker -c workers.rqconfig: no Redis answers at redis://:***@127.0.0.1:{port}/0, "
+        f"named in {path}: is `collector serve` still running? (COLLECTOR_REDIS_URL or "
+        "COLLECTOR_SERVER pick another)"
+    ])  # fmt: skip
+    assert PASSWORD not in silent.stderr
