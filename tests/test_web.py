@@ -183,3 +183,29 @@ def test_allow_host_of_collector_web(real_redis, queue, sqlite_url) -> None:
         assert http_get(base + "/api/tables", {"Host": f"localhost:{port}"})[0] == 200
     finally:
         stop_web(web)
+
+
+@pytest.mark.redis
+def test_refreshes_reuse_the_pages_own_client_and_engine(
+    real_redis, queue, sqlite_url, monkeypatch
+):
+    import collector.status
+    import collector.web.app
+
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE r (_id TEXT)"))
+    engine.dispose()
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        first = web.get("/api/status").json()
+
+        def refused(*_args, **_kwargs):
+            raise AssertionError("a refresh built a new client or engine")
+
+        for name in ("client_from_url", "make_engine"):
+            monkeypatch.setattr(collector.status, name, refused)
+        monkeypatch.setattr(collector.web.app, "make_engine", refused)
+        again = [web.get("/api/status") for _ in range(3)]
+    assert [r.status_code for r in again] == [200] * 3
+    assert again[-1].json() == first
+    assert first["tables"] == {"r": 0}
