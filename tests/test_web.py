@@ -5,10 +5,13 @@ one line."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.errors import RET_CONFIG
 from collector.web import data
@@ -20,6 +23,7 @@ pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
 from collector.web.app import create_app
+from collector.web.hosts import allowed_hosts, host_of, is_loopback
 
 
 def local(app, host: str = "127.0.0.1:8765") -> TestClient:
@@ -209,3 +213,29 @@ def test_refreshes_reuse_the_pages_own_client_and_engine(
     assert [r.status_code for r in again] == [200] * 3
     assert again[-1].json() == first
     assert first["tables"] == {"r": 0}
+
+
+def loopback_address(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+NAMES = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=NAMES, port=st.one_of(st.none(), st.integers(1, 65535)), upper=st.booleans())
+def test_a_host_is_served_exactly_when_loopback_or_allowed(name, port, upper) -> None:
+    header = (name.upper() if upper else name) + ("" if port is None else f":{port}")
+    assert host_of(header) == name
+    allowed = allowed_hosts("127.0.0.1", ("results.lab",))
+    served = is_loopback(name) or name in allowed
+    expected = name in ("localhost", "results.lab") or name.endswith(".localhost")
+    assert served == (expected or loopback_address(name))
+    for address in ("::1", "fe80::1", "127.0.0.9", "10.0.0.1"):
+        shown = f"[{address}]" + ("" if port is None else f":{port}")
+        assert host_of(shown) == address
+        assert is_loopback(address) == (address in ("::1", "127.0.0.9"))

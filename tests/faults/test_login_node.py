@@ -121,6 +121,10 @@ def test_a_foreign_server_on_a_stale_files_port_gets_nothing(
         assert refusal.startswith("rq worker -c workers.rqconfig: the Redis at ")
         assert str(serves.file) in refusal
         assert foreign.client.keys("*") == []  # nothing reached it: no records, no RQ worker
+        again = serves.start()  # the foreign server is no serve of ours: the file is replaced
+        assert json.loads(serves.file.read_text())["pid"] == again.pid
+        assert again.stop(signal.SIGTERM, timeout=60) == 0
+        assert "replacing the stale connection file" in again.err
     finally:
         foreign.stop()
 
