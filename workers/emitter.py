@@ -64,12 +64,14 @@ class Emitter:
     Pass ``client`` (e.g. a fakeredis client in tests) or let it connect lazily to
     ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use. While Redis is unreachable a
     send is retried for ``emit_timeout`` seconds (COLLECTOR_EMIT_TIMEOUT), then the records go
-    to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent by the next
-    successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
-    sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
-    ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
-    process loses its unsent buffer. ``shards`` (default: COLLECTOR_SHARDS, else what the
-    collector published, else 1) spreads records over the queue's shards (workers.shards).
+    to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent before the next
+    send, at exit, or by ``collector spool flush``. A URL from the connection file of
+    ``collector serve`` is checked on every connection and followed when serve moves. With
+    ``buffer=N`` records are sent N per round trip, or ``flush_interval`` seconds after the
+    first is queued, on ``flush()``/``close()``, at normal exit and when a multiprocessing
+    worker ends; a killed process loses its unsent buffer. ``shards`` (default:
+    COLLECTOR_SHARDS, else what the collector published, else 1) spreads records over the
+    queue's shards (workers.shards).
     """
 
     def __init__(
@@ -197,12 +199,14 @@ class Emitter:
 
     def _send(self, payloads: list[bytes]) -> None:
         """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away or
-        full; after ``emit_timeout`` keep them in the spool instead. Once a send succeeds,
-        re-send the spool.
+        full; after ``emit_timeout`` keep them in the spool instead.
 
-        While this process has records spooled, a send tries once and spools at once on failure:
-        the outage is known, and a job should not wait ``emit_timeout`` for every result. Wrong
-        credentials are not retried either. A spool that cannot be written raises EmitError.
+        While this process has records spooled, a send first re-sends the spool, so records
+        arrive in the order they were emitted (under one key the first emitted stays); if that
+        fails, ``payloads`` join the spool at once: the outage is known, and a job should not
+        wait ``emit_timeout`` for every result. A URL from a connection file follows the file
+        when its server stops answering. Wrong credentials are not retried. A spool that cannot
+        be written raises EmitError.
         """
         if not payloads:
             return
