@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from collector.errors import BrokerUnavailable, CommandFailed
+from collector.errors import BrokerUnavailable, CommandFailed, ConfigError
 from collector.server.binary import RedisBinary
 from workers.identity import marker_user
 
@@ -97,12 +97,20 @@ def _in_child() -> None:  # pragma: no cover - runs in the child between fork an
 
 def make_private(directory: Path) -> None:
     """``directory`` (created if missing) and everything in it readable by this user alone, even
-    when it existed before with looser modes (records sit in its append-only files)."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    for path in directory.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(0o700 if path.is_dir() else 0o600)
+    when it existed before with looser modes (records sit in its append-only files); a
+    ConfigError naming what cannot be made private (another user's file in it, say)."""
+    path = directory
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        for path in directory.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"--dir {directory}: cannot make {path} private ({exc.strerror}); give serve a "
+            "directory of your own"
+        ) from None
 
 
 class PortInUse(BrokerUnavailable):
