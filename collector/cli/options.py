@@ -21,8 +21,8 @@ from workers.shards import MAX_SHARDS
 F = TypeVar("F", bound=Callable[..., Any])
 REDIS_HELP = "Redis to read from (redis://, rediss://)."
 REDIS_DEFAULT = (
-    f"[default: the connection file of `collector serve` (COLLECTOR_SERVER names it), "
-    f"else {DEFAULT_REDIS_URL}]"
+    "[default: the connection file of `collector serve` (COLLECTOR_SERVER names it); "
+    f"{DEFAULT_REDIS_URL} only when there is no config directory (you never ran serve)]"
 )
 
 
