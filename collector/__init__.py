@@ -5,11 +5,13 @@ How a result travels, by file (the node side is the ``workers`` package):
 
     job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
-                                       (Redis away: workers/spool.py, re-sent later)
+                                       (Redis away: workers/spool.py, re-sent first)
+                                       workers/link.py: the client, the connection file followed
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
                               ▼  (workers/names.py: every key of a queue, spelled once;
                                   workers/shards.py: routing by record id, the count followed)
-    cli/run.py            ``collector run``: settings.py, signals, logs.py
+    cli/run.py            ``collector run``: flags into service.py (connect, models, metrics),
+                          settings.py (one resolver with workers/settings.py), signals.py, logs.py
     daemon.py             run_once(): next batch ─ write ─ finish (ack); run() repeats it
       ├─ reader.py        the Reader protocol; StreamReader: the read policy on one stream
       │                   (own pending first, claims, read ahead, read counts, suspects)
@@ -40,8 +42,14 @@ How a result travels, by file (the node side is the ``workers`` package):
                           file: sink.py wraps the store, layout.py, superblock.py, export.py
     sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot,
                           accounting (Slurm's sacct fields per point)
-    cli/                  one file per command (sweep/: one per subcommand); options.py,
-                          connect.py, values.py and points.py (text into values), failure.py
+    status.py             what ``status`` and the page show, from a client and engine kept
+    server/               ``collector serve``: serve.py (the order of things), process.py (the
+                          private redis-server, its own user and id), claim.py (the name, the
+                          connection file; workers/identity.py checks the server answering)
+    web/                  the status page: app.py, data.py, hosts.py (the Host header check)
+    cli/                  one file per command, each only adapting flags to calls (sweep/: one
+                          per subcommand); options.py (shared flags), connect.py, values.py and
+                          points.py (text into values), failure.py
     deadletters.py        a stream's dead letters, for ``collector dead``
     queuestats.py, lag.py the queue's figures for ``status`` and the metrics
     errors.py             the error tree, the exit codes (RET_*), translate() from libraries

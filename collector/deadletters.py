@@ -30,16 +30,19 @@ class DeadLetter:
     raw: bytes | None
     reason: str
     ts: float | None
+    ts_text: str | None = None  # the ``ts`` field as stored (shown when it is no time)
 
 
 def _dead_letter(mid: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     """A dead letter from one XRANGE reply item."""
     reason = fields.get(_REASON, b"")
+    stored = fields.get(_TS)
     try:
-        ts: float | None = float(fields.get(_TS, b""))
+        ts: float | None = float(stored or b"")
     except ValueError:
         ts = None
-    return DeadLetter(text(mid), fields.get(_FIELD), reason.decode(errors="replace"), ts)
+    shown = None if stored is None else stored.decode(errors="replace")
+    return DeadLetter(text(mid), fields.get(_FIELD), reason.decode(errors="replace"), ts, shown)
 
 
 class DeadLetters:

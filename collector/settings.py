@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from collector import dialects
 from collector.errors import ConfigError
 from workers.cluster import SCHEMES
+from workers.identity import not_up
 from workers.jobinfo import host_name
 from workers.record import Limits
-from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url, resolve, resolve_queue
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
 
@@ -20,10 +21,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DB_URL = "sqlite:///results.db"
 CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
-ENV = {
-    "redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE",
-    "arrays": "COLLECTOR_ARRAYS",
-}  # fmt: skip
+DB_ENV = "COLLECTOR_DB_URL"  # Redis and the queue resolve as workers.settings.resolve says
+ARRAYS_ENV = "COLLECTOR_ARRAYS"
 
 
 def _parsed_db_url(url: str) -> URL:
@@ -97,11 +96,28 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Defaults, then COLLECTOR_* variables, then ``overrides`` (flags) that are not None."""
-        values: dict[str, Any] = {k: v for k, env in ENV.items() if (v := os.environ.get(env))}
-        if text := os.environ.get(SHARDS_ENV):
+        """Defaults, then COLLECTOR_* variables, then ``overrides`` (flags) that are not None; a
+        variable whose setting is given is not read. Redis and the queue resolve as for
+        emitters (workers.settings.resolve): COLLECTOR_REDIS_URL, else the connection file of
+        ``collector serve``, else the default; a config directory without that file is a
+        ConfigError (serve is not up: never another Redis on localhost)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            found = resolve(given.get("redis_url"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if found.url is None and found.missing is not None:
+            raise ConfigError(not_up(found.missing))
+        values: dict[str, Any] = {"queue": resolve_queue(given.get("queue"), found)}
+        if found.url is not None:
+            values["redis_url"] = found.url
+        if "db_url" not in given and (db_url := os.environ.get(DB_ENV)):
+            values["db_url"] = db_url
+        if "arrays" not in given and (arrays := os.environ.get(ARRAYS_ENV)):
+            values["arrays"] = arrays
+        if "shards" not in given and (text := os.environ.get(SHARDS_ENV)):
             values["shards"] = check_shards(text)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(given)
         limit_names = {f.name for f in fields(Limits)}
         limits = {k: values.pop(k) for k in list(values) if k in limit_names}
         settings = cls(**values)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from click.testing import CliRunner
 
 import workers
 from collector.cli import main
-from collector.errors import RET_BROKER, RET_CONFIG
+from collector.errors import RET_BROKER, RET_CONFIG, ConfigError
 from collector.server.process import free_port
+from collector.settings import Settings
+from workers import Emitter
 from workers.connection import ServerInfo, connection_file, find_server
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, EmitterSettings
 
@@ -119,3 +123,95 @@ def test_collector_emit_spools_through_a_silent_server_instead_of_failing(monkey
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == "k2"
     assert len(list((tmp_path / "spool").iterdir())) == 1
+
+
+def test_settings_from_env_use_the_file_as_emitters_and_commands_do(monkeypatch):
+    path = write_file(port=6390, queue="q:serve")
+    settings = Settings.from_env()
+    assert (settings.redis_url, settings.queue) == (
+        f"redis://:{PASSWORD}@127.0.0.1:6390/0", "q:serve",
+    )  # fmt: skip
+    assert EmitterSettings.from_env().redis_url == settings.redis_url
+    assert PASSWORD not in repr(settings)
+    given = Settings.from_env(redis_url="redis://other:6379/0", queue="q:given")
+    assert (given.redis_url, given.queue) == ("redis://other:6379/0", "q:given")
+    monkeypatch.setenv("COLLECTOR_REDIS_URL", "redis://elsewhere:6379/1")
+    assert (Settings.from_env().redis_url, Settings.from_env().queue) == (
+        "redis://elsewhere:6379/1", DEFAULT_QUEUE,
+    )  # fmt: skip
+    path.write_text("{damaged")
+    monkeypatch.delenv("COLLECTOR_REDIS_URL")
+    with pytest.raises(ConfigError, match=f"^{path} is not a collector serve connection file"):
+        Settings.from_env()
+
+
+def test_an_emitter_given_everything_reads_no_variable(monkeypatch, tmp_path):
+    for name, bad in (
+        ("COLLECTOR_EMIT_TIMEOUT", "soon"), ("COLLECTOR_SHARDS", "many"),
+        ("COLLECTOR_SERVER", "../x"), ("COLLECTOR_REDIS_URL", "nonsense"),
+    ):  # fmt: skip
+        monkeypatch.setenv(name, bad)
+    emitter = Emitter(
+        "redis://127.0.0.1:1/0", "q", emit_timeout=0, spool_dir=tmp_path / "s", shards=1
+    )
+    assert (emitter.redis_url, emitter.queue, emitter.emit_timeout) == (
+        "redis://127.0.0.1:1/0", "q", 0,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="COLLECTOR_EMIT_TIMEOUT must be a number"):
+        Emitter("redis://127.0.0.1:1/0", "q", spool_dir=tmp_path / "s", shards=1)
+    settings = Settings.from_env(redis_url="redis://h:6379/0", shards=2, db_url="sqlite://")
+    assert settings.shards == 2
+
+
+def test_no_config_directory_means_the_default_url(tmp_path):
+    assert not (tmp_path / "config").exists()
+    assert Settings.from_env().redis_url == DEFAULT_REDIS_URL
+    assert Emitter().redis_url == DEFAULT_REDIS_URL
+
+
+def test_a_config_directory_without_its_file_means_serve_is_not_up_yet(monkeypatch, tmp_path):
+    """Never localhost: emitters retry, then spool; commands and the settings fail in one line."""
+    (tmp_path / "config").mkdir()
+    path = tmp_path / "config" / "default.json"
+    line = (
+        f"no connection file {path}: `collector serve` is not running (yet); start it, or set "
+        "COLLECTOR_REDIS_URL for a Redis of your own"
+    )
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env()
+    assert str(caught.value) == line
+    result = CliRunner().invoke(main, ["status"])
+    assert (result.exit_code, result.output.splitlines()) == (RET_BROKER, [f"Error: {line}"])
+    delays: list[float] = []
+    emitter = Emitter(emit_timeout=0.3, sleep=delays.append)
+    assert emitter.emit({"x": 1}, key="k1") == "k1"
+    assert delays and len(list((tmp_path / "spool").iterdir())) == 1
+    emitter.close()
+
+
+def rq_settings(env_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Import RQ's settings module as ``rq worker -c workers.rqconfig`` does."""
+    env = {**os.environ, "COLLECTOR_CONFIG_DIR": str(env_dir)}
+    return subprocess.run(
+        [sys.executable, "-c", "import workers.rqconfig"], env=env, capture_output=True, text=True
+    )
+
+
+def test_rq_settings_refuse_a_missing_file_or_a_silent_server_in_one_line(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    missing = rq_settings(config)
+    assert (missing.returncode, missing.stderr.splitlines()) == (1, [
+        f"rq worker -c workers.rqconfig: no connection file {config / 'default.json'}: "
+        "`collector serve` is not running (yet); start it, or set COLLECTOR_REDIS_URL for a "
+        "Redis of your own"
+    ])  # fmt: skip
+    port = free_port("127.0.0.1")
+    path = write_file(port=port)
+    silent = rq_settings(config)
+    assert (silent.returncode, silent.stderr.splitlines()) == (1, [
+        f"rq worker -c workers.rqconfig: no Redis answers at redis://:***@127.0.0.1:{port}/0, "
+        f"named in {path}: is `collector serve` still running? (COLLECTOR_REDIS_URL or "
+        "COLLECTOR_SERVER pick another)"
+    ])  # fmt: skip
+    assert PASSWORD not in silent.stderr

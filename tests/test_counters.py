@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import redis
 
-from collector.cli.run import run_collector
+from collector.service import run_collector
 from collector.daemon import Collector
 from collector.reader import StreamReader
 from collector.stream import Stream

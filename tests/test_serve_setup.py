@@ -76,3 +76,28 @@ def test_bad_flags_are_one_line_and_leave_nothing_behind(tmp_path, args, code, m
     assert "Traceback" not in result.stderr  # errors (exit 2) add a usage hint above the line
     assert not (tmp_path / "config" / "default.json").exists()
     assert os.environ.get("COLLECTOR_CONFIG_DIR") == str(tmp_path / "config")
+
+
+def test_a_data_directory_made_private_and_one_that_cannot_be(tmp_path, monkeypatch):
+    from collector.errors import ConfigError
+    from collector.server.process import make_private
+
+    data = tmp_path / "data"
+    (data / "appendonlydir").mkdir(parents=True, mode=0o755)
+    (data / "appendonlydir" / "a.aof").write_text("x")
+    (data / "appendonlydir" / "a.aof").chmod(0o644)
+    data.chmod(0o755)
+    make_private(data)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [data, *data.rglob("*")]}
+    assert modes == {"data": 0o700, "appendonlydir": 0o700, "a.aof": 0o600}
+
+    def refused(self, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(Path, "chmod", refused)
+    with pytest.raises(ConfigError) as caught:
+        make_private(data)
+    assert str(caught.value) == (
+        f"--dir {data}: cannot make {data} private (Operation not permitted); give serve a "
+        "directory of your own"
+    )

@@ -5,21 +5,31 @@ one line."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.errors import RET_CONFIG
 from collector.web import data
 from tests.helpers import REAL_REDIS_URL, collector
-from tests.webtools import dead_letters
+from tests.webtools import dead_letters, http_get, start_web, stop_web
 from workers.record import Record
 
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
 from collector.web.app import create_app
+from collector.web.hosts import allowed_hosts, host_of, is_loopback
+
+
+def local(app, host: str = "127.0.0.1:8765") -> TestClient:
+    """A client of ``app`` as a browser on this machine reaches it (the page answers to
+    loopback names only, unless told otherwise)."""
+    return TestClient(app, base_url=f"http://{host}")
 
 
 @pytest.mark.redis
@@ -27,7 +37,7 @@ def test_api_status_is_what_status_json_prints(real_redis, queue, sqlite_url) ->
     for i in range(7):
         real_redis.xadd(queue, {"m": Record(f"r{i}", "t", {"x": i}, 1.0).encode()})
     dead_letters(real_redis, queue, 2)
-    with TestClient(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
         reply = web.get("/api/status")
     args = ("status", "--redis-url", REAL_REDIS_URL, "--db-url", sqlite_url, "--queue", queue)
     printed = collector(*args, "--json")
@@ -39,7 +49,7 @@ def test_api_status_is_what_status_json_prints(real_redis, queue, sqlite_url) ->
 @pytest.mark.redis
 def test_dead_letters_are_paged_newest_first_on_the_server(real_redis, queue, sqlite_url) -> None:
     dead_letters(real_redis, queue, 25)
-    with TestClient(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
         page2 = web.get("/api/dead", params={"page": 2, "size": 10}).json()
         page3 = web.get("/api/dead", params={"page": 3, "size": 10}).json()
     assert (page2["total"], page2["pages"], page2["page"]) == (25, 3, 2)
@@ -51,7 +61,7 @@ def test_dead_letters_are_paged_newest_first_on_the_server(real_redis, queue, sq
 
 def test_a_token_is_required_when_set(sqlite_url, queue) -> None:
     app = create_app("redis://127.0.0.1:1/0", sqlite_url, queue, token="s3cret")
-    with TestClient(app) as web:
+    with local(app) as web:
         assert web.get("/api/dead").status_code == 401
         assert web.get("/").status_code == 401
         assert web.get("/api/dead", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -60,7 +70,7 @@ def test_a_token_is_required_when_set(sqlite_url, queue) -> None:
         assert page.status_code == 200
         assert "s3cret" not in page.text
         assert web.get("/api/tables").status_code == 200  # the cookie the page set
-    with TestClient(app) as fresh:
+    with local(app) as fresh:
         reply = fresh.get("/api/tables", headers={"Authorization": "Bearer s3cret"})
         assert (reply.status_code, reply.json()) == (200, {})
 
@@ -69,14 +79,14 @@ def test_a_token_is_required_when_set(sqlite_url, queue) -> None:
 @pytest.mark.redis
 def test_the_page_never_shows_a_password(pg_url, queue) -> None:
     secret_url = sa.engine.make_url(pg_url).set(password="hunter2").render_as_string(False)
-    with TestClient(create_app(REAL_REDIS_URL, secret_url, queue)) as web:
+    with local(create_app(REAL_REDIS_URL, secret_url, queue)) as web:
         shown = [web.get(path).text for path in ("/", "/api/status", "/api/tables", "/api/dead")]
     assert json.loads(shown[1])["db_url"].endswith(":***@127.0.0.1:5432/" + pg_url.split("/")[-1])
     assert not [text for text in shown if "hunter2" in text]
 
 
 def test_redis_down_is_a_503_with_one_line(sqlite_url, queue) -> None:
-    with TestClient(create_app("redis://127.0.0.1:1/0", sqlite_url, queue)) as web:
+    with local(create_app("redis://127.0.0.1:1/0", sqlite_url, queue)) as web:
         reply = web.get("/api/status")
     assert reply.status_code == 503
     assert reply.json()["error"].startswith("redis")
@@ -112,3 +122,120 @@ def test_bad_web_flags_are_one_line_and_exit_2() -> None:
         RET_CONFIG,
         "Error: --port must be a port number from 0 to 65535, got 'http'\n",
     )
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost:8765", "127.0.0.1:8765", "[::1]:8765", "127.0.0.2", "LOCALHOST.", "a.localhost"],
+)
+def test_loopback_names_are_served(sqlite_url, queue, host) -> None:
+    with local(create_app("redis://127.0.0.1:1/0", sqlite_url, queue), host) as web:
+        assert web.get("/api/tables").status_code == 200
+        page = web.get("/")
+    assert page.status_code == 200
+    assert host.lower().rstrip(".") not in page.text.lower()  # every URL in it is relative
+    assert 'src="static/page.js"' in page.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/api/status", "/api/dead", "/api/tables", "/static/page.js"]
+)
+def test_another_host_is_refused_before_anything_is_read(sqlite_url, queue, path) -> None:
+    app = create_app("redis://127.0.0.1:1/0", sqlite_url, queue, allow_hosts=("results.lab",))
+    with local(app, "evil.example:8765") as web:
+        reply = web.get(path)
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "error": "this page does not answer to the host 'evil.example:8765': open it by a "
+        "loopback name, or start it with --allow-host for that name"
+    }
+    with local(app, "results.lab:8765") as web:
+        assert web.get("/api/tables").status_code == 200
+
+
+def test_the_bound_address_is_served_and_a_token_still_asked(sqlite_url, queue) -> None:
+    app = create_app("redis://127.0.0.1:1/0", sqlite_url, queue, token="t", bind="10.1.2.3")
+    with local(app, "10.1.2.3:8765") as web:
+        assert web.get("/api/tables").status_code == 401
+        assert web.get("/api/tables", headers={"Authorization": "Bearer t"}).status_code == 200
+    with local(app, "10.1.2.4:8765") as web:
+        assert web.get("/api/tables", headers={"Authorization": "Bearer t"}).status_code == 400
+
+
+@pytest.mark.redis
+def test_a_dead_letter_whose_ts_is_no_time_is_listed_with_it_raw(real_redis, queue, sqlite_url):
+    raw = Record("id0", "t", {"x": 0}, 1.0).encode()
+    for ts in ("1000", "nan", "1e300", "-inf", "yesterday", None):
+        real_redis.xadd(
+            f"{queue}:dead", {"m": raw, "reason": f"ts {ts}", **({"ts": ts} if ts else {})}
+        )
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        reply = web.get("/api/dead", params={"size": 10})
+    assert reply.status_code == 200
+    assert [(d["reason"], d["ts"]) for d in reply.json()["items"]] == [
+        ("ts None", None), ("ts yesterday", "yesterday"), ("ts -inf", "-inf"),
+        ("ts 1e300", "1e300"), ("ts nan", "nan"), ("ts 1000", "1970-01-01 00:16:40Z"),
+    ]  # fmt: skip
+
+
+def test_allow_host_of_collector_web(real_redis, queue, sqlite_url) -> None:
+    web, base = start_web(REAL_REDIS_URL, sqlite_url, queue, "--allow-host", "results.lab")
+    try:
+        port = base.rsplit(":", 1)[1]
+        assert http_get(base + "/api/tables", {"Host": f"evil.example:{port}"})[0] == 400
+        assert http_get(base + "/api/tables", {"Host": f"results.lab:{port}"})[0] == 200
+        assert http_get(base + "/api/tables", {"Host": f"localhost:{port}"})[0] == 200
+    finally:
+        stop_web(web)
+
+
+@pytest.mark.redis
+def test_refreshes_reuse_the_pages_own_client_and_engine(
+    real_redis, queue, sqlite_url, monkeypatch
+):
+    import collector.status
+    import collector.web.app
+
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE r (_id TEXT)"))
+    engine.dispose()
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        first = web.get("/api/status").json()
+
+        def refused(*_args, **_kwargs):
+            raise AssertionError("a refresh built a new client or engine")
+
+        for name in ("client_from_url", "make_engine"):
+            monkeypatch.setattr(collector.status, name, refused)
+        monkeypatch.setattr(collector.web.app, "make_engine", refused)
+        again = [web.get("/api/status") for _ in range(3)]
+    assert [r.status_code for r in again] == [200] * 3
+    assert again[-1].json() == first
+    assert first["tables"] == {"r": 0}
+
+
+def loopback_address(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+NAMES = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=NAMES, port=st.one_of(st.none(), st.integers(1, 65535)), upper=st.booleans())
+def test_a_host_is_served_exactly_when_loopback_or_allowed(name, port, upper) -> None:
+    header = (name.upper() if upper else name) + ("" if port is None else f":{port}")
+    assert host_of(header) == name
+    allowed = allowed_hosts("127.0.0.1", ("results.lab",))
+    served = is_loopback(name) or name in allowed
+    expected = name in ("localhost", "results.lab") or name.endswith(".localhost")
+    assert served == (expected or loopback_address(name))
+    for address in ("::1", "fe80::1", "127.0.0.9", "10.0.0.1"):
+        shown = f"[{address}]" + ("" if port is None else f":{port}")
+        assert host_of(shown) == address
+        assert is_loopback(address) == (address in ("::1", "127.0.0.9"))

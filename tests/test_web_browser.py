@@ -111,3 +111,26 @@ def test_page_2_of_the_dead_letters_and_the_token(browser, real_redis, queue, sq
         expect(page.locator("#error")).to_have_text("")
     finally:
         stop_web(web)
+
+
+def test_a_consumer_named_constructor_is_healthy_and_the_page_works_by_any_loopback_name(
+    browser, real_redis, queue, sqlite_url
+):
+    run = start_collector(REAL_REDIS_URL, sqlite_url, queue, "--consumer", "constructor")
+    web, base = start_web(REAL_REDIS_URL, sqlite_url, queue)
+    try:
+        wait_ready(run)
+        emitter = Emitter(redis_url=REAL_REDIS_URL, queue=queue)
+        emitter.emit({"x": 1}, table="constructor")
+        emitter.close()
+        wait_until(lambda: status_json(queue, sqlite_url)["tables"].get("constructor") == 1)
+        page = browser.new_page()
+        page.goto(base.replace("127.0.0.1", "localhost") + "/")
+        row = page.locator("#consumers tbody tr", has_text="constructor").first
+        expect(row.locator("td").nth(3)).to_have_text("ok", timeout=20_000)
+        table = page.locator("#tables tbody tr", has_text="constructor").first
+        expect(table.locator("td").nth(2)).to_have_text(UTC_TIME)
+        expect(page.locator("#error")).to_have_text("")
+    finally:
+        stop_web(web)
+        assert stop(run) == 0

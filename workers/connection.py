@@ -1,10 +1,16 @@
 """The connection file ``collector serve`` writes, and how emitters and commands find Redis with it.
 
 ``<COLLECTOR_CONFIG_DIR or ~/.config/result-collector>/<name>.json`` (mode 0600: it holds the
-password) names a running server. When COLLECTOR_REDIS_URL is unset, the file named by
-COLLECTOR_SERVER (else ``default``) gives the URL and the queue, so a job on any node that shares
-the home directory needs no configuration; without a file, the default URL. This module is read
-on compute nodes: JSON and the standard library only.
+password and the server's id) names a running server. When COLLECTOR_REDIS_URL is unset, the file
+named by COLLECTOR_SERVER (else ``default``) gives the URL and the queue, so a job on any node that
+shares the home directory needs no configuration.
+
+Without a file there are two cases. No config directory: this user never ran ``collector serve``,
+and the default URL (a Redis of their own on localhost) is meant. A config directory but no file:
+serve is not up yet (a job started before it, or while it restarts), so nothing may be sent to
+whatever listens on localhost: ``Found.missing`` names the file, emitters retry, then spool, and
+commands fail in one line. This module is read on compute nodes: JSON and the standard library
+only (workers.identity checks that the server answering is the one a file names).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class ServerInfo:
     started: str  # ISO 8601, UTC
     queue: str
     slurm_job_id: str | None = None
+    server_id: str | None = field(default=None, repr=False)  # known to the server, see identity
 
     @classmethod
     def read(cls, path: Path) -> ServerInfo | None:
@@ -96,21 +103,31 @@ class ServerInfo:
 @dataclass(frozen=True)
 class Found:
     """Where Redis is, by the rule above: ``file`` is set when the URL came from a connection
-    file (errors name it), ``queue`` is the file's queue or None."""
+    file (errors name it), ``queue`` is the file's queue or None, ``server_id`` what the server
+    must prove it knows. ``url`` None: the caller's default, unless ``missing`` names the file
+    that is not there yet."""
 
     url: str | None
     queue: str | None = None
     file: Path | None = None
+    server_id: str | None = field(default=None, repr=False)
+    missing: Path | None = None
+
+    @property
+    def from_file(self) -> bool:
+        """True when a connection file decides where Redis is (present or awaited)."""
+        return self.file is not None or self.missing is not None
 
 
-def find_server() -> Found:
-    """COLLECTOR_REDIS_URL if set; else the connection file if there is one; else Found(None)
-    (the caller's default). ValueError for a bad COLLECTOR_SERVER or an unreadable file."""
-    url = os.environ.get("COLLECTOR_REDIS_URL")
+def find_server(redis_url: str | None = None) -> Found:
+    """``redis_url`` if given, else COLLECTOR_REDIS_URL if set (neither reads a file); else the
+    connection file if there is one; else Found(None), with ``missing`` set when a config
+    directory exists. ValueError for a bad COLLECTOR_SERVER or an unreadable file."""
+    url = redis_url or os.environ.get("COLLECTOR_REDIS_URL")
     if url:
         return Found(url)
     path = connection_file()
     info = ServerInfo.read(path)
     if info is None:
-        return Found(None)
-    return Found(info.url, info.queue, path)
+        return Found(None, missing=path if path.parent.is_dir() else None)
+    return Found(info.url, info.queue, path, info.server_id)

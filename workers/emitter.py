@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -16,14 +15,16 @@ from redis.retry import Retry
 
 from workers import shards, xadd
 from workers.buffer import SendBuffer
-from workers.cluster import REDIS_ERRORS, client_from_url
+from workers.cluster import REDIS_ERRORS
 from workers.entry import Packed, encode_entries, packed
 from workers.errors import EncodeError
+from workers.identity import where
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
+from workers.link import Link
 from workers.names import FIELD, QueueNames
 from workers.record import MAX_ID_LENGTH, Record, new_id, pack_data
-from workers.settings import EmitterSettings, mask_url
+from workers.settings import EmitterSettings, mask_url, resolve_queue
 from workers.shards import ShardCount
 from workers.spool import Spool
 
@@ -63,12 +64,14 @@ class Emitter:
     Pass ``client`` (e.g. a fakeredis client in tests) or let it connect lazily to
     ``redis_url`` (default: COLLECTOR_REDIS_URL) on first use. While Redis is unreachable a
     send is retried for ``emit_timeout`` seconds (COLLECTOR_EMIT_TIMEOUT), then the records go
-    to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent by the next
-    successful send, at exit, or by ``collector spool flush``. With ``buffer=N`` records are
-    sent N per round trip, or ``flush_interval`` seconds after the first is queued, on
-    ``flush()``/``close()``, at normal exit and when a multiprocessing worker ends; a killed
-    process loses its unsent buffer. ``shards`` (default: COLLECTOR_SHARDS, else what the
-    collector published, else 1) spreads records over the queue's shards (workers.shards).
+    to the local spool in ``spool_dir`` (COLLECTOR_SPOOL_DIR) and are re-sent before the next
+    send, at exit, or by ``collector spool flush``. A URL from the connection file of
+    ``collector serve`` is checked on every connection and followed when serve moves. With
+    ``buffer=N`` records are sent N per round trip, or ``flush_interval`` seconds after the
+    first is queued, on ``flush()``/``close()``, at normal exit and when a multiprocessing
+    worker ends; a killed process loses its unsent buffer. ``shards`` (default:
+    COLLECTOR_SHARDS, else what the collector published, else 1) spreads records over the
+    queue's shards (workers.shards).
     """
 
     def __init__(
@@ -84,21 +87,26 @@ class Emitter:
         flush_interval: float = 1.0,
         shards: int | None = None,
     ) -> None:
-        env = EmitterSettings.from_env()
-        self.redis_url = redis_url or env.redis_url
-        self._from_file = None if redis_url else env.connection_file  # named in the warning
-        self.queue = queue or env.queue
+        env = EmitterSettings.from_env(
+            redis_url, queue, emit_timeout=emit_timeout, spool_dir=spool_dir, shards=shards
+        )
+        self._link = Link(
+            env.server,
+            env.redis_url,
+            client,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # our own retry loop replaces redis-py's
+        )
+        self._queue_given = bool(queue)
+        self.queue = env.queue
         self.names = QueueNames(self.queue)
-        self._count = ShardCount(self.names, shards if shards is not None else env.shards)
-        self.emit_timeout = env.emit_timeout if emit_timeout is None else emit_timeout
-        self.spool = Spool(Path(spool_dir) if spool_dir is not None else env.spool_dir)
-        self._client = client
-        self._owns_client = client is None
-        self._client_pid = os.getpid()
+        self._count = ShardCount(self.names, env.shards)  # None: ask the collector
+        self.emit_timeout = env.emit_timeout
+        self.spool = Spool(env.spool_dir)
         self._sleep = sleep
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()  # the spool and the retry loop, not a plain send
-        self._client_lock = threading.Lock()
         self._spool_hook = ExitHook(self.flush_spool)
         self._buffer = SendBuffer(self._send_packed, buffer, flush_interval) if buffer else None
         renew_after_fork(self)
@@ -109,24 +117,33 @@ class Emitter:
     def after_fork_in_child(self) -> None:
         """Fresh locks in a forked child: a parent thread may have been inside a send."""
         self._send_lock = threading.Lock()
-        self._client_lock = threading.Lock()
+        self._link.after_fork_in_child()
+
+    @property
+    def redis_url(self) -> str:
+        """The URL records go to (it changes when a followed connection file does)."""
+        return self._link.url
 
     @property
     def client(self) -> redis.Redis:
-        """The Redis client, built on first use and again in a forked child (which must never
-        write to its parent's socket); our own retry loop replaces redis-py's."""
-        if self._owns_client and self._client_pid != os.getpid():
-            self._client, self._client_pid = None, os.getpid()  # the parent's: not ours to close
-        if self._client is None:
-            with self._client_lock:  # threads sharing the emitter share one connection pool
-                if self._client is None:
-                    self._client = client_from_url(
-                        self.redis_url,
-                        socket_timeout=SOCKET_TIMEOUT,
-                        socket_connect_timeout=SOCKET_TIMEOUT,
-                        retry=Retry(NoBackoff(), 0),
-                    )
-        return self._client
+        """The Redis client, built on first use and again in a forked child."""
+        return self._link.client
+
+    def _follow_file(self) -> bool:
+        """True when the connection file (if the URL came from one) now names another server
+        (serve restarted on a new port or password): the next send goes there, with the queue
+        and shard count that follow unless given."""
+        found = self._link.follow()
+        if found is None:
+            return False
+        if not self._queue_given:
+            self.queue = resolve_queue(None, found)
+            self.names = QueueNames(self.queue)
+        self._count = ShardCount(self.names, self._count.given)  # the new server's count
+        log.info(
+            "following %s to redis at %s", found.file or found.missing, mask_url(self.redis_url)
+        )
+        return True
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
         """Build the wire record for ``result`` without sending it."""
@@ -181,12 +198,14 @@ class Emitter:
 
     def _send(self, payloads: list[bytes]) -> None:
         """Put ``payloads`` on the queue, retrying with capped backoff while Redis is away or
-        full; after ``emit_timeout`` keep them in the spool instead. Once a send succeeds,
-        re-send the spool.
+        full; after ``emit_timeout`` keep them in the spool instead.
 
-        While this process has records spooled, a send tries once and spools at once on failure:
-        the outage is known, and a job should not wait ``emit_timeout`` for every result. Wrong
-        credentials are not retried either. A spool that cannot be written raises EmitError.
+        While this process has records spooled, a send first re-sends the spool, so records
+        arrive in the order they were emitted (under one key the first emitted stays); if that
+        fails, ``payloads`` join the spool at once: the outage is known, and a job should not
+        wait ``emit_timeout`` for every result. A URL from a connection file follows the file
+        when its server stops answering. Wrong credentials are not retried. A spool that cannot
+        be written raises EmitError.
         """
         if not payloads:
             return
@@ -198,29 +217,35 @@ class Emitter:
                 pass  # the retry loop below, one thread at a time, tries again from the start
         with self._send_lock:
             spooling = self._spooled_pid == os.getpid()
+            if spooling:  # the spool first: its records were emitted before these
+                self._follow_file()
+                error = self._resend_spool()
+                if error is not None:
+                    self._spool(payloads, error, warn=False)
+                    return
             deadline = time.monotonic() + (0.0 if spooling else self.emit_timeout)
             delay = FIRST_DELAY
             while True:
                 try:
                     self._xadd(self.queue, payloads)
-                    break
+                    return
                 except UNAVAILABLE as exc:
+                    if self._follow_file():
+                        continue  # the file names a new server: try it at once
                     hopeless = isinstance(exc, redis.AuthenticationError)  # wrong credentials
                     if hopeless or time.monotonic() + delay > deadline:
                         self._spool(payloads, exc, warn=not spooling)
                         return
                     if delay == FIRST_DELAY:  # said at once: a shell loop is not silent for 30 s
                         log.warning(
-                            "redis at %s does not take records (%s): retrying for up to %.0f s, "
-                            "then spooling",
-                            self._where(),
+                            "%s does not take records (%s): retrying for up to %.0f s, then "
+                            "spooling",
+                            where(self._link.server, self.redis_url),
                             exc,
                             self.emit_timeout,
                         )
                     self._sleep(delay)
                     delay = min(MAX_DELAY, delay * 2)
-            if spooling:
-                self._resend_spool()
 
     @property
     def shard_count(self) -> int:
@@ -237,12 +262,6 @@ class Emitter:
         for stream, group in shards.route(names, self.shard_count, payloads).items():
             xadd.send(self.client, stream, FIELD, group)
 
-    def _where(self) -> str:
-        """The Redis this emitter sends to, for a warning: masked, and the connection file it
-        came from, if any."""
-        source = f" (from {self._from_file})" if self._from_file else ""
-        return f"{mask_url(self.redis_url)}{source}"
-
     def _spool(self, payloads: list[bytes], exc: Exception, *, warn: bool) -> None:
         """Keep ``payloads`` in this process's spool file (EmitError if it cannot be written)."""
         path = self.spool.append(self.queue, payloads)
@@ -250,24 +269,27 @@ class Emitter:
         self._spool_hook.arm()
         if warn:
             log.warning(
-                "redis at %s took no records for %.0f s (%s): spooling records to %s until it does",
-                self._where(),
+                "%s took no records for %.0f s (%s): spooling records to %s until it does",
+                where(self._link.server, self.redis_url),
                 self.emit_timeout,
                 exc,
                 path,
             )
 
-    def _resend_spool(self) -> None:
-        """Re-send this process's spooled records (ids unchanged); what fails stays spooled."""
+    def _resend_spool(self) -> Exception | None:
+        """Re-send this process's spooled records (ids unchanged); what fails stays spooled.
+        Returns the outage that stopped it, None when Redis took them (or refused them for a
+        reason no wait would change: then they stay for ``collector spool flush``)."""
         try:
             result = self.spool.flush(self._xadd, [self.spool.path])
-        except UNAVAILABLE:
-            return  # still spooled; the next successful send tries again
-        except RESEND_ERRORS as exc:  # the record just sent is safe: do not raise
+        except UNAVAILABLE as exc:
+            return exc  # still spooled; the next send tries again first
+        except RESEND_ERRORS as exc:  # not an outage: do not hold back what comes next
             log.warning("could not re-send the spool %s yet: %s", self.spool.path, exc)
-            return
+            return None
         self._spooled_pid = 0
         log.info("re-sent %d spooled records from %s", result.sent, self.spool.path)
+        return None
 
     def flush_spool(self) -> None:
         """Re-send this process's spooled records now (also run at exit); what fails stays in
@@ -275,6 +297,7 @@ class Emitter:
         if self._spooled_pid != os.getpid():
             return
         with self._send_lock:
+            self._follow_file()
             self._resend_spool()
         if self._spooled_pid == os.getpid():
             log.warning(
@@ -291,7 +314,4 @@ class Emitter:
             self._buffer.close()
         self.flush_spool()
         self._spool_hook.disarm()
-        if self._owns_client and self._client is not None:
-            if self._client_pid == os.getpid():
-                self._client.close()
-            self._client = None
+        self._link.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from workers.connection import find_server
+from workers.connection import Found, find_server
 from workers.shards import env_shards
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -40,7 +40,7 @@ def mask_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class EmitterSettings:
-    """Where emitters send records; ``repr`` never shows a password."""
+    """Where emitters send records; ``repr`` never shows a password or the server id."""
 
     redis_url: str = DEFAULT_REDIS_URL
     queue: str = DEFAULT_QUEUE
@@ -49,23 +49,37 @@ class EmitterSettings:
     spool_dir: Path = field(default_factory=default_spool_dir)
     connection_file: Path | None = None  # the file ``redis_url`` came from, if it did
     shards: int | None = None  # COLLECTOR_SHARDS; None: read what the collector published
+    server: Found = field(default_factory=lambda: Found(None), repr=False)  # as resolved
 
     @classmethod
-    def from_env(cls) -> EmitterSettings:
-        """Settings from COLLECTOR_REDIS_URL (else the connection file of ``collector serve``,
-        see workers.connection), COLLECTOR_QUEUE (else the file's), COLLECTOR_EMIT_TIMEOUT
-        (seconds), COLLECTOR_SPOOL_DIR and COLLECTOR_SHARDS, with the contract's defaults; a bad
+    def from_env(
+        cls,
+        redis_url: str | None = None,
+        queue: str | None = None,
+        *,
+        emit_timeout: float | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        shards: int | None = None,
+    ) -> EmitterSettings:
+        """The given values, and for each one not given (None) its variable: COLLECTOR_REDIS_URL
+        (else the connection file of ``collector serve``: see ``resolve``), COLLECTOR_QUEUE (else
+        the file's), COLLECTOR_EMIT_TIMEOUT (seconds), COLLECTOR_SPOOL_DIR and COLLECTOR_SHARDS,
+        then the contract's defaults. A variable whose value is given is not read; a bad
         timeout, shard count, server name or connection file raises ValueError."""
-        timeout = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
-        spool = os.environ.get("COLLECTOR_SPOOL_DIR")
-        found = find_server()
+        found = resolve(redis_url)
+        if emit_timeout is None:
+            text = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
+            emit_timeout = parse_timeout(text) if text else DEFAULT_EMIT_TIMEOUT
+        if spool_dir is None:
+            spool_dir = os.environ.get("COLLECTOR_SPOOL_DIR") or default_spool_dir()
         return cls(
             redis_url=found.url or DEFAULT_REDIS_URL,
-            queue=os.environ.get("COLLECTOR_QUEUE") or found.queue or DEFAULT_QUEUE,
-            emit_timeout=parse_timeout(timeout) if timeout else DEFAULT_EMIT_TIMEOUT,
-            spool_dir=Path(spool) if spool else default_spool_dir(),
+            queue=resolve_queue(queue, found),
+            emit_timeout=emit_timeout,
+            spool_dir=Path(spool_dir),
             connection_file=found.file,
-            shards=env_shards(),
+            shards=shards if shards is not None else env_shards(),
+            server=found,
         )
 
     def __repr__(self) -> str:
@@ -75,6 +89,21 @@ class EmitterSettings:
             f"spool_dir={str(self.spool_dir)!r}, shards={self.shards}, "
             f"connection_file={str(self.connection_file) if self.connection_file else None!r})"
         )
+
+
+def resolve(redis_url: str | None = None) -> Found:
+    """Where Redis is, the one rule for emitters, ``rq worker -c workers.rqconfig``, the
+    collector's ``Settings.from_env()`` and every command: ``redis_url`` when given, else
+    COLLECTOR_REDIS_URL, else the connection file ``collector serve`` wrote (COLLECTOR_SERVER
+    names it), else ``Found(None)``: the default URL, or, when a config directory exists,
+    ``missing`` names the file that is not up yet (workers.connection says why)."""
+    return find_server(redis_url)
+
+
+def resolve_queue(queue: str | None, found: Found) -> str:
+    """The queue: ``queue`` when given, else COLLECTOR_QUEUE, else the connection file's, else
+    the default."""
+    return queue or os.environ.get("COLLECTOR_QUEUE") or found.queue or DEFAULT_QUEUE
 
 
 def parse_timeout(text: str) -> float:

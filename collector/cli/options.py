@@ -12,17 +12,17 @@ from typing import Any, TypeVar, cast
 import click
 
 from collector.errors import BrokerUnavailable, ConfigError
-from collector.server.claim import answers
-from collector.settings import DEFAULT_DB_URL, check_db_url, check_queue, check_redis_url
-from workers.connection import find_server
-from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
+from collector.settings import DEFAULT_DB_URL, Settings, check_db_url, check_queue, check_redis_url
+from workers.identity import not_up, probe
+from workers.record import Limits
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 REDIS_HELP = "Redis to read from (redis://, rediss://)."
 REDIS_DEFAULT = (
-    f"[default: the connection file of `collector serve` (COLLECTOR_SERVER names it), "
-    f"else {DEFAULT_REDIS_URL}]"
+    "[default: the connection file of `collector serve` (COLLECTOR_SERVER names it); "
+    f"{DEFAULT_REDIS_URL} only when there is no config directory (you never ran serve)]"
 )
 
 
@@ -37,29 +37,36 @@ valid_db_url = _checked(check_db_url)
 
 def resolve_redis(
     redis_url: str | None, queue: str | None, *, check: bool = True
-) -> tuple[str, str]:
-    """The Redis URL and queue a command uses: the flag or COLLECTOR_* variable when given (not
-    None); else the connection file's (DESIGN: "When COLLECTOR_REDIS_URL is unset ... use that
-    file"); else the defaults. With ``check``, a file whose server does not answer is a one-line
-    BrokerUnavailable naming the file."""
+) -> tuple[str | None, str]:
+    """The Redis URL and queue a command uses, by the emitters' rule (workers.settings.resolve):
+    the flag or COLLECTOR_* variable when given (not None); else the connection file's (DESIGN:
+    "When COLLECTOR_REDIS_URL is unset ... use that file"); else the defaults. With ``check``,
+    a file whose server does not answer, or is not the server the file names, or a config
+    directory without the file, is a one-line BrokerUnavailable naming the file. Without it (the
+    commands that emit) a file's URL is None: the Emitter resolves it itself, checks every
+    connection and follows the file, as a job's does."""
     if redis_url is not None:
         return redis_url, queue or DEFAULT_QUEUE
     try:
-        found = find_server()
+        found = resolve()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if found.url is None or found.file is None:
-        return DEFAULT_REDIS_URL, queue or DEFAULT_QUEUE
+    queue = resolve_queue(queue, found)
+    if not found.from_file:
+        return DEFAULT_REDIS_URL, queue
+    if not check:
+        return None, queue
+    if found.url is None:
+        assert found.missing is not None
+        raise BrokerUnavailable(not_up(found.missing))
     try:
         url = check_redis_url(found.url)
     except ConfigError as exc:
         raise ConfigError(f"{found.file}: {exc}") from None
-    if check and not answers(url):
-        raise BrokerUnavailable(
-            f"no Redis answers at {mask_url(url)}, named in {found.file}: is `collector serve` "
-            "still running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick another)"
-        )
-    return url, queue or found.queue or DEFAULT_QUEUE
+    problem = probe(found)
+    if problem is not None:
+        raise BrokerUnavailable(problem)
+    return url, queue
 
 
 def _resolving(func: F, *, check: bool) -> F:
@@ -106,6 +113,87 @@ def redis_options(func: F, *, check: bool = True) -> F:
         f"{DEFAULT_QUEUE}]",
     )(func)
     return _url_option(REDIS_HELP)(func)
+
+
+# The record limits (workers.record.Limits): each a --max-... flag, at least 1, with the field's
+# own default.
+LIMIT_HELP = {
+    "max_record_bytes": "Larger records are dead-lettered.",
+    "max_depth": "Records with values nested deeper are dead-lettered.",
+    "max_fields": "Records with more data fields are dead-lettered.",
+    "max_str_len": "Records holding a longer string or bytes value are dead-lettered.",
+}
+DAEMON_OPTIONS = [
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=Settings.batch_size,
+        show_default=True,
+        help="Most records per transaction.",
+    ),
+    click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        default=Settings.max_wait,
+        show_default=True,
+        help="Seconds to wait for records when the queue is empty.",
+    ),
+    click.option("--consumer", default=None, help="Consumer name (default: the host name)."),
+    click.option(
+        "--claim-idle",
+        type=click.FloatRange(min=0),
+        default=Settings.claim_idle,
+        show_default=True,
+        help="Seconds before another consumer's unacknowledged records are taken over.",
+    ),
+    click.option(
+        "--max-deliveries",
+        type=click.IntRange(min=1),
+        default=Settings.max_deliveries,
+        show_default=True,
+        help="A record delivered more often without being stored is dead-lettered.",
+    ),
+    *(
+        click.option(
+            f"--{name.replace('_', '-')}",
+            type=click.IntRange(min=1),
+            default=getattr(Limits, name),
+            show_default=True,
+            help=text,
+        )
+        for name, text in LIMIT_HELP.items()
+    ),
+    click.option(
+        "--models",
+        default=None,
+        help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
+        "created if missing and records for them must match the declared columns.",
+    ),
+    click.option(
+        "--shards",
+        envvar="COLLECTOR_SHARDS",
+        show_envvar=True,
+        type=click.IntRange(min=1, max=MAX_SHARDS),
+        default=None,
+        help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
+        "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
+    ),
+    click.option(
+        "--arrays",
+        default=None,
+        help="An HDF5 file to write the records' numpy arrays into (rows point at them; "
+        "needs the hdf5 extra). Env: COLLECTOR_ARRAYS.",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+]
+
+
+def daemon_options(func: F) -> F:
+    """The daemon's flags (batch size, waits, limits, --models, -v): ``run`` and ``serve`` take
+    the same ones."""
+    for option in reversed(DAEMON_OPTIONS):
+        func = option(func)
+    return func
 
 
 def shards_option(func: F) -> F:

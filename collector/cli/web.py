@@ -41,6 +41,14 @@ def is_loopback(bind: str) -> bool:
     "when --bind is not a loopback address.",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another name the page answers to (it answers to loopback names and the --bind "
+    "address only, so no other site can read it through a browser here). Repeatable.",
+)
+@click.option(
     "--refresh",
     type=click.FloatRange(min=0.5),
     default=2.0,
@@ -54,6 +62,7 @@ def web(
     bind: str,
     port: int,
     token: str | None,
+    allow_hosts: tuple[str, ...],
     refresh: float,
 ) -> None:
     """Serve the live status page (read-only) at http://BIND:PORT/.
@@ -77,6 +86,8 @@ def web(
             "collector web needs its extra: pip install 'result-collector[web]'"
         ) from None
     logs.configure(False)
-    app = create_app(redis_url, db_url, queue, token=token, refresh=refresh)
+    app = create_app(
+        redis_url, db_url, queue, token=token, refresh=refresh, bind=bind, allow_hosts=allow_hosts
+    )
     click.echo(f"status page at http://{bind}:{port}/", err=True)
     uvicorn.run(app, host=bind, port=port, log_level="warning", server_header=False)

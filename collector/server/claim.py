@@ -8,12 +8,14 @@ import contextlib
 import fcntl
 import logging
 import os
+from pathlib import Path
 from typing import IO
 
 import redis
 
 from collector.errors import AlreadyRunning
-from workers.connection import ServerInfo, config_dir, connection_file
+from workers.connection import Found, ServerInfo, config_dir, connection_file
+from workers.identity import probe
 from workers.jobinfo import host_name
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,13 @@ def answers(url: str) -> bool:
         client.close()
 
 
-def is_alive(info: ServerInfo) -> bool:
+def is_alive(info: ServerInfo, path: Path) -> bool:
     """Whether the serve a connection file names still runs: on this machine its process must
-    exist; anywhere, its Redis must answer with the file's password."""
+    exist; anywhere, its Redis must answer with the file's credentials and prove it is the
+    server the file names (another server on that port is no serve of ours)."""
     if info.hostname == host_name() and not pid_alive(info.pid):
         return False
-    return answers(info.url)
+    return probe(Found(info.url, info.queue, path, info.server_id)) is None
 
 
 class ServerClaim:
@@ -76,7 +79,7 @@ class ServerClaim:
         except ValueError as exc:  # not ours to keep: replaced like a stale file
             log.warning("replacing %s", exc)
             return None
-        if existing is not None and is_alive(existing):  # a serve on another machine
+        if existing is not None and is_alive(existing, self.path):  # a serve on another machine
             self.release()
             raise self._refusal(existing)
         if existing is not None:

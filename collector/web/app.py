@@ -1,7 +1,7 @@
 """The status page's ASGI app: one HTML page, the JSON it refreshes from, static files. Read-only
-(GET only). With a token, every request but static files must carry it: an
-``Authorization: Bearer`` header, ``?token=`` (which also sets a cookie, so the page's own
-requests carry it), or that cookie."""
+(GET only), answering only to the hosts collector.web.hosts allows, every URL of the page relative.
+With a token, every request but static files must carry it: an ``Authorization: Bearer`` header,
+``?token=`` (which also sets a cookie, so the page's own requests carry it), or that cookie."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from collector.cli.status import gather
 from collector.db import database_exists, make_engine
 from collector.errors import library_errors, translate
+from collector.status import snapshot
 from collector.web import data
+from collector.web.hosts import HostGate, allowed_hosts
 from workers.cluster import client_from_url
 
 HERE = Path(__file__).parent
@@ -76,6 +77,16 @@ class Sources:
             self._engine = make_engine(self.db_url)
         return self._engine
 
+    def status(self) -> dict[str, Any]:
+        """What ``status --json`` prints, read with this page's own client and engine."""
+        return snapshot(
+            self.client,
+            self.engine,
+            redis_url=self.redis_url,
+            db_url=self.db_url,
+            queue=self.queue,
+        )
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -89,10 +100,25 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
         return default
 
 
+def gates(token: str | None, bind: str, allow_hosts: tuple[str, ...]) -> list[Middleware]:
+    """The host check first (a wrong Host learns nothing, not even whether a token is asked),
+    then the token's, when there is one."""
+    found = [Middleware(HostGate, hosts=allowed_hosts(bind, allow_hosts))]
+    return [*found, Middleware(TokenGate, token=token)] if token else found
+
+
 def create_app(
-    redis_url: str, db_url: str, queue: str, *, token: str | None = None, refresh: float = 2.0
+    redis_url: str,
+    db_url: str,
+    queue: str,
+    *,
+    token: str | None = None,
+    refresh: float = 2.0,
+    bind: str = "127.0.0.1",
+    allow_hosts: tuple[str, ...] = (),
 ) -> Starlette:
-    """The app serving one queue and one database; ``token`` None: no token asked."""
+    """The app serving one queue and one database; ``token`` None: no token asked. It answers
+    to loopback names, ``bind`` and ``allow_hosts`` only (collector.web.hosts says why)."""
     src = Sources(redis_url, db_url, queue)
     templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -101,7 +127,7 @@ def create_app(
         return templates.TemplateResponse(request, "index.html", context)
 
     def status(_request: Request) -> Response:
-        return JSONResponse(gather(redis_url, db_url, queue))
+        return JSONResponse(src.status())
 
     def tables(_request: Request) -> Response:
         engine = src.engine
@@ -148,7 +174,7 @@ def create_app(
         Route("/api/dead", dead),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(TokenGate, token=token)] if token else []
+    middleware = gates(token, bind, allow_hosts)
     handlers: dict[Any, Any] = {kind: failed for kind in library_errors()}
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan

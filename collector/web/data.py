@@ -149,6 +149,19 @@ def heatmap_png(engine: sa.Engine, name: str) -> bytes | None:
         return out.read_bytes()
 
 
+def _when(letter: DeadLetter) -> str | None:
+    """A dead letter's ``ts`` as UTC time when it is one, else as stored (cut short): whoever
+    wrote the letter, the page lists it."""
+    if letter.ts is not None:
+        try:
+            return _iso(_utc_naive(letter.ts))
+        except (OverflowError, ValueError, OSError):
+            pass
+    if letter.ts_text is None:
+        return None
+    return letter.ts_text[:PREVIEW_CHARS]
+
+
 def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
     """A dead letter for the page: id, its stream (the shard), time, reason, and the record's
     table and data, cut short."""
@@ -164,11 +177,10 @@ def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
             preview = repr(letter.raw[:PREVIEW_CHARS])
     if len(preview) > PREVIEW_CHARS:
         preview = preview[: PREVIEW_CHARS - 1] + "…"
-    ts = None if letter.ts is None else _iso(_utc_naive(letter.ts))
     return {
         "id": letter.id,
         "stream": stream,
-        "ts": ts,
+        "ts": _when(letter),
         "reason": letter.reason,
         "table": table,
         "preview": preview,

@@ -72,6 +72,14 @@ class Serves:
         self.started += psutil.Process(proc.pid).children()
         return proc
 
+    def start_failing(self, *args: str, **env: str) -> Process:
+        """A serve expected to end on its own, run to its end."""
+        proc = collector(
+            "serve", "--dir", str(self.data), "--db-url", self.db_url, *args, env=self.env(**env)
+        )
+        proc.stop(None, timeout=60)
+        return proc
+
     def run(self, *argv: str, timeout: float = 60, **env: str) -> Process:
         """A job or command run to its end."""
         proc = python(*argv, env=self.env(**env))
@@ -157,9 +165,9 @@ def test_a_file_left_by_a_killed_serve_is_detected_and_replaced(serves, tmp_path
     status = serves.run(*command("status"))
     assert status.returncode == RET_BROKER
     assert status.err.strip().splitlines() == [
-        f"Error: no Redis answers at redis://:***@127.0.0.1:{port}/0, named in {serves.file}: "
-        "is `collector serve` still running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick "
-        "another)"
+        f"Error: no Redis answers at redis://collector:***@127.0.0.1:{port}/0, named in "
+        f"{serves.file}: is `collector serve` still running? (COLLECTOR_REDIS_URL or "
+        "COLLECTOR_SERVER pick another)"
     ]
     spool = tmp_path / "spool"
     job = serves.run(

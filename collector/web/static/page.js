@@ -1,5 +1,7 @@
 // The status page: fetch the JSON endpoints every few seconds and redraw. Every value goes in
-// through textContent (dead-letter previews are arbitrary data), never innerHTML.
+// through textContent (dead-letter previews are arbitrary data), never innerHTML; names from the
+// data are looked up as own keys only (a consumer may be called "constructor"); every URL is
+// relative to the page, never built from the Host header.
 "use strict";
 
 const REFRESH_MS = Number(document.body.dataset.refreshMs) || 2000;
@@ -13,6 +15,11 @@ async function getJSON(path) {
   const body = await reply.json();
   if (!reply.ok) throw new Error(body.error || reply.statusText);
   return body;
+}
+
+function own(object, key) {
+  // object[key] only when the object itself has it: never Object.prototype's "constructor"
+  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
 }
 
 function el(tag, text, cls) {
@@ -50,12 +57,12 @@ function showStatus(status, newest) {
     ? "persistence on: queued records survive a restart"
     : "no persistence: a restart of Redis loses queued records";
   fill("consumers", status.consumers.map((c) => {
-    const failing = status.failing[c.name];
+    const failing = own(status.failing, c.name);
     const state = failing ? `failing (${failing.attempts} attempts): ${failing.error}` : "ok";
     return row([[c.name], [c.pending, "num"], [seconds(c.idle_ms), "num"], [state]]);
   }));
   fill("tables", Object.entries(status.tables).map(([name, count]) =>
-    row([[name], [count, "num"], [newest[name] || "–"]])));
+    row([[name], [count, "num"], [own(newest, name) || "–"]])));
 }
 
 function showRate(rate) {
@@ -104,7 +111,7 @@ function showSweeps(sweeps) {
     if (s.heatmap) {
       const img = el("img");
       img.alt = `heat map of ${s.heatmap}`;
-      img.src = `/api/sweeps/${encodeURIComponent(s.sweep)}/heatmap.png?v=${s.done}-${s.failed}`;
+      img.src = `api/sweeps/${encodeURIComponent(s.sweep)}/heatmap.png?v=${s.done}-${s.failed}`;
       div.appendChild(img);
     }
     return div;
@@ -122,13 +129,13 @@ function showDead(page) {
 }
 
 async function refreshDead() {
-  showDead(await getJSON(`/api/dead?page=${deadPage}`));
+  showDead(await getJSON(`api/dead?page=${deadPage}`));
 }
 
 async function refresh() {
   try {
     const [status, newest, rate, sweeps] = await Promise.all([
-      getJSON("/api/status"), getJSON("/api/tables"), getJSON("/api/rate"), getJSON("/api/sweeps"),
+      getJSON("api/status"), getJSON("api/tables"), getJSON("api/rate"), getJSON("api/sweeps"),
     ]);
     showStatus(status, newest);
     showRate(rate);

@@ -1,0 +1,186 @@
+"""``collector serve`` on a login node shared with other users: a stale connection file whose
+port another user's password-less redis-server took, a taken --port, a serve restarted on a new
+port under a running producer, and the privacy of serve's data directory. As root the foreign
+server runs as a second Unix user (created and removed here); otherwise as this user, which is
+what matters: the server, not the uid."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from collector.errors import RET_BROKER
+from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
+from faults.test_serve import JOB, TESTS, Serves, command, redis_child
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def serves(tmp_path: Path) -> Iterator[Serves]:
+    helper = Serves(tmp_path)
+    yield helper
+    helper.kill_all()
+
+
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[str | None]:
+    """A second Unix user when we are root (removed afterwards), else None (this user)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        yield None
+        return
+    name = f"rc{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+class Foreign:
+    """Someone else's redis-server on ``port``: no password (or, ``any_password``, a user named
+    like serve's that takes any password), run as ``user`` when given."""
+
+    def __init__(self, port: int, user: str | None, *, any_password: bool = False) -> None:
+        binary = shutil.which("redis-server") or missing("redis-server")
+        self.directory = Path(tempfile.mkdtemp(prefix="foreign-redis-"))
+        argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
+        if any_password:
+            argv += ["--user", "collector", "on", "nopass", "~*", "&*", "+@all"]
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(self.directory, entry.pw_uid, entry.pw_gid)
+            argv = ["runuser", "-u", user, "--", *argv]
+        self.proc = subprocess.Popen(argv, cwd="/", stdout=subprocess.DEVNULL)
+        self.client = redis.Redis(port=port)
+        wait_until(self._answers, 15, f"the foreign redis-server on port {port}")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(15)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def kill_leaving_the_file(serves: Serves) -> int:
+    """Start a serve and SIGKILL it (its redis-server dies with it); the file stays. Its port."""
+    serve = serves.start()
+    child = redis_child(serve)
+    port = int(json.loads(serves.file.read_text())["port"])
+    serve.stop(signal.SIGKILL)
+    wait_until(lambda: not child.is_running(), 15, "redis-server to die with its parent")
+    assert serves.file.exists()
+    return port
+
+
+@pytest.mark.parametrize("any_password", [False, True], ids=["no-password", "any-password"])
+def test_a_foreign_server_on_a_stale_files_port_gets_nothing(
+    serves, tmp_path, other_user, any_password
+):
+    port = kill_leaving_the_file(serves)
+    foreign = Foreign(port, other_user, any_password=any_password)
+    try:
+        status = serves.run(*command("status"))
+        assert status.returncode == RET_BROKER
+        (line,) = status.err.strip().splitlines()
+        assert line.startswith(
+            f"Error: the Redis at redis://collector:***@127.0.0.1:{port}/0 is not the server "
+            f"named in {serves.file} ("
+        ), line
+        spool = tmp_path / "spool"
+        job = serves.run(JOB, "0", "2", COLLECTOR_EMIT_TIMEOUT="0", COLLECTOR_SPOOL_DIR=str(spool))
+        assert (job.returncode, job.out) == (0, "r0\nr1\n"), job.err
+        assert len(list(spool.iterdir())) == 1
+        worker = Process(
+            [sys.executable, "-m", "rq.cli", "worker", "--burst", "-c", "workers.rqconfig",
+             "--path", str(TESTS), "default"],
+            env=serves.env(),
+        )  # fmt: skip
+        assert worker.stop(None, timeout=60) != 0
+        (refusal,) = worker.err.strip().splitlines()
+        assert refusal.startswith("rq worker -c workers.rqconfig: the Redis at ")
+        assert str(serves.file) in refusal
+        assert foreign.client.keys("*") == []  # nothing reached it: no records, no RQ worker
+        again = serves.start()  # the foreign server is no serve of ours: the file is replaced
+        assert json.loads(serves.file.read_text())["pid"] == again.pid
+        assert again.stop(signal.SIGTERM, timeout=60) == 0
+        assert "replacing the stale connection file" in again.err
+    finally:
+        foreign.stop()
+
+
+def test_serve_on_a_taken_port_ends_in_one_line_and_writes_no_file(serves, other_user):
+    port = free_port()
+    foreign = Foreign(port, other_user)
+    try:
+        serve = serves.start_failing("--port", str(port))
+        assert serve.returncode == RET_BROKER
+        assert serve.err.strip().splitlines() == [
+            f"Error: port {port} on 127.0.0.1 is in use by another program: pick another "
+            "--port, or leave it out for a free one"
+        ]
+        assert not serves.file.exists()
+        assert foreign.client.keys("*") == []
+    finally:
+        foreign.stop()
+
+
+PRODUCER = """
+import sys, time, workers
+for i in range(int(sys.argv[1])):
+    workers.emit({"i": i}, key=f"p{i}")
+    time.sleep(0.02)
+"""
+
+
+def test_a_producer_follows_serve_to_its_new_port_without_a_flush(serves, tmp_path):
+    first = serves.start("--port", str(free_port()))
+    producer = Process(
+        [sys.executable, "-c", PRODUCER, "400"],
+        env=serves.env(COLLECTOR_EMIT_TIMEOUT="0.2", COLLECTOR_SPOOL_DIR=str(tmp_path / "sp")),
+    )
+    wait_until(lambda: len(stored_ids(serves.db_url)) >= 20, 60, "rows through the first serve")
+    assert first.stop(signal.SIGTERM, timeout=60) == 0
+    new_port = free_port()
+    second = serves.start("--port", str(new_port))
+    assert json.loads(serves.file.read_text())["port"] == new_port
+    assert producer.stop(None, timeout=120) == 0, producer.err
+    wait_for_rows(serves.db_url, {f"p{i}" for i in range(400)}, timeout=60)
+    assert not list((tmp_path / "sp").glob("*.spool"))  # nothing left for a manual flush
+    assert second.stop(signal.SIGTERM, timeout=60) == 0
+
+
+def test_the_data_directory_and_its_files_are_private_even_when_it_existed(serves):
+    serves.data.mkdir(mode=0o755)
+    os.chmod(serves.data, 0o755)
+    old = serves.data / "left-over.aof"
+    old.write_text("x")
+    old.chmod(0o644)
+    serve = serves.start()
+    assert serves.run(JOB, "0", "2").returncode == 0
+    wait_for_rows(serves.db_url, {"r0", "r1"}, timeout=60)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [serves.data, *serves.data.rglob("*")]}
+    assert len(modes) > 2  # the log and the append-only files are there
+    loose = {str(p): oct(m) for p, m in modes.items() if m & 0o077}
+    assert loose == {}
+    assert serve.stop(signal.SIGTERM, timeout=60) == 0
