@@ -68,7 +68,20 @@ def csv_points(path: str | Path) -> list[Point]:
         bad = [n for n in names if not is_identifier(n)]
         if bad:
             raise ConfigError(f"bad column name(s) in {path}: {', '.join(bad)}")
-        return [{k: parse_value(v) for k, v in row.items()} for row in reader]
+        return [_csv_point(path, reader.line_num, row) for row in reader]
+
+
+def _csv_point(path: str | Path, line: int, row: dict[str, str]) -> Point:
+    """One CSV row as a point; ConfigError naming the file, line and column of a bad value."""
+    point: Point = {}
+    for key, text in row.items():
+        if key is None or text is None:
+            raise ConfigError(f"{path} line {line}: not as many values as the header has names")
+        try:
+            point[key] = parse_value(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path} line {line}, column {key}: {exc}") from None
+    return point
 
 
 def read_points(grids: tuple[str, ...], points: str | None) -> tuple[list[Point], str]:
