@@ -8,16 +8,17 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from collector.dburls import check_db_url as check_db_url  # one rule for every command
 from collector.errors import ConfigError
-from workers.cluster import SCHEMES
 from workers.jobinfo import host_name
 from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
+from workers.urls import check_redis_url as check_redis_url  # the node side's, one rule
+from workers.urls import masked
 
 DEFAULT_DB_URL = "sqlite:///results.db"
-CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
 ENV = {"redis_url": "COLLECTOR_REDIS_URL", "db_url": "COLLECTOR_DB_URL", "queue": "COLLECTOR_QUEUE"}
 
 
@@ -26,26 +27,7 @@ def mask_db_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return mask_url(url)
-
-
-def check_redis_url(url: str) -> str:
-    """``url`` itself if it can name a Redis; ConfigError otherwise (password masked)."""
-    if not url.startswith(("redis://", "rediss://", "unix://", *CLUSTER_PREFIXES)):
-        raise ConfigError(
-            "redis url must start with redis://, rediss://, unix://, redis+cluster:// or "
-            f"rediss+cluster://: {mask_url(url)}"
-        )
-    return url
-
-
-def check_db_url(url: str) -> str:
-    """``url`` itself if SQLAlchemy can parse it; ConfigError otherwise (password masked)."""
-    try:
-        make_url(url)
-    except Exception:
-        raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
-    return url
+        return masked(url)
 
 
 def check_queue(name: str) -> str:

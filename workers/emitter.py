@@ -24,6 +24,7 @@ from workers.lifecycle import ExitHook, renew_after_fork
 from workers.record import MAX_ID_LENGTH, Record, new_id, pack
 from workers.settings import EmitterSettings, mask_url
 from workers.spool import Spool
+from workers.urls import check_redis_url
 
 FIELD = "m"
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
@@ -86,6 +87,8 @@ class Emitter:
     ) -> None:
         env = EmitterSettings.from_env()
         self.redis_url = redis_url or env.redis_url
+        if client is None:
+            check_redis_url(self.redis_url)  # one line now, not a ValueError at the first send
         self._from_file = None if redis_url else env.connection_file  # named in the warning
         self.queue = queue or env.queue
         self._shards = shards if shards is not None else env.shards  # None: ask the collector

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import find_server
 from workers.shards import env_shards
+from workers.urls import masked
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
@@ -34,7 +35,10 @@ def mask_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is no number: masked as text (workers.urls says why)
+        return masked(url)
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
