@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from collector.netfs import journal_mode
+
 
 def _json_default(value: Any) -> Any:
     """JSON for values msgpack carries but JSON lacks: datetimes as ISO text, bytes as base64."""
@@ -62,7 +64,7 @@ def make_engine(url: str) -> sa.Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout=5000")
             if make_url(url).database not in (None, "", ":memory:"):
-                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA journal_mode={journal_mode(make_url(url).database)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
