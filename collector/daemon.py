@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
+from collector.deadlog import log_dead_letters
 from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
@@ -132,6 +133,7 @@ class Collector:
         batch.refuse(refused)
         self._batch, self._unacked = None, batch
         self._acknowledge()
+        log_dead_letters(batch.dead)
         stored = self.store.added
         self.counters.records += taken
         self.counters.stored += stored
