@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import fakeredis
 import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workers.buffer import SendBuffer
+from workers.emitter import Emitter
 from workers.entry import (
     MAX_ENTRY_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -21,6 +23,7 @@ from workers.entry import (
     encode_entries,
 )
 from workers.errors import EncodeError
+from workers.record import Limits
 from workers.spool import ASIDE, MAX_BODY, Spool, frame, parse
 
 
@@ -132,3 +135,31 @@ def test_a_buffer_is_sent_once_it_holds_its_bytes_not_only_its_count() -> None:
     finally:
         buffer.close()
     assert sent[-1] == [b"z"]
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.integers(0, 3 << 19), min_size=1, max_size=8),
+    st.lists(st.integers(0, 2000), max_size=30),
+)
+def test_random_record_sizes_spooled_while_redis_is_down_all_arrive_after(
+    tmp_path_factory: pytest.TempPathFactory, big: list[int], small: list[int]
+) -> None:
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server)
+    spool_dir = tmp_path_factory.mktemp("spool")
+    emitter = Emitter(queue="q", client=client, spool_dir=spool_dir, emit_timeout=0)
+    server.connected = False
+    sizes = big + small
+    ids = emitter.emit_many(({"i": i, "s": "x" * n} for i, n in enumerate(sizes)), table="t")
+    ids += [emitter.emit({"one": "y" * n}, table="t") for n in big[:2]]
+    [path] = Spool(spool_dir).files()
+    assert parse(path.read_bytes())[1] == 0  # every frame written reads back
+    server.connected = True
+    emitter.close()  # re-sends the spool
+    limits = Limits(max_record_bytes=64 << 20, max_str_len=64 << 20)  # not the collector's
+    arrived = [r.id for _, f in client.xrange("q") for r in decode_records(f[b"m"], limits)]
+    assert arrived == ids
+    assert list(spool_dir.iterdir()) == []
