@@ -172,3 +172,13 @@ def test_random_lines_send_every_good_one(
         assert done.exit_code == (RET_FAILED if reported else RET_OK)
     finally:
         real_redis.delete(queue)
+
+
+def test_a_line_over_the_limit_is_one_line_and_the_next_is_sent(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    huge = b'{"s": "' + b"x" * MAX_LINE_BYTES + b'"}\n'
+    done = emit(queue, b'{"i": 1}\n' + huge + b'{"i": 2}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[0] == f"line 2: longer than {MAX_LINE_BYTES} bytes"
+    assert sent_data(real_redis, queue) == [{"i": 1}, {"i": 2}]
