@@ -1,10 +1,12 @@
-"""The one-writer rule for SQLite: an exclusive lock on the database file itself, held by the
-collector (and by the demo while it empties its table) for as long as it writes.
+"""The one-writer rule for SQLite: exclusive locks held by the collector (and by the demo while it
+empties its table) for as long as it writes, keyed by the file, not by the name it was given.
 
-The lock is an ``flock`` on the file, not on its name: a symbolic link, a hard link or a bind
-mount reaches the same inode and so the same lock. Beside the resolved file, ``<file>.collector.
-lock`` names the holder (``pid 1234 on host node7``) for the message a second collector gets;
-it is flocked too, which older collectors (that locked only it) respect.
+Two lock files, both flocked: ``<file>.collector.lock`` beside the resolved file (the name
+any host and any older collector uses), and one named by the file's device and inode in a
+private directory of this host's temporary directory, which a symbolic link, a hard link or a
+bind mount to the same file reaches too. Both name the holder (``pid 1234 on host node7``).
+The database file itself is never opened here: closing a descriptor of it would drop the POSIX
+locks SQLite holds on it in this process.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import tempfile
 
 from collector.errors import AlreadyRunning, ConfigError
 from collector.netfs import ADVICE, network_warning
@@ -36,19 +39,20 @@ class WriterLock:
         if warning := network_warning(self.real_path):
             log.warning("%s", warning)
         try:
-            self._fds.append(self._locked(self.real_path, 0o644))  # the database file itself
-            holder = self._locked(self.path, 0o644)  # the holder's name, and older collectors
-            self._fds.append(holder)
+            self._fds.append(self._locked(self.path))  # the name, as every host sees it
+            self._fds.append(self._locked(identity_path(self.real_path)))  # the file itself
         except BaseException:
             self.release()
             raise
-        os.ftruncate(holder, 0)
-        os.pwrite(holder, f"pid {os.getpid()} on host {host_name()}\n".encode(), 0)
+        holder = f"pid {os.getpid()} on host {host_name()}\n".encode()
+        for fd in self._fds:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder, 0)
 
-    def _locked(self, path: str, mode: int) -> int:
+    def _locked(self, path: str) -> int:
         """``path`` opened (created if missing) and flocked; the errors a user can act on."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
         try:
@@ -56,7 +60,7 @@ class WriterLock:
         except BlockingIOError:
             os.close(fd)
             raise AlreadyRunning(
-                f"another collector ({self.holder()}) already writes to {self.real_path}; "
+                f"another collector ({holder(path)}) already writes to {self.real_path}; "
                 "SQLite takes one writer: stop it first, or use PostgreSQL for several collectors"
             ) from None
         except OSError as exc:  # ENOLCK, EOPNOTSUPP, EIO: a file system without working locks
@@ -64,19 +68,34 @@ class WriterLock:
             raise ConfigError(f"cannot lock {path} ({exc.strerror}): {ADVICE}") from None
         return fd
 
-    def holder(self) -> str:
-        """Who holds the lock, as its lock file says (a holder that opened the database by
-        another name, a hard link, wrote its name beside that one)."""
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read(200).strip()
-        except OSError:
-            text = ""
-        return text or "pid unknown: it may have opened this file by another name"
-
     def release(self) -> None:
-        """Drop the lock. Closing our descriptor of the database file while SQLite holds POSIX
-        locks on it would drop those too; the collector releases between transactions, when
-        its idle connections hold none on the database file."""
+        """Drop the lock (closing the lock files releases it)."""
         while self._fds:
             os.close(self._fds.pop())
+
+
+def holder(path: str) -> str:
+    """Who holds the lock file ``path``, as it says (a moment after it was taken)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(200).strip()
+    except OSError:
+        text = ""
+    return text if text.isprintable() and text else "pid unknown"
+
+
+def identity_path(real_path: str) -> str:
+    """The lock file of the database file ``real_path`` by device and inode, in this user's
+    directory of this host's temporary directory; the file is created (empty, as SQLite takes
+    it) when missing, so it has an inode. Creating it is safe: no connection has it open."""
+    if not os.path.exists(real_path):
+        try:
+            os.close(os.open(real_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        except FileExistsError:
+            pass  # created meanwhile: someone else's file, not opened here
+        except OSError as exc:
+            raise ConfigError(f"cannot open {real_path}: {exc.strerror}") from None
+    found = os.stat(real_path)
+    directory = os.path.join(tempfile.gettempdir(), f"result-collector-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    return os.path.join(directory, f"{found.st_dev}-{found.st_ino}.lock")
