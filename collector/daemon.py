@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from collector.arrays.sink import ArraySink
 from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
+from collector.deadlog import log_dead_letters
 from collector.errors import ConfigError, DatabaseUnavailable
 from collector.lock import WriterLock
 from collector.observer import Observer
@@ -134,6 +135,7 @@ class Collector:
         self._batch, self._unacked = None, batch
         self._count(taken, len(batch.dead), started)  # committed: count it, acked or not
         self._acknowledge()
+        log_dead_letters(batch.dead)
         return len(batch)
 
     def _count(self, taken: int, dead: int, started: float) -> None:

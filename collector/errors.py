@@ -4,7 +4,7 @@ libraries' errors (redis-py, SQLAlchemy) to ours.
 CollectorError (workers.errors)   root of every error this project raises
 ├── CommandFailed        a command ran but could not do what was asked  RET_FAILED
 ├── NoSuchTable          a table asked for by name does not exist       RET_FAILED
-├── ConfigError          a bad setting or flag                          RET_CONFIG
+├── ConfigError          a bad setting or flag (workers.errors)         RET_CONFIG
 ├── AlreadyRunning       another collector holds the SQLite file        RET_ALREADY_RUNNING
 ├── DatabaseUnavailable  the database is down, locked or refused        RET_DATABASE
 │                        (the daemon retries the batch)
@@ -19,6 +19,7 @@ import sys
 
 from workers.cluster import REDIS_ERRORS
 from workers.errors import CollectorError
+from workers.errors import ConfigError as ConfigError  # one class on both sides (RET_CONFIG)
 
 # Exit codes, named once: the CLI, the demo and the tests use these names, never the numbers.
 RET_OK = 0  # the command did what was asked
@@ -54,12 +55,6 @@ class NoSuchTable(CollectorError, LookupError):
     """A table asked for by name (export, read) is not in the database."""
 
     exit_code = RET_FAILED
-
-
-class ConfigError(CollectorError):
-    """A setting or flag is invalid."""
-
-    exit_code = RET_CONFIG
 
 
 class AlreadyRunning(CollectorError):

@@ -1,44 +1,101 @@
-"""The one-writer rule for SQLite: an exclusive lock file next to the database file, held by the
-collector (and by the demo while it empties its table) for as long as it writes."""
+"""The one-writer rule for SQLite: exclusive locks held by the collector (and by the demo while it
+empties its table) for as long as it writes, keyed by the file, not by the name it was given.
+
+Two lock files, both flocked: ``<file>.collector.lock`` beside the resolved file (the name
+any host and any older collector uses), and one named by the file's device and inode in a
+private directory of this host's temporary directory, which a symbolic link, a hard link or a
+bind mount to the same file reaches too. Both name the holder (``pid 1234 on host node7``).
+The database file itself is never opened here: closing a descriptor of it would drop the POSIX
+locks SQLite holds on it in this process.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
-from typing import IO
+import tempfile
 
-from collector.errors import AlreadyRunning
+from collector.errors import AlreadyRunning, ConfigError
+from collector.netfs import ADVICE, network_warning
+from workers.jobinfo import host_name
+
+log = logging.getLogger(__name__)
+LOCK_SUFFIX = ".collector.lock"
 
 
 class WriterLock:
-    """An exclusive lock file next to a SQLite database: one collector writes to one file."""
+    """An exclusive lock on a SQLite database file: one collector writes to one file."""
 
     def __init__(self, db_path: str) -> None:
         self.db_path = db_path
-        self.path = f"{db_path}.collector.lock"
-        self._file: IO[str] | None = None
+        self.real_path = os.path.realpath(db_path)
+        self.path = f"{self.real_path}{LOCK_SUFFIX}"  # names the holder
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        """Take the lock or raise AlreadyRunning naming the holder's pid."""
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the collector's lifetime
+        """Take the lock or raise AlreadyRunning naming the holder; a file system that cannot
+        lock is a ConfigError saying what to do. A network file system is warned about."""
+        if warning := network_warning(self.real_path):
+            log.warning("%s", warning)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fds.append(self._locked(self.path))  # the name, as every host sees it
+            self._fds.append(self._locked(identity_path(self.real_path)))  # the file itself
+        except BaseException:
+            self.release()
+            raise
+        holder = f"pid {os.getpid()} on host {host_name()}\n".encode()
+        for fd in self._fds:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder, 0)
+
+    def _locked(self, path: str) -> int:
+        """``path`` opened (created if missing) and flocked; the errors a user can act on."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            os.close(fd)
             raise AlreadyRunning(
-                f"another collector (pid {holder}) already writes to {self.db_path}; "
+                f"another collector ({holder(path)}) already writes to {self.real_path}; "
                 "SQLite takes one writer: stop it first, or use PostgreSQL for several collectors"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._file = handle
+        except OSError as exc:  # ENOLCK, EOPNOTSUPP, EIO: a file system without working locks
+            os.close(fd)
+            raise ConfigError(f"cannot lock {path} ({exc.strerror}): {ADVICE}") from None
+        return fd
 
     def release(self) -> None:
-        """Drop the lock (closing the file releases it)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Drop the lock (closing the lock files releases it)."""
+        while self._fds:
+            os.close(self._fds.pop())
+
+
+def holder(path: str) -> str:
+    """Who holds the lock file ``path``, as it says (a moment after it was taken)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(200).strip()
+    except OSError:
+        text = ""
+    return text if text.isprintable() and text else "pid unknown"
+
+
+def identity_path(real_path: str) -> str:
+    """The lock file of the database file ``real_path`` by device and inode, in this user's
+    directory of this host's temporary directory; the file is created (empty, as SQLite takes
+    it) when missing, so it has an inode. Creating it is safe: no connection has it open."""
+    if not os.path.exists(real_path):
+        try:
+            os.close(os.open(real_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        except FileExistsError:
+            pass  # created meanwhile: someone else's file, not opened here
+        except OSError as exc:
+            raise ConfigError(f"cannot open {real_path}: {exc.strerror}") from None
+    found = os.stat(real_path)
+    directory = os.path.join(tempfile.gettempdir(), f"result-collector-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    return os.path.join(directory, f"{found.st_dev}-{found.st_ino}.lock")

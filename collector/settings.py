@@ -6,21 +6,21 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from collector import dialects
+from collector.dburls import check_db_url as check_url_form
 from collector.errors import ConfigError
-from workers.cluster import SCHEMES
 from workers.identity import not_up
 from workers.jobinfo import host_name
 from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url, resolve, resolve_queue
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
+from workers.urls import check_redis_url as check_redis_url  # the node side's, one rule
+from workers.urls import masked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 DEFAULT_DB_URL = "sqlite:///results.db"
-CLUSTER_PREFIXES = tuple(f"{scheme}://" for scheme in SCHEMES)
 DB_ENV = "COLLECTOR_DB_URL"  # Redis and the queue resolve as workers.settings.resolve says
 ARRAYS_ENV = "COLLECTOR_ARRAYS"
 
@@ -38,26 +38,16 @@ def mask_db_url(url: str) -> str:
     try:
         return _parsed_db_url(url).render_as_string(hide_password=True)
     except Exception:
-        return mask_url(url)
-
-
-def check_redis_url(url: str) -> str:
-    """``url`` itself if it can name a Redis; ConfigError otherwise (password masked)."""
-    if not url.startswith(("redis://", "rediss://", "unix://", *CLUSTER_PREFIXES)):
-        raise ConfigError(
-            "redis url must start with redis://, rediss://, unix://, redis+cluster:// or "
-            f"rediss+cluster://: {mask_url(url)}"
-        )
-    return url
+        return masked(url)
 
 
 def check_db_url(url: str) -> str:
-    """``url`` itself if SQLAlchemy can parse it and its database is supported (a dialect
-    module, its driver installed); ConfigError otherwise (password masked)."""
-    try:
-        _parsed_db_url(url)
-    except Exception:
-        raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
+    """``url`` itself if it is a well-formed database URL (collector.dburls: one message per
+    problem) of a supported database (a dialect module, its driver installed); ConfigError
+    otherwise (password masked)."""
+    from collector import dialects  # SQLAlchemy, only where a database URL is checked
+
+    check_url_form(url)
     dialects.resolve(url)
     return url
 

@@ -17,6 +17,7 @@ from collector.errors import RET_ALREADY_RUNNING
 from collector.lock import WriterLock
 from collector.server.binary import bundled_path
 from tests.helpers import REAL_REDIS_URL
+from workers.jobinfo import host_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scripts" / "demo"
@@ -113,7 +114,7 @@ def test_a_collector_already_on_the_file_is_a_one_line_error_and_nothing_is_drop
     assert (
         result.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"Error: another collector (pid {os.getpid()}) already writes to")
+        .startswith(f"Error: another collector (pid {os.getpid()} on host {host_name()}) already")
     )
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
     with engine.connect() as conn:

@@ -23,6 +23,7 @@ from collector.daemon import Collector
 from collector.settings import Settings
 from workers import Emitter
 from workers.entry import decode_records
+from workers.jobinfo import host_name
 from workers.spool import Spool
 
 PASSWORD = "s3cret-Pw0rd"
@@ -316,14 +317,15 @@ def test_second_collector_on_one_sqlite_file_is_refused(tmp_path, sqlite_url) ->
     first = collector("run", "--redis-url", server.url(), "--db-url", sqlite_url, "--queue", "q")
     try:
         lock = Path(sqlite_url.removeprefix("sqlite:///") + ".collector.lock")
-        wait_until(lambda: lock.exists() and lock.read_text() == str(first.pid), 30, "the lock")
+        holder = f"pid {first.pid} on host {host_name()}"
+        wait_until(lambda: lock.exists() and lock.read_text() == f"{holder}\n", 30, "the lock")
         second = subprocess.run(
             [*collector_argv(), "run", "--redis-url", server.url(), "--db-url", sqlite_url],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert second.returncode == 3
         assert second.stderr == (
-            f"Error: another collector (pid {first.pid}) already writes to {lock.parent}/"
+            f"Error: another collector ({holder}) already writes to {lock.parent}/"
             "results.db; SQLite takes one writer: stop it first, or use PostgreSQL for several "
             "collectors\n"
         )

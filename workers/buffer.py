@@ -1,6 +1,7 @@
 """Buffered sending: records wait in memory and go to Redis many per round trip.
 
-A buffer is flushed when it holds ``size`` payloads, ``interval`` seconds after its first
+A buffer is flushed when it holds ``size`` payloads or ``most_bytes`` (as ``weigh`` counts
+them: a few large records must not pile up in memory), ``interval`` seconds after its first
 unsent payload (a daemon timer thread), on ``flush()``, at normal interpreter exit (``atexit``)
 and when a multiprocessing worker ends (its finalizers). A process that is killed (SIGKILL,
 SIGTERM without a handler, out of memory, a node failure) or leaves with ``os._exit`` loses what
@@ -23,7 +24,15 @@ Send = Callable[[list[Any]], None]
 class SendBuffer:
     """Collects payloads for ``send`` (one round trip per call) and flushes them in batches."""
 
-    def __init__(self, send: Send, size: int, interval: float) -> None:
+    def __init__(
+        self,
+        send: Send,
+        size: int,
+        interval: float,
+        *,
+        most_bytes: int | None = None,
+        weigh: Callable[[Any], int] = lambda _payload: 0,
+    ) -> None:
         if size < 1:
             raise ValueError(f"buffer size must be at least 1, got {size}")
         if interval <= 0:
@@ -32,6 +41,7 @@ class SendBuffer:
         self.interval = interval
         self._send = send
         self._payloads: list[Any] = []
+        self._most_bytes, self._weigh, self._bytes = most_bytes, weigh, 0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -49,7 +59,9 @@ class SendBuffer:
                 self._start()  # the first payload in this process: the timer and the exit hook
             was_empty = not self._payloads
             self._payloads.extend(payloads)
-            if len(self._payloads) >= self.size:
+            if self._most_bytes is not None:
+                self._bytes += sum(map(self._weigh, payloads))
+            if len(self._payloads) >= self.size or self._over_bytes():
                 self.flush()
             elif was_empty:
                 self._wake.set()  # the timer sleeps only while the buffer is empty
@@ -61,7 +73,10 @@ class SendBuffer:
             if not self._payloads:
                 return
             self._send(self._payloads)
-            self._payloads = []
+            self._payloads, self._bytes = [], 0
+
+    def _over_bytes(self) -> bool:
+        return self._most_bytes is not None and self._bytes >= self._most_bytes
 
     def close(self) -> None:
         """Flush, stop the timer thread and forget the exit hook."""
@@ -79,7 +94,7 @@ class SendBuffer:
         """In a forked child: drop the parent's payloads (the parent sends them), its timer
         (a thread the child does not have) and its lock (another parent thread may have held it
         at the fork)."""
-        self._payloads = []
+        self._payloads, self._bytes = [], 0
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()

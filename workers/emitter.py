@@ -16,7 +16,7 @@ from redis.retry import Retry
 from workers import shards, xadd
 from workers.buffer import SendBuffer
 from workers.cluster import REDIS_ERRORS
-from workers.entry import Packed, encode_entries, packed
+from workers.entry import MAX_ENTRY_BYTES, Packed, check_size, encode_entries, packed
 from workers.errors import EncodeError
 from workers.identity import where
 from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
@@ -29,6 +29,7 @@ from workers.shards import ShardCount
 from workers.spool import Spool
 
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
+BUFFER_BYTES = 8 * MAX_ENTRY_BYTES  # a buffer holding this much data is sent at once
 SOCKET_TIMEOUT = 5.0  # a Redis that accepts but never answers counts as unreachable after this
 # Redis cannot take records right now: unreachable, not answering, or full (an XADD refused
 # with OOM at maxmemory under noeviction). All are outages: retry, then spool.
@@ -49,6 +50,10 @@ def as_data(result: Any) -> dict[str, Any]:
     if isinstance(result, Mapping):
         return dict(result)
     return {"result": result}
+
+
+def _data_bytes(item: Packed) -> int:
+    return len(item.data)
 
 
 def _checked(key: Any) -> str:
@@ -108,7 +113,9 @@ class Emitter:
         self._spooled_pid = 0  # the pid whose spool file holds records not yet re-sent
         self._send_lock = threading.Lock()  # the spool and the retry loop, not a plain send
         self._spool_hook = ExitHook(self.flush_spool)
-        self._buffer = SendBuffer(self._send_packed, buffer, flush_interval) if buffer else None
+        self._buffer = SendBuffer(
+            self._send_packed, buffer, flush_interval, most_bytes=BUFFER_BYTES, weigh=_data_bytes
+        ) if buffer else None  # fmt: skip
         renew_after_fork(self)
 
     def __repr__(self) -> str:
@@ -164,10 +171,10 @@ class Emitter:
         Unbuffered it travels alone (wire version 1); buffered, in a batch entry (version 2)."""
         if self._buffer is None:
             rec = self.record(result, table=table, key=key)
-            self._send([rec.encode()])
+            self._send([check_size(rec.encode(), table)])
             return rec.id
         rid = _checked(key) if key is not None else new_id()
-        data = pack_data(as_data(result), table)  # an unstorable value fails here, in the caller
+        data = check_size(pack_data(as_data(result), table), table)  # fails here, in the caller
         job, stamp = current_job_id(), time.time()
         self._buffer.add([Packed(table, host_name(), os.getpid(), job, rid, stamp,
                                  elapsed(), peak_rss(), data)])  # fmt: skip
@@ -175,8 +182,8 @@ class Emitter:
 
     def emit_many(self, results: Iterable[Any], *, table: str = "results") -> list[str]:
         """Send many results in one round trip, as batch entries (wire version 2) of up to
-        1,000 records; returns their record ids. They share one emit time and source (one call,
-        one moment, one job)."""
+        1,000 records and 8 MiB; returns their record ids. They share one emit time and source
+        (one call, one moment, one job)."""
         source = (time.time(), host_name(), os.getpid(), current_job_id(), elapsed(), peak_rss())
         items = [packed(Record(new_id(), table, as_data(r), *source)) for r in results]
         if self._buffer is None:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from workers.columnar import records as records_of_columns
-from workers.errors import DecodeError
+from workers.errors import DecodeError, EncodeError
 from workers.record import (
     DEFAULT_LIMITS,
     Limits,
@@ -36,6 +36,9 @@ from workers.record import (
 BATCH_VERSION = 2
 BATCH_PREFIX = b"\x88\xa1v\x02"  # how every entry encode_entries writes begins: {"v": 2, ...
 MAX_ENTRY_RECORDS = 1000  # records per batch entry: bounds an entry's size and a read's memory
+MAX_ENTRY_BYTES = 8 << 20  # data bytes per batch entry (a bigger record travels alone)
+MAX_PAYLOAD_BYTES = (512 << 20) - (1 << 20)  # one stream entry: Redis takes 512 MiB at most
+ENTRY_SLACK = 64  # bytes an entry spends per record besides its data (id, time, lists)
 SIZE_SLACK = 256  # bytes a record's version-1 encoding may add to its share of an entry
 _ARRAY = msgpack.Packer()
 
@@ -56,24 +59,55 @@ class Packed(NamedTuple):
 
 
 def packed(rec: Record) -> Packed:
-    """``rec`` with its data packed; EncodeError for a value we cannot store."""
-    data = pack_data(rec.data, rec.table)
+    """``rec`` with its data packed; EncodeError for a value we cannot store or send."""
+    data = check_size(pack_data(rec.data, rec.table), rec.table)
     return Packed(
         rec.table, rec.host, rec.pid, rec.job, rec.id, rec.ts, rec.elapsed, rec.maxrss, data
     )
 
 
-def encode_entries(items: list[Packed], most: int = MAX_ENTRY_RECORDS) -> list[bytes]:
-    """Batch entries for ``items``: one per table and source, at most ``most`` records each,
-    records in their order within each entry."""
+def check_size(payload: bytes, table: str) -> bytes:
+    """``payload`` itself, or EncodeError when no stream entry (and no spool frame) can hold
+    it: the record fails in the caller, not later in a retry loop or the spool."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise EncodeError(
+            f"record for table {table!r} of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES} "
+            "bytes one Redis stream entry can hold"
+        )
+    return payload
+
+
+def encode_entries(
+    items: list[Packed], most: int = MAX_ENTRY_RECORDS, most_bytes: int = MAX_ENTRY_BYTES
+) -> list[bytes]:
+    """Batch entries for ``items``: one per table and source, at most ``most`` records and
+    about ``most_bytes`` bytes each (a record larger than that alone), records in their order
+    within each entry."""
     groups: dict[tuple[str, str, int, str | None], list[Packed]] = {}
     for item in items:
         groups.setdefault(item[:4], []).append(item)  # type: ignore[arg-type]
     entries = []
     for (table, host, pid, job), group in groups.items():
-        for start in range(0, len(group), most):
-            entries.append(_entry(table, host, pid, job, group[start : start + most]))
+        for part in _parts(group, most, most_bytes):
+            entries.append(_entry(table, host, pid, job, part))
     return entries
+
+
+def _parts(group: list[Packed], most: int, most_bytes: int) -> list[list[Packed]]:
+    """``group`` cut, in order, into runs of at most ``most`` records and ``most_bytes``."""
+    parts: list[list[Packed]] = []
+    run: list[Packed] = []
+    size = 0
+    for item in group:
+        cost = len(item.data) + len(item.id) + ENTRY_SLACK
+        if run and (len(run) >= most or size + cost > most_bytes):
+            parts.append(run)
+            run, size = [], 0
+        run.append(item)
+        size += cost
+    if run:
+        parts.append(run)
+    return parts
 
 
 def _entry(table: str, host: str, pid: int, job: str | None, items: list[Packed]) -> bytes:

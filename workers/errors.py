@@ -3,7 +3,8 @@
 CollectorError                  root of every error this project raises
 ├── EncodeError                 a result cannot be put on the wire (unsupported value, too big)
 ├── DecodeError                 bytes from the stream are not a valid record (carries .raw)
-└── EmitError                   Redis refused the record and no spool could keep it
+├── EmitError                   Redis refused the record and no spool could keep it
+└── ConfigError                 a bad setting: a URL, a variable, a flag (the collector's too)
 """
 
 from __future__ import annotations
@@ -28,3 +29,10 @@ class DecodeError(CollectorError, ValueError):
 
 class EmitError(CollectorError):
     """A record could be neither sent to Redis nor kept in the local spool."""
+
+
+class ConfigError(CollectorError):
+    """A setting is invalid (a URL, an environment variable, a flag); the collector's commands
+    raise the same class and exit with RET_CONFIG."""
+
+    exit_code = 2  # collector.errors.RET_CONFIG, which the node side cannot import

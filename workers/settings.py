@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import Found, find_server
 from workers.shards import env_shards
+from workers.urls import check_redis_url, masked
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
@@ -34,7 +35,10 @@ def mask_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is no number: masked as text (workers.urls says why)
+        return masked(url)
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
@@ -96,8 +100,12 @@ def resolve(redis_url: str | None = None) -> Found:
     collector's ``Settings.from_env()`` and every command: ``redis_url`` when given, else
     COLLECTOR_REDIS_URL, else the connection file ``collector serve`` wrote (COLLECTOR_SERVER
     names it), else ``Found(None)``: the default URL, or, when a config directory exists,
-    ``missing`` names the file that is not up yet (workers.connection says why)."""
-    return find_server(redis_url)
+    ``missing`` names the file that is not up yet (workers.connection says why). A URL found
+    is checked (workers.urls): a bad one is a ConfigError in one line, wherever it came from."""
+    found = find_server(redis_url)
+    if found.url is not None:
+        check_redis_url(found.url)
+    return found
 
 
 def resolve_queue(queue: str | None, found: Found) -> str:

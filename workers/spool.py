@@ -6,7 +6,10 @@ One append-only file per process in the spool directory. Each record is one fram
 
 and the body is the msgpack array ``[queue, record bytes]``. A frame whose length or checksum
 does not hold (a torn last write, a damaged block) is skipped, and reading resumes at the next
-magic marker. Every append is fsync'd before ``append`` returns. Writers and flushers take an
+magic marker; the file as it was is kept aside (``<name>.damaged``) before the intact records
+leave it, never deleted. Any payload the emitter sends fits in a frame (MAX_BODY is above
+entry.MAX_PAYLOAD_BYTES), so no frame written is one read as damage. Every append is fsync'd
+before ``append`` returns. Writers and flushers take an
 exclusive ``flock`` on the file, so a flush never deletes a record appended while it ran.
 """
 
@@ -19,13 +22,13 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import msgpack
 
-from workers.entry import records_in
+from workers.entry import MAX_PAYLOAD_BYTES, records_in
 from workers.errors import EmitError
 from workers.jobinfo import host_name
 
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"RCS1"
 HEADER = struct.Struct(">4sII")
-MAX_BODY = 256 << 20  # a length beyond this is damage, not a record
+MAX_BODY = MAX_PAYLOAD_BYTES + (1 << 20)  # any payload and its queue name; beyond is damage
+ASIDE = ".damaged"  # a spool file with damage, kept as it was (not SUFFIX: never re-read)
 SUFFIX = ".spool"
 SEND_CHUNK = 1000
 
@@ -42,8 +46,11 @@ Send = Callable[[str, list[bytes]], None]
 
 
 def frame(queue: str, payload: bytes) -> bytes:
-    """One framed spool entry for ``payload`` bound for ``queue``."""
+    """One framed spool entry for ``payload`` bound for ``queue``; ValueError for one larger
+    than MAX_BODY (which the emitter never sends), rather than a frame read back as damage."""
     body = msgpack.packb([queue, payload], use_bin_type=True)
+    if len(body) > MAX_BODY:
+        raise ValueError(f"a spool frame of {len(body)} bytes exceeds {MAX_BODY}")
     return HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 
@@ -79,16 +86,19 @@ def _unpack(body: bytes) -> tuple[str, bytes] | None:
 
 @dataclass
 class FlushResult:
-    """What a flush did: records sent, records left in the spool, damaged spans dropped."""
+    """What a flush did: records sent, records left in the spool, damaged spans skipped (and
+    the files kept aside with them)."""
 
     sent: int = 0
     left: int = 0
     skipped: int = 0
+    aside: list[Path] = field(default_factory=list)
 
     def __iadd__(self, other: FlushResult) -> FlushResult:
         self.sent += other.sent
         self.left += other.left
         self.skipped += other.skipped
+        self.aside += other.aside
         return self
 
 
@@ -111,8 +121,8 @@ class Spool:
 
     def append(self, queue: str, payloads: list[bytes]) -> Path:
         """Write ``payloads`` durably (fsync'd) to this process's file; EmitError if impossible."""
-        data = b"".join(frame(queue, p) for p in payloads)
         try:
+            data = b"".join(frame(queue, p) for p in payloads)
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             created = not self.path.exists()
             with _locked(self.path, create=True) as handle:
@@ -123,7 +133,7 @@ class Spool:
                 os.fsync(handle.fileno())
             if created:
                 _fsync_dir(self.directory)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise EmitError(
                 f"Redis is unreachable and the spool {self.directory} cannot be written ({exc}); "
                 f"{sum(map(records_in, payloads))} record(s) not kept"
@@ -153,9 +163,15 @@ def flush_file(path: Path, send: Send) -> FlushResult:
     with _locked(path, create=False) as handle:
         if handle is None:
             return result  # flushed and removed by someone else meanwhile
-        entries, result.skipped = parse(handle.read())
+        data = handle.read()
+        entries, result.skipped = parse(data)
         if result.skipped:
-            log.warning("spool %s: skipped %d damaged frame(s)", path, result.skipped)
+            result.aside.append(keep_aside(path, data))
+            log.warning(
+                "spool %s: %d damaged span(s); the file as it was is kept in %s, its %d intact "
+                "entries are re-sent",
+                path, result.skipped, result.aside[-1], len(entries),
+            )  # fmt: skip
         done = 0
         try:
             for start in range(0, len(entries), SEND_CHUNK):
@@ -169,6 +185,25 @@ def flush_file(path: Path, send: Send) -> FlushResult:
             if done or result.skipped or not entries:
                 _keep_only(path, entries[done:])
     return result
+
+
+def keep_aside(path: Path, data: bytes) -> Path:
+    """Write ``data`` (a spool file with damage) durably to a new ``<path>.damaged[.N]``."""
+    aside = path.with_name(path.name + ASIDE)
+    n = 0
+    while True:
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            n += 1
+            aside = path.with_name(f"{path.name}{ASIDE}.{n}")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    _fsync_dir(path.parent)
+    return aside
 
 
 def _by_queue(entries: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[bytes]]]:

@@ -14,9 +14,11 @@ from tqdm import tqdm
 
 from collector.cli.connect import open_redis
 from collector.cli.options import redis_options, shards_option
+from collector.cli.render import render, render_fields
 from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
 from workers.names import FIELD
+from workers.record import is_identifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
@@ -25,24 +27,25 @@ _STREAM_ID = re.compile(r"\d+-\d+")
 
 
 def preview(raw: bytes | None) -> tuple[str, str]:
-    """(table, short preview of the data) of a dead letter's bytes, as far as they can be read."""
+    """(table, short preview of the data) of a dead letter's bytes, as far as they can be read;
+    any bytes at all give a bounded line (render.py), never an error."""
     if raw is None:
         return "-", f"(entry has no field {FIELD!r})"
     try:
         wire = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=3)
     except Exception:  # the bytes are dead because they are not valid msgpack, of any kind
-        return "?", _shorten(repr(raw))
+        return "?", render(raw[: PREVIEW_CHARS * 4], PREVIEW_CHARS)
     if not isinstance(wire, dict):
-        return "?", _shorten(repr(wire))
-    data = wire.get("d", wire)
-    text = (
-        ", ".join(f"{k}={v!r}" for k, v in data.items()) if isinstance(data, dict) else repr(data)
-    )
-    return str(wire.get("t", "?")), _shorten(text)
+        return "?", render(wire, PREVIEW_CHARS)
+    data, table = wire.get("d", wire), wire.get("t", "?")
+    if isinstance(data, dict):
+        return _table(table), render_fields(data, PREVIEW_CHARS)
+    return _table(table), render(data, PREVIEW_CHARS)
 
 
-def _shorten(text: str) -> str:
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+def _table(name: Any) -> str:
+    """A dead letter's table as given, or its bounded repr when it is no identifier."""
+    return name if is_identifier(name) else render(name, 40)
 
 
 @contextmanager

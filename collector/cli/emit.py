@@ -1,7 +1,9 @@
 """``collector emit``: results from jobs that are not Python (Fortran, C, a shell script).
 
-One record from ``k=v`` arguments, or one record per JSON line on stdin. A bad line is reported
-with its number on stderr and skipped; the good lines are still sent, and the exit is non-zero.
+One record from ``k=v`` arguments, or one record per JSON line on stdin. A bad line (not UTF-8,
+not JSON, nested too deep to read, a number no column holds, longer than MAX_LINE_BYTES) is
+reported with its number on stderr and skipped; the good lines are still sent, and the exit is
+non-zero.
 """
 
 from __future__ import annotations
@@ -9,19 +11,20 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from typing import IO, Any
 
 import click
 
 from collector.cli.options import emitting_redis_options
-from collector.cli.values import parse_value
-from collector.errors import CommandFailed
+from collector.cli.values import parse_float, parse_int, parse_value
+from collector.errors import CommandFailed, ConfigError
 from workers.emitter import Emitter
 from workers.errors import EncodeError
 from workers.record import IDENTIFIER, META_KEYS, is_identifier
 
-BATCH = 1000
+BATCH = 1000  # records per emit_many call
+BATCH_BYTES = 64 << 20  # line bytes per emit_many call: bounds the memory a batch holds
+MAX_LINE_BYTES = 64 << 20  # a longer line is refused unread (no record can be that large)
 
 
 def key_problem(key: object) -> str | None:
@@ -32,26 +35,54 @@ def key_problem(key: object) -> str | None:
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, Any]:
-    """``k=v`` arguments as one record; a usage error names the first bad one."""
+    """``k=v`` arguments as one record; a usage error names the bad ones (each on its line)."""
     data: dict[str, Any] = {}
+    problems = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="PAIRS")
-        if problem := key_problem(key):
-            raise click.BadParameter(problem, param_hint="PAIRS")
-        if key in data:
-            raise click.BadParameter(f"key {key!r} given twice", param_hint="PAIRS")
-        data[key] = parse_value(value)
+        if problem := pair_problem(key, sep, pair, data):
+            problems.append(problem)
+            continue
+        try:
+            value.encode()
+            data[key] = parse_value(value)
+        except UnicodeEncodeError:
+            problems.append(f"value of {key!r} is not UTF-8 text")
+        except ConfigError as exc:
+            problems.append(f"value of {key!r}: {exc}")
+    if problems:
+        for problem in problems[:-1]:
+            click.echo(f"Error: Invalid value for PAIRS: {problem}", err=True)
+        raise click.BadParameter(problems[-1], param_hint="PAIRS")
     return data
 
 
-def parse_line(line: str) -> dict[str, Any]:
+def pair_problem(key: str, sep: str, pair: str, data: dict[str, Any]) -> str | None:
+    """Why ``pair`` (split into ``key``, ``sep``) cannot be a field of ``data``, or None."""
+    if not sep:
+        return f"{pair!r} is not KEY=VALUE"
+    if problem := key_problem(key):
+        return problem
+    if key in data:
+        return f"key {key!r} given twice"
+    return None
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
     """One JSON line as a record; ValueError says what is wrong with it."""
     try:
-        data = json.loads(line)
+        text = line.decode()
+    except UnicodeDecodeError as exc:
+        at = exc.start
+        raise ValueError(f"not UTF-8: byte 0x{line[at]:02x} at column {at + 1}") from None
+    try:
+        data = json.loads(text, parse_int=parse_int, parse_float=parse_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     for key in data:
@@ -60,24 +91,42 @@ def parse_line(line: str) -> dict[str, Any]:
     return data
 
 
-def emit_lines(emitter: Emitter, table: str, stream: IO[str]) -> tuple[int, int]:
+def read_lines(stream: IO[bytes], most: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """Each line of ``stream`` with its number from 1; None for a line longer than ``most``
+    bytes, which is skipped without being held in memory."""
+    number = 0
+    while line := stream.readline(most + 1):
+        number += 1
+        if len(line) <= most or line.endswith(b"\n"):
+            yield number, line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(1 << 20)
+        yield number, None
+
+
+def emit_lines(emitter: Emitter, table: str, stream: IO[bytes]) -> tuple[int, int]:
     """Send every good line of ``stream``, a pipelined batch at a time; (sent, bad) counts."""
-    sent = bad = 0
-    numbered: Iterator[tuple[int, str]] = enumerate(stream, start=1)
-    while batch := list(islice(numbered, BATCH)):
-        records = []
-        for number, line in batch:
+    sent = bad = held = 0
+    records: list[dict[str, Any]] = []
+    for number, line in read_lines(stream):
+        try:
+            if line is None:
+                raise ValueError(f"longer than {MAX_LINE_BYTES} bytes")
             if not line.strip():
                 continue
-            try:
-                data = parse_line(line)
-                emitter.record(data, table=table).encode()
-            except (ValueError, EncodeError) as exc:
-                bad += 1
-                click.echo(f"line {number}: {exc}", err=True)
-                continue
-            records.append(data)
-        sent += len(emitter.emit_many(records, table=table)) if records else 0
+            data = parse_line(line)
+            emitter.record(data, table=table).encode()
+        except (ValueError, EncodeError) as exc:
+            bad += 1
+            click.echo(f"line {number}: {exc}", err=True)
+            continue
+        records.append(data)
+        held += len(line)
+        if len(records) >= BATCH or held >= BATCH_BYTES:
+            sent += len(emitter.emit_many(records, table=table))
+            records, held = [], 0
+    sent += len(emitter.emit_many(records, table=table)) if records else 0
     return sent, bad
 
 
@@ -110,7 +159,7 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
         stdin = sys.stdin
         if stdin.isatty():
             raise click.UsageError("give KEY=VALUE pairs, or JSON lines on stdin")
-        sent, bad = emit_lines(emitter, table, stdin)
+        sent, bad = emit_lines(emitter, table, stdin.buffer)
     finally:
         emitter.close()
     click.echo(f"sent {sent} records to table {table} on {queue}", err=True)

@@ -22,7 +22,10 @@ def frange(start: float, stop: float, step: float) -> list[float | int]:
     """``start`` to ``stop`` inclusive in steps of ``step``, each value rounded to 12 digits."""
     if step == 0 or not all(map(math.isfinite, (start, stop, step))):
         raise ConfigError(f"bad range {start}:{stop}:{step}: step must be finite and non-zero")
-    count = math.floor((stop - start) / step + 1e-9) + 1
+    span = (stop - start) / step
+    if not span < MAX_POINTS:  # before the list is built: 0:1e12:1 must not fill the memory
+        raise ConfigError(f"range {start}:{stop}:{step} has more than {MAX_POINTS} values")
+    count = math.floor(span + 1e-9) + 1
     if count < 1:
         raise ConfigError(f"range {start}:{stop}:{step} is empty")
     values = [float(f"{start + i * step:.12g}") for i in range(count)]
@@ -61,14 +64,33 @@ def grid_points(specs: list[str]) -> list[Point]:
 
 
 def csv_points(path: str | Path) -> list[Point]:
-    """One point per CSV row; the header names the parameters, values parsed like the CLI's."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        names = reader.fieldnames or []
-        bad = [n for n in names if not is_identifier(n)]
-        if bad:
-            raise ConfigError(f"bad column name(s) in {path}: {', '.join(bad)}")
-        return [{k: parse_value(v) for k, v in row.items()} for row in reader]
+    """One point per CSV row; the header names the parameters, values parsed like the CLI's.
+    A file that cannot be read as UTF-8 CSV is a ConfigError naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            names = reader.fieldnames or []
+            bad = [n for n in names if not is_identifier(n)]
+            if bad:
+                raise ConfigError(f"bad column name(s) in {path}: {', '.join(map(repr, bad))}")
+            return [_csv_point(path, reader.line_num, row) for row in reader]
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path} is not a UTF-8 CSV file: {exc}") from None
+
+
+def _csv_point(path: str | Path, line: int, row: dict[str, str]) -> Point:
+    """One CSV row as a point; ConfigError naming the file, line and column of a bad value."""
+    point: Point = {}
+    for key, text in row.items():
+        if key is None or text is None:
+            raise ConfigError(f"{path} line {line}: not as many values as the header has names")
+        try:
+            point[key] = parse_value(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path} line {line}, column {key}: {exc}") from None
+    return point
 
 
 def read_points(grids: tuple[str, ...], points: str | None) -> tuple[list[Point], str]:

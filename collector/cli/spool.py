@@ -60,7 +60,8 @@ def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
                 pipe.execute()
 
         result = Spool(directory).flush(send, files)
-    damaged = f", {result.skipped} damaged frame(s) dropped" if result.skipped else ""
+    kept = ", ".join(map(str, result.aside))
+    damaged = f", {result.skipped} damaged span(s) kept in {kept}" if result.skipped else ""
     click.echo(
         f"sent {result.sent} records from {len(files)} file(s) in {directory} "
         f"to {mask_url(redis_url)}{damaged}"

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
 from collector.dialects.base import Dialect
+from collector.netfs import journal_mode
 from collector.store import conflict
 from collector.store.classify import Fault
 from collector.store.ddl import WIDEN_PREFIX
@@ -44,18 +45,20 @@ class SQLite(Dialect):
     module = "sqlite3"
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
-        """WAL, synchronous=NORMAL and a busy timeout; transactions SQLAlchemy begins itself,
+        """WAL (DELETE on a network file system: collector.netfs), synchronous=NORMAL and a
+        busy timeout; transactions SQLAlchemy begins itself,
         so a schema change commits or rolls back with its batch (the driver would run DDL
         outside)."""
         in_memory = url.database in (None, "", ":memory:")
+        journal = None if in_memory else journal_mode(url.database)  # never WAL on a network fs
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # no implicit BEGIN: ours, below, covers DDL too
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout=5000")
-            if not in_memory:
-                cur.execute("PRAGMA journal_mode=WAL")
+            if journal is not None:
+                cur.execute(f"PRAGMA journal_mode={journal}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 

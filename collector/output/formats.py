@@ -1,7 +1,7 @@
 """The formats ``collector export`` writes, each a function of (columns, chunks of rows, a binary
-sink): CSV (header row, NULL as empty), JSON lines, Parquet (types from the SQL columns). An
-array cell is a JSON object in CSV and JSON lines (collector.arrays.cells), its stored bytes in
-Parquet."""
+sink): CSV (header row, NULL as empty), JSON lines (strict JSON: NaN and infinities as null),
+Parquet (types from the SQL columns). An array cell is a JSON object in CSV and JSON lines
+(collector.arrays.cells), its stored bytes in Parquet."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
@@ -44,7 +45,7 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, int | float | str):
         return value
     if isinstance(value, list | dict):
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
+        return to_json(value, ensure_ascii=False)
     if isinstance(value, bytes) and (cell := array_cell(value)) is not None:
         return json.dumps(cell)  # an array: dtype, shape and its bytes, or where it is
     return _json_default(value)
@@ -62,16 +63,36 @@ def write_csv(columns: list[sa.Column], chunks: Chunks, sink: IO[bytes]) -> None
 
 
 def write_jsonl(columns: list[sa.Column], chunks: Chunks, sink: IO[bytes]) -> None:
-    """One JSON object per row and line, keys in column order."""
+    """One JSON object per row and line, keys in column order; only JSON: NaN and infinities
+    (a float column's, or one inside a JSON column) are written as null."""
     names = [c.name for c in columns]
     text = io.TextIOWrapper(sink, encoding="utf-8", newline="\n")
     for chunk in chunks:
-        text.writelines(
-            json.dumps(dict(zip(names, row, strict=True)), default=_json_default) + "\n"
-            for row in chunk
-        )
+        text.writelines(to_json(dict(zip(names, row, strict=True))) + "\n" for row in chunk)
     text.flush()
     text.detach()
+
+
+def to_json(value: Any, *, ensure_ascii: bool = True) -> str:
+    """``value`` as strict JSON text: NaN and infinities, at any depth, as null."""
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False, ensure_ascii=ensure_ascii)
+    except ValueError:  # a NaN or infinity somewhere: the rare value pays for a second pass
+        finite = _finite(value)
+        return json.dumps(finite, default=_json_default, allow_nan=False, ensure_ascii=ensure_ascii)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity, at any depth, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        return None
+    return value
 
 
 def write_parquet(columns: list[sa.Column], chunks: Chunks, sink: IO[bytes]) -> None:
@@ -102,7 +123,7 @@ def write_parquet(columns: list[sa.Column], chunks: Chunks, sink: IO[bytes]) -> 
 def _text_of(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return to_json(value, ensure_ascii=False)
 
 
 WRITERS: dict[str, Callable[[list[sa.Column], Chunks, IO[bytes]], None]] = {

@@ -122,7 +122,7 @@ def test_spool_left_at_exit_is_sent_by_collector_spool_flush(redis_server, tmp_p
     assert flush.stop(None) == 0, flush.err
     assert flush.out.strip() == (
         f"sent 5 records from 1 file(s) in {spool_dir} to {redis_server.url()}, "
-        "1 damaged frame(s) dropped"
+        f"1 damaged span(s) kept in {path}.damaged"
     )
     client = redis.Redis.from_url(redis_server.url())
     assert sorted(r.id for _, f in client.xrange("q") for r in decode_records(f[b"m"])) == sorted(

@@ -1,0 +1,169 @@
+"""Every Redis and database URL is checked once, with one message per problem: a URL the check
+accepts is one the client library takes, a URL it refuses is one line with the password
+masked, and no URL ends in a traceback (a bad port, a database that is no number)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
+
+from collector import errors
+from collector.settings import check_db_url
+from tests.helpers import collector
+from workers import errors as node_errors
+from workers.cluster import client_from_url, is_cluster_url
+from workers.urls import check_redis_url
+
+SECRET = "s3cr3t"
+
+
+def test_the_config_error_is_one_class_on_both_sides() -> None:
+    assert errors.ConfigError is node_errors.ConfigError
+    assert errors.exit_code_of(node_errors.ConfigError("x")) == errors.RET_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        ("redis://h:99999/0", "redis url port 99999 is outside 1-65535: redis://h:99999/0"),
+        ("redis://h:abc/0", "redis url port 'abc' is not a number: redis://h:abc/0"),
+        (f"redis://u:{SECRET}@h:0/0", "redis url port 0 is outside 1-65535: redis://u:***@h:0/0"),
+        ("redis://h:6379/x", "redis url database 'x' is not a number (redis://host:6379/0): "
+         "redis://h:6379/x"),
+        (f"redis://:{SECRET}@:6379/0", "redis url has no host (redis://HOST:6379/0): "
+         "redis://:***@:6379/0"),
+        ("redis+cluster://h:7000/3", "redis url database 3 on a Redis Cluster, which has only "
+         "database 0: redis+cluster://h:7000/3"),
+        ("http://h/0", "redis url must start with redis://, rediss://, unix://, redis+cluster:// "
+         "or rediss+cluster://: http://h/0"),
+    ],
+)  # fmt: skip
+def test_each_redis_url_problem_has_its_message(url: str, line: str) -> None:
+    with pytest.raises(node_errors.ConfigError) as caught:
+        check_redis_url(url)
+    assert str(caught.value) == line
+
+
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        (f"postgresql://u:{SECRET}@h:abc/db", "database url port 'abc' is not a number: "
+         "postgresql://u:***@h:abc/db"),
+        ("postgresql://h:70000/db", "database url port 70000 is outside 1-65535: "
+         "postgresql://h:70000/db"),
+        ("postgres://h/db", "database url scheme postgres:// is not known (write postgresql://): "
+         "postgres://h/db"),
+        ("nosuchdb://h/db", "database url scheme nosuchdb:// names no database SQLAlchemy knows "
+         "(sqlite://, postgresql://, mysql:// or mariadb://): nosuchdb://h/db"),
+        ("sqlite://host/x.db", "database url has a host (write sqlite:///relative.db or "
+         "sqlite:////absolute/path.db): sqlite://host/x.db"),
+        ("not a url", "not a database URL: not a url"),
+    ],
+)  # fmt: skip
+def test_each_database_url_problem_has_its_message(url: str, line: str) -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        check_db_url(url)
+    assert str(caught.value) == line
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:99999/0", "redis://127.0.0.1:abc/0"])
+@pytest.mark.parametrize("command", [["status"], ["run"], ["emit", "-t", "t", "a=1"]])
+def test_bad_ports_are_one_line_in_every_command(command: list[str], url: str) -> None:
+    done = collector(*command, "--redis-url", url, timeout=30)
+    assert done.returncode == errors.RET_CONFIG
+    assert done.stderr.splitlines() == [f"Error: {_refusal(url)!s}"]
+
+
+def test_bad_port_in_workers_emit_is_a_config_error_not_a_value_error() -> None:
+    code = (
+        "import workers\ntry:\n    workers.emit({'a': 1})\n"
+        "except workers.errors.ConfigError as exc:\n    print(exc)\n"
+    )
+    env = {"COLLECTOR_REDIS_URL": "redis://127.0.0.1:99999/0", "PATH": "/usr/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "redis url port 99999 is outside 1-65535: redis://127.0.0.1:99999/0\n"
+
+
+def _refusal(url: str) -> Exception:
+    try:
+        check_redis_url(url)
+    except node_errors.ConfigError as exc:
+        return exc
+    raise AssertionError(f"{url} was accepted")
+
+
+PORTS = st.one_of(
+    st.none(), st.integers(-5, 70_000).map(str), st.text("0123456789abc:", max_size=6),
+    st.text(max_size=4),
+)  # fmt: skip
+HOSTS = st.one_of(
+    st.sampled_from(["h", "127.0.0.1", "[::1]", "", "[::1", "a.b-c"]), st.text(max_size=5)
+)
+DBS = st.one_of(
+    st.none(),
+    st.integers(0, 20).map(str),
+    st.sampled_from(["x", "-1", "1.5", ""]),
+    st.text(max_size=3),
+)
+
+
+@st.composite
+def urls(draw: st.DrawFn, schemes: list[str]) -> str:
+    scheme = draw(st.one_of(st.sampled_from(schemes), st.text(max_size=6)))
+    user = draw(st.sampled_from(["", "u@", f"u:{SECRET}@", f":{SECRET}@"]))
+    host, port, db = draw(HOSTS), draw(PORTS), draw(DBS)
+    query = draw(st.sampled_from(["", "?cluster=true", "?db=2", "?db=x", "?socket_timeout=1"]))
+    return (
+        f"{scheme}://{user}{host}{'' if port is None else ':' + port}"
+        f"{'' if db is None else '/' + db}{query}"
+    )
+
+
+REDIS = ["redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "REDIS", "http"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(urls(REDIS), st.text(max_size=30)))
+def test_random_redis_urls_are_accepted_as_redis_takes_them_or_refused_in_one_line(
+    url: str,
+) -> None:
+    try:
+        check_redis_url(url)
+    except node_errors.ConfigError as exc:
+        assert "\n" not in str(exc)
+        assert SECRET not in str(exc)
+        return
+    if is_cluster_url(url):
+        return  # building a cluster client asks a node: the URL was parsed, that is all we need
+    client = client_from_url(url)  # redis-py parses the whole URL here: nothing may raise
+    kwargs = client.connection_pool.connection_kwargs
+    assert 1 <= int(kwargs.get("port", 6379)) <= 65535
+    assert isinstance(kwargs.get("db", 0), int)
+    client.close()
+
+
+DATABASES = ["sqlite", "postgresql", "postgresql+psycopg", "mysql", "mariadb", "postgres", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(urls(DATABASES), st.text(max_size=30)))
+def test_random_database_urls_are_accepted_as_sqlalchemy_takes_them_or_refused_in_one_line(
+    url: str,
+) -> None:
+    try:
+        check_db_url(url)
+    except errors.ConfigError as exc:
+        assert "\n" not in str(exc)
+        assert SECRET not in str(exc)
+        return
+    parsed = make_url(url)  # nothing may raise for an accepted URL
+    assert parsed.port is None or 1 <= parsed.port <= 65535
+    parsed.get_dialect()

@@ -1,0 +1,96 @@
+"""Redis URLs checked once, where settings are read: one message per problem (scheme, host, port,
+database number), the password never shown, so a bad URL is one line and never a traceback
+from deep inside redis-py (``int('abc')``, a port beyond 65535)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from workers.errors import ConfigError
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_STARTS = ", ".join(f"{s}://" for s in REDIS_SCHEMES[:-1]) + f" or {REDIS_SCHEMES[-1]}://"
+
+
+def check_redis_url(url: str) -> str:
+    """``url`` itself if it can name a Redis; ConfigError saying what is wrong otherwise."""
+    problem = redis_url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"redis url {problem}: {masked(url)}")
+    return url
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a Redis URL (a phrase after "redis url"), or None."""
+    scheme, sep, _rest = url.partition("://")
+    if not sep or scheme not in REDIS_SCHEMES:  # redis-py takes them in lower case only
+        return f"must start with {_STARTS}"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed [ of an IPv6 address
+        return f"cannot be read ({exc})"
+    query = parse_qsl(parts.query)
+    if scheme == "unix":
+        if not parts.path:
+            return "has no socket path (unix:///path/to/redis.sock)"
+        return db_problem([v for k, v in query if k == "db"], cluster=False)
+    host, port = host_and_port(parts.netloc)
+    if not host:
+        return "has no host (redis://HOST:6379/0)"
+    if problem := port_problem(port):
+        return problem
+    cluster = scheme in CLUSTER_SCHEMES or any(
+        k == "cluster" and v.lower() in ("1", "true", "yes", "on") for k, v in query
+    )
+    path = parts.path.strip("/")
+    return db_problem([*([path] if path else []), *(v for k, v in query if k == "db")], cluster)
+
+
+def host_and_port(netloc: str) -> tuple[str, str | None]:
+    """The host and the port text (None when absent) of a URL's network location."""
+    where = netloc.rpartition("@")[2]
+    if where.startswith("["):  # [IPv6]:port
+        host, _, tail = where[1:].partition("]")
+        return host, tail[1:] if tail.startswith(":") else None
+    host, sep, port = where.partition(":")
+    return host, port if sep else None
+
+
+def port_problem(port: str | None) -> str | None:
+    """Why ``port`` (the text after the host's colon) is no TCP port, or None."""
+    if port is None:
+        return None
+    if not port.isdigit() or not port.isascii():
+        return f"port {port!r} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"port {int(port)} is outside 1-65535"
+    return None
+
+
+def db_problem(numbers: list[str], cluster: bool) -> str | None:
+    """Why the database number(s) given in the path or ``?db=`` are not one Redis can select."""
+    for text in numbers:
+        if not text.isdigit() or not text.isascii():
+            return f"database {text!r} is not a number (redis://host:6379/0)"
+        if cluster and int(text) != 0:
+            return f"database {int(text)} on a Redis Cluster, which has only database 0"
+    return None
+
+
+def masked(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for any text, parsable or not, and its
+    unprintable characters escaped (a message stays one line)."""
+    text = _masked(url)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, where = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{where}{slash}{tail}"
