@@ -64,3 +64,9 @@ def test_a_csv_value_beyond_64_bits_names_its_line_and_column(tmp_path: Path) ->
     assert str(caught.value) == (
         f"{path} line 3, column J: integer 999999999999...9999 (30 characters) is beyond 64 bits"
     )
+
+
+@pytest.mark.parametrize("spec", ["I=0:-2:1e-308", "I=0:2:1e-308", "I=0:-1e308:1e-308"])
+def test_a_range_whose_step_count_overflows_a_float_is_one_config_error(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        grid_points([spec])

@@ -56,10 +56,9 @@ def test_each_redis_url_problem_has_its_message(url: str, line: str) -> None:
          "postgresql://u:***@h:abc/db"),
         ("postgresql://h:70000/db", "database url port 70000 is outside 1-65535: "
          "postgresql://h:70000/db"),
-        ("postgres://h/db", "database url scheme postgres:// is not known (write postgresql://): "
-         "postgres://h/db"),
-        ("nosuchdb://h/db", "database url scheme nosuchdb:// names no database SQLAlchemy knows "
-         "(sqlite://, postgresql://, mysql:// or mariadb://): nosuchdb://h/db"),
+        ("postgres://h/db", "database URL scheme postgres:// is spelled postgresql+psycopg://"),
+        ("nosuchdb://h/db", "database 'nosuchdb' is not supported; supported: SQLite "
+         "(sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db)"),
         ("sqlite://host/x.db", "database url has a host (write sqlite:///relative.db or "
          "sqlite:////absolute/path.db): sqlite://host/x.db"),
         ("not a url", "not a database URL: not a url"),

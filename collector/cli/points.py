@@ -22,10 +22,13 @@ def frange(start: float, stop: float, step: float) -> list[float | int]:
     """``start`` to ``stop`` inclusive in steps of ``step``, each value rounded to 12 digits."""
     if step == 0 or not all(map(math.isfinite, (start, stop, step))):
         raise ConfigError(f"bad range {start}:{stop}:{step}: step must be finite and non-zero")
-    span = (stop - start) / step
+    try:
+        span = (stop - start) / step
+    except OverflowError:  # 0:-2:1e-308: more steps than a float can count
+        span = math.copysign(math.inf, stop - start) * math.copysign(1.0, step)
     if not span < MAX_POINTS:  # before the list is built: 0:1e12:1 must not fill the memory
         raise ConfigError(f"range {start}:{stop}:{step} has more than {MAX_POINTS} values")
-    count = math.floor(span + 1e-9) + 1
+    count = math.floor(span + 1e-9) + 1 if span > -1 else 0
     if count < 1:
         raise ConfigError(f"range {start}:{stop}:{step} is empty")
     values = [float(f"{start + i * step:.12g}") for i in range(count)]
