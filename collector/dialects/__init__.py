@@ -40,7 +40,7 @@ def resolve(url: str | sa.URL) -> tuple[Dialect, sa.URL]:
     not installed. Never echoes the URL (it may hold a password)."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: an unreadable port or host
         raise ConfigError(f"not a database URL; supported: {SUPPORTED}") from None
     backend = parsed.get_backend_name()
     if backend in MISSPELLED:
