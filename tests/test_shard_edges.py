@@ -38,3 +38,19 @@ def test_a_running_collector_reads_the_shards_a_peer_with_more_left(
         assert stored(settings) == sent
     finally:
         mine.close()
+
+
+def test_a_count_key_of_another_type_is_a_malformed_count(settings, fake_redis, caplog) -> None:
+    names = QueueNames(settings.queue)
+    fake_redis.hset(names.count, "a", "b")  # a careless hand: not a string key at all
+    sent = Emitter(queue=settings.queue, client=fake_redis).emit({"x": 1}, table="t", key="k")
+    assert fake_redis.xlen(settings.queue) == 1
+    assert "malformed shard count" in caplog.text
+    collector = Collector(replace(settings, shards=3), client=fake_redis)
+    collector.start()
+    try:
+        drain(collector)
+    finally:
+        collector.close()
+    assert stored(settings) == [sent]
+    assert fake_redis.get(names.count) == b"3"
