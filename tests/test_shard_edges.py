@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from collector.cli import main
 from collector.daemon import Collector
 from collector.shards import RESCAN
 from tests.helpers import drain, rows
 from workers import Emitter
 from workers.names import QueueNames
+
+MAX_ID = 2**64 - 1  # each part of a stream id is an unsigned 64-bit integer
 
 
 def stored(settings) -> list[str]:
@@ -54,3 +62,23 @@ def test_a_count_key_of_another_type_is_a_malformed_count(settings, fake_redis, 
         collector.close()
     assert stored(settings) == [sent]
     assert fake_redis.get(names.count) == b"3"
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(
+    st.integers(min_value=MAX_ID + 1, max_value=10**30),
+    st.integers(min_value=0, max_value=10**30),
+    st.booleans(),
+)
+def test_dead_retry_refuses_a_stream_id_out_of_range_as_bad_usage(big, other, first) -> None:
+    millis, seq = (big, other) if first else (other, big)
+    where = ["--redis-url", "redis://127.0.0.1:1", "--queue", "q"]  # never reached
+    result = CliRunner().invoke(main, ["dead", "retry", *where, f"{millis}-{seq}"])
+    assert result.exit_code == 2, result.output
+    assert f"'{millis}-{seq}' is not a stream id" in result.output
+
+
+def test_dead_retry_takes_the_largest_stream_id() -> None:
+    where = ["--redis-url", "redis://127.0.0.1:1", "--queue", "q"]
+    result = CliRunner().invoke(main, ["dead", "retry", *where, f"{MAX_ID}-{MAX_ID}"])
+    assert result.exit_code == 5 and "redis unavailable" in result.output  # valid: Redis asked

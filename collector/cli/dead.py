@@ -22,6 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
 RETRY_BATCH = 500
 _STREAM_ID = re.compile(r"\d+-\d+")
+_MAX = 2**64 - 1  # each part of a stream id is an unsigned 64-bit integer
 
 
 def preview(raw: bytes | None) -> tuple[str, str]:
@@ -59,7 +60,7 @@ def where(letters: list[DeadLetters]) -> str:
 
 
 def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:
-    bad = [i for i in ids if not _STREAM_ID.fullmatch(i)]
+    bad = [i for i in ids if not _STREAM_ID.fullmatch(i) or max(map(int, i.split("-"))) > _MAX]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a stream id like 1732630000000-0")
     return list(ids)
