@@ -49,11 +49,12 @@ def with_rule(stmt: Any, table: sa.Table, columns: Sequence[str]) -> Any:
     )
 
 
-def portable_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """The conflict rule without ON CONFLICT: look up the stored ids and their ``_error``."""
+def portable_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    """The conflict rule without ON CONFLICT: look up the stored ids and their ``_error``;
+    returns the rows inserted or replaced."""
     if "_id" not in table.c:
         conn.execute(table.insert(), rows)
-        return
+        return len(rows)
     error = table.c["_error"] if "_error" in table.c else sa.null()
     ids = [row["_id"] for row in rows]
     query = sa.select(table.c["_id"], error).where(table.c["_id"].in_(ids))
@@ -64,3 +65,4 @@ def portable_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, A
     fresh = [r for r in rows if r["_id"] not in stored or r["_id"] in replace]
     if fresh:
         conn.execute(table.insert(), fresh)
+    return len(fresh)

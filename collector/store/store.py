@@ -40,6 +40,8 @@ class Store:
         self._step = "the row"
         self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
         self.added = 0  # rows the last write committed (the sink port's count of stored rows)
+        self._committed = 0  # rows committed since ``added`` was last set (a write that raised
+        # after a part committed: its rows are counted with the retry, which adds none again)
 
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
@@ -47,7 +49,7 @@ class Store:
         self._raced = False
         refused = self._write(records, 0)
         self._unknown = 0
-        self.added = len(records) - len(refused)
+        self.added, self._committed = self._committed, 0
         return refused
 
     def close(self) -> None:
@@ -102,7 +104,8 @@ class Store:
                 self._step = "the table change"
                 ddl.apply(conn, plan, self.schema)
                 self._step = "the row"
-            self._insert(conn, [records[i] for i in plan.accepted])
+            inserted = self._insert(conn, [records[i] for i in plan.accepted])
+        self._committed += inserted
         return plan.rejected
 
     def _load(self, conn: sa.Connection) -> None:
@@ -159,12 +162,12 @@ class Store:
                         return False
         return True
 
-    def _insert(self, conn: sa.Connection, records: list[Record]) -> None:
+    def _insert(self, conn: sa.Connection, records: list[Record]) -> int:
         """Insert per table, in rounds: a second record with an id already in this batch goes
-        in a later round, so the conflict rule treats it as if it came in a later batch."""
+        in a later round, so the conflict rule treats it as if it came in a later batch.
+        Returns the rows inserted or replaced (not those the conflict rule kept out)."""
         if len(set(map(_TABLE, records))) == 1 and len(set(map(_ID, records))) == len(records):
-            self._insert_rounds(conn, {records[0].table: [records]})  # one table, one round
-            return
+            return self._insert_rounds(conn, {records[0].table: [records]})  # one round
         by_table: dict[str, list[list[Record]]] = defaultdict(list)
         seen: dict[tuple[str, str], int] = defaultdict(int)
         for rec in records:
@@ -174,11 +177,13 @@ class Store:
             if n == len(rounds):
                 rounds.append([])
             rounds[n].append(rec)
-        self._insert_rounds(conn, by_table)
+        return self._insert_rounds(conn, by_table)
 
-    def _insert_rounds(self, conn: sa.Connection, by_table: dict[str, list[list[Record]]]) -> None:
+    def _insert_rounds(self, conn: sa.Connection, by_table: dict[str, list[list[Record]]]) -> int:
+        inserted = 0
         for table, rounds in by_table.items():
             info = self.schema.tables[table]
             writer = self._fast if suits_fast(info) else self._generic
             for batch in rounds:
-                writer.insert(conn, info, batch)
+                inserted += writer.insert(conn, info, batch)
+        return inserted

@@ -114,18 +114,21 @@ class Writer:
         return found
 
     def statement(self, info: TableInfo, layout: Layout) -> Any:
-        if conflict.has_upsert(self.dialect):
-            return conflict.upsert(self.dialect, info.table, layout.columns)
-        return None
+        """The upsert, RETURNING the ids it wrote (executemany's rowcount is -1 on psycopg)."""
+        if not conflict.has_upsert(self.dialect):
+            return None
+        stmt = conflict.upsert(self.dialect, info.table, layout.columns)
+        return stmt.returning(info.table.c["_id"]) if "_id" in info.table.c else stmt
 
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
-        """Insert ``records`` (distinct ids) into ``info``'s table under the conflict rule."""
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> int:
+        """Insert ``records`` (distinct ids) into ``info``'s table under the conflict rule;
+        returns the rows inserted or replaced."""
         layout, stmt = self.prepared(info, records)
         rows = [dict(zip(layout.columns, row, strict=True)) for row in layout.rows(records)]
         if stmt is None:
-            conflict.portable_insert(conn, info.table, rows)
-        else:
-            conn.execute(stmt, rows)
+            return conflict.portable_insert(conn, info.table, rows)
+        result = conn.execute(stmt, rows)
+        return len(result.all()) if result.returns_rows else len(rows)
 
 
 class SQLiteWriter(Writer):
@@ -141,9 +144,9 @@ class SQLiteWriter(Writer):
         assert list(compiled.positiontup or ()) == layout.columns
         return str(compiled)
 
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> int:
         layout, sql = self.prepared(info, records)
-        conn.exec_driver_sql(sql, layout.rows(records))  # type: ignore[arg-type]
+        return int(conn.exec_driver_sql(sql, layout.rows(records)).rowcount)  # type: ignore[arg-type]
 
 
 class PostgresCopyWriter(Writer):
@@ -171,7 +174,7 @@ class PostgresCopyWriter(Writer):
             f"DROP TABLE {prep.quote(STAGE)}",
         )
 
-    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> None:
+    def insert(self, conn: sa.Connection, info: TableInfo, records: list[Record]) -> int:
         layout, (copy, *staged) = self.prepared(info, records)
         rows = layout.rows(records)
         raw = conn.connection.dbapi_connection
@@ -185,16 +188,20 @@ class PostgresCopyWriter(Writer):
                     _copy(cur, statement, rows)
                     statement = "RELEASE SAVEPOINT rc_copy"
                     cur.execute(statement)
-                    return
+                    return len(rows)
                 except dbapi.IntegrityError as exc:
                     if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
                         raise
                     cur.execute("ROLLBACK TO SAVEPOINT rc_copy")
+                inserted = 0
                 for statement in staged:
                     if statement.startswith("COPY"):
                         _copy(cur, statement, rows)
+                    elif statement.startswith("INSERT"):
+                        inserted = cur.execute(statement).rowcount
                     else:
                         cur.execute(statement)
+                return inserted
         except dbapi.Error as exc:  # the same exception classes SQLAlchemy's own calls raise
             raise sa_exc.DBAPIError.instance(
                 statement, None, exc, dbapi.Error, dialect=self.dialect
