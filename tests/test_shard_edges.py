@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgpack
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from collector.cli import main
+from collector.cli.dead import preview
 from collector.daemon import Collector
 from collector.shards import RESCAN
-from tests.helpers import drain, rows
+from tests.helpers import REAL_REDIS_URL, collector, drain, rows
 from workers import Emitter
 from workers.names import QueueNames
 
@@ -82,3 +84,24 @@ def test_dead_retry_takes_the_largest_stream_id() -> None:
     where = ["--redis-url", "redis://127.0.0.1:1", "--queue", "q"]
     result = CliRunner().invoke(main, ["dead", "retry", *where, f"{MAX_ID}-{MAX_ID}"])
     assert result.exit_code == 5 and "redis unavailable" in result.output  # valid: Redis asked
+
+
+CONTROL = st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"]), min_size=1, max_size=6)
+
+
+@hsettings(max_examples=50, deadline=None)
+@given(table=CONTROL, key=CONTROL, value=CONTROL)
+def test_a_dead_letter_preview_prints_no_control_character(table, key, value) -> None:
+    raw = msgpack.packb({"v": 1, "id": "k", "t": f"t{table}", "d": {f"a{key}": value}})
+    shown = "".join(preview(raw))
+    assert shown.isprintable(), repr(shown)
+
+
+def test_dead_list_shows_a_terminal_escape_in_a_table_name_escaped(real_redis, queue) -> None:
+    bad = {"v": 1, "id": "k", "t": "t\x1b]0;pwned\x07", "d": {"x": 1}, "ts": 1.0}
+    real_redis.xadd(QueueNames.dead(queue), {"m": msgpack.packb(bad), "reason": "bad\x1b[2J"})
+    where = ["--redis-url", REAL_REDIS_URL, "--queue", queue]
+    listed = collector("dead", "list", *where)
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout + listed.stderr
+    assert "t\\x1b]0;pwned\\x07  bad\\x1b[2J" in listed.stdout

@@ -39,11 +39,20 @@ def preview(raw: bytes | None) -> tuple[str, str]:
     text = (
         ", ".join(f"{k}={v!r}" for k, v in data.items()) if isinstance(data, dict) else repr(data)
     )
-    return str(wire.get("t", "?")), _shorten(text)
+    return printable(str(wire.get("t", "?"))), _shorten(printable(text))
 
 
 def _shorten(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would act on (ESC, BEL, a newline...) shown as
+    its escape: a record's table name or key reaches the screen as written, never as a
+    command to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @contextmanager
@@ -103,7 +112,7 @@ def list_(redis_url: str, queue: str, shards: int | None, limit: int) -> None:
     for one, letter in head:
         table, data = preview(letter.raw)
         stream = f"  ({one.queue})" if len(every) > 1 else ""
-        click.echo(f"{letter.id}  {table}  {letter.reason}{stream}\n    {data}")
+        click.echo(f"{letter.id}  {table}  {printable(letter.reason)}{stream}\n    {data}")
     click.echo(f"{len(head)} of {total} dead letters in {where(every)}", err=True)
 
 
