@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import hypothesis
 import msgpack
 from click.testing import CliRunner
 from hypothesis import given
@@ -105,3 +106,19 @@ def test_dead_list_shows_a_terminal_escape_in_a_table_name_escaped(real_redis, q
     assert listed.returncode == 0, listed.stderr
     assert "\x1b" not in listed.stdout + listed.stderr
     assert "t\\x1b]0;pwned\\x07  bad\\x1b[2J" in listed.stdout
+
+
+BAD_SHARDS = st.one_of(
+    st.integers().filter(lambda n: not 1 <= n <= 1024).map(str),
+    st.text(alphabet="abc.-+ x*", min_size=1, max_size=6).filter(lambda t: t.strip() != ""),
+)
+
+
+@hsettings(max_examples=20, deadline=None)
+@given(name=st.sampled_from(["COLLECTOR_SHARDS", "COLLECTOR_EMIT_TIMEOUT"]), value=BAD_SHARDS)
+def test_collector_emit_with_a_malformed_variable_says_so_in_one_line(name, value) -> None:
+    hypothesis.assume(name == "COLLECTOR_SHARDS" or not value.lstrip("+").isdigit())
+    where = ["--redis-url", "redis://127.0.0.1:1", "--queue", "q", "--table", "t"]
+    result = CliRunner().invoke(main, ["emit", *where, "x=1"], env={name: value})
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"Error: {name} must be") and result.output.count("\n") == 1

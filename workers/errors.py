@@ -3,7 +3,8 @@
 CollectorError                  root of every error this project raises
 ├── EncodeError                 a result cannot be put on the wire (unsupported value, too big)
 ├── DecodeError                 bytes from the stream are not a valid record (carries .raw)
-└── EmitError                   Redis refused the record and no spool could keep it
+├── EmitError                   Redis refused the record and no spool could keep it
+└── SettingsError               a COLLECTOR_* variable or the connection file is malformed
 """
 
 from __future__ import annotations
@@ -28,3 +29,10 @@ class DecodeError(CollectorError, ValueError):
 
 class EmitError(CollectorError):
     """A record could be neither sent to Redis nor kept in the local spool."""
+
+
+class SettingsError(CollectorError, ValueError):
+    """An emitter's setting from the environment or the connection file is malformed (a
+    ValueError too, as it always was); the CLI shows it in one line and exits 2."""
+
+    exit_code = 2

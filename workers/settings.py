@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import find_server
+from workers.errors import SettingsError
 from workers.shards import env_shards
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -55,18 +56,21 @@ class EmitterSettings:
         """Settings from COLLECTOR_REDIS_URL (else the connection file of ``collector serve``,
         see workers.connection), COLLECTOR_QUEUE (else the file's), COLLECTOR_EMIT_TIMEOUT
         (seconds), COLLECTOR_SPOOL_DIR and COLLECTOR_SHARDS, with the contract's defaults; a bad
-        timeout, shard count, server name or connection file raises ValueError."""
+        timeout, shard count, server name or connection file raises SettingsError."""
         timeout = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
         spool = os.environ.get("COLLECTOR_SPOOL_DIR")
-        found = find_server()
-        return cls(
-            redis_url=found.url or DEFAULT_REDIS_URL,
-            queue=os.environ.get("COLLECTOR_QUEUE") or found.queue or DEFAULT_QUEUE,
-            emit_timeout=parse_timeout(timeout) if timeout else DEFAULT_EMIT_TIMEOUT,
-            spool_dir=Path(spool) if spool else default_spool_dir(),
-            connection_file=found.file,
-            shards=env_shards(),
-        )
+        try:
+            found = find_server()
+            return cls(
+                redis_url=found.url or DEFAULT_REDIS_URL,
+                queue=os.environ.get("COLLECTOR_QUEUE") or found.queue or DEFAULT_QUEUE,
+                emit_timeout=parse_timeout(timeout) if timeout else DEFAULT_EMIT_TIMEOUT,
+                spool_dir=Path(spool) if spool else default_spool_dir(),
+                connection_file=found.file,
+                shards=env_shards(),
+            )
+        except ValueError as exc:  # one line in the CLI, still a ValueError in a job
+            raise SettingsError(str(exc)) from None
 
     def __repr__(self) -> str:
         return (
