@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import redis
@@ -33,6 +32,7 @@ from workers.names import QueueNames
 from workers.shards import MAX_SHARDS, published
 
 log = logging.getLogger(__name__)
+RESCAN = 10.0  # s: how often a running collector looks for streams a peer's count fills
 
 
 def known_shards(client: redis.Redis, queue: str, given: int | None = None) -> int:
@@ -89,6 +89,7 @@ class ShardedReader:
         self.names = QueueNames(settings.queue)
         self._by_name: dict[str, StreamReader] = {}
         self._next = 0  # the stream the next pass starts at
+        self._rescan_after = 0.0  # when to look again for streams to read (``_rescan``)
         self._ahead: StreamReader | None = None  # the stream a batch is read ahead on
         self._closing = False
 
@@ -113,11 +114,7 @@ class ShardedReader:
         client, names, count = self.client, self.names, self.settings.shards
         assert client is not None
         before = published(client, names)
-        part = partial(
-            StreamReader, self.settings, client=client, clock=self.clock, auto_ahead=False,
-            owns_client=False,
-        )  # fmt: skip
-        shards = [part(name) for name in streams_to_read(client, names, count, before)]
+        shards = [self._part(name) for name in streams_to_read(client, names, count, before)]
         for shard in shards:
             shard.prepare()
         with contextlib.suppress(redis.exceptions.OutOfMemoryError):  # emitters may set it too
@@ -130,7 +127,37 @@ class ShardedReader:
                 names.count, before, count, ", ".join(extra),
             )  # fmt: skip
         self.shards, self._by_name = shards, {s.name: s for s in shards}
+        self._rescan_after = self.clock() + RESCAN
         return shards
+
+    def _rescan(self) -> None:
+        """Read the streams found since the start: those of the count published now (a peer
+        collector with more shards published it, and emitters follow it even after that peer
+        stopped) and any other shard stream that came to hold records."""
+        client, names, count = self.client, self.names, self.settings.shards
+        assert client is not None
+        self._rescan_after = self.clock() + RESCAN
+        now = published(client, names)
+        new = [s for s in streams_to_read(client, names, count, now) if s not in self._by_name]
+        if not new:
+            return
+        added = [self._part(name) for name in new]
+        for shard in added:
+            shard.prepare()
+        log.warning(
+            "%s now says %s shards, this collector has %d: it also reads %s (records sent by "
+            "another collector's count)",
+            names.count, now, count, ", ".join(new),
+        )  # fmt: skip
+        self.shards = self.shards + added
+        self._by_name.update((s.name, s) for s in added)
+
+    def _part(self, stream: str) -> StreamReader:
+        """The reader of one of the queue's streams, over this reader's client."""
+        return StreamReader(
+            self.settings, stream, client=self.client, clock=self.clock, auto_ahead=False,
+            owns_client=False,
+        )  # fmt: skip
 
     def _order(self) -> list[StreamReader]:
         """The streams starting at the rotating cursor, which moves on by one."""
@@ -140,6 +167,9 @@ class ShardedReader:
 
     def next_batch(self) -> Batch:
         shards = self.shards or self._open()
+        if self.clock() >= self._rescan_after and not self._closing:
+            self._rescan()
+            shards = self.shards
         batch = self._take(shards)
         if batch and self._by_name[batch.stream].full(batch) and not self._closing:
             after = self._order()[0]  # a backlog: the next stream in turn reads ahead

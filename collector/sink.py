@@ -16,7 +16,9 @@ Refused = list[tuple[int, str]]  # (position in the batch, reason)
 class Sink(Protocol):
     """Where committed records go."""
 
-    added: int  # rows the last ``write`` committed that were not there before: "stored"
+    # rows the last ``write`` committed that were not there before (or a success that
+    # replaced a stored failure): "stored"; a record whose row the table had adds nothing
+    added: int
 
     def write(self, records: list[Record]) -> Refused:
         """Commit ``records`` (all or none of those not refused); returns the positions refused,

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.helpers import (
     REAL_REDIS_URL,
@@ -110,3 +113,28 @@ def test_the_documented_rules_grant_nothing_beyond_the_queue(users, real_redis, 
                     client.xreadgroup("collector", "c", {queue: ">"})
         finally:
             client.close()
+
+
+GLOBBY = st.text(alphabet="ab:{}*?[]\\", min_size=1, max_size=12)
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(name=GLOBBY)
+def test_the_key_patterns_match_a_queue_whose_name_has_wildcards_alone(name) -> None:
+    client = redis.Redis.from_url(REAL_REDIS_URL)
+    queue, user = f"test:{uuid.uuid4().hex[:8]}:{name}", f"test-glob-{uuid.uuid4().hex[:8]}"
+    names = QueueNames(queue)
+    rule = [f"~{p}" for p in names.key_patterns() + names.job_patterns()]
+    client.execute_command("ACL", "SETUSER", user, "reset", "on", "nopass", "+xadd", *rule)
+    try:
+
+        def may_xadd(key: str) -> bool:
+            reply = client.execute_command("ACL", "DRYRUN", user, "XADD", key, "*", "m", "x")
+            return reply in (b"OK", "OK")
+
+        assert all(map(may_xadd, [queue, names.shard(3), names.dead(names.shard(3))]))
+        neighbour = queue.replace("*", "ZZ").replace("?", "Z")
+        assert neighbour == queue or not may_xadd(neighbour)  # another queue's stream
+    finally:
+        client.execute_command("ACL", "DELUSER", user)
+        client.close()

@@ -198,3 +198,11 @@ def test_any_size_text_is_read_or_refused_never_raises(text) -> None:
     size = size_of(text)
     assert size == -1 or size >= 0
     assert size_of("1.2.3K") == size_of("K") == size_of("12Q") == -1
+
+
+def test_a_sacct_speaking_latin1_is_one_line(sweep_rows, sqlite_url, tmp_path, monkeypatch) -> None:
+    on_path(tmp_path, monkeypatch, "#!/bin/sh\nprintf 'sacct: erreur: d\\351sactiv\\351\\n' >&2\n"
+            "exit 1\n")  # fmt: skip
+    code, out, err = invoke("sweep", "status", "ij", "--format", "sacct", "--db-url", sqlite_url)
+    assert (code, out) == (RET_FAILED, "")
+    assert err == "Error: sacct failed: sacct: erreur: d\ufffdsactiv\ufffd\n"

@@ -4,7 +4,8 @@ CollectorError                  root of every error this project raises
 ├── EncodeError                 a result cannot be put on the wire (unsupported value, too big)
 ├── DecodeError                 bytes from the stream are not a valid record (carries .raw)
 ├── EmitError                   Redis refused the record and no spool could keep it
-└── ConfigError                 a bad setting: a URL, a variable, a flag (the collector's too)
+├── ConfigError                 a bad setting: a URL, a variable, a flag (the collector's too)
+└── SettingsError               a COLLECTOR_* variable or the connection file is malformed
 """
 
 from __future__ import annotations
@@ -36,3 +37,10 @@ class ConfigError(CollectorError):
     raise the same class and exit with RET_CONFIG."""
 
     exit_code = 2  # collector.errors.RET_CONFIG, which the node side cannot import
+
+
+class SettingsError(CollectorError, ValueError):
+    """An emitter's setting from the environment or the connection file is malformed (a
+    ValueError too, as it always was); the CLI shows it in one line and exits 2."""
+
+    exit_code = 2

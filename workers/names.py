@@ -11,11 +11,19 @@ place that spells them (emitters, the collector, every command and the docs' ACL
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FIELD = "m"  # the stream field holding a record's bytes, in a queue and in its dead letters
 REASON, TS = "reason", "ts"  # a dead letter's other fields: why, and when (Unix seconds)
 DEAD, HEALTH, COUNT = "dead", "health", "shards"
+_GLOB = re.compile(r"([*?\[\]\\])")  # what a Redis ACL key pattern would read as a wildcard
+
+
+def glob_escaped(name: str) -> str:
+    """``name`` as an ACL key pattern matching that name alone (``*``, ``?``, ``[``, ``]`` and
+    a backslash escaped)."""
+    return _GLOB.sub(r"\\\1", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +62,10 @@ class QueueNames:
 
     def key_patterns(self) -> list[str]:
         """ACL key patterns (``~...``) covering every key above."""
-        return [self.queue, f"{self.queue}:*"]
+        queue = glob_escaped(self.queue)
+        return [queue, f"{queue}:*"]
 
     def job_patterns(self) -> list[str]:
         """ACL key patterns an emitter needs: the streams it sends to and the published count."""
-        return [self.queue, f"{self.queue}:{{*}}", self.count]
+        queue = glob_escaped(self.queue)
+        return [queue, f"{queue}:{{*}}", glob_escaped(self.count)]

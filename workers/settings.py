@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import Found, find_server
+from workers.errors import SettingsError
 from workers.shards import env_shards
 from workers.urls import check_redis_url, masked
 
@@ -69,20 +70,25 @@ class EmitterSettings:
         (else the connection file of ``collector serve``: see ``resolve``), COLLECTOR_QUEUE (else
         the file's), COLLECTOR_EMIT_TIMEOUT (seconds), COLLECTOR_SPOOL_DIR and COLLECTOR_SHARDS,
         then the contract's defaults. A variable whose value is given is not read; a bad
-        timeout, shard count, server name or connection file raises ValueError."""
-        found = resolve(redis_url)
-        if emit_timeout is None:
-            text = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
-            emit_timeout = parse_timeout(text) if text else DEFAULT_EMIT_TIMEOUT
-        if spool_dir is None:
-            spool_dir = os.environ.get("COLLECTOR_SPOOL_DIR") or default_spool_dir()
+        timeout, shard count, server name or connection file raises SettingsError (a
+        ValueError too, as it always was: one line in the CLI)."""
+        try:
+            found = resolve(redis_url)
+            if emit_timeout is None:
+                text = os.environ.get("COLLECTOR_EMIT_TIMEOUT") or ""
+                emit_timeout = parse_timeout(text) if text else DEFAULT_EMIT_TIMEOUT
+            if spool_dir is None:
+                spool_dir = os.environ.get("COLLECTOR_SPOOL_DIR") or default_spool_dir()
+            given_shards = shards if shards is not None else env_shards()
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             redis_url=found.url or DEFAULT_REDIS_URL,
             queue=resolve_queue(queue, found),
             emit_timeout=emit_timeout,
             spool_dir=Path(spool_dir),
             connection_file=found.file,
-            shards=shards if shards is not None else env_shards(),
+            shards=given_shards,
             server=found,
         )
 

@@ -52,14 +52,18 @@ def env_shards() -> int | None:
 
 def published(client: redis.Redis, names: QueueNames) -> int | None:
     """The shard count the collector published for the queue; None while there is none (no
-    collector has started yet); 1 when it is malformed or this user may not read it (an ACL
-    user allowed XADD only: such jobs set COLLECTOR_SHARDS instead). An unavailable Redis
-    raises, as a send would: unreachable, or a Redis Cluster that is down (an error reply, yet
-    no answer about the key)."""
+    collector has started yet); 1 when it is malformed (not a string key, even) or this user
+    may not read it (an ACL user allowed XADD only: such jobs set COLLECTOR_SHARDS instead).
+    An unavailable Redis raises, as a send would: unreachable, or a Redis Cluster that is down
+    (an error reply, yet no answer about the key)."""
     try:
         raw: Any = client.get(names.count)
     except redis.exceptions.NoPermissionError:  # reading the count is not this user's right
         return 1
+    except redis.exceptions.ResponseError as exc:
+        if not str(exc).startswith("WRONGTYPE"):
+            raise
+        raw = b"(not a string)"  # a key set by hand to a hash, a list...: malformed
     if raw is None:
         return None
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw

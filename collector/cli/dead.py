@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
 RETRY_BATCH = 500
 _STREAM_ID = re.compile(r"\d+-\d+")
+_MAX = 2**64 - 1  # each part of a stream id is an unsigned 64-bit integer
 
 
 def preview(raw: bytes | None) -> tuple[str, str]:
@@ -36,16 +37,25 @@ def preview(raw: bytes | None) -> tuple[str, str]:
     except Exception:  # the bytes are dead because they are not valid msgpack, of any kind
         return "?", render(raw[: PREVIEW_CHARS * 4], PREVIEW_CHARS)
     if not isinstance(wire, dict):
-        return "?", render(wire, PREVIEW_CHARS)
+        return "?", printable(render(wire, PREVIEW_CHARS))
     data, table = wire.get("d", wire), wire.get("t", "?")
     if isinstance(data, dict):
-        return _table(table), render_fields(data, PREVIEW_CHARS)
-    return _table(table), render(data, PREVIEW_CHARS)
+        return printable(_table(table)), printable(render_fields(data, PREVIEW_CHARS))
+    return printable(_table(table)), printable(render(data, PREVIEW_CHARS))
 
 
 def _table(name: Any) -> str:
     """A dead letter's table as given, or its bounded repr when it is no identifier."""
     return name if is_identifier(name) else render(name, 40)
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would act on (ESC, BEL, a newline...) shown as
+    its escape: a record's table name or key reaches the screen as written, never as a
+    command to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @contextmanager
@@ -62,7 +72,7 @@ def where(letters: list[DeadLetters]) -> str:
 
 
 def _stream_ids(_ctx: click.Context, _param: click.Parameter, ids: tuple[str, ...]) -> list[str]:
-    bad = [i for i in ids if not _STREAM_ID.fullmatch(i)]
+    bad = [i for i in ids if not _STREAM_ID.fullmatch(i) or max(map(int, i.split("-"))) > _MAX]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a stream id like 1732630000000-0")
     return list(ids)
@@ -105,7 +115,7 @@ def list_(redis_url: str, queue: str, shards: int | None, limit: int) -> None:
     for one, letter in head:
         table, data = preview(letter.raw)
         stream = f"  ({one.queue})" if len(every) > 1 else ""
-        click.echo(f"{letter.id}  {table}  {letter.reason}{stream}\n    {data}")
+        click.echo(f"{letter.id}  {table}  {printable(letter.reason)}{stream}\n    {data}")
     click.echo(f"{len(head)} of {total} dead letters in {where(every)}", err=True)
 
 

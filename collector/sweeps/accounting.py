@@ -59,7 +59,12 @@ def run_sacct(sacct: str) -> Runner:
     def run(args: list[str]) -> str:
         try:
             done = subprocess.run(  # our path and checked arguments, no shell
-                [sacct, *args], capture_output=True, text=True, timeout=120, check=False
+                [sacct, *args],
+                capture_output=True,
+                text=True,
+                errors="replace",  # a message in another locale's bytes is still one line
+                timeout=120,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CommandFailed(f"sacct failed: {exc}") from None
