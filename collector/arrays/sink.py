@@ -61,16 +61,17 @@ class ArraySink:
         except OSError as exc:
             raise ConfigError(f"--arrays {path}: {exc.strerror or exc}") from None
         try:
-            if self.path.exists() and clear_status_flags(self.path):
+            fresh = self.path.stat().st_size == 0  # the writer lock made it, empty: a new file
+            if not fresh and clear_status_flags(self.path):
                 log.warning("%s was left open by a writer that stopped; flags are cleared", path)
-            self.file = self._open()
+            self.file = self._open("w" if fresh else "a")
         except (OSError, ValueError) as exc:
             self._lock.release()
             raise ConfigError(f"--arrays {path}: {first_line(exc)}") from None
         self._repaired = False
 
-    def _open(self) -> Any:
-        file = self._h5py.File(self.path, "a", libver="latest", locking=False)
+    def _open(self, mode: str = "a") -> Any:
+        file = self._h5py.File(self.path, mode, libver="latest", locking=False)
         file.swmr_mode = True
         return file
 
