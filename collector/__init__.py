@@ -26,7 +26,7 @@ How a result travels, by file (the node side is the ``workers`` package):
       │    ddl.py         create, add, widen, inside the batch's transaction
       │    conflict.py    one row per _id: the first emitted; a success replaces a failure
       │    writers.py     rows as tuples, the generic insert; each counts the rows it added
-      │    classify.py    transient (retry), tied to records (bisect), unknown
+      │    classify.py    transient (retry), tied to records (bisect), unknown (fault.py)
       ├─ dialects/        one module per database, everything that differs: types, the
       │                   conflict insert, widening, refused names, error codes, the fast
       │                   writer (sqlite.py executemany, postgresql.py COPY); any other

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from collector.store.classify import Fault
 from collector.store.columns import SQL_TYPE
+from collector.store.fault import Fault
 
 
 class Dialect:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 
 from collector.dialects.base import Dialect
 from collector.store import conflict
-from collector.store.classify import Fault
+from collector.store.fault import Fault
 from collector.store.schema import TableInfo
 from collector.store.writers import Layout, Writer
 from workers.record import Record

@@ -13,8 +13,8 @@ from sqlalchemy.dialects import sqlite
 from collector.dialects.base import Dialect
 from collector.netfs import journal_mode
 from collector.store import conflict
-from collector.store.classify import Fault
 from collector.store.ddl import WIDEN_PREFIX
+from collector.store.fault import Fault
 from collector.store.schema import TableInfo
 from collector.store.writers import Layout, Writer, count_stored
 from workers.record import Record

@@ -7,7 +7,7 @@ ddl.py         create, add, widen, inside the batch's transaction (each database
 conflict.py    the conflict rule: the first emitted row stays, a success replaces a failure
 writers.py     rows as tuples; the generic insert (the fast ones are the dialects')
 timestamps.py  datetimes as stored (naive UTC)
-classify.py    every error: transient, tied to records, or unknown
+classify.py    every error: transient, tied to records, or unknown (fault.py: the kinds)
 store.py       Store.write: one transaction per batch, bisection down to the bad records
 """
 

@@ -8,22 +8,15 @@ times, then treated as tied to records, so nothing loops forever).
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exc as sa_exc
 
 from collector import dialects
+from collector.store.fault import Fault
 
 if TYPE_CHECKING:
     from collector.dialects.base import Dialect
-
-
-class Fault(enum.Enum):
-    TRANSIENT = "transient"
-    RECORDS = "records"
-    STALE = "stale"
-    UNKNOWN = "unknown"
 
 
 def classify(exc: BaseException, dialect: Dialect | None = None) -> Fault:
