@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 import redis
 
-from collector.service import run_collector
 from collector.daemon import Collector
 from collector.reader import StreamReader
+from collector.service import run_collector
 from collector.stream import Stream
 from tests.helpers import rows
 from workers import Emitter
