@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from collector import dialects
 from collector.errors import ConfigError
 from workers.cluster import SCHEMES
 from workers.connection import Found
@@ -82,6 +81,8 @@ def check_db_url(url: str) -> str:
         _parsed_db_url(url)
     except Exception:
         raise ConfigError(f"not a database URL: {mask_db_url(url)}") from None
+    from collector import dialects  # loads SQLAlchemy: only for commands that use a database
+
     dialects.resolve(url)
     return url
 
