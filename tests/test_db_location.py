@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
 
 from collector.cli import main
 from collector.settings import Settings, absolute_db_url, resolve_db_url
@@ -32,6 +33,15 @@ def test_a_relative_sqlite_path_is_made_absolute_against_the_current_directory(f
     assert absolute_db_url(f"sqlite+pysqlite:///{relative}?timeout=5") == (
         f"sqlite+pysqlite:///{os.path.abspath(relative)}?timeout=5"
     )
+
+
+@given(name=st.text(st.characters(exclude_characters="/?\x00", codec="utf-8"), min_size=1))
+def test_any_relative_file_name_names_the_same_file_once_absolute(name):
+    url = f"sqlite:///{name}"
+    before = make_url(url).database
+    if before in (None, "", ":memory:") or before.startswith("file:"):
+        return  # not a relative path: left as it is (below)
+    assert make_url(absolute_db_url(url)).database == os.path.abspath(before)
 
 
 @pytest.mark.parametrize(
