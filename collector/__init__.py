@@ -52,6 +52,7 @@ How a result travels, by file (the node side is the ``workers`` package):
                           points.py (text into values), failure.py
     deadletters.py        a stream's dead letters, for ``collector dead``
     queuestats.py, lag.py the queue's figures for ``status`` and the metrics
+    seen.py               whether a collector was seen on a queue (``collector wait`` warns)
     errors.py             the error tree, the exit codes (RET_*), translate() from libraries
     demo/                 ``scripts/demo``: a whole sweep through RQ workers, end to end
 """

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from collector.dburls import check_db_url as check_url_form
 from collector.errors import ConfigError
+from workers.connection import Found
 from workers.identity import not_up
 from workers.jobinfo import host_name
 from workers.record import Limits
@@ -39,6 +40,29 @@ def mask_db_url(url: str) -> str:
         return _parsed_db_url(url).render_as_string(hide_password=True)
     except Exception:
         return masked(url)
+
+
+def absolute_db_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute against the current directory, so the
+    database is the same one from any folder (the connection file and the start log carry it);
+    every other URL (and one SQLAlchemy cannot parse: validation says why) unchanged."""
+    try:
+        parsed = _parsed_db_url(url)
+    except Exception:
+        return url
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return url
+    if path.startswith("file:") or os.path.isabs(path):
+        return url
+    return parsed.set(database=os.path.abspath(path)).render_as_string(hide_password=False)
+
+
+def resolve_db_url(db_url: str | None, found: Found) -> str:
+    """The database: ``db_url`` when given, else COLLECTOR_DB_URL, else the one the connection
+    file ``found`` came from names (its serve writes there), else the default; made absolute
+    (``absolute_db_url``)."""
+    return absolute_db_url(db_url or os.environ.get(DB_ENV) or found.db_url or DEFAULT_DB_URL)
 
 
 def check_db_url(url: str) -> str:
@@ -90,7 +114,8 @@ class Settings:
         variable whose setting is given is not read. Redis and the queue resolve as for
         emitters (workers.settings.resolve): COLLECTOR_REDIS_URL, else the connection file of
         ``collector serve``, else the default; a config directory without that file is a
-        ConfigError (serve is not up: never another Redis on localhost)."""
+        ConfigError (serve is not up: never another Redis on localhost). The database resolves
+        by ``resolve_db_url``: a relative SQLite path becomes absolute here, at start."""
         given = {k: v for k, v in overrides.items() if v is not None}
         try:
             found = resolve(given.get("redis_url"))
@@ -101,8 +126,7 @@ class Settings:
         values: dict[str, Any] = {"queue": resolve_queue(given.get("queue"), found)}
         if found.url is not None:
             values["redis_url"] = found.url
-        if "db_url" not in given and (db_url := os.environ.get(DB_ENV)):
-            values["db_url"] = db_url
+        values["db_url"] = resolve_db_url(given.pop("db_url", None), found)
         if "arrays" not in given and (arrays := os.environ.get(ARRAYS_ENV)):
             values["arrays"] = arrays
         if "shards" not in given and (text := os.environ.get(SHARDS_ENV)):

@@ -88,7 +88,7 @@ def test_the_shared_options_cover_every_command_that_reaches_redis_or_the_databa
     assert paths_with("--redis-url") == [
         ("dead", "list"), ("dead", "purge"), ("dead", "retry"), ("emit",), ("run",),
         ("spool", "flush"), ("status",), ("sweep", "missing"), ("sweep", "status"),
-        ("sweep", "submit"), ("web",),
+        ("sweep", "submit"), ("wait",), ("web",),
     ]  # fmt: skip
     assert paths_with("--db-url") == [
         ("export",), ("run",), ("serve",), ("status",), ("sweep", "declare"), ("sweep", "missing"),

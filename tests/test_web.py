@@ -239,3 +239,26 @@ def test_a_host_is_served_exactly_when_loopback_or_allowed(name, port, upper) ->
         shown = f"[{address}]" + ("" if port is None else f":{port}")
         assert host_of(shown) == address
         assert is_loopback(address) == (address in ("::1", "127.0.0.9"))
+
+
+def test_a_sweep_is_counted_as_the_cli_counts_it_and_queued_is_not_running(
+    fake_redis, sqlite_url
+) -> None:
+    from collector.sweeps import ledger
+    from collector.sweeps.submit import enqueue_points
+    from tests.test_sweep_status import start
+
+    engine = sa.create_engine(sqlite_url)
+    points = [{"I": i} for i in range(4)]
+    ledger.declare(engine, "s", "t", points, 3)  # 4 points x 3 replicates
+    ledger.note_submission(engine, "s", "m.f", "q")
+    rows = ledger.point_rows(engine, "s")
+    jobs = [row.job_kwargs(3) for row in rows[:5]]
+    ids = enqueue_points("m.f", jobs, connection=fake_redis, queue="q")
+    for job_id in ids[:2]:
+        start(fake_redis, job_id, "q", expires_in=100)  # a worker took these two
+    found = data.sweep_state(engine, ledger.load(engine, "s"), fake_redis)
+    engine.dispose()
+    shown = {k: found[k] for k in ("points", "replicates", "total", "running", "queued")}
+    assert shown == {"points": 4, "replicates": 3, "total": 12, "running": 2, "queued": 3}
+    assert (found["done"], found["failed"], found["missing"]) == (0, 0, 7)

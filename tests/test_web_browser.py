@@ -3,6 +3,7 @@ processes: ``collector run``, producers, ``collector web``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -51,7 +52,11 @@ def test_the_page_reaches_what_status_says(browser, real_redis, queue, sqlite_ur
     web, base = start_web(REAL_REDIS_URL, sqlite_url, queue)
     try:
         wait_ready(run)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        # A browser far from UTC: the page still shows UTC, as its header says.
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 1400}, timezone_id="Asia/Kolkata"
+        )
+        page = context.new_page()
         page.goto(base + "/")
         producers = start_producers(2, 400, REAL_REDIS_URL, queue)
         real_redis.xadd(queue, {"m": b"\xc1 poisoned"})
@@ -67,12 +72,28 @@ def test_the_page_reaches_what_status_says(browser, real_redis, queue, sqlite_ur
         expect(page.locator("#consumer-count")).to_have_text(str(len(told["consumers"])))
         expect(page.locator("#consumers tbody td").first).to_have_text("it")
         for name, count in told["tables"].items():
-            row = page.locator("#tables tbody tr", has_text=name).first
+            where = "#own-tables" if name.startswith("_") else "#tables"  # the ledger apart
+            row = page.locator(f"{where} tbody tr", has_text=name).first
             expect(row.locator("td").nth(1)).to_have_text(str(count))
+        own = page.locator("#own-tables tbody td:first-child")
+        ledger_tables = sorted(name for name in told["tables"] if name.startswith("_"))
+        assert {"_sweeps", "_sweep_points"} <= set(ledger_tables)
+        expect(own).to_have_text(ledger_tables)
+        assert "_sweeps" not in page.locator("#tables tbody").inner_text()
+        expect(page.locator("header")).to_contain_text("All times are UTC.")
+        expect(page.locator("#updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\dZ$"))
+        shown = dt.datetime.strptime(page.locator("#updated").inner_text(), "%H:%M:%SZ")
+        now = dt.datetime.now(dt.UTC)
+        off = (now.hour * 3600 + now.minute * 60 + now.second) - (
+            shown.hour * 3600 + shown.minute * 60 + shown.second
+        )
+        assert min(off % 86400, -off % 86400) < 120  # UTC, not Kolkata's +05:30
         data_row = page.locator("#tables tbody tr", has_text="data").first
         expect(data_row.locator("td").nth(2)).to_have_text(UTC_TIME)
         sweep = page.locator('[data-sweep="grid"]')
-        for state, count in (("done", 3), ("failed", 1), ("running", 0), ("missing", 2)):
+        expect(sweep.locator("h3")).to_have_text("grid → sq: 6 points x 1 replicates = 6 results")
+        counts = (("done", 3), ("failed", 1), ("running", 0), ("queued", 0), ("missing", 2))
+        for state, count in counts:
             expect(sweep.locator(f'b[data-state="{state}"]')).to_have_text(str(count))
         width = sweep.locator(".bar .done").evaluate("e => e.style.width")
         assert width == "50%"

@@ -2,8 +2,9 @@
 
 ``<COLLECTOR_CONFIG_DIR or ~/.config/result-collector>/<name>.json`` (mode 0600: it holds the
 password and the server's id) names a running server. When COLLECTOR_REDIS_URL is unset, the file
-named by COLLECTOR_SERVER (else ``default``) gives the URL and the queue, so a job on any node that
-shares the home directory needs no configuration.
+named by COLLECTOR_SERVER (else ``default``) gives the URL and the queue (and, to the commands that
+read results, the absolute database URL), so a job on any node that shares the home directory
+needs no configuration.
 
 Without a file there are two cases. No config directory: this user never ran ``collector serve``,
 and the default URL (a Redis of their own on localhost) is meant. A config directory but no file:
@@ -64,6 +65,7 @@ class ServerInfo:
     queue: str
     slurm_job_id: str | None = None
     server_id: str | None = field(default=None, repr=False)  # known to the server, see identity
+    db_url: str | None = field(default=None, repr=False)  # absolute; may hold a password
 
     @classmethod
     def read(cls, path: Path) -> ServerInfo | None:
@@ -104,14 +106,15 @@ class ServerInfo:
 class Found:
     """Where Redis is, by the rule above: ``file`` is set when the URL came from a connection
     file (errors name it), ``queue`` is the file's queue or None, ``server_id`` what the server
-    must prove it knows. ``url`` None: the caller's default, unless ``missing`` names the file
-    that is not there yet."""
+    must prove it knows, ``db_url`` the database that server writes into. ``url`` None: the
+    caller's default, unless ``missing`` names the file that is not there yet."""
 
     url: str | None
     queue: str | None = None
     file: Path | None = None
     server_id: str | None = field(default=None, repr=False)
     missing: Path | None = None
+    db_url: str | None = field(default=None, repr=False)
 
     @property
     def from_file(self) -> bool:
@@ -130,4 +133,4 @@ def find_server(redis_url: str | None = None) -> Found:
     info = ServerInfo.read(path)
     if info is None:
         return Found(None, missing=path if path.parent.is_dir() else None)
-    return Found(info.url, info.queue, path, info.server_id)
+    return Found(info.url, info.queue, path, info.server_id, db_url=info.db_url)

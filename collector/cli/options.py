@@ -12,7 +12,15 @@ from typing import Any, TypeVar, cast
 import click
 
 from collector.errors import BrokerUnavailable, ConfigError
-from collector.settings import DEFAULT_DB_URL, Settings, check_db_url, check_queue, check_redis_url
+from collector.settings import (
+    DEFAULT_DB_URL,
+    Settings,
+    check_db_url,
+    check_queue,
+    check_redis_url,
+    resolve_db_url,
+)
+from workers.connection import Found
 from workers.identity import not_up, probe
 from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
@@ -215,16 +223,47 @@ def emitting_redis_options(func: F) -> F:
     return redis_options(func, check=False)
 
 
-def db_option(func: F) -> F:
-    """--db-url, also read from COLLECTOR_DB_URL."""
+def resolve_db(db_url: str | None) -> str:
+    """The database a command reads: ``db_url`` (the flag or COLLECTOR_DB_URL) when given, else
+    the one the connection file of ``collector serve`` names, else the default, made absolute
+    (collector.settings.resolve_db_url); a bad one from the file is a ConfigError naming it."""
+    if db_url is not None:
+        return resolve_db_url(db_url, Found(None))
+    try:
+        found = resolve()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    url = resolve_db_url(None, found)
+    if found.db_url is None:
+        return url
+    try:
+        return check_db_url(url)
+    except ConfigError as exc:
+        raise ConfigError(f"{found.file}: {exc}") from None
+
+
+def db_option(func: F, *, from_file: bool = True) -> F:
+    """--db-url, also read from COLLECTOR_DB_URL, else (``from_file``) from the connection file,
+    else the default; the command gets it resolved by ``resolve_db``. Without ``from_file`` (serve,
+    which writes that file) it gets None when neither is given: Settings.from_env decides."""
+    if from_file:
+        inner = func
+
+        @functools.wraps(inner)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs["db_url"] = resolve_db(kwargs["db_url"])
+            return inner(*args, **kwargs)
+
+        func = cast(F, wrapper)
+    where = "the connection file's, else " if from_file else ""
     return click.option(
         "--db-url",
         envvar="COLLECTOR_DB_URL",
-        default=DEFAULT_DB_URL,
-        show_default=True,
+        default=None,
         show_envvar=True,
         callback=valid_db_url,
-        help="SQLAlchemy URL of the database.",
+        help=f"SQLAlchemy URL of the database; a relative SQLite path is made absolute. "
+        f"[default: {where}{DEFAULT_DB_URL}]",
     )(func)
 
 

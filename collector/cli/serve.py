@@ -4,6 +4,7 @@ stops, and why)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL
 
 
 @click.command()
-@db_option
+@functools.partial(db_option, from_file=False)
 @click.option(
     "--bind",
     default="127.0.0.1",

@@ -101,7 +101,7 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], object
         except OSError as exc:
             raise BrokerUnavailable(f"cannot listen on {options.bind}: {exc}") from None
         emergency[:] = [lambda: server.stop(timeout=10), claim.release]
-        info = publish(claim, server, settings.queue)
+        info = publish(claim, server, settings.queue, settings.db_url)
         say(status_line(info, server, settings, claim.path))
         watch(server, stop, died)
         counters = run_collector(replace(settings, redis_url=server.config.local_url()), stop)
@@ -116,8 +116,9 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], object
     return counters
 
 
-def publish(claim: ServerClaim, server: RedisProcess, queue: str) -> ServerInfo:
-    """Write the connection file for ``server``."""
+def publish(claim: ServerClaim, server: RedisProcess, queue: str, db_url: str) -> ServerInfo:
+    """Write the connection file for ``server``, with the (absolute) database its rows go to:
+    ``status``, ``wait`` and the sweep commands read that one from any folder."""
     host, config = advertised_host(server.config.bind), server.config
     info = ServerInfo(
         name=claim.name,
@@ -130,6 +131,7 @@ def publish(claim: ServerClaim, server: RedisProcess, queue: str) -> ServerInfo:
         queue=queue,
         slurm_job_id=os.environ.get("SLURM_JOB_ID"),
         server_id=config.server_id,
+        db_url=db_url,
     )
     claim.publish(info)
     return info

@@ -87,6 +87,12 @@ def stored_states(engine: sa.Engine, sweep: Sweep) -> list[tuple[int, str, str]]
 def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
     """Point keys of the RQ jobs on ``rq_queue`` that are queued, started (and not abandoned),
     scheduled or deferred: one pipelined fetch, cheap for 10,000 jobs."""
+    return set(active_jobs(connection, rq_queue, table))
+
+
+def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str, JobStatus]:
+    """``active_keys`` with each point's job status as RQ reports it (queued, started,
+    scheduled, deferred): the status page tells queued points from running ones."""
     queue = Queue(rq_queue, connection=connection)
     started = StartedJobRegistry(queue=queue)
     abandoned = set(started.get_expired_job_ids(time.time()))
@@ -94,17 +100,18 @@ def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
     ids.update(i for i in started.get_job_ids(cleanup=False) if i not in abandoned)
     for registry in (ScheduledJobRegistry(queue=queue), DeferredJobRegistry(queue=queue)):
         ids.update(registry.get_job_ids(cleanup=False))
-    keys: set[str] = set()
+    jobs: dict[str, JobStatus] = {}
     for job in Job.fetch_many(sorted(ids), connection=connection, serializer=queue.serializer):
-        if job is None or job.get_status(refresh=False) not in ACTIVE:
+        status = None if job is None else job.get_status(refresh=False)
+        if job is None or status not in ACTIVE:
             continue
         try:
             args, kwargs = job.args, job.kwargs
             if kwargs and not args:  # sweep jobs take their parameters as keywords
-                keys.add(point_key(table, kwargs))
+                jobs[point_key(table, kwargs)] = JobStatus(status)
         except (DeserializationError, TypeError, ValueError):
             continue  # not a sweep job: arguments that are not plain values or no int replicate
-    return keys
+    return jobs
 
 
 def progress(

@@ -15,12 +15,14 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
+from rq.job import JobStatus
 
 from collector import dialects
 from collector.deadletters import DeadLetter, newest_of, shard_letters
 from collector.sweeps import ledger
 from collector.sweeps.plot import plot_sweep
-from collector.sweeps.progress import rq_progress
+from collector.sweeps.progress import RUNNING, active_jobs, progress
+from workers.cluster import REDIS_ERRORS
 from workers.errors import DecodeError
 from workers.keys import REPLICATE
 from workers.record import Record
@@ -120,9 +122,26 @@ def heatmap_value(engine: sa.Engine, sweep: ledger.Sweep) -> str | None:
     return None
 
 
+def sweep_state(engine: sa.Engine, sweep: ledger.Sweep, client: redis.Redis) -> dict[str, Any]:
+    """One sweep for the page: counted as ``collector sweep status`` counts it (points x
+    replicates = total), with the points whose RQ job waits (queued, scheduled, deferred) as
+    ``queued`` and only those whose job has started as ``running``."""
+    shape = {"points": sweep.points, "replicates": sweep.replicates}
+    jobs: dict[str, JobStatus] = {}
+    if sweep.rq_queue is not None:
+        try:
+            jobs = active_jobs(client, sweep.rq_queue, sweep.table)
+        except REDIS_ERRORS as exc:
+            unknown = progress(engine, sweep, running=None, rq_error=str(exc))
+            return {**unknown.as_dict(), **shape, "queued": 0}
+    state = progress(engine, sweep, set(jobs)).as_dict()
+    started = {key for key, status in jobs.items() if status == JobStatus.STARTED}
+    running = progress(engine, sweep, started).as_dict()[RUNNING]
+    return {**state, **shape, RUNNING: running, "queued": state[RUNNING] - running}
+
+
 def sweeps(engine: sa.Engine, client: redis.Redis) -> list[dict[str, Any]]:
-    """Every declared sweep's progress (done, failed, running, missing; running asked from RQ
-    when the sweep was submitted there) and the output its heat map shows."""
+    """Every declared sweep's ``sweep_state`` and the output its heat map shows."""
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(ledger.SWEEPS.name):
             return []
@@ -131,8 +150,8 @@ def sweeps(engine: sa.Engine, client: redis.Redis) -> list[dict[str, Any]]:
     found = []
     for name in names_list:
         sweep = ledger.load(engine, name)
-        state = rq_progress(engine, sweep, client, None, strict=False)
-        found.append({**state.as_dict(), "heatmap": heatmap_value(engine, sweep)})
+        heatmap = heatmap_value(engine, sweep)
+        found.append({**sweep_state(engine, sweep, client), "heatmap": heatmap})
     return found
 
 

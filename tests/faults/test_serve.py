@@ -26,6 +26,7 @@ from faults.servers import (
     wait_for_rows,
     wait_until,
 )
+from workers.keys import point_key
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent.parent
@@ -58,11 +59,12 @@ class Serves:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         return {**env, "HOME": str(self.home), **extra}
 
-    def start(self, *args: str, **env: str) -> Process:
-        """A serve, once its collector runs (its signal handlers are in place)."""
+    def start(self, *args: str, cwd: Path | None = None, db_url: str = "", **env: str) -> Process:
+        """A serve, once its collector runs (its signal handlers are in place); ``db_url``
+        (default: ``self.db_url``) is read from ``cwd``."""
         proc = collector(
-            "serve", "--dir", str(self.data), "--db-url", self.db_url, "--max-wait", "0.1",
-            *args, env=self.env(**env),
+            "serve", "--dir", str(self.data), "--db-url", db_url or self.db_url, "--max-wait",
+            "0.1", *args, env=self.env(**env), cwd=cwd,
         )  # fmt: skip
         self.started.append(psutil.Process(proc.pid))
         proc.wait_for("collector started", timeout=60)
@@ -80,9 +82,9 @@ class Serves:
         proc.stop(None, timeout=60)
         return proc
 
-    def run(self, *argv: str, timeout: float = 60, **env: str) -> Process:
-        """A job or command run to its end."""
-        proc = python(*argv, env=self.env(**env))
+    def run(self, *argv: str, timeout: float = 60, cwd: Path | None = None, **env: str) -> Process:
+        """A job or command run to its end (in ``cwd``, default this one)."""
+        proc = python(*argv, env=self.env(**env), cwd=cwd)
         proc.stop(None, timeout=timeout)
         return proc
 
@@ -218,6 +220,44 @@ def test_a_sweep_submitted_as_rq_jobs_reaches_serve_through_the_file_alone(serve
     assert worker.stop(None, timeout=120) == 0, worker.err
     wait_until(lambda: len(stored_ids(serves.db_url, "rq_points")) == 6, 60, "six rows")
     assert serve.stop(signal.SIGTERM, timeout=60) == 0
+
+
+POINT = """
+import workers
+from workers.keys import point_key
+for i in (1, 2):
+    workers.emit({"I": i, "K": i * 0.5}, key=point_key("results", {"I": i}))
+"""
+
+
+def test_the_file_names_the_absolute_database_and_commands_elsewhere_read_it(serves, tmp_path):
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    serve = serves.start(cwd=here, db_url="sqlite:///results.db")
+    absolute = f"sqlite:///{here / 'results.db'}"
+    assert json.loads(serves.file.read_text())["db_url"] == absolute
+    declare = ("sweep", "declare", "loc", "--table", "results", "--grid", "I=1,2")
+    assert serves.run(*command(*declare), cwd=elsewhere).returncode == 0
+    assert serves.run(POINT, cwd=elsewhere).returncode == 0
+    wait_for_rows(absolute, {point_key("results", {"I": i}) for i in (1, 2)}, timeout=60)
+
+    status = serves.run(*command("status", "--json"), cwd=elsewhere)
+    assert status.returncode == 0, status.err
+    info = json.loads(status.out)
+    assert (info["db_url"], info["tables"]["results"]) == (absolute, 2)
+    sweep = serves.run(*command("sweep", "status", "loc", "--json"), cwd=elsewhere)
+    assert sweep.returncode == 0, sweep.err
+    assert json.loads(sweep.out)["done"] == 2
+    wait = serves.run(*command("wait", "-t", "results", "-n", "2"), cwd=elsewhere)
+    assert wait.returncode == 0, wait.err
+    lines = wait.err.splitlines()
+    assert (lines[0], lines[-1]) == (f"database  {absolute}", "results: 2 rows")
+    assert "warning" not in wait.err  # serve's collector is seen on the queue
+    assert not (elsewhere / "results.db").exists()
+    assert serve.stop(signal.SIGTERM, timeout=60) == 0
+    assert f"db={absolute} " in serve.err  # the start log line
+    assert not serves.file.exists()
 
 
 def test_serve_whose_redis_server_dies_exits_in_one_line_and_removes_the_file(serves):

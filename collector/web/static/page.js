@@ -1,11 +1,12 @@
 // The status page: fetch the JSON endpoints every few seconds and redraw. Every value goes in
 // through textContent (dead-letter previews are arbitrary data), never innerHTML; names from the
 // data are looked up as own keys only (a consumer may be called "constructor"); every URL is
-// relative to the page, never built from the Host header.
+// relative to the page, never built from the Host header. Every time shown is UTC (the header
+// says so): the stored _ts, the dead letters' times, the chart's axis and "updated".
 "use strict";
 
 const REFRESH_MS = Number(document.body.dataset.refreshMs) || 2000;
-const STATES = ["done", "failed", "running", "missing"];
+const STATES = ["done", "failed", "running", "queued", "missing"];
 let deadPage = 1;
 let deadPages = 1;
 let chart = null;
@@ -40,6 +41,11 @@ function fill(id, rows) {
   body.replaceChildren(...rows);
 }
 
+function utcTime(date) {
+  // HH:MM:SS in UTC, like the tables' "YYYY-MM-DD HH:MM:SSZ"
+  return `${date.toISOString().slice(11, 19)}Z`;
+}
+
 function seconds(ms) {
   const s = ms / 1000;
   return s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
@@ -61,8 +67,12 @@ function showStatus(status, newest) {
     const state = failing ? `failing (${failing.attempts} attempts): ${failing.error}` : "ok";
     return row([[c.name], [c.pending, "num"], [seconds(c.idle_ms), "num"], [state]]);
   }));
-  fill("tables", Object.entries(status.tables).map(([name, count]) =>
+  // Result tables start with a letter; the collector's own (_sweeps, _sweep_points) with "_".
+  const tables = Object.entries(status.tables);
+  fill("tables", tables.filter(([name]) => !name.startsWith("_")).map(([name, count]) =>
     row([[name], [count, "num"], [own(newest, name) || "–"]])));
+  fill("own-tables", tables.filter(([name]) => name.startsWith("_")).map(([name, count]) =>
+    row([[name], [count, "num"]])));
 }
 
 function showRate(rate) {
@@ -71,6 +81,7 @@ function showRate(rate) {
     const box = document.getElementById("rate-chart");
     chart = new uPlot({
       width: Math.min(900, box.clientWidth || 900), height: 180,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       series: [{}, { label: "rows/s", stroke: "#1565c0", fill: "rgba(21,101,192,0.12)" }],
       axes: [{}, { label: "rows/s" }],
       legend: { show: false },
@@ -90,7 +101,9 @@ function showSweeps(sweeps) {
     const div = el("div", null, "sweep");
     div.dataset.sweep = s.sweep;
     const left = el("div");
-    left.appendChild(el("h3", `${s.sweep} → ${s.table}: ${s.total} points`));
+    // counted as `collector sweep status` counts it
+    const shape = `${s.points} points x ${s.replicates} replicates = ${s.total} results`;
+    left.appendChild(el("h3", `${s.sweep} → ${s.table}: ${shape}`));
     const bar = el("div", null, "bar");
     const legend = el("div", null, "legend");
     for (const state of STATES) {
@@ -141,7 +154,7 @@ async function refresh() {
     showRate(rate);
     showSweeps(sweeps);
     await refreshDead();
-    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+    document.getElementById("updated").textContent = utcTime(new Date());
     document.getElementById("error").textContent = "";
   } catch (err) {
     document.getElementById("error").textContent = `refresh failed: ${err.message}`;
