@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from collector.daemon import Collector
 from collector.db import make_engine
 from collector.settings import Settings
-from collector.store import Schema, Store
+from collector.store import Schema, Store, ddl
 from tests.helpers import drain
 from workers import Emitter, Record
 
@@ -189,3 +189,28 @@ def test_end_to_end_each_inexact_int_is_dead_lettered(db_url, fake_redis, queue,
         assert column(engine, "t", "w") == {"k": 0.5}
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_int_a_peer_stores_after_the_plan_still_blocks_the_widening(pg_url, monkeypatch) -> None:
+    """Two collectors: one plans to widen ``w`` while the other commits an int no float holds
+    into it; the widening is refused, not run over the peer's row."""
+    engine, peer = make_engine(pg_url), Store(make_engine(pg_url), Schema())
+    store = Store(engine, Schema())
+    assert store.write([rec("a", "t", {"w": 1})]) == []
+    assert peer.write([rec("p0", "t", {"w": 2})]) == []  # the peer knows the table
+    real_apply, raced = ddl.apply, []
+
+    def peer_commits_first(conn, plan, schema) -> None:
+        if not raced:
+            raced.append(peer.write([rec("p", "t", {"w": 2**53 + 1})]))
+        real_apply(conn, plan, schema)
+
+    monkeypatch.setattr(ddl, "apply", peer_commits_first)
+    try:
+        assert store.write([rec("b", "t", {"w": 1.5})]) == [(0, widen_reason(2**53 + 1))]
+        assert raced == [[]]
+        assert column(engine, "t", "w") == {"a": 1, "p0": 2, "p": 2**53 + 1}
+    finally:
+        engine.dispose()
+        peer.close()
