@@ -214,3 +214,21 @@ def test_an_int_a_peer_stores_after_the_plan_still_blocks_the_widening(pg_url, m
     finally:
         engine.dispose()
         peer.close()
+
+
+def test_a_models_numeric_column_refuses_an_int_no_float_holds(engine) -> None:
+    """A declared Numeric column counts as float: SQLite's goes through a float (it stored
+    2**63 - 1 as 2**63), so an int no float holds is refused as in a Float column (on every
+    database alike, though PostgreSQL's numeric would have held it)."""
+    declared = sa.MetaData()
+    sa.Table(
+        "m", declared, sa.Column("_id", sa.String(255), primary_key=True),
+        sa.Column("_ts", sa.DateTime), sa.Column("w", sa.Numeric(20, 0)),
+    )  # fmt: skip
+    declared.create_all(engine)
+    store = Store(engine, Schema(declared))
+    batch = [rec("a", "m", {"w": 2**63 - 1}), rec("b", "m", {"w": 2**53}), rec("c", "m", {"w": 3})]
+    assert store.write(batch) == [
+        (0, "column 'w': integer 9223372036854775807 has no exact float value")
+    ]
+    assert column(engine, "m", "w") == {"b": 2**53, "c": 3}
