@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from workers.arrays import Array
 
 INT64 = (-(2**63), 2**63 - 1)
+FLOAT_EXACT = 2**53  # every int of at most this size is a float exactly; a bigger one may not be
 OWN_PREFIX = "_rc_"  # the collector's scratch tables; a record's names start with a letter
 
 KIND_OF_TYPE: dict[type, str] = {
@@ -77,6 +78,11 @@ def kind_of_sql(sql_type: sa.types.TypeEngine[Any]) -> str:
 def kind_of_value(value: Any) -> str | None:
     """The kind of a decoded value, or None for a type no column holds."""
     return KIND_OF_TYPE.get(type(value))
+
+
+def float_exact(value: int) -> bool:
+    """Whether a float holds the int ``value`` exactly (Python compares int and float exactly)."""
+    return -FLOAT_EXACT <= value <= FLOAT_EXACT or float(value) == value
 
 
 def fits(column_kind: str, value_kind: str) -> bool:

@@ -13,8 +13,9 @@ import logging
 import sqlalchemy as sa
 
 from collector import dialects
+from collector.store.classify import WidenRaced
 from collector.store.columns import META, META_COLUMNS, OWN_PREFIX
-from collector.store.schema import Plan, Schema, TableInfo
+from collector.store.schema import Plan, Schema, TableInfo, stored_inexact
 
 log = logging.getLogger(__name__)
 WIDEN_PREFIX = f"{OWN_PREFIX}widen_"
@@ -23,7 +24,8 @@ WIDEN_PREFIX = f"{OWN_PREFIX}widen_"
 def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
     """Run the DDL ``plan`` needs, then reflect the changed tables into ``schema``. A table
     both given columns and widened is widened as it is after the ADD COLUMNs, so a rebuild
-    copies the new columns too."""
+    copies the new columns too. Raises WidenRaced when a column to widen has gained an int
+    no float holds since the plan was made."""
     rules = dialects.get(conn.dialect.name)
     types = rules.types
     for name, columns in plan.new_tables.items():
@@ -34,7 +36,11 @@ def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
             rules.add_column(conn, schema.tables[name].table, column, kind)
     for name, widened in plan.widen.items():
         log.info("widening %s of table %s to float", ", ".join(sorted(widened)), name)
-        rules.widen_to_float(conn, reflect(conn, name), widened)
+        table = reflect(conn, name)
+        for column in sorted(widened):  # checked again: a peer may have stored one since
+            if stored_inexact(conn, table, column) is not None:
+                raise WidenRaced(f"column {column!r} of {name!r} gained an int no float holds")
+        rules.widen_to_float(conn, table, widened)
     for name in {*plan.new_tables, *plan.new_columns, *plan.widen}:
         schema.tables[name] = TableInfo(reflect(conn, name))
 

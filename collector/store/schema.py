@@ -14,10 +14,12 @@ import sqlalchemy as sa
 
 from collector import dialects
 from collector.store.columns import (
+    FLOAT_EXACT,
     INT64,
     LATER,
     OWN_PREFIX,
     fits,
+    float_exact,
     kind_of_sql,
     kind_of_value,
 )
@@ -55,6 +57,9 @@ class Plan:
     new_tables: dict[str, dict[str, str]] = field(default_factory=dict)
     new_columns: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     widen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (table, int column) -> an int no float holds exactly, accepted for it by this plan or
+    # found stored (None: none stored): such a column must not widen to float
+    inexact: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
     @property
     def needs_ddl(self) -> bool:
@@ -102,6 +107,15 @@ def value_kind(key: str, value: object) -> tuple[str, str | None]:
     return kind, None
 
 
+def fit_problem(key: str, value: object, have: str, kind: str) -> str | None:
+    """Why a value of ``kind`` cannot go as it is into a column of kind ``have``."""
+    if not fits(have, kind):
+        return f"column {key!r} holds {have} values, this record has {kind}"
+    if have == "float" and kind == "int" and not float_exact(value):  # type: ignore[arg-type]
+        return f"column {key!r}: integer {value} has no exact float value"
+    return None
+
+
 class Schema:
     """The known tables; ``plan`` checks records against them and stages what must change."""
 
@@ -109,6 +123,7 @@ class Schema:
         self.declared = declared
         self.tables: dict[str, TableInfo] = {}
         self.rules: Dialect | None = None  # the database's, once loaded
+        self._conn: sa.Connection | None = None  # the transaction of the plan being made
 
     def load(self, conn: sa.Connection) -> None:
         """Reflect the database's tables (user models take precedence) into memory."""
@@ -124,25 +139,27 @@ class Schema:
             for name, table in self.declared.tables.items():
                 self.tables[name] = TableInfo(table, strict=True)
 
-    def plan(self, records: list[Record]) -> Plan:
+    def plan(self, records: list[Record], conn: sa.Connection | None = None) -> Plan:
         """Sort ``records``: each fits (perhaps after staged DDL) or is rejected with a reason.
-        Records are checked in order, each against the tables as the ones before it left them."""
+        Records are checked in order, each against the tables as the ones before it left them.
+        With ``conn``, an int column is widened only if it stores no int a float cannot hold."""
         plan = Plan()
+        self._conn = conn
         verdicts: dict[tuple[str, tuple[str, ...], tuple[type, ...]], str | None] = {}
-        low, high = INT64
         for index, rec in enumerate(records):
             values = tuple(rec.data.values())
             shape = (rec.table, tuple(rec.data), tuple(map(type, values)))
-            in_range = int not in shape[2] or all(
-                low <= v <= high for v in values if type(v) is int
+            common = int not in shape[2] or all(
+                -FLOAT_EXACT <= v <= FLOAT_EXACT for v in values if type(v) is int
             )
-            if in_range and shape in verdicts:
+            if common and shape in verdicts:
                 # the facts a plan stages only grow, so a record of a table, keys and value
-                # types seen before meets the verdict the first one met
+                # types seen before meets the verdict the first one met (an int out of range,
+                # or one no float holds, is checked on its own)
                 reason = verdicts[shape]
             else:
                 reason = self._stage(rec, plan)
-                if in_range:
+                if common:
                     verdicts[shape] = reason
             if reason is None:
                 plan.accepted.append(index)
@@ -169,15 +186,41 @@ class Schema:
                 reason = self._new_column_problem(rec.table, info, key, [*known, *adds])
                 adds[key] = kind
             elif reason is None and have == "int" and kind == "float":
-                if info is not None and info.strict:
-                    reason = f"column {key!r} holds int values, this record has float"
+                reason = self._widen_problem(rec.table, info, key, plan)
                 widen.add(key)
-            elif reason is None and not fits(have, kind):  # type: ignore[arg-type]
-                reason = f"column {key!r} holds {have} values, this record has {kind}"
+            elif reason is None and have is not None:
+                reason = fit_problem(key, value, have, kind)
             if reason:
                 return reason
         plan.stage(rec.table, info, adds, widen)
+        for key, value in rec.data.items():  # ints an int column takes that block its widening
+            if (
+                type(value) is int
+                and not float_exact(value)
+                and not plan.inexact.get((rec.table, key))
+            ):
+                plan.inexact[rec.table, key] = value
         return None
+
+    def _widen_problem(
+        self, table: str, info: TableInfo | None, key: str, plan: Plan
+    ) -> str | None:
+        """Why int column ``key`` cannot widen to float: it is a model's, or it holds an int no
+        float holds (one this plan accepted, or one stored), which the widening would round."""
+        if info is not None and info.strict:
+            return f"column {key!r} holds int values, this record has float"
+        if (table, key) not in plan.inexact:
+            stored = None
+            if info is not None and key in info.kinds and self._conn is not None:
+                stored = stored_inexact(self._conn, info.table, key)
+            plan.inexact[table, key] = stored
+        value = plan.inexact[table, key]
+        if value is None:
+            return None
+        return (
+            f"column {key!r} holds integer {value}, which no float holds exactly: "
+            "it cannot widen to float"
+        )
 
     def _new_table_problem(self, table: str, plan: Plan) -> str | None:
         folded = table.lower()
@@ -196,3 +239,14 @@ class Schema:
         if clash:
             return f"column name {key!r} clashes with column {clash!r} (names ignore case in SQL)"
         return self.rules.column_problem(key) if self.rules else None
+
+
+def stored_inexact(conn: sa.Connection, table: sa.Table, column: str) -> int | None:
+    """An int stored in ``column`` of ``table`` that no float holds exactly, or None. Only the
+    rows past 2**53 either way are read, and only up to the first such int."""
+    col = table.c[column]
+    query = sa.select(col).where(sa.or_(col > FLOAT_EXACT, col < -FLOAT_EXACT))
+    for (value,) in conn.execute(query):
+        if type(value) is int and not float_exact(value):
+            return value
+    return None

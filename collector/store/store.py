@@ -14,7 +14,7 @@ from collector import dialects
 from collector.errors import DatabaseUnavailable, first_line
 from collector.store import ddl
 from collector.store.classify import Fault, classify
-from collector.store.columns import INT64
+from collector.store.columns import FLOAT_EXACT, INT64
 from collector.store.schema import Plan, Schema, TableInfo
 from collector.store.writers import suits_fast, writers_for
 from workers.record import Record
@@ -102,10 +102,10 @@ class Store:
         with self.engine.begin() as conn:
             if self._stale:
                 self._load(conn)
-            plan = self._plan(records)
+            plan = self._plan(records, conn)
             if plan.needs_ddl and not self._fresh:  # never decide a type on a cached schema
                 self._load(conn)
-                self._fresh, plan = True, self.schema.plan(records)
+                self._fresh, plan = True, self.schema.plan(records, conn)
             if plan.needs_ddl:
                 self._step = "the table change"
                 ddl.apply(conn, plan, self.schema)
@@ -121,12 +121,13 @@ class Store:
         self.schema.load(conn)
         self._stale = False
 
-    def _plan(self, records: list[Record]) -> Plan:
+    def _plan(self, records: list[Record], conn: sa.Connection) -> Plan:
         """``Schema.plan``, skipped when every value has a type its column already took as it
-        was, in the same table (only int ranges are rechecked), checked column by column."""
+        was, in the same table (only int ranges are rechecked, and ints past 2**53 for a float
+        column), checked column by column."""
         if self._all_fit(records):
             return Plan(accepted=list(range(len(records))))
-        plan = self.schema.plan(records)
+        plan = self.schema.plan(records, conn)
         if not plan.needs_ddl:  # no staged changes: each verdict stands on its own
             fits, tables = self._fits, self.schema.tables
             if len(fits) > 4096:
@@ -164,8 +165,11 @@ class Store:
                     return False
                 if int in types:
                     ints = [v for v in column if type(v) is int] if len(types) > 1 else column
-                    if min(ints) < low or max(ints) > high:
+                    least, most = min(ints), max(ints)
+                    if least < low or most > high:
                         return False
+                    if info.kinds.get(key) == "float" and max(-least, most) > FLOAT_EXACT:
+                        return False  # perhaps an int no float holds: planned, value by value
         return True
 
     def _insert(self, conn: sa.Connection, records: list[Record]) -> int:
