@@ -5,6 +5,7 @@ the status page uses. A URL of any other database is refused here, in one line.
 
 sqlite.py      SQLite (the standard library's sqlite3)
 postgresql.py  PostgreSQL through psycopg 3
+mysql.py       MySQL and MariaDB through PyMySQL
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ if TYPE_CHECKING:
     from collector.dialects.base import Dialect
 
 # SQLAlchemy backend name -> the module of its Dialect; imported on first use.
-MODULES = {"sqlite": "collector.dialects.sqlite", "postgresql": "collector.dialects.postgresql"}
-SUPPORTED = "SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db)"
+MODULES = {
+    "sqlite": "collector.dialects.sqlite",
+    "postgresql": "collector.dialects.postgresql",
+    "mysql": "collector.dialects.mysql",
+    "mariadb": "collector.dialects.mysql",  # SQLAlchemy's name for a mariadb:// URL
+}
+SUPPORTED = (
+    "SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db), "
+    "MySQL/MariaDB (mysql+pymysql://user@host/db)"
+)
 # Spellings other tools accept that SQLAlchemy does not: what to write instead.
 MISSPELLED = {"postgres": "postgresql+psycopg://", "sqlite3": "sqlite:///"}
 
