@@ -131,7 +131,7 @@ def test_a_value_the_strict_mode_refuses_is_dead_lettered_not_truncated(engine) 
      (2013, Fault.TRANSIENT), (1290, Fault.TRANSIENT), (1792, Fault.TRANSIENT),
      (1040, Fault.TRANSIENT), (1406, Fault.RECORDS), (1366, Fault.RECORDS),
      (1264, Fault.RECORDS), (1118, Fault.RECORDS), (1117, Fault.RECORDS),
-     (1050, Fault.STALE), (1060, Fault.STALE), (9999, Fault.UNKNOWN)],
+     (1050, Fault.STALE), (1060, Fault.STALE), (1062, Fault.UNKNOWN), (9999, Fault.UNKNOWN)],
 )  # fmt: skip
 def test_error_codes_are_classified(code, fault) -> None:
     import pymysql

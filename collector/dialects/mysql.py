@@ -40,9 +40,12 @@ RECORDS = {
     1071: "key too long", 1101: "blob default", 1103: "bad table name", 1166: "bad column name",
     1367: "illegal value", 3140: "invalid JSON", 4025: "check constraint", 1690: "out of range",
     1153: "packet too big", 1054: "unknown column", 1146: "no such table",
-    1644: "raised by a trigger (SIGNAL)", 1062: "duplicate key",
+    1644: "raised by a trigger (SIGNAL)",
 }  # fmt: skip
 STALE = {1050: "table exists", 1060: "duplicate column"}
+# Any other code is unknown: retried whole a few times, then bisected. So is 1062, a duplicate
+# key: only ids counted absent are inserted plainly, so it is a peer's insert of the same id
+# (committed by the retry), or a unique key of a model table (then bisected to its record).
 _JSON_CHECK = re.compile(r'^json_valid\([`"]((?:[^`"]|``|"")+)[`"]\)$', re.IGNORECASE)
 
 
@@ -179,8 +182,6 @@ def _reflected(inspector: sa.Inspector, table: sa.Table, column: dict[str, Any])
         column["type"] = sa.LargeBinary()  # MySQL's BLOB types are not LargeBinary's subclasses
     elif isinstance(sql_type, mysql.TINYINT) and sql_type.display_width == 1:
         column["type"] = sa.Boolean()
-    elif isinstance(sql_type, mysql.DATETIME) and not sql_type.fsp:
-        column["type"] = sql_type  # kept: a DATETIME without fractions (not one of ours)
     elif isinstance(sql_type, mysql.LONGTEXT) and column["name"] in _json_columns(
         inspector, table.name
     ):
