@@ -1,4 +1,4 @@
-"""Fault 4: two collectors share one consumer group on PostgreSQL (and on MariaDB); one is killed mid-run and the
+"""Fault 4: two collectors share one consumer group on PostgreSQL or MariaDB; one is killed mid-run and the
 other takes over its pending records. No record lost, none stored twice."""
 
 from __future__ import annotations
