@@ -1,5 +1,5 @@
-"""Fault 4: two collectors share one consumer group on PostgreSQL or MariaDB; one is killed mid-run and the
-other takes over its pending records. No record lost, none stored twice."""
+"""Fault 4: two collectors share one consumer group on PostgreSQL or MariaDB; one is killed
+mid-run and the other takes over its pending records. No record lost, none stored twice."""
 
 from __future__ import annotations
 
