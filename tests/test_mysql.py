@@ -178,3 +178,11 @@ def test_status_without_pymysql_names_the_extra(monkeypatch) -> None:
         RET_CONFIG,
         "Error: MySQL/MariaDB needs the pymysql driver: pip install 'result-collector[mysql]'\n",
     )
+
+
+def test_the_status_page_epoch_ignores_the_session_time_zone(engine) -> None:
+    when = dt.datetime(2024, 1, 1, 0, 0, 1)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET time_zone = '+05:00'")
+        seconds = conn.execute(sa.select(mysql.DIALECT.epoch(sa.literal(when, sa.DateTime))))
+        assert seconds.scalar() == int(when.replace(tzinfo=dt.UTC).timestamp())

@@ -165,7 +165,9 @@ class MySQL(Dialect):
         return StagedWriter(dialect)
 
     def epoch(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-        return sa.cast(sa.func.unix_timestamp(column), sa.BigInteger)
+        # not UNIX_TIMESTAMP, which reads the DATETIME in the session's time zone
+        since = sa.func.timestampdiff(sa.text("SECOND"), sa.literal("1970-01-01 00:00:00"), column)
+        return sa.cast(since, sa.BigInteger)
 
 
 @event.listens_for(sa.Table, "column_reflect")
