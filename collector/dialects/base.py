@@ -21,10 +21,6 @@ class Dialect:
     module: ClassVar[str]  # the driver's Python module
     extra: ClassVar[str] = ""  # the package extra that installs the driver
     types: ClassVar[dict[str, Any]] = SQL_TYPE  # value kind -> column type of new columns
-    # Whether DDL runs inside the batch's transaction (rolled back with its rows). Where it
-    # does not (MySQL commits it implicitly), each change is idempotent or classified stale,
-    # and a failed batch's retries and bisection reflect the committed change, never redo it.
-    transactional_ddl: ClassVar[bool] = True
     table_options: ClassVar[dict[str, Any]] = {}  # keyword arguments of a new sa.Table
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:

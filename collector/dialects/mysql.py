@@ -1,7 +1,7 @@
 """MySQL and MariaDB through PyMySQL: exact column types, utf8mb4 and a strict sql_mode on
 every connection, reflection that knows MariaDB's JSON and DOUBLE, error codes, and a writer of
 multi-row INSERTs bounded by ``max_allowed_packet`` that applies the conflict rule through a
-staging table (MySQL commits DDL implicitly: see ``transactional_ddl``)."""
+staging table. MySQL commits DDL implicitly: collector.store.ddl says how that stays safe."""
 
 from __future__ import annotations
 
@@ -92,7 +92,6 @@ class MySQL(Dialect):
     module = "pymysql"
     extra = "mysql"
     types = TYPES
-    transactional_ddl = False
     table_options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:

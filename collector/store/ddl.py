@@ -4,9 +4,10 @@ database's DDL from its dialect (collector.dialects).
 Each change runs inside the batch's own transaction (SQLite's DDL is transactional once the
 engine issues BEGIN itself, see collector.dialects.sqlite), so an interrupted change leaves no
 trace; a scratch table of an older, non-transactional run is dropped when the schema is loaded.
-MySQL commits each change at once (``Dialect.transactional_ddl``): the changes run before the
-rows, a crash between leaves an empty table or column the next attempt reflects and uses, and
-a peer's change made first is classified stale (or skipped: ADD COLUMN IF NOT EXISTS).
+MySQL commits each change at once: the changes run before the rows, a crash between leaves an
+empty table or column the next attempt reflects and uses (a failed batch's retries and its
+bisection reflect the schema first, so they never repeat a change), and a peer's change made
+first is classified stale (or skipped: ADD COLUMN IF NOT EXISTS).
 """
 
 from __future__ import annotations
