@@ -50,8 +50,8 @@ _JSON_CHECK = re.compile(r'^json_valid\([`"]((?:[^`"]|``|"")+)[`"]\)$', re.IGNOR
 
 
 class Double(mysql.DOUBLE):  # type: ignore[type-arg]
-    """DOUBLE read back as float (a reflected DOUBLE reads as Decimal), refusing NaN and the
-    infinities, which MySQL and MariaDB cannot store, with a reason."""
+    """DOUBLE read back as float (a reflected DOUBLE reads as Decimal), refusing with a reason
+    the floats MySQL and MariaDB cannot store: NaN, the infinities, and -0.0 (stored as 0.0)."""
 
     cache_ok = True
 
@@ -60,12 +60,15 @@ class Double(mysql.DOUBLE):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
 
     def bind_processor(self, dialect: sa.Dialect) -> Any:
-        return _finite
+        return _storable
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value}: MySQL and MariaDB have no NaN or infinity (send null)")
+def _storable(value: Any) -> Any:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value}: MySQL and MariaDB have no NaN or infinity (send null)")
+        if value == 0 and math.copysign(1.0, value) < 0:
+            raise ValueError("-0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)")
     return value
 
 
