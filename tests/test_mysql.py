@@ -202,3 +202,16 @@ def test_negative_zero_inside_json_is_kept(engine, mysql_url) -> None:
     assert Store(engine, Schema()).write([Record("k", "zj", {"v": [-0.0, 0.0]})]) == []
     ((first, second),) = [row["v"] for row in typed_rows(mysql_url, "zj")]
     assert (math.copysign(1, first), math.copysign(1, second)) == (-1.0, 1.0)
+
+
+def test_a_mariadb_url_is_the_same_database(mysql_url) -> None:
+    engine = make_engine(mysql_url.replace("mysql+pymysql://", "mariadb://", 1))
+    try:
+        store = Store(engine, Schema())
+        assert store.write([Record("k", "m", {"x": 0.1 + 0.2, "j": {"a": [1]}})]) == []
+        assert store.write([Record("k2", "m", {"x": 1.5, "j": {"b": 2}})]) == []
+    finally:
+        engine.dispose()
+    assert [(r["x"], r["j"]) for r in typed_rows(mysql_url, "m")] == [
+        (0.1 + 0.2, {"a": [1]}), (1.5, {"b": 2})
+    ]  # fmt: skip
