@@ -13,12 +13,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from collector.errors import ConfigError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from collector.dialects.base import Dialect
 
 # SQLAlchemy backend name -> the module of its Dialect; imported on first use.
@@ -46,7 +45,11 @@ def get(name: str) -> Dialect:
 def resolve(url: str | sa.URL) -> tuple[Dialect, sa.URL]:
     """The Dialect for ``url`` and the URL with its driver spelled out; a ConfigError in one
     line for a database without a dialect module, a driver we do not use, or a driver that is
-    not installed. Never echoes the URL (it may hold a password)."""
+    not installed. Never echoes the URL (it may hold a password). SQLAlchemy is imported here,
+    not with the module: the settings check a URL for commands (emit) that never load it."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
