@@ -1,6 +1,6 @@
-"""Fixtures: fakeredis and SQLite by default; the machine's real Redis and PostgreSQL for tests
-marked ``redis`` / ``postgres``, which skip locally when a server is absent but fail in CI; the
-same for the ``browser`` (the system's Chromium through playwright)."""
+"""Fixtures: fakeredis and SQLite by default; the machine's real Redis, PostgreSQL and MariaDB
+for tests marked ``redis`` / ``postgres`` / ``mysql``, which skip locally when a server is
+absent but fail in CI; the same for the ``browser`` (the system's Chromium through playwright)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 import workers
 from collector.settings import Settings
-from tests.helpers import IN_CI, REAL_PG_URL, REAL_REDIS_URL
+from tests.helpers import IN_CI, REAL_MYSQL_URL, REAL_PG_URL, REAL_REDIS_URL
 
 CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")  # Debian's chromium package
 CHROMIUM_FLAGS = [
@@ -107,14 +107,40 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MariaDB (or MySQL) database for this test, dropped afterwards."""
+    admin = sa.create_engine(REAL_MYSQL_URL)
+    name = f"rc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable("MariaDB at " + REAL_MYSQL_URL, exc)
+    # Tests' own raw SQL quotes names the standard way ("name"): their plain engines take
+    # ANSI_QUOTES from the URL, as the collector's engine sets it itself.
+    url = sa.engine.make_url(REAL_MYSQL_URL).set(database=name)
+    url = url.update_query_dict({"sql_mode": "ANSI_QUOTES,STRICT_ALL_TABLES"})
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.dispose()
+
+
+DATABASES = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mysql": "mysql_url"}
 
 
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest) -> str:
     """This test's own empty database, once on each supported database: the one fixture a test
     that holds on every database takes."""
-    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+    return str(request.getfixturevalue(URL_FIXTURES[request.param]))
 
 
 @pytest.fixture

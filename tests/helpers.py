@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 import sqlalchemy as sa
 
@@ -21,6 +22,12 @@ from collector.settings import Settings
 
 REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REAL_PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REAL_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+URL_PARAMS = [  # for tests parametrised over the URL fixtures' names (conftest.py)
+    "sqlite_url",
+    pytest.param("pg_url", marks=pytest.mark.postgres),
+    pytest.param("mysql_url", marks=pytest.mark.mysql),
+]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 COLLECTOR = str(Path(sys.executable).with_name("collector"))
 
@@ -67,7 +74,8 @@ def rows(db_url: str, table: str, order: str = "_id") -> list[dict]:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            sql = f'SELECT * FROM "{table}" ORDER BY "{order}"'  # noqa: S608 - test names
+            q = conn.dialect.identifier_preparer.quote
+            sql = f"SELECT * FROM {q(table)} ORDER BY {q(order)}"  # noqa: S608 - test names
             return [dict(r._mapping) for r in conn.execute(sa.text(sql))]
     finally:
         engine.dispose()

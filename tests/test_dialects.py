@@ -15,10 +15,15 @@ from collector.db import make_engine
 from collector.errors import RET_CONFIG, ConfigError
 from tests.test_cli_errors import paths_with
 
-SUPPORTED = "supported: SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db)"
+SUPPORTED = (
+    "supported: SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db), "
+    "MySQL/MariaDB (mysql+pymysql://user@host/db)"
+)
 REFUSED = {
-    "mysql+pymysql://u:secret@host/db": f"database 'mysql' is not supported; {SUPPORTED}",
-    "mariadb+pymysql://u:secret@host/db": f"database 'mariadb' is not supported; {SUPPORTED}",
+    "mysql+mysqldb://u:secret@host/db": (
+        "MySQL/MariaDB through driver 'mysqldb' is not supported: "
+        "write mysql+pymysql:// (or mysql://)"
+    ),
     "oracle://u:secret@host/db": f"database 'oracle' is not supported; {SUPPORTED}",
     "mssql+pyodbc://u:secret@dsn": f"database 'mssql' is not supported; {SUPPORTED}",
     "postgres://u:secret@host/db": "database URL scheme postgres:// is spelled postgresql+psycopg://",
@@ -69,7 +74,7 @@ def test_postgresql_without_a_driver_means_psycopg(pg_url) -> None:
 
 
 @pytest.mark.parametrize("path", paths_with("--db-url"), ids=" ".join)
-@pytest.mark.parametrize("url", ["mysql+pymysql://u:secret@host/db", "postgres://u:secret@host/db"])
+@pytest.mark.parametrize("url", ["oracle://u:secret@host/db", "postgres://u:secret@host/db"])
 def test_every_command_refuses_an_unsupported_database_in_one_line(path, url) -> None:
     result = CliRunner().invoke(main, [*path, "--db-url", url])
     assert (result.exit_code, result.stderr) == (RET_CONFIG, f"Error: {REFUSED[url]}\n")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from collector.daemon import Collector
 from collector.db import make_engine
-from tests.helpers import drain
+from tests.helpers import URL_PARAMS, drain
 from workers import Emitter
 from workers.arrays import Array
 from workers.record import Record, wire_data
@@ -94,7 +94,7 @@ def winners(sent: list[Record], dead: set[int]) -> dict[tuple[str, str], Record]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("db", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("db", URL_PARAMS)
 @pytest.mark.parametrize("wire", ["v1", "v1 and v2"])
 def test_every_record_is_stored_exactly_or_dead_lettered(
     request, db, seed, wire, settings, fake_redis

@@ -39,13 +39,6 @@ def check(db_url: str, x: int, k: float | None, error: str | None) -> None:
     assert (row["_id"], row["x"], row["K"], row["_error"]) == ("k", x, k, error)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, sqlite_url):
-    if request.param == "sqlite":
-        return sqlite_url
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def pair(db_url, settings, fake_redis):
     collector = Collector(replace(settings, db_url=db_url), client=fake_redis)

@@ -5,6 +5,7 @@ the status page uses. A URL of any other database is refused here, in one line.
 
 sqlite.py      SQLite (the standard library's sqlite3)
 postgresql.py  PostgreSQL through psycopg 3
+mysql.py       MySQL and MariaDB through PyMySQL
 """
 
 from __future__ import annotations
@@ -12,17 +13,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from collector.errors import ConfigError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from collector.dialects.base import Dialect
 
 # SQLAlchemy backend name -> the module of its Dialect; imported on first use.
-MODULES = {"sqlite": "collector.dialects.sqlite", "postgresql": "collector.dialects.postgresql"}
-SUPPORTED = "SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db)"
+MODULES = {
+    "sqlite": "collector.dialects.sqlite",
+    "postgresql": "collector.dialects.postgresql",
+    "mysql": "collector.dialects.mysql",
+    "mariadb": "collector.dialects.mysql",  # SQLAlchemy's name for a mariadb:// URL
+}
+SUPPORTED = (
+    "SQLite (sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db), "
+    "MySQL/MariaDB (mysql+pymysql://user@host/db)"
+)
 # Spellings other tools accept that SQLAlchemy does not: what to write instead.
 MISSPELLED = {"postgres": "postgresql+psycopg://", "sqlite3": "sqlite:///"}
 
@@ -37,7 +45,11 @@ def get(name: str) -> Dialect:
 def resolve(url: str | sa.URL) -> tuple[Dialect, sa.URL]:
     """The Dialect for ``url`` and the URL with its driver spelled out; a ConfigError in one
     line for a database without a dialect module, a driver we do not use, or a driver that is
-    not installed. Never echoes the URL (it may hold a password)."""
+    not installed. Never echoes the URL (it may hold a password). SQLAlchemy is imported here,
+    not with the module: the settings check a URL for commands (emit) that never load it."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: an unreadable port or host

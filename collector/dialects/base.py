@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from collector.store.columns import SQL_TYPE
+from collector.store.columns import SQL_TYPE, MetaColumn
 from collector.store.fault import Fault
 
 
@@ -21,9 +21,14 @@ class Dialect:
     module: ClassVar[str]  # the driver's Python module
     extra: ClassVar[str] = ""  # the package extra that installs the driver
     types: ClassVar[dict[str, Any]] = SQL_TYPE  # value kind -> column type of new columns
+    table_options: ClassVar[dict[str, Any]] = {}  # keyword arguments of a new sa.Table
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """Set up a new engine (connection hooks); nothing by default."""
+
+    def meta_type(self, conn: sa.Connection, meta: MetaColumn) -> Any:
+        """The column type of metadata column ``meta`` in a new table."""
+        return meta.sql_type
 
     def table_problem(self, name: str) -> str | None:
         """Why this database cannot take ``name`` (past the identifier rule) as a table."""
@@ -52,6 +57,12 @@ class Dialect:
     def widen_to_float(self, conn: sa.Connection, table: sa.Table, columns: set[str]) -> None:
         """Turn the integer ``columns`` of ``table`` (as it is now) into float columns."""
         raise NotImplementedError
+
+    def generic_writer(self, dialect: sa.Dialect) -> Any:
+        """The writer for tables the fast path does not suit (Python-side column defaults)."""
+        from collector.store.writers import Writer  # the store imports the dialects
+
+        return Writer(dialect)
 
     def fast_writer(self, dialect: sa.Dialect) -> Any:
         """The writer for tables the fast path suits (collector.store.writers), or None."""

@@ -4,6 +4,10 @@ database's DDL from its dialect (collector.dialects).
 Each change runs inside the batch's own transaction (SQLite's DDL is transactional once the
 engine issues BEGIN itself, see collector.dialects.sqlite), so an interrupted change leaves no
 trace; a scratch table of an older, non-transactional run is dropped when the schema is loaded.
+MySQL commits each change at once: the changes run before the rows, a crash between leaves an
+empty table or column the next attempt reflects and uses (a failed batch's retries and its
+bisection reflect the schema first, so they never repeat a change), and a peer's change made
+first is classified stale (or skipped: ADD COLUMN IF NOT EXISTS).
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
     rules = dialects.get(conn.dialect.name)
     types = rules.types
     for name, columns in plan.new_tables.items():
+        meta = [
+            sa.Column(m.name, rules.meta_type(conn, m), primary_key=m.name == "_id") for m in META
+        ]
         data = [sa.Column(c, types[k]) for c, k in columns.items() if c not in META_COLUMNS]
-        sa.Table(name, sa.MetaData(), *(m.column() for m in META), *data).create(conn)
+        sa.Table(name, sa.MetaData(), *meta, *data, **rules.table_options).create(conn)
     for name, columns in plan.new_columns.items():
         for column, kind in columns.items():
             rules.add_column(conn, schema.tables[name].table, column, kind)

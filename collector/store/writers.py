@@ -164,8 +164,9 @@ def suits_fast(info: TableInfo) -> bool:
 
 def writers_for(dialect: sa.Dialect) -> tuple[Writer, Writer]:
     """The fast writer of this database's dialect (or the generic one), and the generic one."""
-    generic = Writer(dialect)
-    return generic.rules.fast_writer(dialect) or generic, generic
+    rules = dialects.get(dialect.name)
+    generic = rules.generic_writer(dialect)
+    return rules.fast_writer(dialect) or generic, generic
 
 
 def count_stored(conn: sa.Connection, table: sa.Table, ids: list[str]) -> int:

@@ -1,5 +1,5 @@
-"""Fault 4: two collectors share one consumer group on PostgreSQL; one is killed mid-run and the
-other takes over its pending records. No record lost, none stored twice."""
+"""Fault 4: two collectors share one consumer group on PostgreSQL or MariaDB; one is killed
+mid-run and the other takes over its pending records. No record lost, none stored twice."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import redis
 
 from faults.servers import drained, producer, start_collector, wait_for_rows, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 PRODUCERS, EACH, GHOST = 4, 1500, 100
 
 
@@ -19,7 +19,13 @@ def consumers(client: redis.Redis, queue: str) -> set[bytes]:
     return {c["name"] for c in client.xinfo_consumers(queue, "collector")}
 
 
-def test_two_collectors_one_killed_mid_run(redis_server, pg_url, queue) -> None:
+@pytest.mark.parametrize(
+    "database",
+    [pytest.param("pg_url", marks=pytest.mark.postgres),
+     pytest.param("mysql_url", marks=pytest.mark.mysql)],
+)  # fmt: skip
+def test_two_collectors_one_killed_mid_run(request, redis_server, database, queue) -> None:
+    db_url = request.getfixturevalue(database)  # the database both peers write to
     url = redis_server.url()
     client = redis.Redis.from_url(url)
     client.xgroup_create(queue, "collector", id="0", mkstream=True)
@@ -29,7 +35,7 @@ def test_two_collectors_one_killed_mid_run(redis_server, pg_url, queue) -> None:
     ghost = client.xreadgroup("collector", "ghost", {queue: ">"}, count=GHOST)
     assert len(ghost[0][1]) == GHOST
     producers = [producer(url, queue, f"p{k}", EACH, pause=0.001) for k in range(PRODUCERS)]
-    peers = [start_collector(url, pg_url, queue, name, "--claim-idle", "1") for name in "ab"]
+    peers = [start_collector(url, db_url, queue, name, "--claim-idle", "1") for name in "ab"]
     try:
         wait_until(lambda: consumers(client, queue) >= {b"a", b"b"}, 30, "both peers reading")
         time.sleep(0.5)
@@ -38,7 +44,7 @@ def test_two_collectors_one_killed_mid_run(redis_server, pg_url, queue) -> None:
             assert proc.stop(None, timeout=60) == 0, proc.err
         expected = {f"p{k}-{i}" for k in range(PRODUCERS) for i in range(EACH)}
         expected |= {f"early-{i}" for i in range(GHOST)}
-        wait_for_rows(pg_url, expected, timeout=90)
+        wait_for_rows(db_url, expected, timeout=90)
         wait_until(lambda: drained(client, queue), 30, "the stream to be drained")
         pending = {c["name"]: c["pending"] for c in client.xinfo_consumers(queue, "collector")}
         assert pending == {b"ghost": 0, b"a": 0, b"b": 0}

@@ -1,0 +1,217 @@
+"""MySQL/MariaDB specifics on the real server: values kept exactly, ids compared byte for byte,
+JSON known as JSON on MariaDB, a row over max_allowed_packet refused, error codes sorted, a
+crash between a schema change and the rows' commit, and a missing driver named in one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.cli import main
+from collector.db import make_engine
+from collector.dialects import mysql
+from collector.errors import RET_CONFIG
+from collector.store import Schema, Store
+from collector.store.classify import Fault, classify
+from tests.helpers import typed_rows
+from workers.record import Record
+
+pytestmark = pytest.mark.mysql
+T0 = 1_700_000_000.0
+EXACT = {
+    "f17": 0.1 + 0.2,  # 17 significant digits
+    "third": 1 / 3,
+    "tiny": 5e-324,
+    "big": 1.7976931348623157e308,
+    "when": dt.datetime(2024, 7, 1, 10, 30, 15, 123456),
+    "early": dt.datetime(1001, 1, 1, 0, 0, 0, 1),
+    "hi": 2**62,
+    "lo": -(2**62),
+    "max": 2**63 - 1,
+    "emoji": "🧪 résumé 𝄞",
+    "nul": "a\x00b",
+    "blob": bytes(range(256)) * 4096,  # 1 MiB, every byte value
+    "nested": {"a": [1, 2.5, {"b": None, "c": "🧪"}], "d": {"e": [True, False]}},
+    "flag": True,
+}
+
+
+@pytest.fixture
+def engine(mysql_url):
+    engine = make_engine(mysql_url)
+    yield engine
+    engine.dispose()
+
+
+def test_every_kind_of_value_comes_back_exactly(engine, mysql_url) -> None:
+    store = Store(engine, Schema())
+    assert store.write([Record("k", "values", EXACT, ts=T0 + 0.123456)]) == []
+    again = Store(make_engine(mysql_url), Schema())  # into the table as reflected
+    assert again.write([Record("k2", "values", EXACT, ts=T0)]) == []
+    assert again.added == 1
+    for row in typed_rows(mysql_url, "values"):
+        assert {k: row[k] for k in EXACT} == EXACT
+        assert all(type(row[k]) is type(v) for k, v in EXACT.items())
+    assert [row["_ts"] for row in typed_rows(mysql_url, "values")] == [
+        dt.datetime(2023, 11, 14, 22, 13, 20, 123456),
+        dt.datetime(2023, 11, 14, 22, 13, 20),
+    ]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    x=st.floats(allow_nan=False, allow_infinity=False).filter(
+        lambda x: x != 0 or x.hex()[0] != "-"
+    ),
+    s=st.text(st.characters(exclude_categories=["Cs"])),
+    n=st.integers(-(2**63), 2**63 - 1),
+)
+def test_floats_text_and_ints_of_any_value_round_trip(engine, x, s, n) -> None:
+    store = Store(engine, Schema())
+    assert store.write([Record("p", "prop", {"x": x, "s": s, "n": n})]) == []
+    with engine.begin() as conn:
+        table = sa.Table("prop", sa.MetaData(), autoload_with=conn)
+        got = conn.execute(sa.select(table.c.x, table.c.s, table.c.n)).one()
+        conn.execute(table.delete())
+    assert tuple(got) == (x, s, n) and math.copysign(1, got[0]) == math.copysign(1, x)
+
+
+def test_negative_zero_is_refused_with_a_reason_not_stored_as_zero(engine) -> None:
+    store = Store(engine, Schema())
+    batch = [Record("pos", "z", {"x": 0.0}), Record("neg", "z", {"x": -0.0})]
+    assert store.write(batch) == [
+        (1, "cannot store the row: -0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)")
+    ]
+
+
+def test_ids_differing_in_case_or_trailing_spaces_are_different_rows(engine, mysql_url) -> None:
+    store = Store(engine, Schema())
+    ids = ["a", "A", "a ", "á"]
+    assert store.write([Record(i, "ids", {"x": n}) for n, i in enumerate(ids)]) == []
+    assert store.added == 4
+    assert sorted((r["_id"], r["x"]) for r in typed_rows(mysql_url, "ids")) == sorted(
+        (i, n) for n, i in enumerate(ids)
+    )
+
+
+def test_mariadb_json_columns_reflect_as_json(engine) -> None:
+    assert Store(engine, Schema()).write([Record("k", "j", {"m": {"a": 1}, "t": "{}"})]) == []
+    with engine.connect() as conn:
+        table = sa.Table("j", sa.MetaData(), autoload_with=conn)
+    assert isinstance(table.c.m.type, sa.JSON) and not isinstance(table.c.t.type, sa.JSON)
+
+
+def test_a_row_over_max_allowed_packet_is_refused_with_that_reason(engine, mysql_url) -> None:
+    with engine.connect() as conn:
+        limit = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar())
+    store = Store(engine, Schema())
+    batch = [Record(f"r{i}", "big", {"b": b"\x00" * (limit // 8)}) for i in range(12)]
+    batch.insert(5, Record("huge", "big", {"b": b"\x01" * limit}))
+    ((index, reason),) = store.write(batch)
+    assert index == 5
+    assert reason.startswith("cannot store the row: the row is ") and reason.endswith(
+        f"over the server's max_allowed_packet of {limit} bytes"
+    )
+    assert store.added == 12  # several statements, each under the limit
+    assert sorted(r["_id"] for r in typed_rows(mysql_url, "big")) == sorted(
+        f"r{i}" for i in range(12)
+    )
+
+
+def test_a_value_the_strict_mode_refuses_is_dead_lettered_not_truncated(engine) -> None:
+    store = Store(engine, Schema())
+    ((index, reason),) = store.write([Record("x" * 256, "long", {"x": 1})])
+    assert index == 0 and "Data too long for column '_id'" in reason
+
+
+@pytest.mark.parametrize(
+    ("code", "fault"),
+    [(1213, Fault.TRANSIENT), (1205, Fault.TRANSIENT), (2006, Fault.TRANSIENT),
+     (2013, Fault.TRANSIENT), (1290, Fault.TRANSIENT), (1792, Fault.TRANSIENT),
+     (1040, Fault.TRANSIENT), (1406, Fault.RECORDS), (1366, Fault.RECORDS),
+     (1264, Fault.RECORDS), (1118, Fault.RECORDS), (1117, Fault.RECORDS),
+     (1050, Fault.STALE), (1060, Fault.STALE), (1062, Fault.UNKNOWN), (9999, Fault.UNKNOWN)],
+)  # fmt: skip
+def test_error_codes_are_classified(code, fault) -> None:
+    import pymysql
+
+    orig = pymysql.err.OperationalError(code, "message")
+    exc = sa.exc.OperationalError("SELECT 1", None, orig)
+    assert classify(exc, mysql.DIALECT) is fault
+
+
+KILLED = """
+import os, signal, sys
+from collector.db import make_engine
+from collector.store import Schema, Store, ddl
+from workers.record import Record
+
+applied = ddl.apply
+def apply_then_die(conn, plan, schema):
+    applied(conn, plan, schema)  # MySQL has committed the change; the rows are not committed
+    os.kill(os.getpid(), signal.SIGKILL)
+ddl.apply = apply_then_die
+store = Store(make_engine(sys.argv[1]), Schema())
+store.write([Record("a", "results", {"x": 1})])  # a table first, then a column
+store.write([Record("b", "results", {"x": 2, "y": "new"})])
+"""
+
+
+def test_killed_between_a_schema_change_and_the_commit_then_restarted(engine, mysql_url) -> None:
+    for _ in range(2):  # the new table, then (after "a" is stored) the new column
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED), mysql_url])
+        assert done.returncode == -9
+        store = Store(make_engine(mysql_url), Schema())
+        assert store.write([Record("a", "results", {"x": 1})]) == []
+    store = Store(engine, Schema())
+    batch = [Record("a", "results", {"x": 1}), Record("b", "results", {"x": 2, "y": "new"})]
+    assert store.write(batch) == [] and store.added == 1
+    rows = [(r["_id"], r["x"], r["y"]) for r in typed_rows(mysql_url, "results")]
+    assert rows == [("a", 1, None), ("b", 2, "new")]
+
+
+def test_status_without_pymysql_names_the_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pymysql", None)  # import pymysql raises ImportError
+    result = CliRunner().invoke(main, ["status", "--db-url", "mysql+pymysql://u:pw@h/db"])
+    assert (result.exit_code, result.stderr) == (
+        RET_CONFIG,
+        "Error: MySQL/MariaDB needs the pymysql driver: pip install 'result-collector[mysql]'\n",
+    )
+
+
+def test_the_status_page_epoch_ignores_the_session_time_zone(engine) -> None:
+    when = dt.datetime(2024, 1, 1, 0, 0, 1)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET time_zone = '+05:00'")
+        seconds = conn.execute(sa.select(mysql.DIALECT.epoch(sa.literal(when, sa.DateTime))))
+        assert seconds.scalar() == int(when.replace(tzinfo=dt.UTC).timestamp())
+
+
+def test_negative_zero_inside_json_is_kept(engine, mysql_url) -> None:
+    assert Store(engine, Schema()).write([Record("k", "zj", {"v": [-0.0, 0.0]})]) == []
+    ((first, second),) = [row["v"] for row in typed_rows(mysql_url, "zj")]
+    assert (math.copysign(1, first), math.copysign(1, second)) == (-1.0, 1.0)
+
+
+def test_a_mariadb_url_is_the_same_database(mysql_url) -> None:
+    engine = make_engine(mysql_url.replace("mysql+pymysql://", "mariadb://", 1))
+    try:
+        store = Store(engine, Schema())
+        assert store.write([Record("k", "m", {"x": 0.1 + 0.2, "j": {"a": [1]}})]) == []
+        assert store.write([Record("k2", "m", {"x": 1.5, "j": {"b": 2}})]) == []
+    finally:
+        engine.dispose()
+    assert [(r["x"], r["j"]) for r in typed_rows(mysql_url, "m")] == [
+        (0.1 + 0.2, {"a": [1]}), (1.5, {"b": 2})
+    ]  # fmt: skip
