@@ -59,10 +59,9 @@ class Dialect:
         raise NotImplementedError
 
     def generic_writer(self, dialect: sa.Dialect) -> Any:
-        """The writer for tables the fast path does not suit (Python-side column defaults)."""
-        from collector.store.writers import Writer  # the store imports the dialects
-
-        return Writer(dialect)
+        """The writer for tables the fast path does not suit (Python-side column defaults), or
+        None for the store's own portable one (collector.store.writers.Writer)."""
+        return None
 
     def fast_writer(self, dialect: sa.Dialect) -> Any:
         """The writer for tables the fast path suits (collector.store.writers), or None."""

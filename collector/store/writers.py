@@ -165,7 +165,7 @@ def suits_fast(info: TableInfo) -> bool:
 def writers_for(dialect: sa.Dialect) -> tuple[Writer, Writer]:
     """The fast writer of this database's dialect (or the generic one), and the generic one."""
     rules = dialects.get(dialect.name)
-    generic = rules.generic_writer(dialect)
+    generic = rules.generic_writer(dialect) or Writer(dialect)
     return rules.fast_writer(dialect) or generic, generic
 
 
