@@ -58,7 +58,8 @@ def test_each_redis_url_problem_has_its_message(url: str, line: str) -> None:
          "postgresql://h:70000/db"),
         ("postgres://h/db", "database URL scheme postgres:// is spelled postgresql+psycopg://"),
         ("nosuchdb://h/db", "database 'nosuchdb' is not supported; supported: SQLite "
-         "(sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db)"),
+         "(sqlite:///path.db), PostgreSQL (postgresql+psycopg://user@host/db), MySQL/MariaDB "
+         "(mysql+pymysql://user@host/db)"),
         ("sqlite://host/x.db", "database url has a host (write sqlite:///relative.db or "
          "sqlite:////absolute/path.db): sqlite://host/x.db"),
         ("not a url", "not a database URL: not a url"),
