@@ -16,8 +16,8 @@ Refused = list[tuple[int, str]]  # (position in the batch, reason)
 class Sink(Protocol):
     """Where committed records go."""
 
-    # rows the last ``write`` committed that were not there before (or a success that
-    # replaced a stored failure): "stored"; a record whose row the table had adds nothing
+    # rows the last ``write`` committed that their tables did not hold before: "stored"; a
+    # record whose row the table had (a redelivery, a rerun replacing a row) adds nothing
     added: int
 
     def write(self, records: list[Record]) -> Refused:
