@@ -134,8 +134,8 @@ class Collector:
         batch.refuse(self.store.write(batch.records))
         self._batch, self._unacked = None, batch
         self._count(taken, len(batch.dead), started)  # committed: count it, acked or not
+        log_dead_letters(batch.dead)  # once a batch, before an acknowledgement that may fail
         self._acknowledge()
-        log_dead_letters(batch.dead)
         return len(batch)
 
     def _count(self, taken: int, dead: int, started: float) -> None:
