@@ -215,3 +215,16 @@ def test_rq_settings_refuse_a_missing_file_or_a_silent_server_in_one_line(tmp_pa
         "COLLECTOR_SERVER pick another)"
     ])  # fmt: skip
     assert PASSWORD not in silent.stderr
+
+
+def test_a_bad_url_in_the_file_is_one_line_naming_the_file():
+    path = write_file(port=99999)  # a port no Redis can have
+    for args in (["status"], ["dead", "list"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == RET_CONFIG, (args, result.output)
+        assert result.output.splitlines() == [
+            f"Error: {path}: redis url port 99999 is outside 1-65535: "
+            f"redis://:***@127.0.0.1:99999/0"
+        ], args
+    with pytest.raises(ConfigError, match=f"^{path}: redis url port 99999"):
+        EmitterSettings.from_env()

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import Found, find_server
-from workers.errors import SettingsError
+from workers.errors import ConfigError, SettingsError
 from workers.shards import env_shards
 from workers.urls import check_redis_url, masked
 
@@ -107,10 +107,14 @@ def resolve(redis_url: str | None = None) -> Found:
     COLLECTOR_REDIS_URL, else the connection file ``collector serve`` wrote (COLLECTOR_SERVER
     names it), else ``Found(None)``: the default URL, or, when a config directory exists,
     ``missing`` names the file that is not up yet (workers.connection says why). A URL found
-    is checked (workers.urls): a bad one is a ConfigError in one line, wherever it came from."""
+    is checked (workers.urls): a bad one is a ConfigError in one line, naming the connection
+    file when it came from one."""
     found = find_server(redis_url)
     if found.url is not None:
-        check_redis_url(found.url)
+        try:
+            check_redis_url(found.url)
+        except ConfigError as exc:
+            raise ConfigError(f"{found.file}: {exc}" if found.from_file else str(exc)) from None
     return found
 
 

@@ -67,14 +67,10 @@ def resolve_redis(
     if found.url is None:
         assert found.missing is not None
         raise BrokerUnavailable(not_up(found.missing))
-    try:
-        url = check_redis_url(found.url)
-    except ConfigError as exc:
-        raise ConfigError(f"{found.file}: {exc}") from None
-    problem = probe(found)
+    problem = probe(found)  # the URL itself was checked by resolve(), naming the file
     if problem is not None:
         raise BrokerUnavailable(problem)
-    return url, queue
+    return found.url, queue
 
 
 def _resolving(func: F, *, check: bool) -> F:
