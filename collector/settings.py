@@ -16,7 +16,7 @@ from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url, resolve
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
 from workers.urls import check_redis_url as check_redis_url  # the node side's, one rule
-from workers.urls import masked
+from workers.urls import mask_query, masked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -37,7 +37,7 @@ def _parsed_db_url(url: str) -> URL:
 def mask_db_url(url: str) -> str:
     """A database URL with its password hidden, as SQLAlchemy renders it."""
     try:
-        return _parsed_db_url(url).render_as_string(hide_password=True)
+        return mask_query(_parsed_db_url(url).render_as_string(hide_password=True))
     except Exception:
         return masked(url)
 

@@ -17,7 +17,8 @@ from collector.settings import check_db_url
 from tests.helpers import collector
 from workers import errors as node_errors
 from workers.cluster import client_from_url, is_cluster_url
-from workers.urls import check_redis_url
+from workers.settings import mask_url
+from workers.urls import check_redis_url, masked
 
 SECRET = "s3cr3t"
 
@@ -168,3 +169,25 @@ def test_random_database_urls_are_accepted_as_sqlalchemy_takes_them_or_refused_i
     parsed = make_url(url)  # nothing may raise for an accepted URL
     assert parsed.port is None or 1 <= parsed.port <= 65535
     parsed.get_dialect()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "unix:///tmp/redis.sock?db=0&password=s3cretQ",
+        "redis://127.0.0.1:6379/0?password=s3cretQ",
+        "rediss://u@h:6380/0?ssl_cert_reqs=none&PASSWORD=s3cretQ#x",
+    ],
+)
+def test_a_password_in_the_query_is_masked_too(url: str) -> None:
+    for shown in (masked(url), mask_url(url)):
+        assert "s3cretQ" not in shown
+        assert "password=***" in shown.lower()
+
+
+def test_a_password_in_a_database_urls_query_is_masked_too() -> None:
+    from collector.settings import mask_db_url
+
+    shown = mask_db_url("postgresql+psycopg://u@h/db?password=s3cretQ&sslmode=require")
+    assert "s3cretQ" not in shown
+    assert "password=***" in shown

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from workers.connection import Found, find_server
 from workers.errors import ConfigError, SettingsError
 from workers.shards import env_shards
-from workers.urls import check_redis_url, masked
+from workers.urls import check_redis_url, mask_query, masked
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
@@ -31,7 +31,7 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparsable url>"
     if parts.password is None:
-        return url
+        return mask_query(url)
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
@@ -40,7 +40,7 @@ def mask_url(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:  # a port that is no number: masked as text (workers.urls says why)
         return masked(url)
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    return mask_query(urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}")))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from deep inside redis-py (``int('abc')``, a port beyond 65535)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 from workers.errors import ConfigError
@@ -81,8 +82,16 @@ def db_problem(numbers: list[str], cluster: bool) -> str | None:
 def masked(url: str) -> str:
     """``url`` with its password replaced by ``***``, for any text, parsable or not, and its
     unprintable characters escaped (a message stays one line)."""
-    text = _masked(url)
+    text = mask_query(_masked(url))
     return text if text.isprintable() else repr(text)[1:-1]
+
+
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_query(url: str) -> str:
+    """``url`` with a ``password`` query parameter (redis-py reads one) replaced by ``***``."""
+    return _QUERY_PASSWORD.sub(r"\1***", url)
 
 
 def _masked(url: str) -> str:
