@@ -85,8 +85,9 @@ def test_the_soak_names_the_records_a_defective_collector_lost() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     section = findings.split("FINDING lost:")[1].split("\nFINDING ")[0]
-    lost = set(re.findall(r"^  \w+/([0-9a-f]{32}) ", section, re.MULTILINE))
+    listed = re.findall(r"^  \w+/([0-9a-f]{32}) ", section, re.MULTILINE)
+    lost = set(listed)
     assert lost, findings[:3000]
     assert lost <= dropped  # none blamed that the defect did not drop
     assert re.search(r" lost=[1-9]\d* ", line)
-    assert all(rid in proc.stdout for rid in sorted(lost)[:10])  # named in the report itself
+    assert all(rid in proc.stdout for rid in listed[:10])  # the first ones, in the report itself
