@@ -10,6 +10,7 @@ import redis
 import sqlalchemy as sa
 
 from collector.db import count_rows, database_exists, make_engine
+from collector.errors import first_line
 from collector.queuestats import queue_stats
 from collector.settings import mask_db_url
 from collector.shards import known_streams
@@ -39,16 +40,22 @@ def snapshot(
     """Everything ``status`` shows, as one JSON-ready dict: the totals over every shard and,
     with more than one, ``shards``: each stream's backlog, pending and dead letters (the shards,
     then ``<queue>`` itself, where emitters send while they know no shard count). The URLs are
-    only shown, passwords masked."""
+    only shown, passwords masked. A database that cannot be reached leaves ``tables`` empty and
+    says why in ``database_error``."""
     streams = known_streams(client, queue, shards)
     stats = queue_stats(client, QueueNames(queue), streams)
-    return {
+    found = {
         **stats,
         "queue_name": queue,
         "redis_url": mask_url(redis_url),
         "db_url": mask_db_url(db_url),
-        "tables": table_counts(engine),
+        "tables": {},
     }
+    try:
+        found["tables"] = table_counts(engine)
+    except sa.exc.OperationalError as exc:  # down: what Redis knows (who fails, why) still shows
+        found["database_error"] = f"database unavailable: {first_line(exc)}"
+    return found
 
 
 def gather(redis_url: str, db_url: str, queue: str, shards: int | None = None) -> dict[str, Any]:

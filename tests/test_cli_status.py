@@ -7,9 +7,11 @@ import json
 import time
 
 import pytest
+from faults.servers import free_port
 
+from collector.errors import RET_DATABASE
 from collector.stream import Stream
-from tests.helpers import collector
+from tests.helpers import REAL_REDIS_URL, collector
 
 pytestmark = pytest.mark.redis
 
@@ -37,3 +39,23 @@ def test_status_shows_a_failing_batch_and_the_persistence(real_redis, queue, sql
         assert line.endswith(
             "WARNING: no persistence (AOF and RDB off): a restart loses queued records"
         )
+
+
+def test_status_with_the_database_down_still_shows_the_failing_batch(real_redis, queue) -> None:
+    stream = Stream(real_redis, queue, "node7")
+    stream.ensure_group()
+    failure = {"since": time.time(), "attempts": 3, "error": "database unavailable: (2003, ...)"}
+    stream.report(failure)
+    down = f"mysql+pymysql://root@127.0.0.1:{free_port()}/db"  # nothing listens there
+    args = ("status", "--redis-url", REAL_REDIS_URL, "--queue", queue, "--db-url", down)
+    for extra in ((), ("--json",)):
+        shown = collector(*args, *extra)
+        assert shown.returncode == RET_DATABASE
+        (error,) = shown.stderr.splitlines()
+        assert error.startswith("Error: database unavailable: (2003, \"Can't connect to ")
+        if extra:
+            found = json.loads(shown.stdout)
+            assert (found["failing"], found["tables"]) == ({"node7": failure}, {})
+            assert found["database_error"] == error.removeprefix("Error: ")
+        else:
+            assert "  consumer node7: batch failing for 0 s (3 attempts): " in shown.stdout

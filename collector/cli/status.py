@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
 from collector.cli.options import db_option, redis_options, shards_option
+from collector.errors import DatabaseUnavailable
 from collector.status import describe_persistence, gather
 
 
@@ -26,7 +28,14 @@ def status(redis_url: str, db_url: str, queue: str, shards: int | None, as_json:
     info = gather(redis_url, db_url, queue, shards)
     if as_json:
         click.echo(json.dumps(info, indent=2))
-        return
+    else:
+        show(info)
+    if "database_error" in info:  # the report is out; the exit code says it is incomplete
+        raise DatabaseUnavailable(info["database_error"])
+
+
+def show(info: dict[str, Any]) -> None:
+    """``status`` as text."""
     click.echo(f"queue     {info['queue_name']} on {info['redis_url']}: {info['queue']} records")
     click.echo(f"pending   {info['pending']} (read, not yet acknowledged)")
     for one in info.get("shards", []):
