@@ -215,3 +215,18 @@ def test_a_mariadb_url_is_the_same_database(mysql_url) -> None:
     assert [(r["x"], r["j"]) for r in typed_rows(mysql_url, "m")] == [
         (0.1 + 0.2, {"a": [1]}), (1.5, {"b": 2})
     ]  # fmt: skip
+
+
+def test_json_columns_are_found_without_information_schema(engine) -> None:
+    """MariaDB 10.11 segfaulted on the collector's query of information_schema.CHECK_CONSTRAINTS
+    (in free_tmp_table, under concurrent load): the JSON checks are read from SHOW CREATE TABLE,
+    which reflection reads anyway."""
+    data = {"m": {"a": 1}, "t": "{}", "odd_JSON": [1], "x": 1.5}
+    assert Store(engine, Schema()).write([Record("k", "j", data)]) == []
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with engine.connect() as conn:
+        table = sa.Table("j", sa.MetaData(), autoload_with=conn)
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    assert json_columns == {"m", "odd_JSON"}
+    assert not [s for s in seen if "information_schema" in s.lower()]

@@ -46,7 +46,8 @@ STALE = {1050: "table exists", 1060: "duplicate column"}
 # Any other code is unknown: retried whole a few times, then bisected. So is 1062, a duplicate
 # key: only ids counted absent are inserted plainly, so it is a peer's insert of the same id
 # (committed by the retry), or a unique key of a model table (then bisected to its record).
-_JSON_CHECK = re.compile(r'^json_valid\([`"]((?:[^`"]|``|"")+)[`"]\)$', re.IGNORECASE)
+# a column's line in SHOW CREATE TABLE ending in MariaDB's JSON check on that column
+_JSON_CHECK = re.compile(r'^\s*([`"])((?:(?!\1).|\1\1)+)\1 .* CHECK \(json_valid\(\1\2\1\)\),?$')
 
 
 class Double(mysql.DOUBLE):  # type: ignore[type-arg]
@@ -193,21 +194,22 @@ def _reflected(inspector: sa.Inspector, table: sa.Table, column: dict[str, Any])
 
 
 def _json_columns(inspector: sa.Inspector, table: str) -> set[str]:
+    """The columns of ``table`` with MariaDB's ``json_valid`` check, from SHOW CREATE TABLE
+    (reflection has just read it too). Never information_schema.CHECK_CONSTRAINTS: MariaDB
+    10.11 segfaulted on that query under concurrent load (in free_tmp_table)."""
     key = ("rc_json_columns", table)
     cache = inspector.info_cache
     if key not in cache:
-        query = (
-            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s"
-        )
         bind = inspector.bind
+        prep = inspector.dialect.identifier_preparer
+        query = f"SHOW CREATE TABLE {prep.quote_identifier(table)}"
         if isinstance(bind, sa.Connection):
-            clauses = bind.exec_driver_sql(query, (table,)).scalars().all()
+            created = bind.exec_driver_sql(query).one()[1]
         else:
             with bind.connect() as conn:
-                clauses = conn.exec_driver_sql(query, (table,)).scalars().all()
-        found = (_JSON_CHECK.match(str(c).strip()) for c in clauses)
-        cache[key] = {m.group(1).replace("``", "`").replace('""', '"') for m in found if m}
+                created = conn.exec_driver_sql(query).one()[1]
+        found = (_JSON_CHECK.search(line) for line in str(created).splitlines())
+        cache[key] = {m.group(2).replace(m.group(1) * 2, m.group(1)) for m in found if m}
     columns: set[str] = cache[key]
     return columns
 
