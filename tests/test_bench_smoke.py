@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import REAL_PG_URL, REAL_REDIS_URL
+from tests.helpers import REAL_MYSQL_URL, REAL_PG_URL, REAL_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "scripts.bench"]  # run from ROOT, as README says
@@ -30,24 +30,31 @@ CASES = {
 }
 
 
-@pytest.mark.redis
-@pytest.mark.postgres
-@pytest.mark.slow
 def bench_databases() -> set[str]:
-    engine = sa.create_engine(REAL_PG_URL)
-    with engine.connect() as conn:
-        sql = sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern")
-        names = set(conn.execute(sql, {"pattern": "rc_bench_%"}).scalars())
-    engine.dispose()
+    """The benchmark's temporary databases left on PostgreSQL and MariaDB."""
+    names = set()
+    for url, sql in (
+        (REAL_PG_URL, "SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+        (REAL_MYSQL_URL, "SELECT schema_name FROM information_schema.schemata "
+                         "WHERE schema_name LIKE :pattern"),
+    ):  # fmt: skip
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            names |= set(conn.execute(sa.text(sql), {"pattern": "rc_bench_%"}).scalars())
+        engine.dispose()
     return names
 
 
-def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, tmp_path) -> None:
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, mysql_url, tmp_path) -> None:
     before = set(real_redis.scan_iter(match="bench:*")), bench_databases()
     out = tmp_path / "results"
     proc = subprocess.run(
         [*BENCH, "--quick", "--markdown", "--out", str(out), "--redis-url", REAL_REDIS_URL,
-         "--pg-url", REAL_PG_URL],
+         "--pg-url", REAL_PG_URL, "--mysql-url", REAL_MYSQL_URL],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -55,6 +62,9 @@ def test_quick_bench_runs_every_case_and_cleans_up(real_redis, pg_url, tmp_path)
     (json_path,) = out.glob("bench-*.json")
     payload = json.loads(json_path.read_text())
     assert {row["case"] for row in payload["results"]} == CASES
+    mariadb = {(r["case"], r["setup"]) for r in payload["results"] if "mariadb" in r["setup"]}
+    assert mariadb == {("ceiling", "mariadb-executemany"), ("ceiling", "mariadb-drain"),
+                       ("drain", "mariadb")}  # fmt: skip
     assert {check["target"].split()[0] for check in payload["targets"]} >= {"drain", "e2e", "emit"}
     assert json_path.with_suffix(".png").stat().st_size > 0
     after = set(real_redis.scan_iter(match="bench:*")), bench_databases()

@@ -12,6 +12,7 @@ All cases in one run, with the tutorial's record (inputs I and J, output K):
   dask         the tutorial's Dask loop (as_completed, JSON rewritten per result) against Dask
                tasks calling emit, same op, same inputs, one LocalCluster
   shards       a backlog over S = 1, 2, 4 shards drained by C = 1 or 2 collectors (2: PostgreSQL)
+  mariadb      the drain into MariaDB against PyMySQL executemany ceilings (--mysql-url)
 
 Prints a table and the target checks; writes JSON and a PNG chart to --out (bench-results/).
 Examples, from the repository root:
@@ -24,6 +25,7 @@ ceiling.py   the ceilings, from library calls only
 pipeline.py  the collector itself: drain, end-to-end, emit cost
 daskway.py   the Dask case
 sharded.py   the shards case
+mysql.py     the mariadb case
 child.py     a collector in its own interpreter (its own peak RSS)
 common.py    sizes, the record, temporary queues and databases, filling a backlog
 report.py    tables, target checks, JSON and the chart

@@ -17,7 +17,7 @@ import redis
 
 import scripts.bench
 from collector.settings import Settings
-from scripts.bench import ceiling, daskway, memory, pipeline, report, seed, sharded
+from scripts.bench import ceiling, daskway, memory, mysql, pipeline, report, seed, sharded
 from scripts.bench.common import Sizes, drop_queue, environment, temp_pg_database, unique_queue
 
 CASES = (
@@ -30,9 +30,11 @@ CASES = (
     "memory",
     "dask",
     "shards",
+    "mariadb",
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +56,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="bench-results", help="folder for JSON and PNG")
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--mysql-url", default=MYSQL_URL, help="MariaDB for the mariadb case")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(CASES)
     if unknown:
@@ -228,6 +231,9 @@ class Bench:
                             url, d, self.queue(), n, batch, s, c
                         ),
                     )
+
+    def case_mariadb(self) -> None:
+        mysql.case(self)
 
 
 def main(argv: list[str] | None = None) -> int:
