@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from collector import dialects
 from collector.db import make_engine
 from collector.errors import ConfigError
 
@@ -118,22 +119,30 @@ def load_models(spec: str) -> sa.MetaData:
 
 
 def prepare_models(spec: str, db_url: str) -> sa.MetaData:
-    """Load the models, create their tables where missing, and check that existing tables have
-    every declared column (else every batch would fail: ConfigError at start instead)."""
+    """Load the models, create their tables where missing (with column types that hold their
+    values exactly on this database), check that existing tables have every declared column
+    (else every batch would fail: ConfigError at start instead), and make each declared column
+    refuse a value its database column would store altered."""
     declared = load_models(spec)
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
+            rules = dialects.get(conn.dialect.name)
+            existing = set(sa.inspect(conn).get_table_names())
+            for table in declared.tables.values():
+                if table.name not in existing:
+                    rules.create_exact(table)
             declared.create_all(conn)
             inspector = sa.inspect(conn)
             for table in declared.tables.values():
-                present = {column["name"] for column in inspector.get_columns(table.name)}
+                present = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
                 missing = [c.name for c in table.columns if c.name not in present]
                 if missing:
                     raise ConfigError(
                         f"model table {table.name!r} declares column(s) {', '.join(missing)} "
                         "that the database table lacks: add them to the table or rename it"
                     )
+                rules.guard_model(table, present)
     finally:
         engine.dispose()
     return declared

@@ -3,6 +3,8 @@ end to end through ``collector run --models``."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import fakeredis
+import msgpack
 import pytest
 import redis
 import sqlalchemy as sa
@@ -21,6 +24,7 @@ from collector.daemon import Collector
 from collector.errors import RET_CONFIG, ConfigError
 from collector.models import load_models, prepare_models
 from collector.settings import Settings
+from collector.store.timestamps import ts_datetime
 from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, typed_rows
 from workers.emitter import Emitter
 from workers.jobinfo import host_name
@@ -284,3 +288,105 @@ def test_bad_models_flag_is_one_line(tmp_path) -> None:
     done = collector("run", "--models", "nowhere.py", "--db-url", f"sqlite:///{tmp_path}/r.db")
     assert done.returncode == RET_CONFIG
     assert done.stderr == "Error: models file not found: nowhere.py\n"
+
+
+EXACTING = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    when = mapped_column(sa.DateTime)
+    x = mapped_column(sa.Float)
+    price = mapped_column(sa.Numeric(10, 2))
+    code = mapped_column(sa.String(5))
+"""
+AT = dt.datetime(2024, 7, 1, 10, 30, 15, 123456)
+
+
+@pytest.mark.mysql
+def test_declared_datetime_and_float_are_created_exact_on_mysql(
+    module_file, mysql_url, queue, fake_redis
+) -> None:
+    declared = prepare_models(module_file(EXACTING), mysql_url)
+    with sa.create_engine(mysql_url).connect() as conn:
+        created = conn.exec_driver_sql("SHOW CREATE TABLE readings").one()[1]
+    assert '"_ts" datetime(6)' in created and '"when" datetime(6)' in created
+    assert '"x" double' in created
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"when": AT, "x": 0.1 + 0.2, "price": 12.5, "code": "ab  "}, table="readings",
+                 key="r1")  # fmt: skip
+    ((_mid, fields),) = fake_redis.xrange(queue)
+    emitted = ts_datetime(msgpack.unpackb(fields[b"m"])["ts"])
+    settings = Settings(db_url=mysql_url, queue=queue, max_wait=0.05, consumer="test")
+    assert collect(settings, fake_redis, declared).counters.stored == 1
+    (row,) = typed_rows(mysql_url, "readings")
+    assert (row["_ts"], row["when"], row["x"], row["price"], row["code"]) == (
+        emitted, AT, 0.1 + 0.2, decimal.Decimal("12.50"), "ab  "
+    )  # fmt: skip
+
+
+@pytest.mark.mysql
+def test_values_an_existing_mysql_column_would_alter_are_refused_with_a_reason(
+    module_file, mysql_url, queue, fake_redis
+) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            'CREATE TABLE readings ("_id" VARCHAR(64) PRIMARY KEY, "_ts" DATETIME(6), '
+            '"when" DATETIME, "x" FLOAT, "price" DECIMAL(10, 2), "code" VARCHAR(5))'
+        )
+    engine.dispose()
+    declared = prepare_models(module_file(EXACTING), mysql_url)
+    emitter = Emitter(queue=queue, client=fake_redis)
+    sent = {
+        "ok": {"when": AT.replace(microsecond=0), "x": 0.5, "price": 12.5, "code": "abcde"},
+        "usec": {"when": AT},
+        "single": {"x": 0.1},
+        "cents": {"price": 1.234},
+        "big": {"price": 123456789.5},
+        "long": {"code": "abcdef"},
+    }
+    for key, data in sent.items():
+        emitter.emit(data, table="readings", key=key)
+    settings = Settings(db_url=mysql_url, queue=queue, max_wait=0.05, consumer="test")
+    assert collect(settings, fake_redis, declared).counters.stored == 1
+    prefix = "cannot store the row: "
+    assert dead_reasons(fake_redis, queue) == [
+        prefix + "column 'when' is DATETIME(0): 2024-07-01 10:30:15.123456 would lose its "
+        "microseconds (make it DATETIME(6))",
+        prefix + "column 'x' is FLOAT (single precision): 0.1 would come back as another "
+        "number (make it DOUBLE)",
+        prefix + "column 'price' is DECIMAL(10, 2): 1.234 has more than 2 decimal places",
+        prefix + "column 'price' is DECIMAL(10, 2): 123456789.5 has more than 8 digits "
+        "before the point",
+        "database refused the row: (1406, \"Data too long for column 'code' at row 1\")",
+    ]
+    (row,) = typed_rows(mysql_url, "readings")
+    assert (row["_id"], row["when"], row["x"], row["price"], row["code"]) == (
+        "ok", AT.replace(microsecond=0), 0.5, decimal.Decimal("12.50"), "abcde"
+    )  # fmt: skip
+
+
+@pytest.mark.mysql
+def test_an_existing_mysql_ts_without_microseconds_is_refused_at_start(
+    module_file, mysql_url
+) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            'CREATE TABLE readings ("_id" VARCHAR(64) PRIMARY KEY, "_ts" DATETIME, '
+            '"when" DATETIME(6), "x" DOUBLE, "price" DECIMAL(10, 2), "code" VARCHAR(5))'
+        )
+    engine.dispose()
+    with pytest.raises(ConfigError) as caught:
+        prepare_models(module_file(EXACTING), mysql_url)
+    assert str(caught.value) == (
+        "model table 'readings': column _ts is DATETIME(0), which would round every emit time "
+        "to the second: ALTER TABLE `readings` MODIFY `_ts` DATETIME(6)"
+    )

@@ -58,6 +58,15 @@ class Dialect:
         """Turn the integer ``columns`` of ``table`` (as it is now) into float columns."""
         raise NotImplementedError
 
+    def create_exact(self, table: sa.Table) -> None:
+        """Before a model table is created: declared column types this database would store
+        inexactly made exact (MySQL's DATETIME and FLOAT); nothing by default."""
+
+    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+        """For a model table as the database has it (``reflected``: column name -> type): its
+        column types made to refuse, with a reason, a value the column would store altered;
+        nothing by default."""
+
     def generic_writer(self, dialect: sa.Dialect) -> Any:
         """The writer for tables the fast path does not suit (Python-side column defaults), or
         None for the store's own portable one (collector.store.writers.Writer)."""

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 
+from collector.dialects import mysql_models
 from collector.dialects.base import Dialect
 from collector.dialects.mysql_writer import MultiRowWriter, StagedWriter
 from collector.store.columns import SQL_TYPE, MetaColumn, kind_of_sql
@@ -160,6 +161,12 @@ class MySQL(Dialect):
         double = Double().compile(dialect=conn.dialect)
         changes = ", ".join(f"MODIFY COLUMN {prep.quote(c)} {double}" for c in sorted(columns))
         conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} {changes}")
+
+    def create_exact(self, table: sa.Table) -> None:
+        mysql_models.create_exact(table, Datetime, Double)
+
+    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+        mysql_models.guard(table, reflected)
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return MultiRowWriter(dialect)

@@ -1,0 +1,131 @@
+"""``--models`` on MySQL and MariaDB: a declared ``DateTime`` or ``Float`` is created as
+``DATETIME(6)`` or ``DOUBLE`` (MySQL's plain ``DATETIME`` drops microseconds, its ``FLOAT`` is
+4 bytes); a column that exists already, or a ``DECIMAL``, refuses with a reason each value it
+would store altered (the server rounds these silently, even in strict mode)."""
+
+from __future__ import annotations
+
+import decimal
+import struct
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from collector.errors import ConfigError
+
+
+def create_exact(table: sa.Table, datetime: type, double: type) -> None:
+    """Before ``table`` is created: its plain DateTime and Float columns as ``datetime`` and
+    ``double`` (the dialect's DATETIME(6) and DOUBLE). A user's own TypeDecorator is kept."""
+    for column in table.columns:
+        declared = column.type
+        if isinstance(declared, sa.types.TypeDecorator):
+            continue
+        if isinstance(declared, sa.DateTime) and getattr(declared, "fsp", None) is None:
+            column.type = datetime(timezone=declared.timezone)
+        elif isinstance(declared, sa.Float) and not isinstance(declared, sa.Double | mysql.DOUBLE):
+            column.type = double()
+
+
+def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
+    """For ``table`` as it is (``reflected``: column name -> type): each declared column whose
+    database column would alter a value refuses that value (a ValueError, tied to its record)."""
+    for column in table.columns:
+        found = reflected.get(column.name)
+        if found is None or isinstance(column.type, sa.types.TypeDecorator):
+            continue
+        if isinstance(found, sa.DateTime) and (getattr(found, "fsp", None) or 0) < 6:
+            fsp = getattr(found, "fsp", None) or 0
+            if column.name == "_ts":
+                quoted = table.name.replace("`", "``")
+                raise ConfigError(
+                    f"model table {table.name!r}: column _ts is DATETIME({fsp}), which would "
+                    f"round every emit time to the second: ALTER TABLE `{quoted}` "
+                    "MODIFY `_ts` DATETIME(6)"
+                )
+            column.type = FractionalSeconds(column.name, fsp)
+        elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
+            column.type = SinglePrecision(column.name)
+        elif (
+            isinstance(found, sa.Numeric)
+            and not isinstance(found, sa.Float)
+            and found.scale is not None
+            and found.precision is not None
+        ):
+            column.type = Digits(column.name, found.precision, found.scale)
+
+
+class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A DATETIME(fsp < 6) column: a datetime with more digits of a second is refused."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def __init__(self, name: str, fsp: int) -> None:
+        super().__init__()
+        self.name, self.fsp = name, fsp
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is not None and value.microsecond % 10 ** (6 - self.fsp):
+            raise ValueError(
+                f"column {self.name!r} is DATETIME({self.fsp}): {value} would lose its "
+                f"microseconds (make it DATETIME(6))"
+            )
+        return value
+
+
+class SinglePrecision(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A 4-byte FLOAT column: only a number it stores and reads back as sent is taken (one a
+    float32 holds exactly that the server prints in at most 6 significant digits)."""
+
+    impl = sa.Float
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return value
+        as_float = float(value)
+        single = struct.unpack("f", struct.pack("f", as_float))[0] if abs(as_float) < 3e38 else 0
+        if not (as_float == value == single == float(f"{as_float:.6g}")):
+            raise ValueError(
+                f"column {self.name!r} is FLOAT (single precision): {value!r} would come back "
+                "as another number (make it DOUBLE)"
+            )
+        return value
+
+
+class Digits(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A DECIMAL(p, s) column: a number with more than s decimal places (rounded by the server)
+    or more than p - s digits before the point is refused."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def __init__(self, name: str, precision: int, scale: int) -> None:
+        super().__init__(precision, scale)
+        self.name, self.digits, self.places = name, precision, scale
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return value
+        number = decimal.Decimal(repr(value) if isinstance(value, float) else value)
+        column = f"column {self.name!r} is DECIMAL({self.digits}, {self.places})"
+        if not number.is_finite():
+            raise ValueError(f"{column}: {value!r} is not a finite number")
+        if number.is_zero():
+            return value
+        _sign, digits, exponent = number.normalize().as_tuple()
+        assert isinstance(exponent, int)  # finite
+        if -exponent > self.places:
+            raise ValueError(f"{column}: {value!r} has more than {self.places} decimal places")
+        if len(digits) + exponent > self.digits - self.places:
+            raise ValueError(
+                f"{column}: {value!r} has more than {self.digits - self.places} digits "
+                "before the point"
+            )
+        return value
