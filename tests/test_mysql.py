@@ -230,3 +230,27 @@ def test_json_columns_are_found_without_information_schema(engine) -> None:
     json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
     assert json_columns == {"m", "odd_JSON"}
     assert not [s for s in seen if "information_schema" in s.lower()]
+
+
+@pytest.mark.parametrize("query", ["bogus=1", "unix_sock=/tmp/x", "ssl_bogus=1"])
+def test_a_url_parameter_pymysql_does_not_take_is_one_line(query) -> None:
+    url = f"mysql+pymysql://root@127.0.0.1:1/db?{query}"
+    result = CliRunner().invoke(main, ["status", "--db-url", url])
+    name = query.partition("=")[0]
+    assert (result.exit_code, result.stderr) == (
+        RET_CONFIG,
+        f"Error: database url parameter {name!r} is not one PyMySQL takes\n",
+    )
+
+
+@pytest.mark.parametrize("query", ["charset=latin1", "sql_mode=ANSI", "connect_timeout=5"])
+def test_url_parameters_pymysql_takes_still_connect_in_utf8mb4_and_strict(mysql_url, query) -> None:
+    engine = make_engine(f"{mysql_url}&{query}")
+    try:
+        with engine.connect() as conn:
+            got = conn.exec_driver_sql("SELECT @@character_set_client, @@sql_mode").one()
+        assert (got[0], set(got[1].split(","))) == ("utf8mb4", set(mysql.SQL_MODE.split(",")))
+        assert Store(engine, Schema()).write([Record("k", "u", {"s": "🧪"})]) == []
+    finally:
+        engine.dispose()
+    assert [r["s"] for r in typed_rows(mysql_url, "u")] == ["🧪"]

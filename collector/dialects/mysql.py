@@ -5,6 +5,8 @@ staging table. MySQL commits DDL implicitly: collector.store.ddl says how that s
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import re
 from typing import Any
@@ -16,6 +18,7 @@ from sqlalchemy.dialects import mysql
 from collector.dialects import mysql_models
 from collector.dialects.base import Dialect
 from collector.dialects.mysql_writer import MultiRowWriter, StagedWriter
+from collector.errors import ConfigError
 from collector.store.columns import SQL_TYPE, MetaColumn, kind_of_sql
 from collector.store.fault import Fault
 from collector.store.writers import Writer
@@ -101,8 +104,11 @@ class MySQL(Dialect):
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """utf8mb4 and the strict sql_mode on every new connection, set by PyMySQL as it
-        connects (before SQLAlchemy's first look at the session)."""
-
+        connects (before SQLAlchemy's first look at the session). A URL parameter PyMySQL
+        does not take is refused here, in one line, not as its TypeError at the first connect."""
+        for name in url.query:
+            if name not in _url_parameters():
+                raise ConfigError(f"database url parameter {name!r} is not one PyMySQL takes")
         reserved = engine.dialect.identifier_preparer.reserved_words
 
         @event.listens_for(engine, "do_connect")
@@ -178,6 +184,16 @@ class MySQL(Dialect):
         # not UNIX_TIMESTAMP, which reads the DATETIME in the session's time zone
         since = sa.func.timestampdiff(sa.text("SECOND"), sa.literal("1970-01-01 00:00:00"), column)
         return sa.cast(since, sa.BigInteger)
+
+
+@functools.cache
+def _url_parameters() -> frozenset[str]:
+    """What a URL's query may hold: PyMySQL's connect() keywords, and the ssl_* keys
+    SQLAlchemy gathers into its ``ssl`` dict."""
+    import pymysql
+
+    ssl = {"ssl_ca", "ssl_key", "ssl_cert", "ssl_capath", "ssl_cipher", "ssl_check_hostname"}
+    return frozenset(inspect.signature(pymysql.connections.Connection).parameters) | ssl
 
 
 @event.listens_for(sa.Table, "column_reflect")
