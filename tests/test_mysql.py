@@ -9,6 +9,8 @@ import math
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from collector.cli import main
 from collector.db import make_engine
 from collector.dialects import mysql
-from collector.errors import RET_CONFIG
+from collector.errors import RET_CONFIG, DatabaseUnavailable
 from collector.store import Schema, Store
 from collector.store.classify import Fault, classify
 from tests.helpers import typed_rows
@@ -254,3 +256,53 @@ def test_url_parameters_pymysql_takes_still_connect_in_utf8mb4_and_strict(mysql_
     finally:
         engine.dispose()
     assert [r["s"] for r in typed_rows(mysql_url, "u")] == ["🧪"]
+
+
+@pytest.fixture
+def limited_user(mysql_url) -> Iterator[tuple[str, str]]:
+    """A user of its own (unique name) that may read and write rows in the test's database
+    but not create tables; dropped after."""
+    url = sa.engine.make_url(mysql_url)
+    name, database = f"rc_{uuid.uuid4().hex[:12]}", url.database
+    admin = sa.create_engine(mysql_url)
+    with admin.begin() as conn:
+        for host in ("%%", "localhost"):  # %% is % (the driver's paramstyle)
+            conn.exec_driver_sql(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY 'pw'")
+            conn.exec_driver_sql(
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{name}'@'{host}'"
+            )
+    yield name, url.set(username=name, password="pw").render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        for host in ("%%", "localhost"):
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'{host}'")
+    admin.dispose()
+
+
+def test_missing_privileges_and_a_wrong_password_keep_the_records(mysql_url, limited_user) -> None:
+    name, url = limited_user
+    batch = [Record("a", "t", {"x": 1}), Record("b", "t", {"x": 2})]
+    for each in (url.replace(":pw@", ":wrong@"), url):  # a wrong password, then no CREATE
+        engine = make_engine(each)
+        store = Store(engine, Schema())
+        for _ in range(6):  # more than the attempts an unknown error gets before bisection
+            with pytest.raises(DatabaseUnavailable, match=r"\((1045|1142), "):
+                store.write(batch)
+        engine.dispose()
+    database = sa.engine.make_url(mysql_url).database
+    admin = sa.create_engine(mysql_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"GRANT CREATE, ALTER ON `{database}`.* TO '{name}'@'%%'")
+        conn.exec_driver_sql(f"GRANT CREATE, ALTER ON `{database}`.* TO '{name}'@'localhost'")
+    admin.dispose()
+    engine = make_engine(url)
+    assert Store(engine, Schema()).write(batch) == []  # granted: stored, none dead-lettered
+    engine.dispose()
+    assert [(r["_id"], r["x"]) for r in typed_rows(mysql_url, "t")] == [("a", 1), ("b", 2)]
+
+
+@pytest.mark.parametrize("code", [1044, 1045, 1049, 1142, 1143, 1227, 1698])
+def test_access_and_missing_database_errors_are_transient(code) -> None:
+    import pymysql
+
+    exc = sa.exc.OperationalError("SELECT 1", None, pymysql.err.OperationalError(code, "m"))
+    assert classify(exc, mysql.DIALECT) is Fault.TRANSIENT

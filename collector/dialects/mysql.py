@@ -36,6 +36,10 @@ TRANSIENT = {
     2003: "cannot connect", 1040: "too many connections", 1053: "server shutdown",
     1290: "read-only", 1792: "read-only transaction", 1927: "connection killed",
     1836: "read-only (replica)", 1030: "storage engine error", 1021: "disk full",
+    # a grant, a password or a database to fix, not records to drop (PostgreSQL's 42501 too)
+    1044: "access denied to the database", 1045: "access denied", 1049: "unknown database",
+    1142: "command denied", 1143: "column access denied", 1227: "privilege needed",
+    1698: "access denied",
 }  # fmt: skip
 RECORDS = {
     1406: "data too long", 1366: "incorrect value", 1264: "out of range", 1118: "row size",
