@@ -390,3 +390,15 @@ def test_an_existing_mysql_ts_without_microseconds_is_refused_at_start(
         "model table 'readings': column _ts is DATETIME(0), which would round every emit time "
         "to the second: ALTER TABLE `readings` MODIFY `_ts` DATETIME(6)"
     )
+
+
+@pytest.mark.mysql
+def test_a_declared_string_without_length_is_created_as_longtext_on_mysql(
+    module_file, mysql_url, queue, fake_redis
+) -> None:
+    source = EXACTING.replace("sa.String(5)", "sa.String")
+    declared = prepare_models(module_file(source), mysql_url)
+    Emitter(queue=queue, client=fake_redis).emit({"code": "🧪" * 70_000}, table="readings")
+    settings = Settings(db_url=mysql_url, queue=queue, max_wait=0.05, consumer="test")
+    assert collect(settings, fake_redis, declared).counters.stored == 1
+    assert [r["code"] for r in typed_rows(mysql_url, "readings")] == ["🧪" * 70_000]

@@ -1,7 +1,8 @@
 """``--models`` on MySQL and MariaDB: a declared ``DateTime`` or ``Float`` is created as
-``DATETIME(6)`` or ``DOUBLE`` (MySQL's plain ``DATETIME`` drops microseconds, its ``FLOAT`` is
-4 bytes); a column that exists already, or a ``DECIMAL``, refuses with a reason each value it
-would store altered (the server rounds these silently, even in strict mode)."""
+``DATETIME(6)`` or ``DOUBLE`` (a plain ``DATETIME`` drops microseconds, ``FLOAT`` is 4 bytes),
+a ``String`` without a length as ``LONGTEXT``; a column that exists already, or a ``DECIMAL``,
+refuses with a reason each value it would store altered (the server rounds these silently,
+even in strict mode)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from collector.errors import ConfigError
 
 def create_exact(table: sa.Table, datetime: type, double: type) -> None:
     """Before ``table`` is created: its plain DateTime and Float columns as ``datetime`` and
-    ``double`` (the dialect's DATETIME(6) and DOUBLE). A user's own TypeDecorator is kept."""
+    ``double`` (the dialect's DATETIME(6) and DOUBLE), a String without a length as LONGTEXT.
+    A user's own TypeDecorator is kept."""
     for column in table.columns:
         declared = column.type
         if isinstance(declared, sa.types.TypeDecorator):
@@ -26,6 +28,8 @@ def create_exact(table: sa.Table, datetime: type, double: type) -> None:
             column.type = datetime(timezone=declared.timezone)
         elif isinstance(declared, sa.Float) and not isinstance(declared, sa.Double | mysql.DOUBLE):
             column.type = double()
+        elif type(declared) in (sa.String, sa.Unicode) and declared.length is None:
+            column.type = mysql.LONGTEXT()  # MySQL has no VARCHAR without a length
 
 
 def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
