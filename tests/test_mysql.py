@@ -306,3 +306,24 @@ def test_access_and_missing_database_errors_are_transient(code) -> None:
 
     exc = sa.exc.OperationalError("SELECT 1", None, pymysql.err.OperationalError(code, "m"))
     assert classify(exc, mysql.DIALECT) is Fault.TRANSIENT
+
+
+NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,62}", fullmatch=True)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(table=NAMES, column=NAMES, text=st.text(st.characters(min_codepoint=0x10000), max_size=8))
+def test_any_legal_name_up_to_63_characters_and_4_byte_text_are_exact(
+    engine, table, column, text
+) -> None:
+    store = Store(engine, Schema())
+    key = f"🧪{text}\x00{table}"
+    ((index, reason),) = store.write([Record(key, table, {column: text, "X": 1, "x": 2})])
+    assert index == 0 and reason.endswith(" (names ignore case in SQL)")  # "X" vs "x"
+    assert store.write([Record(key, table, {column: text})]) == []
+    with engine.begin() as conn:
+        found = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        assert conn.execute(sa.select(found.c["_id"], found.c[column])).all() == [(key, text)]
+        found.drop(conn)
