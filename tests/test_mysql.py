@@ -5,6 +5,7 @@ crash between a schema change and the rows' commit, and a missing driver named i
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import subprocess
 import sys
@@ -327,3 +328,45 @@ def test_any_legal_name_up_to_63_characters_and_4_byte_text_are_exact(
         found = sa.Table(table, sa.MetaData(), autoload_with=conn)
         assert conn.execute(sa.select(found.c["_id"], found.c[column])).all() == [(key, text)]
         found.drop(conn)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    x=st.one_of(
+        st.floats(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.decimals(places=3, allow_nan=False, allow_infinity=False).map(float),
+    ),
+    when=st.datetimes(dt.datetime(1001, 1, 1), dt.datetime(9999, 12, 31)),
+)
+def test_an_existing_float_decimal_or_datetime_column_stores_exactly_or_refuses(
+    engine, x, when
+) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            'CREATE TABLE IF NOT EXISTS "old" ("_id" VARCHAR(64) PRIMARY KEY, "f" FLOAT, '
+            '"d" DECIMAL(10, 2), "t" DATETIME(3))'
+        )
+        conn.exec_driver_sql('DELETE FROM "old"')
+        present = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("old")}
+    declared = sa.MetaData()
+    table = sa.Table(
+        "old", declared, sa.Column("_id", sa.String(64), primary_key=True),
+        sa.Column("f", sa.Float), sa.Column("d", sa.Numeric(10, 2)), sa.Column("t", sa.DateTime),
+    )  # fmt: skip
+    mysql.DIALECT.guard_model(table, present)
+    store = Store(engine, Schema(declared))
+    sent = {"f": x, "d": x, "t": when}
+    refused = store.write([Record(k, "old", {k: v}) for k, v in sent.items()])
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql('SELECT "_id", "f", "d", "t" FROM "old"').mappings()
+        back = {row["_id"]: row[row["_id"]] for row in rows}
+    for index, key in enumerate(sent):
+        if index in dict(refused):
+            assert key not in back and f"column {key!r}" in dict(refused)[index]
+        elif key == "d":
+            assert back[key] == decimal.Decimal(repr(x) if isinstance(x, float) else x)
+        else:
+            assert back[key] == sent[key]

@@ -28,7 +28,11 @@ def create_exact(table: sa.Table, datetime: type, double: type) -> None:
             column.type = datetime(timezone=declared.timezone)
         elif isinstance(declared, sa.Float) and not isinstance(declared, sa.Double | mysql.DOUBLE):
             column.type = double()
-        elif type(declared) in (sa.String, sa.Unicode) and declared.length is None:
+        elif (
+            isinstance(declared, sa.String)
+            and type(declared) in (sa.String, sa.Unicode)
+            and declared.length is None
+        ):
             column.type = mysql.LONGTEXT()  # MySQL has no VARCHAR without a length
 
 
@@ -42,13 +46,13 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
         if isinstance(found, sa.DateTime) and (getattr(found, "fsp", None) or 0) < 6:
             fsp = getattr(found, "fsp", None) or 0
             if column.name == "_ts":
-                quoted = table.name.replace("`", "``")
+                quoted, kind = table.name.replace("`", "``"), type(found).__name__.upper()
                 raise ConfigError(
-                    f"model table {table.name!r}: column _ts is DATETIME({fsp}), which would "
+                    f"model table {table.name!r}: column _ts is {kind}({fsp}), which would "
                     f"round every emit time to the second: ALTER TABLE `{quoted}` "
                     "MODIFY `_ts` DATETIME(6)"
                 )
-            column.type = FractionalSeconds(column.name, fsp)
+            column.type = FractionalSeconds(column.name, type(found).__name__.upper(), fsp)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
             column.type = SinglePrecision(column.name)
         elif (
@@ -61,19 +65,20 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
 
 
 class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
-    """A DATETIME(fsp < 6) column: a datetime with more digits of a second is refused."""
+    """A DATETIME or TIMESTAMP column with fsp < 6: a datetime with more digits of a second
+    is refused."""
 
     impl = sa.DateTime
     cache_ok = True
 
-    def __init__(self, name: str, fsp: int) -> None:
+    def __init__(self, name: str, kind: str, fsp: int) -> None:
         super().__init__()
-        self.name, self.fsp = name, fsp
+        self.name, self.kind, self.fsp = name, kind, fsp
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is not None and value.microsecond % 10 ** (6 - self.fsp):
             raise ValueError(
-                f"column {self.name!r} is DATETIME({self.fsp}): {value} would lose its "
+                f"column {self.name!r} is {self.kind}({self.fsp}): {value} would lose its "
                 f"microseconds (make it DATETIME(6))"
             )
         return value
