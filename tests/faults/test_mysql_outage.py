@@ -79,6 +79,7 @@ def test_mariadb_stopped_while_records_come_then_restarted(
         first = producer(url, queue, "before", 300)
         assert first.stop(None) == 0, first.err
         wait_for_rows(db, {f"before-{i}" for i in range(300)}, timeout=60)
+        wait_until(lambda: drained(client, queue), 30, "the first records acknowledged")
         mariadb.stop()
         during = producer(url, queue, "during", 500)
         assert during.stop(None) == 0, during.err
