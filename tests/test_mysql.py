@@ -370,3 +370,16 @@ def test_an_existing_float_decimal_or_datetime_column_stores_exactly_or_refuses(
             assert back[key] == decimal.Decimal(repr(x) if isinstance(x, float) else x)
         else:
             assert back[key] == sent[key]
+
+
+def test_a_unix_socket_url_is_the_same_database(engine, mysql_url) -> None:
+    with engine.connect() as conn:
+        socket = conn.exec_driver_sql("SELECT @@socket").scalar()
+    url = sa.engine.make_url(mysql_url).set(host="localhost", port=None)
+    url = url.update_query_dict({"unix_socket": socket})
+    local = make_engine(url.render_as_string(hide_password=False))
+    try:
+        assert Store(local, Schema()).write([Record("k", "sock", {"s": "🧪", "x": 0.1})]) == []
+    finally:
+        local.dispose()
+    assert [(r["s"], r["x"]) for r in typed_rows(mysql_url, "sock")] == [("🧪", 0.1)]
