@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from faults.servers import free_port
 
 from tests.helpers import REAL_MYSQL_URL, REAL_PG_URL, REAL_REDIS_URL
 
@@ -78,3 +79,16 @@ def test_bad_case_name_is_a_one_line_error() -> None:
     assert proc.returncode == 2
     assert "unknown case(s) nonsense" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_mariadb_is_a_one_line_error_without_the_password() -> None:
+    port = free_port()  # nothing listens there
+    url = f"mysql+pymysql://root:s3cret@127.0.0.1:{port}/test"
+    proc = subprocess.run(
+        [*BENCH, "--quick", "--only", "mariadb", "--mysql-url", url],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"bench: MariaDB at mysql+pymysql://root:***@127.0.0.1:{port}/test is ")
+    assert "s3cret" not in proc.stderr + proc.stdout

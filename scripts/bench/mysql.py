@@ -126,7 +126,14 @@ def temp_database(admin_url: str) -> Iterator[str]:
     """A fresh database on the server of ``admin_url``, dropped on the way out; its URL quotes
     names the standard way (ANSI_QUOTES), as the collector's engine and count_rows do."""
     name = f"rc_bench_{uuid.uuid4().hex[:12]}"
-    admin = connect(admin_url)
+    try:
+        admin = connect(admin_url)
+    except pymysql.err.OperationalError as exc:
+        shown = sa.engine.make_url(admin_url).render_as_string(hide_password=True)
+        raise SystemExit(
+            f"bench: MariaDB at {shown} is not reachable ({exc.args[-1]}): give --mysql-url, "
+            "or leave the mariadb case out of --only"
+        ) from None
     try:
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
