@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import time
 
+import redis
+
 from workers import Emitter, collect
 
 TABLE = "ij"
@@ -37,3 +39,15 @@ def buffered(i: int) -> int:
         _buffered = Emitter(buffer=100_000, flush_interval=3600)
     _buffered.emit({"i": i, "worker_pid": os.getpid()}, table="buffered", key=f"b{i}")
     return i
+
+
+@collect(table=TABLE, key="params")
+def held(I: float, J: float) -> dict[str, float]:  # noqa: E741
+    """``op`` once the test lets it go: it waits (up to 120 s) for one token on the list
+    ``<COLLECTOR_QUEUE>:release``, so the test decides how long each task runs."""
+    client = redis.Redis.from_url(os.environ["COLLECTOR_REDIS_URL"])
+    try:
+        client.blpop([f"{os.environ['COLLECTOR_QUEUE']}:release"], timeout=120)
+    finally:
+        client.close()
+    return {"K": I * J}

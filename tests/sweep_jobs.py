@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+
+import redis
+
 import workers
 from workers.keys import point_key
 
@@ -19,3 +23,14 @@ def op(I: float, J: float, replicate: int = 0) -> None:  # noqa: E741 - the tuto
         )
     finally:
         emitter.close()
+
+
+def held(I: float, J: float) -> None:  # noqa: E741
+    """``op`` once the test lets it go: it first waits (up to 120 s) for one token on the list
+    ``<COLLECTOR_QUEUE>:release``, so the job stays started for as long as the test wants."""
+    client = redis.Redis.from_url(os.environ["COLLECTOR_REDIS_URL"])
+    try:
+        client.blpop([f"{os.environ['COLLECTOR_QUEUE']}:release"], timeout=120)
+    finally:
+        client.close()
+    op(I, J)

@@ -83,8 +83,13 @@ def test_a_worker_killed_mid_sweep_leaves_exactly_its_points_missing_until_resub
         os.kill(victim, signal.SIGKILL)  # mid-sweep: the nanny starts a new worker process
         engine = sa.create_engine(db)
         sweep = ledger.load(engine, "ij")
-        everything = list(range(total))
-        wait_for(lambda: not daskjobs.in_flight(client, sweep, everything), "an idle cluster")
+        keys = [daskjobs.task_key(sweep.name, idx) for idx in range(total)]
+
+        def idle() -> bool:
+            states = daskjobs.task_states(cluster.scheduler_address, keys, 10).values()
+            return not daskjobs.IN_FLIGHT.intersection(states)
+
+        wait_for(idle, "an idle cluster")
         run_collector(redis_env)
         have = {row["_job"] for row in typed_rows(db, "ij")}
         counts = status(db, *where)

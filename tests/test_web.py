@@ -257,7 +257,7 @@ def test_a_sweep_is_counted_as_the_cli_counts_it_and_queued_is_not_running(
     ids = enqueue_points("m.f", jobs, connection=fake_redis, queue="q")
     for job_id in ids[:2]:
         start(fake_redis, job_id, "q", expires_in=100)  # a worker took these two
-    found = data.sweep_state(engine, ledger.load(engine, "s"), fake_redis)
+    found = data.sweep_state(engine, ledger.load(engine, "s"), fake_redis, "collector:results")
     engine.dispose()
     shown = {k: found[k] for k in ("points", "replicates", "total", "running", "queued")}
     assert shown == {"points": 4, "replicates": 3, "total": 12, "running": 2, "queued": 3}

@@ -1,0 +1,96 @@
+"""Queued vs running for a sweep on a real Dask cluster, as ``collector sweep status`` and the
+status page count them: 8 threads busy with tasks that wait for the test, the rest queued behind
+them, then all done; the scheduler gone is "unknown" at once, never a traceback or a hang."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from collector.sweeps import daskjobs, ledger
+from collector.web.app import create_app
+from tests.daskcluster import THREADS, WORKERS, collect_until, local_cluster
+from tests.helpers import collector
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
+POINTS = 12  # I=0..5 x J=1,2: 8 run at once on 2 x 4 threads, 4 wait
+BUSY = WORKERS * THREADS
+
+
+def ok(*args: str) -> str:
+    proc = collector(*args, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def counts(db: str, *extra: str) -> dict:
+    found = json.loads(ok("sweep", "status", "ij", "--json", "--db-url", db, *extra))
+    return {k: found[k] for k in ("done", "failed", "queued", "running", "missing")}
+
+
+def page_counts(redis_env) -> dict:
+    app = create_app(redis_env.redis_url, redis_env.db_url, redis_env.queue)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        (sweep,) = client.get("/api/sweeps").json()
+    return sweep
+
+
+def wait_for(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout} s")
+        time.sleep(0.1)
+
+
+def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, real_redis) -> None:
+    db, queue = redis_env.db_url, redis_env.queue
+    with local_cluster() as cluster:
+        ok("sweep", "submit", "tests.dask_jobs.held", "--sweep", "ij", "--table", "ij",
+           "--grid", "I=0:5:1", "--grid", "J=1,2", "--dask", cluster.scheduler_address,
+           "--db-url", db)  # fmt: skip
+        started = daskjobs.started_key(queue, "ij")
+        wait_for(lambda: real_redis.hlen(started) == BUSY, f"{BUSY} tasks started")
+        time.sleep(0.5)  # a ninth task would have started by now if it could
+        assert real_redis.hlen(started) == BUSY
+        # no --dask: the scheduler noted at submission is asked
+        expected = {"done": 0, "failed": 0, "queued": POINTS - BUSY, "running": BUSY, "missing": 0}
+        assert counts(db) == expected
+        shown = page_counts(redis_env)
+        assert {k: shown[k] for k in expected} == expected
+        assert (shown["running_known"], shown["jobs_from"]) == (True, "dask")
+        text = ok("sweep", "status", "ij", "--db-url", db).splitlines()[1:6]
+        assert text == ["  done     0", "  failed   0", "  queued   4", "  running  8",
+                        "  missing  0"]  # fmt: skip
+
+        real_redis.rpush(f"{queue}:release", *range(POINTS))  # let every task finish
+        assert collect_until(redis_env, "ij", POINTS) == POINTS
+        wait_for(lambda: real_redis.hlen(started) == 0, "every start note removed")
+        done = {"done": POINTS, "failed": 0, "queued": 0, "running": 0, "missing": 0}
+        assert counts(db, "--dask", cluster.scheduler_address) == done
+        address = cluster.scheduler_address
+
+    # the scheduler is gone: unknown at once, with why, never a traceback
+    engine = sa.create_engine(db)
+    ledger.note_submission(engine, "ij", "tests.dask_jobs.held", None)
+    with engine.begin() as conn:  # forget the rows: the points are not done any more
+        conn.exec_driver_sql('DELETE FROM "ij"')
+    engine.dispose()
+    began = time.monotonic()
+    proc = collector("sweep", "status", "ij", "--db-url", db)
+    took = time.monotonic() - began
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[3:5] == ["  queued   ?", "  running  ?"]
+    assert proc.stderr.strip() == (
+        f"note: queued and running points unknown: cannot reach Dask at {address}: "
+        + proc.stderr.strip().split(f"cannot reach Dask at {address}: ", 1)[1]
+    )
+    assert "Traceback" not in proc.stderr
+    assert took < 15  # the 2 s timeout, not a hang (the command's own start included)
+    shown = page_counts(redis_env)
+    assert (shown["running_known"], shown["jobs_from"], shown["missing"]) == (False, "dask", 12)
+    assert shown["jobs_error"].startswith(f"cannot reach Dask at {address}")
