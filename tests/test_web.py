@@ -262,3 +262,34 @@ def test_a_sweep_is_counted_as_the_cli_counts_it_and_queued_is_not_running(
     shown = {k: found[k] for k in ("points", "replicates", "total", "running", "queued")}
     assert shown == {"points": 4, "replicates": 3, "total": 12, "running": 2, "queued": 3}
     assert (found["done"], found["failed"], found["missing"]) == (0, 0, 7)
+
+
+PAGE_WITHOUT_DASK = """
+import json, sys
+from starlette.testclient import TestClient
+from collector.web.app import create_app
+app = create_app(sys.argv[1], sys.argv[2], sys.argv[3])
+with TestClient(app, base_url="http://127.0.0.1") as web:
+    sweeps = web.get("/api/sweeps").json()
+loaded = sorted(m for m in ("dask", "distributed") if m in sys.modules)
+print(json.dumps({"sweeps": [(s["sweep"], s["jobs_from"]) for s in sweeps], "loaded": loaded}))
+"""
+
+
+@pytest.mark.redis
+def test_the_page_never_imports_dask_when_no_sweep_runs_on_it(real_redis, queue, sqlite_url):
+    import subprocess
+    import sys
+
+    from collector.sweeps import ledger
+
+    engine = sa.create_engine(sqlite_url)
+    ledger.declare(engine, "on_rq", "t", [{"I": 1}])
+    ledger.note_submission(engine, "on_rq", "m.f", "q")
+    ledger.declare(engine, "fresh", "t", [{"I": 2}])  # declared, never submitted
+    engine.dispose()
+    args = [sys.executable, "-c", PAGE_WITHOUT_DASK, REAL_REDIS_URL, sqlite_url, queue]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found == {"sweeps": [["fresh", None], ["on_rq", "rq"]], "loaded": []}
