@@ -118,6 +118,9 @@ def wait_for(condition, what: str, timeout: float = 120) -> None:
 def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:
     sqlite_url_file = Path(sqlite_url.removeprefix("sqlite:///"))
     sqlite_url_file.touch()
+    listed, numbered = tmp_path / "listed.json", tmp_path / "numbered.json"
+    listed.write_text("[1]")
+    numbered.write_text('{"address": 5}')
     cases = [
         (["sweep", "submit", "m.f", "--grid", "I=1", "--dask", "tcp://127.0.0.1:1",
           "--scheduler-file", "s.json"], RET_CONFIG, "not both"),
@@ -125,6 +128,14 @@ def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:
          RET_CONFIG, "no Dask scheduler file"),
         (["sweep", "missing", "ij", "--format", "dask", "--db-url", sqlite_url], RET_CONFIG,
          "--format dask needs --dask ADDRESS or --scheduler-file FILE"),
+        (["sweep", "status", "ij", "--dask", "tcp://127.0.0.1:1", "--scheduler-file", "s.json"],
+         RET_CONFIG, "not both"),
+        (["sweep", "status", "ij", "--scheduler-file", str(tmp_path / "no")], RET_CONFIG,
+         "no Dask scheduler file"),
+        (["sweep", "status", "ij", "--scheduler-file", str(listed)], RET_CONFIG,
+         f"cannot read Dask scheduler file {listed}"),
+        (["sweep", "status", "ij", "--scheduler-file", str(numbered)], RET_CONFIG,
+         f"Dask scheduler file {numbered} names no address"),
     ]  # fmt: skip
     for args, code, text in cases:
         proc = collector(*args)

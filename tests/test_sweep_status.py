@@ -172,3 +172,17 @@ def test_submit_sweep_declares_and_enqueues_only_what_is_missing(
     sweep = ledger.load(engine, "s")
     engine.dispose()
     assert (sweep.func, sweep.rq_queue, sweep.spec) == ("m.f", "q", "--grid I=0:3:1 --grid J=0.5")
+
+
+def test_a_dask_sweep_without_redis_is_unknown_not_an_error(sqlite_url) -> None:
+    from collector.sweeps.jobs import sweep_progress
+
+    engine = make_engine(sqlite_url)
+    ledger.declare(engine, "s", "t", POINTS)
+    ledger.note_submission(engine, "s", "m.f", None)  # submitted to Dask
+    closed = redis.Redis(port=1, socket_connect_timeout=0.5)
+    state = sweep_progress(engine, ledger.load(engine, "s"), closed, "q", dask_timeout=1)
+    engine.dispose()
+    assert (state.running_known, state.jobs_from, state.count("missing")) == (False, "dask", 4)
+    assert state.jobs_error is not None and state.jobs_error.startswith("redis unavailable: ")
+    assert "Connection refused" in state.jobs_error

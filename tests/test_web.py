@@ -293,3 +293,36 @@ def test_the_page_never_imports_dask_when_no_sweep_runs_on_it(real_redis, queue,
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
     assert found == {"sweeps": [["fresh", None], ["on_rq", "rq"]], "loaded": []}
+
+
+def test_a_scheduler_that_does_not_answer_is_asked_once_a_refresh(
+    fake_redis, sqlite_url, monkeypatch
+) -> None:
+    from collector.errors import SchedulerUnavailable
+    from collector.sweeps import daskjobs, ledger
+
+    asked: list[str] = []
+
+    def silent(address: str, keys: list[str], timeout: float) -> dict:
+        asked.append(address)
+        raise SchedulerUnavailable(f"cannot reach Dask at {address}: no answer within 1 s")
+
+    monkeypatch.setattr(daskjobs, "task_states", silent)
+    engine = sa.create_engine(sqlite_url)
+    for name, address in (("a", "tcp://gone:1"), ("b", "tcp://gone:1"), ("c", "tcp://other:2")):
+        ledger.declare(engine, name, "t", [{"I": 1}, {"I": 2}])
+        ledger.note_submission(engine, name, "m.f", None)
+        fake_redis.set(daskjobs.scheduler_key("q", name), address)
+    ledger.declare(engine, "d", "t", [{"I": 1}, {"I": 2}])
+    ledger.note_submission(engine, "d", "m.f", None)  # on Dask, but no scheduler noted
+    found = data.sweeps(engine, fake_redis, "q")
+    engine.dispose()
+    assert asked == ["tcp://gone:1", "tcp://other:2"]  # b's scheduler is a's: not asked again
+    shown = [(s["sweep"], s["running_known"], s["missing"], s["jobs_error"]) for s in found]
+    assert shown == [
+        ("a", False, 2, "cannot reach Dask at tcp://gone:1: no answer within 1 s"),
+        ("b", False, 2, "cannot reach Dask at tcp://gone:1: no answer within 1 s"),
+        ("c", False, 2, "cannot reach Dask at tcp://other:2: no answer within 1 s"),
+        ("d", False, 2, "no Dask scheduler noted for the sweep: collector sweep status --dask "
+                        "ADDRESS"),
+    ]  # fmt: skip

@@ -118,7 +118,8 @@ def task_states(address: str, keys: Sequence[str], timeout: float) -> dict[str, 
     try:
         return asyncio.run(ask())
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise SchedulerUnavailable(f"cannot reach Dask at {address}: {exc}") from None
+        why = str(exc) or f"no answer within {timeout:g} s"
+        raise SchedulerUnavailable(f"cannot reach Dask at {address}: {why}") from None
 
 
 def dask_jobs(

@@ -23,12 +23,14 @@ def sweep_progress(
     rq_queue: str | None = None,
     dask_address: str | None = None,
     dask_timeout: float,
+    gone: dict[str, str] | None = None,
 ) -> Progress:
     """The sweep's progress: queued and running from RQ queue ``rq_queue`` (default: the
     sweep's), or from the Dask scheduler at ``dask_address`` (default: the one noted for a sweep
     submitted to Dask), which has ``dask_timeout`` seconds to answer. Never raises for Redis or
     a scheduler that is gone: then queued and running are unknown and ``jobs_error`` says why;
-    distributed is imported only for Dask."""
+    distributed is imported only for Dask. ``gone``: schedulers that did not answer earlier in
+    the same pass (address -> why), not asked again; one that does not answer is added."""
     on_dask = dask_address is not None or (
         rq_queue is None and sweep.rq_queue is None and sweep.func is not None
     )
@@ -42,9 +44,13 @@ def sweep_progress(
     if address is None:
         why = "no Dask scheduler noted for the sweep: collector sweep status --dask ADDRESS"
         return progress(engine, sweep, None, why, "dask")
+    gone = {} if gone is None else gone
+    if address in gone:
+        return progress(engine, sweep, None, gone[address], "dask")
     try:
         return daskjobs.dask_progress(engine, sweep, address, dask_timeout, started)
     except SchedulerUnavailable as exc:
+        gone[address] = str(exc)
         return progress(engine, sweep, None, str(exc), "dask")
 
 

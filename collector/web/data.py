@@ -122,12 +122,17 @@ def heatmap_value(engine: sa.Engine, sweep: ledger.Sweep) -> str | None:
 
 
 def sweep_state(
-    engine: sa.Engine, sweep: ledger.Sweep, client: redis.Redis, queue: str
+    engine: sa.Engine,
+    sweep: ledger.Sweep,
+    client: redis.Redis,
+    queue: str,
+    gone: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One sweep for the page, counted by the function ``collector sweep status`` counts with
-    (points x replicates = total; queued and running as RQ or the Dask scheduler report them)."""
+    (points x replicates = total; queued and running as RQ or the Dask scheduler report them;
+    ``gone``: the schedulers that did not answer for an earlier sweep of this refresh)."""
     shape = {"points": sweep.points, "replicates": sweep.replicates}
-    found = sweep_progress(engine, sweep, client, queue, dask_timeout=DASK_TIMEOUT)
+    found = sweep_progress(engine, sweep, client, queue, dask_timeout=DASK_TIMEOUT, gone=gone)
     return {**found.as_dict(), **shape}
 
 
@@ -139,10 +144,11 @@ def sweeps(engine: sa.Engine, client: redis.Redis, queue: str) -> list[dict[str,
         names = conn.scalars(sa.select(ledger.SWEEPS.c.name).order_by(ledger.SWEEPS.c.name))
         names_list = list(names)
     found = []
+    gone: dict[str, str] = {}  # a scheduler that does not answer costs one timeout a refresh
     for name in names_list:
         sweep = ledger.load(engine, name)
         heatmap = heatmap_value(engine, sweep)
-        found.append({**sweep_state(engine, sweep, client, queue), "heatmap": heatmap})
+        found.append({**sweep_state(engine, sweep, client, queue, gone), "heatmap": heatmap})
     return found
 
 
