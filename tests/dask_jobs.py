@@ -51,3 +51,13 @@ def held(I: float, J: float) -> dict[str, float]:  # noqa: E741
     finally:
         client.close()
     return {"K": I * J}
+
+
+def noted_while_running(started: str) -> tuple[dict[str, str], int]:
+    """The start notes in hash ``started`` and its TTL, as this job sees them while it runs."""
+    client = redis.Redis.from_url(os.environ["COLLECTOR_REDIS_URL"])
+    try:
+        notes = {k.decode(): v.decode() for k, v in client.hgetall(started).items()}
+        return notes, int(client.ttl(started))
+    finally:
+        client.close()

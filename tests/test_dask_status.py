@@ -5,6 +5,7 @@ them, then all done; the scheduler gone is "unknown" at once, never a traceback 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -94,3 +95,51 @@ def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, rea
     shown = page_counts(redis_env)
     assert (shown["running_known"], shown["jobs_from"], shown["missing"]) == (False, "dask", 12)
     assert shown["jobs_error"].startswith(f"cannot reach Dask at {address}")
+
+
+@pytest.fixture
+def task_thread(monkeypatch):
+    """This thread as a Dask worker's task thread sees it: the task key in thread_state."""
+    from distributed.worker import thread_state
+
+    monkeypatch.setattr(thread_state, "key", "ij-3", raising=False)
+
+
+def test_a_task_notes_its_start_while_it_runs_and_removes_it(redis_env, real_redis, task_thread):
+    from workers.daskworker import STARTED_TTL, run_point
+    from workers.jobinfo import host_name
+
+    started = daskjobs.started_key(redis_env.queue, "ij")
+    seen: list[tuple[dict[str, str], int]] = []
+    import tests.dask_jobs as jobs
+
+    real = jobs.noted_while_running
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs, "noted_while_running", lambda: seen.append(real(started)))
+        run_point("tests.dask_jobs.noted_while_running", {}, started)
+    [(notes, ttl)] = seen
+    [(key, value)] = notes.items()
+    host, pid, when = value.split()
+    assert (key, host, int(pid)) == ("ij-3", host_name(), os.getpid())
+    assert abs(float(when) - time.time()) < 60
+    assert 0 < ttl <= STARTED_TTL
+    assert real_redis.hlen(started) == 0  # removed when the task ended
+
+
+@pytest.mark.parametrize("redis_url", ["redis://127.0.0.1:1/0", None])  # None: serve not up
+def test_a_task_runs_when_its_start_cannot_be_noted(
+    monkeypatch, tmp_path, task_thread, caplog, redis_url
+) -> None:
+    from workers.daskworker import run_point
+
+    if redis_url is None:
+        (tmp_path / "config").mkdir()  # a config directory without serve's connection file
+    else:
+        monkeypatch.setenv("COLLECTOR_REDIS_URL", redis_url)
+    ran: list[int] = []
+    import tests.dask_jobs as jobs
+
+    monkeypatch.setattr(jobs, "noted_while_running", lambda: ran.append(1))
+    run_point("tests.dask_jobs.noted_while_running", {}, "q:sweep:ij:started")
+    assert ran == [1]
+    assert "cannot note the start of task ij-3 in Redis" in caplog.text

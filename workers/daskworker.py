@@ -26,11 +26,13 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from workers.api import default_emitter
 from workers.cluster import REDIS_ERRORS
+from workers.errors import CollectorError
 from workers.jobinfo import dask_task_key, host_name
 from workers.lifecycle import run_exit_hooks
 
 PLUGIN_NAME = "result-collector-flush"
 STARTED_TTL = 7 * 24 * 3600  # seconds a sweep's start notes outlive its last task start
+NOTE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, CollectorError)  # no Redis, no setting
 log = logging.getLogger(__name__)
 
 
@@ -66,14 +68,16 @@ def _noted(started: str | None, key: str | None) -> Iterator[None]:
     if started is None or key is None:
         yield
         return
-    client = default_emitter().client
     try:
+        client = default_emitter().client
         with client.pipeline(transaction=False) as pipe:
             pipe.hset(started, key, f"{host_name()} {os.getpid()} {time.time():.3f}")
             pipe.expire(started, STARTED_TTL)
             pipe.execute()
-    except REDIS_ERRORS as exc:
+    except NOTE_ERRORS as exc:
         log.warning("cannot note the start of task %s in Redis: %s", key, exc)
+        yield
+        return
     try:
         yield
     finally:
