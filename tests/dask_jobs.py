@@ -9,6 +9,7 @@ import time
 
 import redis
 
+from tests.sweep_jobs import wait_for_release
 from workers import Emitter, collect
 
 TABLE = "ij"
@@ -43,13 +44,9 @@ def buffered(i: int) -> int:
 
 @collect(table=TABLE, key="params")
 def held(I: float, J: float) -> dict[str, float]:  # noqa: E741
-    """``op`` once the test lets it go: it waits (up to 120 s) for one token on the list
-    ``<COLLECTOR_QUEUE>:release``, so the test decides how long each task runs."""
-    client = redis.Redis.from_url(os.environ["COLLECTOR_REDIS_URL"])
-    try:
-        client.blpop([f"{os.environ['COLLECTOR_QUEUE']}:release"], timeout=120)
-    finally:
-        client.close()
+    """``op`` once the test lets it go (``tests.sweep_jobs.wait_for_release``), so the test
+    decides how long each task runs."""
+    wait_for_release()
     return {"K": I * J}
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from collector.sweeps import daskjobs, ledger
+from collector.sweeps import daskjobs
 from collector.web.app import create_app
 from tests.daskcluster import THREADS, WORKERS, collect_until, local_cluster
 from tests.helpers import collector
@@ -29,14 +29,21 @@ def ok(*args: str) -> str:
 
 
 def counts(db: str, *extra: str) -> dict:
-    found = json.loads(ok("sweep", "status", "ij", "--json", "--db-url", db, *extra))
+    """``sweep status --json``'s counts, with time for a loaded machine's scheduler to answer."""
+    args = ("--json", "--dask-timeout", "30", "--db-url", db, *extra)
+    found = json.loads(ok("sweep", "status", "ij", *args))
     return {k: found[k] for k in ("done", "failed", "queued", "running", "missing")}
 
 
-def page_counts(redis_env) -> dict:
+def page_counts(redis_env, *, asked: bool = True) -> dict:
+    """The sweep as /api/sweeps shows it; ``asked``: refreshed (10 times at most) until the
+    scheduler answered in time (the machine running the tests may be loaded)."""
     app = create_app(redis_env.redis_url, redis_env.db_url, redis_env.queue)
     with TestClient(app, base_url="http://127.0.0.1") as client:
-        (sweep,) = client.get("/api/sweeps").json()
+        for _ in range(10):
+            (sweep,) = client.get("/api/sweeps").json()
+            if sweep["running_known"] or not asked:
+                break
     return sweep
 
 
@@ -64,9 +71,11 @@ def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, rea
         shown = page_counts(redis_env)
         assert {k: shown[k] for k in expected} == expected
         assert (shown["running_known"], shown["jobs_from"]) == (True, "dask")
-        text = ok("sweep", "status", "ij", "--db-url", db).splitlines()[1:6]
+        text = ok("sweep", "status", "ij", "--dask-timeout", "30", "--db-url", db)
+        text = text.splitlines()[1:6]
         assert text == ["  done     0", "  failed   0", "  queued   4", "  running  8",
                         "  missing  0"]  # fmt: skip
+        assert real_redis.hlen(started) == BUSY  # every count above saw the same 8 held
 
         real_redis.rpush(f"{queue}:release", *range(POINTS))  # let every task finish
         assert collect_until(redis_env, "ij", POINTS) == POINTS
@@ -77,24 +86,20 @@ def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, rea
 
     # the scheduler is gone: unknown at once, with why, never a traceback
     engine = sa.create_engine(db)
-    ledger.note_submission(engine, "ij", "tests.dask_jobs.held", None)
     with engine.begin() as conn:  # forget the rows: the points are not done any more
         conn.exec_driver_sql('DELETE FROM "ij"')
     engine.dispose()
-    began = time.monotonic()
-    proc = collector("sweep", "status", "ij", "--db-url", db)
-    took = time.monotonic() - began
+    proc = collector("sweep", "status", "ij", "--db-url", db)  # the default timeout: 2 s
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[3:5] == ["  queued   ?", "  running  ?"]
-    assert proc.stderr.strip() == (
-        f"note: queued and running points unknown: cannot reach Dask at {address}: "
-        + proc.stderr.strip().split(f"cannot reach Dask at {address}: ", 1)[1]
-    )
-    assert "Traceback" not in proc.stderr
-    assert took < 15  # the 2 s timeout, not a hang (the command's own start included)
-    shown = page_counts(redis_env)
+    # distributed's own words when the connection times out, ours when the answer does
+    why = {f"Timed out trying to connect to {address} after 2 s", "no answer within 2 s"}
+    note = f"note: queued and running points unknown: cannot reach Dask at {address}: "
+    assert proc.stderr.startswith(note) and proc.stderr.endswith("\n")
+    assert proc.stderr.removeprefix(note).removesuffix("\n") in why
+    shown = page_counts(redis_env, asked=False)
     assert (shown["running_known"], shown["jobs_from"], shown["missing"]) == (False, "dask", 12)
-    assert shown["jobs_error"].startswith(f"cannot reach Dask at {address}")
+    assert shown["jobs_error"].removeprefix(f"cannot reach Dask at {address}: ") in why
 
 
 @pytest.fixture

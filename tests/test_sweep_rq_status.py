@@ -92,6 +92,7 @@ def test_one_started_job_is_running_and_the_waiting_ones_are_queued(
             (shown,) = client.get("/api/sweeps").json()
         assert {k: shown[k] for k in expected} == expected
         assert (shown["running_known"], shown["jobs_from"]) == (True, "rq")
+        assert started.count == 1  # every count above saw the same job held
         real_redis.rpush(f"{queue}:release", *range(JOBS))
         _out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err[-2000:]

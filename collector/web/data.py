@@ -26,7 +26,7 @@ from workers.keys import REPLICATE
 from workers.record import Record
 
 PREVIEW_CHARS = 160
-DASK_TIMEOUT = 1.0  # seconds a Dask scheduler has to answer a page refresh (every 2 s)
+DASK_TIMEOUT = 2.0  # seconds a Dask scheduler has to answer a refresh, as sweep status gives
 NUMERIC = (sa.Integer, sa.Float, sa.Numeric)
 _PYPLOT = threading.Lock()  # pyplot keeps global state: one heat map at a time
 
