@@ -89,15 +89,10 @@ def stored_states(engine: sa.Engine, sweep: Sweep) -> list[tuple[int, str, str]]
         return [tuple(row) for row in conn.execute(query)]
 
 
-def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
-    """Point keys of the RQ jobs on ``rq_queue`` that are queued, started (and not abandoned),
-    scheduled or deferred: one pipelined fetch, cheap for 10,000 jobs."""
-    return set(active_jobs(connection, rq_queue, table))
-
-
 def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str, str]:
-    """``active_keys``, each point's job ``QUEUED`` (waiting on the queue, scheduled or
-    deferred) or ``RUNNING`` (started by a worker, in the started registry, not abandoned)."""
+    """Point keys of the RQ jobs on ``rq_queue`` with each job ``QUEUED`` (waiting on the
+    queue, scheduled or deferred) or ``RUNNING`` (started by a worker, in the started registry,
+    not abandoned): one pipelined fetch, cheap for 10,000 jobs."""
     queue = Queue(rq_queue, connection=connection)
     started = StartedJobRegistry(queue=queue)
     abandoned = set(started.get_expired_job_ids(time.time()))
