@@ -1,5 +1,5 @@
-"""Point states: done and failed from the results table, running from RQ's queue and registries
-(by the jobs' keyword arguments), on SQLite and PostgreSQL; the --watch progress bar."""
+"""Point states: done and failed from the results table, queued and running from RQ's queue
+and registries (by the jobs' keyword arguments), on SQLite and PostgreSQL; the --watch bar."""
 
 from __future__ import annotations
 
