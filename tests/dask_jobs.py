@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import time
 
+import redis
+
+from tests.sweep_jobs import wait_for_release
 from workers import Emitter, collect
 
 TABLE = "ij"
@@ -37,3 +40,21 @@ def buffered(i: int) -> int:
         _buffered = Emitter(buffer=100_000, flush_interval=3600)
     _buffered.emit({"i": i, "worker_pid": os.getpid()}, table="buffered", key=f"b{i}")
     return i
+
+
+@collect(table=TABLE, key="params")
+def held(I: float, J: float) -> dict[str, float]:  # noqa: E741
+    """``op`` once the test lets it go (``tests.sweep_jobs.wait_for_release``), so the test
+    decides how long each task runs."""
+    wait_for_release()
+    return {"K": I * J}
+
+
+def noted_while_running(started: str) -> tuple[dict[str, str], int]:
+    """The start notes in hash ``started`` and its TTL, as this job sees them while it runs."""
+    client = redis.Redis.from_url(os.environ["COLLECTOR_REDIS_URL"])
+    try:
+        notes = {k.decode(): v.decode() for k, v in client.hgetall(started).items()}
+        return notes, int(client.ttl(started))
+    finally:
+        client.close()

@@ -83,8 +83,13 @@ def test_a_worker_killed_mid_sweep_leaves_exactly_its_points_missing_until_resub
         os.kill(victim, signal.SIGKILL)  # mid-sweep: the nanny starts a new worker process
         engine = sa.create_engine(db)
         sweep = ledger.load(engine, "ij")
-        everything = list(range(total))
-        wait_for(lambda: not daskjobs.in_flight(client, sweep, everything), "an idle cluster")
+        keys = [daskjobs.task_key(sweep.name, idx) for idx in range(total)]
+
+        def idle() -> bool:
+            states = daskjobs.task_states(cluster.scheduler_address, keys, 10).values()
+            return not daskjobs.IN_FLIGHT.intersection(states)
+
+        wait_for(idle, "an idle cluster")
         run_collector(redis_env)
         have = {row["_job"] for row in typed_rows(db, "ij")}
         counts = status(db, *where)
@@ -113,6 +118,9 @@ def wait_for(condition, what: str, timeout: float = 120) -> None:
 def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:
     sqlite_url_file = Path(sqlite_url.removeprefix("sqlite:///"))
     sqlite_url_file.touch()
+    listed, numbered = tmp_path / "listed.json", tmp_path / "numbered.json"
+    listed.write_text("[1]")
+    numbered.write_text('{"address": 5}')
     cases = [
         (["sweep", "submit", "m.f", "--grid", "I=1", "--dask", "tcp://127.0.0.1:1",
           "--scheduler-file", "s.json"], RET_CONFIG, "not both"),
@@ -120,6 +128,14 @@ def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:
          RET_CONFIG, "no Dask scheduler file"),
         (["sweep", "missing", "ij", "--format", "dask", "--db-url", sqlite_url], RET_CONFIG,
          "--format dask needs --dask ADDRESS or --scheduler-file FILE"),
+        (["sweep", "status", "ij", "--dask", "tcp://127.0.0.1:1", "--scheduler-file", "s.json"],
+         RET_CONFIG, "not both"),
+        (["sweep", "status", "ij", "--scheduler-file", str(tmp_path / "no")], RET_CONFIG,
+         "no Dask scheduler file"),
+        (["sweep", "status", "ij", "--scheduler-file", str(listed)], RET_CONFIG,
+         f"cannot read Dask scheduler file {listed}"),
+        (["sweep", "status", "ij", "--scheduler-file", str(numbered)], RET_CONFIG,
+         f"Dask scheduler file {numbered} names no address"),
     ]  # fmt: skip
     for args, code, text in cases:
         proc = collector(*args)

@@ -142,8 +142,8 @@ def test_status_and_missing_count_each_point_once(
                       "--rq-queue", "sweeptest", "--db-url", sqlite_url)  # fmt: skip
     assert "queued 55 points" in out
     assert "moved 5 failed rows to _sweep_failures" in err  # as they are resubmitted
-    running = {"done": 145, "failed": 0, "running": 55, "missing": 0}
-    assert {k: counts(sqlite_url)[k] for k in running} == running
+    waiting = {"done": 145, "failed": 0, "queued": 55, "running": 0, "missing": 0}
+    assert {k: counts(sqlite_url)[k] for k in waiting} == waiting  # no worker took one yet
     results, failures = tables(sqlite_url)
     assert len(results) == 145 and not any(r._error for r in results)
     assert sorted((f.idx, f.error, f.job) for f in failures) == [
@@ -187,7 +187,7 @@ def test_a_complete_sweep_has_nothing_to_resubmit(
     assert (result.exit_code, result.stdout) == (RET_FAILED, "")
     assert (
         result.stderr
-        == "Error: nothing to resubmit: every point of sweep 'ij' is done or running\n"
+        == "Error: nothing to resubmit: every point of sweep 'ij' is done, queued or running\n"
     )
     assert tables(sqlite_url) == before
 
@@ -281,7 +281,7 @@ def test_rerun_through_rq_completes_the_sweep(
     out, _ = invoke("sweep", "missing", "ij", "--format", "rq", "--func", "sweep_jobs.op",
                     "--rq-queue", rq_name, "--db-url", sqlite_url)  # fmt: skip
     assert "queued 55 points" in out
-    assert counts(sqlite_url)["running"] == 55
+    assert (counts(sqlite_url)["queued"], counts(sqlite_url)["running"]) == (55, 0)
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     worker = subprocess.run(
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", REAL_REDIS_URL,

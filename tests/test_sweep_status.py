@@ -1,5 +1,5 @@
-"""Point states: done and failed from the results table, running from RQ's queue and registries
-(by the jobs' keyword arguments), on SQLite and PostgreSQL; the --watch progress bar."""
+"""Point states: done and failed from the results table, queued and running from RQ's queue
+and registries (by the jobs' keyword arguments), on SQLite and PostgreSQL; the --watch bar."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collector.db import make_engine
 from collector.store import Schema, Store
 from collector.sweeps import ledger
 from collector.sweeps.missing import prepare_rerun, retire_failed
-from collector.sweeps.progress import active_keys, progress, rq_progress, unstored
+from collector.sweeps.progress import active_jobs, progress, rq_progress, unstored
 from collector.sweeps.submit import enqueue_points
 from workers.keys import param_key
 from workers.record import Record
@@ -37,7 +37,9 @@ def start(client: redis.Redis, job_id: str, rq_queue: str, expires_in: float) ->
     Job.fetch(job_id, connection=client).set_status(JobStatus.STARTED)
 
 
-def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_url) -> None:
+def test_queued_means_waiting_and_running_means_started_and_not_abandoned(
+    fake_redis, sqlite_url
+) -> None:
     engine = make_engine(sqlite_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
     ids = enqueue_points("m.f", POINTS, connection=fake_redis, queue="q")
@@ -46,12 +48,14 @@ def test_running_means_queued_or_started_and_not_abandoned(fake_redis, sqlite_ur
     start(fake_redis, ids[0], "q", expires_in=100)
     start(fake_redis, ids[1], "q", expires_in=-100)  # its worker died: abandoned
     fake_redis.hset(f"rq:job:{ids[3]}", "status", "finished")
-    keys = active_keys(fake_redis, "q", "t")
-    assert keys == {param_key("t", POINTS[0], 0), param_key("t", POINTS[2], 0)}
+    jobs = active_jobs(fake_redis, "q", "t")
+    assert jobs == {param_key("t", POINTS[0], 0): "running", param_key("t", POINTS[2], 0): "queued"}
 
+    assert progress(engine, sweep, jobs).states == {0: "running", 1: "missing", 2: "queued",
+                                                    3: "missing"}  # fmt: skip
     assert Store(engine, Schema()).write([result(2)]) == []
-    states = progress(engine, sweep, keys).states
-    assert states == {0: "running", 1: "missing", 2: "done", 3: "missing"}
+    states = progress(engine, sweep, jobs).states
+    assert states == {0: "running", 1: "missing", 2: "done", 3: "missing"}  # a row wins
     assert progress(engine, sweep, None).running_known is False
     engine.dispose()
 
@@ -62,11 +66,12 @@ def test_rq_progress_without_redis_is_unknown_running_or_raises_when_strict(sqli
     closed = redis.Redis(port=1, socket_connect_timeout=0.5)
     state = rq_progress(engine, sweep, closed, "q", strict=False)
     assert (state.running_known, state.count("missing")) == (False, 4)
-    assert state.rq_error is not None and "Connection refused" in state.rq_error
+    assert state.jobs_error is not None and "Connection refused" in state.jobs_error
+    assert state.jobs_error.startswith("redis unavailable: ")
     with pytest.raises(redis.ConnectionError):
         rq_progress(engine, sweep, closed, "q", strict=True)
     never_submitted = rq_progress(engine, sweep, closed, None, strict=True)  # asks no Redis
-    assert (never_submitted.running_known, never_submitted.rq_error) == (True, None)
+    assert (never_submitted.running_known, never_submitted.jobs_error) == (True, None)
     assert unstored(closed, "q") is None
     engine.dispose()
 
@@ -75,14 +80,14 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
     engine = make_engine(sqlite_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
     assert Store(engine, Schema()).write([result(0), result(1, "boom")]) == []
-    state = progress(engine, sweep, running={param_key("t", POINTS[3], 0)})
+    state = progress(engine, sweep, {param_key("t", POINTS[3], 0): "running"})
     report = prepare_rerun(engine, state, retire=False)  # a report: nothing moves
     assert ([row.idx for row in report.rows], report.retired) == ([1, 2], 0)
-    assert progress(engine, sweep, set()).states == {0: "done", 1: "failed", 2: "missing",
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "failed", 2: "missing",
                                                      3: "missing"}  # fmt: skip
     rerun = prepare_rerun(engine, state, retire=True)
     assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2], 1)
-    assert progress(engine, sweep, set()).states == {0: "done", 1: "missing", 2: "missing",
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
                                                      3: "missing"}  # fmt: skip
     assert rerun.past_slurm_limit() is False
     engine.dispose()
@@ -91,17 +96,17 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
 def check_failed_rows_move_aside(db_url: str) -> None:
     engine = make_engine(db_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
-    assert progress(engine, sweep, set()).count("missing") == 4  # no table yet
+    assert progress(engine, sweep, {}).count("missing") == 4  # no table yet
     assert Store(engine, Schema()).write([result(0), result(1, "boom"), result(2, "bang")]) == []
-    state = progress(engine, sweep, set())
+    state = progress(engine, sweep, {})
     assert state.states == {0: "done", 1: "failed", 2: "failed", 3: "missing"}
     rows = [r for r in ledger.point_rows(engine, "s") if r.idx in (1, 2)]
     assert retire_failed(engine, sweep, rows) == 2
-    assert progress(engine, sweep, set()).states == {0: "done", 1: "missing", 2: "missing",
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
                                                      3: "missing"}  # fmt: skip
     store = Store(engine, Schema())
     assert store.write([result(1), result(2), result(3)]) == []
-    assert progress(engine, sweep, set()).complete
+    assert progress(engine, sweep, {}).complete
     with engine.connect() as conn:
         failures = conn.execute(ledger.FAILURES.select().order_by(ledger.FAILURES.c.idx)).all()
     assert [(f.sweep, f.idx, f.error) for f in failures] == [("s", 1, "boom"), ("s", 2, "bang")]
@@ -136,9 +141,9 @@ def test_watch_shows_a_bar_until_every_point_has_a_row(fake_redis, sqlite_url, m
     engine.dispose()
     assert out.exit_code == 0, out.output
     assert "4/4" in out.stderr
-    assert "3 done, 1 failed, 0 running, 0 missing" in out.stderr
-    assert out.stdout.splitlines()[1:] == ["  done     3", "  failed   1", "  running  0",
-                                           "  missing  0",
+    assert "3 done, 1 failed, 0 queued, 0 running, 0 missing" in out.stderr
+    assert out.stdout.splitlines()[1:] == ["  done     3", "  failed   1", "  queued   0",
+                                           "  running  0", "  missing  0",
                                            "rerun them:  collector sweep missing s --format "
                                            "rq|dask|slurm|csv"]  # fmt: skip
 
@@ -165,3 +170,17 @@ def test_submit_sweep_declares_and_enqueues_only_what_is_missing(
     sweep = ledger.load(engine, "s")
     engine.dispose()
     assert (sweep.func, sweep.rq_queue, sweep.spec) == ("m.f", "q", "--grid I=0:3:1 --grid J=0.5")
+
+
+def test_a_dask_sweep_without_redis_is_unknown_not_an_error(sqlite_url) -> None:
+    from collector.sweeps.jobs import sweep_progress
+
+    engine = make_engine(sqlite_url)
+    ledger.declare(engine, "s", "t", POINTS)
+    ledger.note_submission(engine, "s", "m.f", None)  # submitted to Dask
+    closed = redis.Redis(port=1, socket_connect_timeout=0.5)
+    state = sweep_progress(engine, ledger.load(engine, "s"), closed, "q", dask_timeout=1)
+    engine.dispose()
+    assert (state.running_known, state.jobs_from, state.count("missing")) == (False, "dask", 4)
+    assert state.jobs_error is not None and state.jobs_error.startswith("redis unavailable: ")
+    assert "Connection refused" in state.jobs_error

@@ -257,8 +257,72 @@ def test_a_sweep_is_counted_as_the_cli_counts_it_and_queued_is_not_running(
     ids = enqueue_points("m.f", jobs, connection=fake_redis, queue="q")
     for job_id in ids[:2]:
         start(fake_redis, job_id, "q", expires_in=100)  # a worker took these two
-    found = data.sweep_state(engine, ledger.load(engine, "s"), fake_redis)
+    found = data.sweep_state(engine, ledger.load(engine, "s"), fake_redis, "collector:results")
     engine.dispose()
     shown = {k: found[k] for k in ("points", "replicates", "total", "running", "queued")}
     assert shown == {"points": 4, "replicates": 3, "total": 12, "running": 2, "queued": 3}
     assert (found["done"], found["failed"], found["missing"]) == (0, 0, 7)
+
+
+PAGE_WITHOUT_DASK = """
+import json, sys
+from starlette.testclient import TestClient
+from collector.web.app import create_app
+app = create_app(sys.argv[1], sys.argv[2], sys.argv[3])
+with TestClient(app, base_url="http://127.0.0.1") as web:
+    sweeps = web.get("/api/sweeps").json()
+loaded = sorted(m for m in ("dask", "distributed") if m in sys.modules)
+print(json.dumps({"sweeps": [(s["sweep"], s["jobs_from"]) for s in sweeps], "loaded": loaded}))
+"""
+
+
+@pytest.mark.redis
+def test_the_page_never_imports_dask_when_no_sweep_runs_on_it(real_redis, queue, sqlite_url):
+    import subprocess
+    import sys
+
+    from collector.sweeps import ledger
+
+    engine = sa.create_engine(sqlite_url)
+    ledger.declare(engine, "on_rq", "t", [{"I": 1}])
+    ledger.note_submission(engine, "on_rq", "m.f", "q")
+    ledger.declare(engine, "fresh", "t", [{"I": 2}])  # declared, never submitted
+    engine.dispose()
+    args = [sys.executable, "-c", PAGE_WITHOUT_DASK, REAL_REDIS_URL, sqlite_url, queue]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found == {"sweeps": [["fresh", None], ["on_rq", "rq"]], "loaded": []}
+
+
+def test_a_scheduler_that_does_not_answer_is_asked_once_a_refresh(
+    fake_redis, sqlite_url, monkeypatch
+) -> None:
+    from collector.errors import SchedulerUnavailable
+    from collector.sweeps import daskjobs, ledger
+
+    asked: list[str] = []
+
+    def silent(address: str, keys: list[str], timeout: float) -> dict:
+        asked.append(address)
+        raise SchedulerUnavailable(f"cannot reach Dask at {address}: no answer within 1 s")
+
+    monkeypatch.setattr(daskjobs, "task_states", silent)
+    engine = sa.create_engine(sqlite_url)
+    for name, address in (("a", "tcp://gone:1"), ("b", "tcp://gone:1"), ("c", "tcp://other:2")):
+        ledger.declare(engine, name, "t", [{"I": 1}, {"I": 2}])
+        ledger.note_submission(engine, name, "m.f", None)
+        fake_redis.set(daskjobs.scheduler_key("q", name), address)
+    ledger.declare(engine, "d", "t", [{"I": 1}, {"I": 2}])
+    ledger.note_submission(engine, "d", "m.f", None)  # on Dask, but no scheduler noted
+    found = data.sweeps(engine, fake_redis, "q")
+    engine.dispose()
+    assert asked == ["tcp://gone:1", "tcp://other:2"]  # b's scheduler is a's: not asked again
+    shown = [(s["sweep"], s["running_known"], s["missing"], s["jobs_error"]) for s in found]
+    assert shown == [
+        ("a", False, 2, "cannot reach Dask at tcp://gone:1: no answer within 1 s"),
+        ("b", False, 2, "cannot reach Dask at tcp://gone:1: no answer within 1 s"),
+        ("c", False, 2, "cannot reach Dask at tcp://other:2: no answer within 1 s"),
+        ("d", False, 2, "no Dask scheduler noted for the sweep: collector sweep status --dask "
+                        "ADDRESS"),
+    ]  # fmt: skip

@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from collector.sweeps import ledger
+from collector.sweeps import daskjobs, ledger
 from tests.helpers import (
     REAL_REDIS_URL,
     collector,
@@ -155,3 +155,24 @@ def test_a_consumer_named_constructor_is_healthy_and_the_page_works_by_any_loopb
     finally:
         stop_web(web)
         assert stop(run) == 0
+
+
+def test_a_dask_sweep_whose_scheduler_is_gone_shows_unknown(browser, real_redis, queue, sqlite_url):
+    engine = sa.create_engine(sqlite_url)
+    ledger.declare(engine, "gone", "sq", POINTS)
+    ledger.note_submission(engine, "gone", "m.f", None)  # submitted to Dask
+    engine.dispose()
+    real_redis.set(daskjobs.scheduler_key(queue, "gone"), "tcp://127.0.0.1:9")  # nobody there
+    web, base = start_web(REAL_REDIS_URL, sqlite_url, queue)
+    try:
+        page = browser.new_page()
+        page.goto(base + "/")
+        sweep = page.locator('[data-sweep="gone"]')
+        expect(sweep.locator("p.muted")).to_contain_text(
+            "queued and running unknown (Dask: cannot reach Dask at tcp://127.0.0.1:9",
+            timeout=20_000,
+        )
+        for state, count in (("queued", 0), ("running", 0), ("missing", 6)):
+            expect(sweep.locator(f'b[data-state="{state}"]')).to_have_text(str(count))
+    finally:
+        stop_web(web)

@@ -14,15 +14,26 @@ terminating a worker that did not close in time, a node failure) loses its unflu
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Mapping
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from workers.api import default_emitter
+from workers.cluster import REDIS_ERRORS
+from workers.errors import CollectorError
+from workers.jobinfo import dask_task_key, host_name
 from workers.lifecycle import run_exit_hooks
 
 PLUGIN_NAME = "result-collector-flush"
+STARTED_TTL = 7 * 24 * 3600  # seconds a sweep's start notes outlive its last task start
+NOTE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, CollectorError)  # no Redis, no setting
+log = logging.getLogger(__name__)
 
 
 class FlushEmitters(WorkerPlugin):
@@ -38,10 +49,39 @@ class FlushEmitters(WorkerPlugin):
         run_exit_hooks()
 
 
-def run_point(func: str, kwargs: Mapping[str, Any]) -> None:
+def run_point(func: str, kwargs: Mapping[str, Any], started: str | None = None) -> None:
     """Import ``func`` (``package.module.function``) on the worker and call it with one point's
     keyword arguments; the function emits its own row (``@collect``), so the task returns None
-    and the cluster holds no results."""
+    and the cluster holds no results. ``started``: the Redis hash where the task notes that it
+    runs, for as long as it runs (collector.sweeps.daskjobs reads it)."""
     module, _, name = func.rpartition(".")
     target = getattr(importlib.import_module(module), name)
-    target(**kwargs)
+    with _noted(started, dask_task_key()):
+        target(**kwargs)
+
+
+@contextlib.contextmanager
+def _noted(started: str | None, key: str | None) -> Iterator[None]:
+    """Field ``key`` of hash ``started`` (host, pid, start time) while the block runs, on the
+    Redis the results go to. A note that cannot be written or removed only makes the status
+    show the point as queued or running a while longer: the job runs either way."""
+    if started is None or key is None:
+        yield
+        return
+    try:
+        client = default_emitter().client
+        with client.pipeline(transaction=False) as pipe:
+            pipe.hset(started, key, f"{host_name()} {os.getpid()} {time.time():.3f}")
+            pipe.expire(started, STARTED_TTL)
+            pipe.execute()
+    except NOTE_ERRORS as exc:
+        log.warning("cannot note the start of task %s in Redis: %s", key, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            client.hdel(started, key)
+        except REDIS_ERRORS as exc:
+            log.warning("cannot remove the start note of task %s from Redis: %s", key, exc)

@@ -4,6 +4,7 @@ typo), a Redis client and a Dask client, each released when the command is done 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -43,6 +44,25 @@ def open_redis(redis_url: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+def dask_address_of(address: str | None, scheduler_file: str | None) -> str | None:
+    """The scheduler's address: ``address``, or the one in ``scheduler_file``; None when
+    neither is given. Reads the file only, so no Dask client is started."""
+    if address is not None and scheduler_file is not None:
+        raise ConfigError("give the Dask scheduler as --dask ADDRESS or --scheduler-file, not both")
+    if scheduler_file is None:
+        return address
+    if not os.path.isfile(scheduler_file):
+        raise ConfigError(f"no Dask scheduler file {scheduler_file} (is the scheduler running?)")
+    try:
+        with open(scheduler_file, encoding="utf-8") as file:
+            found = json.load(file).get("address")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"cannot read Dask scheduler file {scheduler_file}: {exc}") from None
+    if not isinstance(found, str):
+        raise ConfigError(f"Dask scheduler file {scheduler_file} names no address")
+    return found
 
 
 @contextlib.contextmanager

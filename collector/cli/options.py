@@ -320,13 +320,13 @@ job_timeout_option = click.option(
 )
 
 
-def dask_options(func: F) -> F:
+def dask_options(func: F, timeout: float = 30.0) -> F:
     """--dask ADDRESS and --scheduler-file FILE: the Dask scheduler, by address or by the file
     that ``dask scheduler --scheduler-file`` and dask-jobqueue write; --dask-timeout."""
     func = click.option(
         "--dask-timeout",
         type=click.FloatRange(min=0, min_open=True),
-        default=30.0,
+        default=timeout,
         show_default=True,
         help="Seconds to wait for the Dask scheduler to answer.",
     )(func)
@@ -343,3 +343,9 @@ def dask_options(func: F) -> F:
         default=None,
         help="Dask scheduler address, e.g. tcp://head:8786.",
     )(func)
+
+
+def dask_status_options(func: F) -> F:
+    """``dask_options`` for a command that only asks (``sweep status``): a short timeout, after
+    which queued and running show as unknown instead of the command waiting."""
+    return dask_options(func, timeout=2.0)

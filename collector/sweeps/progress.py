@@ -1,15 +1,16 @@
-"""Where a sweep stands (its progress): each point done, failed, running or missing.
+"""Where a sweep stands (its progress): each point done, failed, queued, running or missing.
 
 Done and failed come from one join of ``_sweep_points`` with the results table (a row without
-``_error``, a row with it); running from RQ: the jobs queued, started, scheduled or deferred
-whose keyword arguments give a point's key (or from a Dask scheduler: ``daskjobs.dask_progress``).
-A point is in exactly one state.
+``_error``, a row with it); queued and running from RQ: the jobs waiting (queued, scheduled,
+deferred) and started whose keyword arguments give a point's key (or from a Dask scheduler:
+``daskjobs.dask_jobs``). A point is in exactly one state.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,20 +27,22 @@ from collector.sweeps.ledger import POINTS, PointRow, Sweep, point_rows
 from workers.cluster import REDIS_ERRORS
 from workers.keys import point_key
 
-DONE, FAILED, RUNNING, MISSING = "done", "failed", "running", "missing"
-STATES = (DONE, FAILED, RUNNING, MISSING)
-ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+DONE, FAILED, QUEUED, RUNNING, MISSING = "done", "failed", "queued", "running", "missing"
+STATES = (DONE, FAILED, QUEUED, RUNNING, MISSING)
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}  # not started yet
+ACTIVE = {*WAITING, JobStatus.STARTED}
 
 
 @dataclass
 class Progress:
-    """The state of every point of a sweep (by index); ``running_known`` is False when RQ could
-    not be asked, and then no point is counted as running."""
+    """The state of every point of a sweep (by index); ``running_known`` is False when RQ or
+    the Dask scheduler could not be asked, and then no point is counted as queued or running."""
 
     sweep: Sweep
     states: dict[int, str]
     running_known: bool = True
-    rq_error: str | None = None  # why RQ could not be asked, when it could not
+    jobs_error: str | None = None  # why RQ or Dask could not be asked, when it could not
+    jobs_from: str | None = None  # "rq" or "dask": who was asked (None: nobody runs the sweep)
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.states.values() if s == state)
@@ -61,6 +64,8 @@ class Progress:
             "total": self.sweep.total,
             **{state: counts.get(state, 0) for state in STATES},
             "running_known": self.running_known,
+            "jobs_from": self.jobs_from,
+            "jobs_error": self.jobs_error,
         }
 
 
@@ -84,15 +89,10 @@ def stored_states(engine: sa.Engine, sweep: Sweep) -> list[tuple[int, str, str]]
         return [tuple(row) for row in conn.execute(query)]
 
 
-def active_keys(connection: redis.Redis, rq_queue: str, table: str) -> set[str]:
-    """Point keys of the RQ jobs on ``rq_queue`` that are queued, started (and not abandoned),
-    scheduled or deferred: one pipelined fetch, cheap for 10,000 jobs."""
-    return set(active_jobs(connection, rq_queue, table))
-
-
-def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str, JobStatus]:
-    """``active_keys`` with each point's job status as RQ reports it (queued, started,
-    scheduled, deferred): the status page tells queued points from running ones."""
+def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str, str]:
+    """Point keys of the RQ jobs on ``rq_queue`` with each job ``QUEUED`` (waiting on the
+    queue, scheduled or deferred) or ``RUNNING`` (started by a worker, in the started registry,
+    not abandoned): one pipelined fetch, cheap for 10,000 jobs."""
     queue = Queue(rq_queue, connection=connection)
     started = StartedJobRegistry(queue=queue)
     abandoned = set(started.get_expired_job_ids(time.time()))
@@ -100,7 +100,7 @@ def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str,
     ids.update(i for i in started.get_job_ids(cleanup=False) if i not in abandoned)
     for registry in (ScheduledJobRegistry(queue=queue), DeferredJobRegistry(queue=queue)):
         ids.update(registry.get_job_ids(cleanup=False))
-    jobs: dict[str, JobStatus] = {}
+    jobs: dict[str, str] = {}
     for job in Job.fetch_many(sorted(ids), connection=connection, serializer=queue.serializer):
         status = None if job is None else job.get_status(refresh=False)
         if job is None or status not in ACTIVE:
@@ -108,22 +108,28 @@ def active_jobs(connection: redis.Redis, rq_queue: str, table: str) -> dict[str,
         try:
             args, kwargs = job.args, job.kwargs
             if kwargs and not args:  # sweep jobs take their parameters as keywords
-                jobs[point_key(table, kwargs)] = JobStatus(status)
+                jobs[point_key(table, kwargs)] = QUEUED if status in WAITING else RUNNING
         except (DeserializationError, TypeError, ValueError):
             continue  # not a sweep job: arguments that are not plain values or no int replicate
     return jobs
 
 
 def progress(
-    engine: sa.Engine, sweep: Sweep, running: set[str] | None = None, rq_error: str | None = None
+    engine: sa.Engine,
+    sweep: Sweep,
+    active: Mapping[str, str] | None = None,
+    jobs_error: str | None = None,
+    jobs_from: str | None = None,
 ) -> Progress:
-    """The sweep's progress; a point not done whose key is in ``running`` (from
-    ``active_keys``) counts as running. ``running`` None: RQ was not asked (``rq_error``: why)."""
+    """The sweep's progress; a point not done whose key is in ``active`` (from ``active_jobs``
+    or ``daskjobs.dask_jobs``: key -> ``QUEUED`` or ``RUNNING``) takes that state. ``active``
+    None: nobody could be asked (``jobs_error``: why)."""
     states: dict[int, str] = {}
     for idx, record_id, state in stored_states(engine, sweep):
-        active = running is not None and state != DONE and record_id in running
-        states[idx] = RUNNING if active else state
-    return Progress(sweep, states, running_known=running is not None, rq_error=rq_error)
+        job = None if active is None or state == DONE else active.get(record_id)
+        states[idx] = state if job is None else job
+    known = active is not None
+    return Progress(sweep, states, known, jobs_error=jobs_error, jobs_from=jobs_from)
 
 
 def rq_progress(
@@ -131,17 +137,17 @@ def rq_progress(
 ) -> Progress:
     """Progress with the running points asked from RQ queue ``rq_queue`` (default: the one the
     sweep was submitted on). A Redis error raises when ``strict`` (the caller is about to
-    enqueue); otherwise running is left unknown and ``rq_error`` says why."""
+    enqueue); otherwise queued and running are left unknown and ``jobs_error`` says why."""
     queue_name = rq_queue or sweep.rq_queue
     if queue_name is None:
-        return progress(engine, sweep, running=set())  # never submitted to RQ: nothing running
+        return progress(engine, sweep, {})  # never submitted to RQ: nothing queued or running
     try:
-        running = active_keys(client, queue_name, sweep.table)
+        jobs = active_jobs(client, queue_name, sweep.table)
     except REDIS_ERRORS as exc:
         if strict:
             raise
-        return progress(engine, sweep, running=None, rq_error=str(exc))
-    return progress(engine, sweep, running)
+        return progress(engine, sweep, None, f"redis unavailable: {exc}", "rq")
+    return progress(engine, sweep, jobs, jobs_from="rq")
 
 
 def rows_in(engine: sa.Engine, state: Progress, *states: str) -> list[PointRow]:

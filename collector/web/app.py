@@ -142,7 +142,7 @@ def create_app(
 
     def sweeps(_request: Request) -> Response:
         engine = src.engine
-        return JSONResponse([] if engine is None else data.sweeps(engine, src.client))
+        return JSONResponse([] if engine is None else data.sweeps(engine, src.client, queue))
 
     def heatmap(request: Request) -> Response:
         engine = src.engine

@@ -15,19 +15,18 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from rq.job import JobStatus
 
 from collector import dialects
 from collector.deadletters import DeadLetter, newest_of, shard_letters
 from collector.sweeps import ledger
+from collector.sweeps.jobs import sweep_progress
 from collector.sweeps.plot import plot_sweep
-from collector.sweeps.progress import RUNNING, active_jobs, progress
-from workers.cluster import REDIS_ERRORS
 from workers.errors import DecodeError
 from workers.keys import REPLICATE
 from workers.record import Record
 
 PREVIEW_CHARS = 160
+DASK_TIMEOUT = 2.0  # seconds a Dask scheduler has to answer a refresh, as sweep status gives
 NUMERIC = (sa.Integer, sa.Float, sa.Numeric)
 _PYPLOT = threading.Lock()  # pyplot keeps global state: one heat map at a time
 
@@ -122,25 +121,22 @@ def heatmap_value(engine: sa.Engine, sweep: ledger.Sweep) -> str | None:
     return None
 
 
-def sweep_state(engine: sa.Engine, sweep: ledger.Sweep, client: redis.Redis) -> dict[str, Any]:
-    """One sweep for the page: counted as ``collector sweep status`` counts it (points x
-    replicates = total), with the points whose RQ job waits (queued, scheduled, deferred) as
-    ``queued`` and only those whose job has started as ``running``."""
+def sweep_state(
+    engine: sa.Engine,
+    sweep: ledger.Sweep,
+    client: redis.Redis,
+    queue: str,
+    gone: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One sweep for the page, counted by the function ``collector sweep status`` counts with
+    (points x replicates = total; queued and running as RQ or the Dask scheduler report them;
+    ``gone``: the schedulers that did not answer for an earlier sweep of this refresh)."""
     shape = {"points": sweep.points, "replicates": sweep.replicates}
-    jobs: dict[str, JobStatus] = {}
-    if sweep.rq_queue is not None:
-        try:
-            jobs = active_jobs(client, sweep.rq_queue, sweep.table)
-        except REDIS_ERRORS as exc:
-            unknown = progress(engine, sweep, running=None, rq_error=str(exc))
-            return {**unknown.as_dict(), **shape, "queued": 0}
-    state = progress(engine, sweep, set(jobs)).as_dict()
-    started = {key for key, status in jobs.items() if status == JobStatus.STARTED}
-    running = progress(engine, sweep, started).as_dict()[RUNNING]
-    return {**state, **shape, RUNNING: running, "queued": state[RUNNING] - running}
+    found = sweep_progress(engine, sweep, client, queue, dask_timeout=DASK_TIMEOUT, gone=gone)
+    return {**found.as_dict(), **shape}
 
 
-def sweeps(engine: sa.Engine, client: redis.Redis) -> list[dict[str, Any]]:
+def sweeps(engine: sa.Engine, client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     """Every declared sweep's ``sweep_state`` and the output its heat map shows."""
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(ledger.SWEEPS.name):
@@ -148,10 +144,11 @@ def sweeps(engine: sa.Engine, client: redis.Redis) -> list[dict[str, Any]]:
         names = conn.scalars(sa.select(ledger.SWEEPS.c.name).order_by(ledger.SWEEPS.c.name))
         names_list = list(names)
     found = []
+    gone: dict[str, str] = {}  # a scheduler that does not answer costs one timeout a refresh
     for name in names_list:
         sweep = ledger.load(engine, name)
         heatmap = heatmap_value(engine, sweep)
-        found.append({**sweep_state(engine, sweep, client), "heatmap": heatmap})
+        found.append({**sweep_state(engine, sweep, client, queue, gone), "heatmap": heatmap})
     return found
 
 

@@ -91,7 +91,8 @@ def missing(
         if fmt in ("rq", "dask") and func is None:
             raise ConfigError(f"sweep {name!r} was never submitted: give --func")
         if dask is not None:
-            state = daskjobs.dask_progress(engine, sweep, dask)
+            address = str(dask.scheduler.address)
+            state = daskjobs.dask_progress(engine, sweep, address, dask_timeout, set())
         else:
             state = noted(rq_progress(engine, sweep, client, rq_queue, strict=fmt == "rq"))
         if waiting := unstored(client, queue):
@@ -102,7 +103,7 @@ def missing(
             )
         if fmt == "slurm" and not (state.count(MISSING) or state.count(FAILED)):
             raise CommandFailed(
-                f"nothing to resubmit: every point of sweep {name!r} is done or running"
+                f"nothing to resubmit: every point of sweep {name!r} is done, queued or running"
             )
         rerun = _prepared(engine, state, retire=retire_failed or fmt in ("rq", "dask"))
         if fmt == "rq":
@@ -118,7 +119,8 @@ def missing(
             )
             click.echo(f"queued {count} points of sweep {name!r} on RQ queue {queue_name!r}")
         elif dask is not None and fmt == "dask":
-            count = daskjobs.submit_rows(dask, engine, sweep, rerun.rows, str(func))
+            notes = (client, queue)
+            count = daskjobs.submit_rows(dask, engine, sweep, rerun.rows, str(func), notes)
             click.echo(f"submitted {count} points of sweep {name!r} to Dask")
     if fmt == "slurm":
         _print_slurm(rerun)

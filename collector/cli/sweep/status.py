@@ -1,5 +1,5 @@
-"""``collector sweep status``: how many points are done, failed, running and missing, once or
-as a progress bar until every point has its row."""
+"""``collector sweep status``: how many points are done, failed, queued, running and missing,
+once or as a progress bar until every point has its row."""
 
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ import click
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from collector.cli.connect import open_dask, open_db, open_redis
-from collector.cli.options import dask_options, db_option, redis_options, rq_queue_option
+from collector.cli.connect import dask_address_of, open_db, open_redis
+from collector.cli.options import dask_status_options, db_option, redis_options, rq_queue_option
 from collector.errors import ConfigError
-from collector.sweeps import accounting, daskjobs, ledger
+from collector.sweeps import accounting, ledger
 from collector.sweeps.accounting import sacct_command
+from collector.sweeps.jobs import sweep_progress
 from collector.sweeps.progress import (
     DONE,
     FAILED,
     MISSING,
+    QUEUED,
     RUNNING,
+    STATES,
     Progress,
-    rq_progress,
     unstored,
 )
 
@@ -48,7 +50,7 @@ from collector.sweeps.progress import (
     help="Seconds between refreshes with --watch.",
 )
 @rq_queue_option
-@dask_options
+@dask_status_options
 @redis_options
 @db_option
 def sweep_status(
@@ -65,8 +67,9 @@ def sweep_status(
     queue: str,
     db_url: str,
 ) -> None:
-    """Points of sweep NAME done, failed (_error set), running (queued in RQ, or in flight on
-    the Dask scheduler given by --dask or --scheduler-file) and missing.
+    """Points of sweep NAME done, failed (_error set), queued (waiting in RQ or on the Dask
+    scheduler), running (started by a worker) and missing. A sweep submitted to Dask is asked
+    from the scheduler it was submitted to, unless --dask or --scheduler-file names another.
 
     \b
     Examples:
@@ -78,19 +81,18 @@ def sweep_status(
         raise ConfigError(f"--json and --format {fmt} ask for two formats: give one")
     fmt = "json" if as_json else fmt
     sacct = sacct_command() if fmt == "sacct" else None
-    with (
-        open_db(db_url) as engine,
-        open_redis(redis_url) as client,
-        open_dask(dask_address, scheduler_file, dask_timeout) as dask,
-    ):
+    address = dask_address_of(dask_address, scheduler_file)
+    with open_db(db_url) as engine, open_redis(redis_url) as client:
         sweep = ledger.load(engine, name)
 
         def read() -> Progress:
-            if dask is not None:
-                return daskjobs.dask_progress(engine, sweep, dask)
-            return noted(rq_progress(engine, sweep, client, rq_queue, strict=False))
+            return sweep_progress(
+                engine, sweep, client, queue, rq_queue=rq_queue, dask_address=address,
+                dask_timeout=dask_timeout,
+            )  # fmt: skip
 
         state = _watch(sweep, interval, read) if watch else read()
+        noted(state)
         info = {**state.as_dict(), "unstored": unstored(client, queue)}
         if sacct is not None:
             _print_accounting(engine, sweep, sacct)
@@ -102,8 +104,8 @@ def sweep_status(
         f"sweep {name}: {sweep.points} points x {sweep.replicates} replicates = "
         f"{sweep.total} results into table {sweep.table!r}"
     )
-    for key in (DONE, FAILED, RUNNING, MISSING):
-        shown = info[key] if key != RUNNING or state.running_known else "?"
+    for key in STATES:
+        shown = info[key] if key not in (QUEUED, RUNNING) or state.running_known else "?"
         click.echo(f"  {key:<8} {shown}")
     if info["unstored"]:
         click.echo(f"note: {info['unstored']} records wait in queue {queue!r}: counts may grow")
@@ -120,18 +122,18 @@ def _print_accounting(engine: sa.Engine, sweep: ledger.Sweep, sacct: str) -> Non
 
 
 def noted(state: Progress) -> Progress:
-    """``state``, after a note on stderr when RQ could not be asked for the running points."""
-    if state.rq_error is not None:
-        click.echo(f"note: running points unknown, redis unavailable: {state.rq_error}", err=True)
+    """``state``, after a note on stderr when RQ or Dask could not be asked for the queued and
+    running points."""
+    if state.jobs_error is not None:
+        click.echo(f"note: queued and running points unknown: {state.jobs_error}", err=True)
     return state
 
 
 def _summary(state: Progress) -> str:
-    running = state.count(RUNNING) if state.running_known else "?"
-    return (
-        f"{state.count(DONE)} done, {state.count(FAILED)} failed, {running} running, "
-        f"{state.count(MISSING)} missing"
-    )
+    shown = {key: str(state.count(key)) for key in STATES}
+    if not state.running_known:
+        shown[QUEUED] = shown[RUNNING] = "?"
+    return ", ".join(f"{shown[key]} {key}" for key in STATES)
 
 
 def _watch(sweep: ledger.Sweep, interval: float, read: Callable[[], Progress]) -> Progress:

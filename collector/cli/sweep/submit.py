@@ -74,7 +74,7 @@ def submit(
         raise ConfigError("--replicates needs --sweep NAME")
     asked = Asked(func, grids, points, sweep_name, table, replicates, db_url)
     if dask_address is not None or scheduler_file is not None:
-        _submit_to_dask(asked, dask_address, scheduler_file, dask_timeout)
+        _submit_to_dask(asked, (dask_address, scheduler_file, dask_timeout), redis_url, queue)
     else:
         _submit_to_rq(asked, rq_queue, job_timeout, redis_url)
 
@@ -153,19 +153,23 @@ def _submit_to_rq(asked: Asked, rq_queue: str, job_timeout: int | None, redis_ur
 
 
 def _submit_to_dask(
-    asked: Asked, address: str | None, scheduler_file: str | None, timeout: float
+    asked: Asked, scheduler: tuple[str | None, str | None, float], redis_url: str, queue: str
 ) -> None:
-    """The points (or the sweep's points not done, failed or in flight) as Dask tasks."""
+    """The points (or the sweep's points not done, failed or in flight) as Dask tasks; for a
+    sweep, the scheduler's address is noted in Redis (``queue``) for ``sweep status``."""
+    address, scheduler_file, timeout = scheduler
     with open_dask(address, scheduler_file, timeout) as client:
         assert client is not None  # an address or a file was given
-        where = address or str(client.scheduler.address)
+        where = str(client.scheduler.address)
         if asked.sweep is None:
             count = daskjobs.submit_points(client, asked.func, asked.todo())
             click.echo(f"submitted {count} tasks of {asked.func} to Dask at {where}")
         else:
-            with asked.declared() as (engine, found):
-                rows = rows_in(engine, daskjobs.dask_progress(engine, found, client), MISSING)
-                count = daskjobs.submit_rows(client, engine, found, rows, asked.func)
+            with asked.declared() as (engine, found), open_redis(redis_url) as connection:
+                state = daskjobs.dask_progress(engine, found, where, timeout, set())
+                rows = rows_in(engine, state, MISSING)
+                notes = (connection, queue)
+                count = daskjobs.submit_rows(client, engine, found, rows, asked.func, notes)
             click.echo(
                 f"submitted {count} of {found.total} points of sweep {asked.sweep!r} to Dask "
                 f"at {where} (the others are done, failed or in flight already)"

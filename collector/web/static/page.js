@@ -119,7 +119,10 @@ function showSweeps(sweeps) {
       legend.appendChild(item);
     }
     left.append(bar, legend);
-    if (!s.running_known) left.appendChild(el("p", "running unknown (RQ not reachable)", "muted"));
+    if (!s.running_known) {
+      const who = s.jobs_from === "dask" ? "Dask" : "RQ";
+      left.appendChild(el("p", `queued and running unknown (${who}: ${s.jobs_error})`, "muted"));
+    }
     div.appendChild(left);
     if (s.heatmap) {
       const img = el("img");
