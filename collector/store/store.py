@@ -14,7 +14,7 @@ from collector import dialects
 from collector.errors import DatabaseUnavailable, first_line
 from collector.store import ddl
 from collector.store.classify import Fault, classify
-from collector.store.columns import FLOAT_EXACT, INT64
+from collector.store.columns import FLOAT_EXACT, INT64, plain_floats
 from collector.store.schema import Plan, Schema, TableInfo
 from collector.store.writers import suits_fast, writers_for
 from workers.record import Record
@@ -149,6 +149,7 @@ class Store:
         if len(shapes) > MAX_SHAPES:
             return False
         low, high = INT64
+        odd_floats = self.rules.refuses_floats
         for table, keys in shapes:
             info = tables.get(table)
             if info is None:
@@ -163,6 +164,8 @@ class Store:
                 types.discard(_NONE)
                 if any(fits.get((table, key, t)) is not info for t in types):
                     return False
+                if odd_floats and float in types and not plain_floats(column):
+                    return False  # a float the database refuses: planned, value by value
                 if int in types:
                     ints = [v for v in column if type(v) is int] if len(types) > 1 else column
                     least, most = min(ints), max(ints)
