@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scripts.soak.canary import Window
@@ -87,7 +88,13 @@ def differences(rec: Sent, row: dict[str, Any], kinds: dict[str, str]) -> list[t
 
 class Checker:
     def __init__(self, sent: list[Sent], windows: list[Window],
-                 outages: list[tuple[float, float]]) -> None:  # fmt: skip
+                 outages: list[tuple[float, float]],
+                 refusal: Callable[[dict[str, Any]], str | None] | None = None,
+                 ) -> None:  # fmt: skip
+        """``refusal``: why the database refuses a record the workload sent as good (the
+        record is then poison: it must be dead-lettered with a reason)."""
+        if refusal is not None:
+            sent = [s if s.poison else replace(s, poison=refusal(s.data)) for s in sent]
         self.sent, self.windows, self.outages = sent, windows, outages
         self.calls: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
         for s in sent:
