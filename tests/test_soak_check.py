@@ -20,7 +20,7 @@ from collector.db import make_engine
 from collector.store import Schema, Store
 from scripts.soak.canary import Window
 from scripts.soak.check import Checker, Result, same
-from scripts.soak.databases import Mysql
+from scripts.soak.databases import Database, Mysql, Sqlite
 from scripts.soak.receipts import FAIL, INFO, OK, Sent, read_file
 from workers.record import Record
 
@@ -226,3 +226,11 @@ def test_the_soak_reads_rows_as_the_collector_does(db_url: str, tmp_path: Path) 
     assert {k: got[k] for k in values if k != "blob"} == {
         k: [type(v).__name__, repr(v)] for k, v in values.items() if k != "blob"
     }
+
+
+def test_a_float_is_the_same_only_with_its_sign_and_sqlite_refuses_negative_zero() -> None:
+    assert not same(-0.0, 0.0, "float") and not same(0.0, -0.0, "float")
+    assert same(-0.0, -0.0, "float") and same(0, 0.0, "float") and not same([-0.0], [0.0], "json")
+    assert Sqlite.refusal({"f": -0.0}) == "a float column cannot hold -0.0"
+    assert Sqlite.refusal({"f": 0.0, "js": [-0.0], "i": 0}) is None
+    assert Database.refusal({"f": -0.0}) is None  # PostgreSQL keeps it

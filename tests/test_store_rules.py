@@ -4,6 +4,7 @@ failure), a missing or None list/dict value is SQL NULL, and ``added`` counts ne
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import pytest
@@ -17,6 +18,12 @@ from collector.store.writers import MissingColumn, writers_for
 from workers.record import Record
 
 T0 = 1_700_000_000.0
+
+
+REFUSED_ZERO = {  # the databases that cannot store -0.0 in a float column, and their reason
+    "sqlite": "SQLite stores negative zero as 0.0 (send 0.0)",
+    "mysql": "MySQL and MariaDB store negative zero as 0.0 (send 0.0)",
+}
 
 
 @pytest.fixture
@@ -204,3 +211,17 @@ def test_any_arrival_in_any_batches_ends_with_the_rule_s_row(engine, case) -> No
     with engine.connect() as conn:
         query = 'SELECT "x" FROM "rule" WHERE "_id" = :k'
         assert conn.execute(sa.text(query), {"k": key}).scalar_one() == winner
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new column", "known column"])
+def test_negative_zero_in_a_float_column_is_kept_or_refused_never_made_zero(engine, known) -> None:
+    store = Store(engine, Schema())
+    if known:
+        assert store.write([Record("before", "z", {"x": 0.5})]) == []
+    refused = store.write([Record("neg", "z", {"x": -0.0}), Record("pos", "z", {"x": 0.0})])
+    kept = {rid: math.copysign(1.0, x) for rid, x in data(engine, "z", "x") if x == 0}
+    if refused:  # a database that cannot hold it says so, and stores the record's neighbour
+        assert refused == [(0, f"column 'x': -0.0: {REFUSED_ZERO[engine.dialect.name]}")]
+        assert kept == {"pos": 1.0}
+    else:
+        assert kept == {"neg": -1.0, "pos": 1.0}

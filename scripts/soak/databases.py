@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,18 @@ SERVICE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SERVICE_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test"
 SOAK_APP = "soak"  # application_name of the soak's own connections, spared by kill_connections
 LOCK_TRIES_SECONDS = 20.0
+
+
+def negative_zero(value: float) -> bool:
+    return value == 0 and math.copysign(1.0, value) < 0
+
+
+def refused_float(data: dict[str, Any], refused: Callable[[float], bool]) -> str | None:
+    """Why a record of ``data`` is refused: a float value (not one inside JSON) ``refused``."""
+    for value in data.values():
+        if type(value) is float and refused(value):
+            return f"a float column cannot hold {value}"
+    return None
 
 
 class Database:
@@ -88,6 +101,11 @@ class Sqlite(Database):
     """A temporary SQLite file, one collector; locked with BEGIN EXCLUSIVE."""
 
     name = "sqlite"
+
+    @staticmethod
+    def refusal(data: dict[str, Any]) -> str | None:
+        """A float column takes no -0.0 (a REAL stores it as 0.0); inside JSON it is kept."""
+        return refused_float(data, negative_zero)
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "soak.db"
@@ -208,12 +226,7 @@ class Mysql(Server):
     def refusal(data: dict[str, Any]) -> str | None:
         """A float column takes no NaN, no infinity and no -0.0 (MariaDB would store 0.0);
         inside a list or dict (JSON) -0.0 is kept."""
-        for value in data.values():
-            if type(value) is float and (
-                not math.isfinite(value) or (value == 0 and math.copysign(1.0, value) < 0)
-            ):
-                return f"a float column cannot hold {value}"
-        return None
+        return refused_float(data, lambda v: not math.isfinite(v) or negative_zero(v))
 
     def create(self) -> None:
         self.run_admin(f"CREATE DATABASE `{self.db}`")
