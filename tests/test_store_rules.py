@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from collector.db import make_engine
 from collector.store import Schema, Store
+from collector.store.columns import plain_floats
 from collector.store.writers import MissingColumn, writers_for
 from workers.record import Record
 
@@ -225,3 +226,19 @@ def test_negative_zero_in_a_float_column_is_kept_or_refused_never_made_zero(engi
         assert kept == {"pos": 1.0}
     else:
         assert kept == {"neg": -1.0, "pos": 1.0}
+
+
+ODD = [math.nan, math.inf, -math.inf, -0.0]  # the floats a database may not store as they are
+
+
+@given(
+    st.lists(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=2)
+        | st.floats(-1e300, 1e300) | st.sampled_from(ODD) | st.lists(st.sampled_from(ODD)),
+        max_size=8,
+    )
+)  # fmt: skip
+def test_plain_floats_finds_every_nan_infinity_and_negative_zero(values: list) -> None:
+    odd = [v for v in values if type(v) is float and (v != v or abs(v) == math.inf or (
+        v == 0 and math.copysign(1.0, v) < 0))]  # fmt: skip
+    assert plain_floats(values) is (not odd)  # inside a list (JSON) they are not the column's

@@ -89,11 +89,16 @@ def float_exact(value: int) -> bool:
 def plain_floats(values: list[Any]) -> bool:
     """Whether no float among ``values`` is NaN, an infinity or -0.0, the floats a database may
     not store as they are (its dialect's float_problem judges each one)."""
-    floats = [v for v in values if type(v) is float]
-    total = sum(floats)  # NaN and the infinities carry through (a sum that overflows: judged)
+    try:
+        total = sum(values)  # NaN and the infinities carry through (one that overflows: judged)
+    except (TypeError, OverflowError):  # None, or values of other kinds: the floats alone
+        values = [v for v in values if type(v) is float]
+        total = sum(values)
     if total - total != 0:
         return False
-    return 0.0 not in floats or all(math.copysign(1.0, v) > 0 for v in floats if v == 0)
+    return 0.0 not in values or all(
+        math.copysign(1.0, v) > 0 for v in values if type(v) is float and v == 0
+    )
 
 
 def fits(column_kind: str, value_kind: str) -> bool:
