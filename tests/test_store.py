@@ -341,3 +341,19 @@ def test_a_bisected_batch_reflects_the_schema_once_not_at_each_step(engine) -> N
     assert [i for i, _reason in store.write(again)] == [3, 60]
     assert schema.loads == 2  # the cached schema failed once: read again, then trusted
     assert len(stored(engine, "results", "x")) == 1 + 128 - 8 + 64 - 2
+
+
+def test_a_schema_that_cannot_be_read_ends_the_batch_instead_of_retrying_forever(
+    sqlite_url,
+) -> None:
+    class Unreadable(CountingSchema):
+        def load(self, conn: sa.Connection) -> None:
+            super().load(conn)
+            raise ValueError("a column type nothing converts")
+
+    engine = make_engine(sqlite_url)
+    schema = Unreadable()
+    refused = Store(engine, schema).write([Record("a", "t", {"x": 1}), Record("b", "t", {"x": 2})])
+    assert refused == [(i, "cannot store the row: a column type nothing converts") for i in (0, 1)]
+    assert schema.loads == 3  # the batch, then each half: each attempt read the schema itself
+    engine.dispose()

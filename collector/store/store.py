@@ -77,8 +77,8 @@ class Store:
             if fault is Fault.TRANSIENT:  # no second try now: the database cannot take any
                 self.engine.dispose()  # new connections: a file writable again is seen as such
                 raise DatabaseUnavailable(first_line(exc)) from exc
-            if not self._verified:  # a schema cached by an earlier write may be what failed:
-                self._stale = True  # once more, reflected
+            if not (self._verified or self._fresh):  # a schema cached by an earlier write
+                self._stale = True  # may be what failed: once more, reflected
                 return self._write(records, offset)
             if fault is Fault.STALE and not self._raced:  # a peer's DDL, committed after our
                 self._raced = self._stale = True  # reflection, is visible now: once more,
