@@ -247,3 +247,20 @@ def test_floats_mysql_cannot_store_are_refused_by_the_plan_in_one_transaction(
     ]
     assert transactions == [1]  # no attempt failed: nothing was bisected
     assert store.added == 19
+
+
+def test_a_bisected_batch_that_adds_a_column_alters_the_table_once(engine, mysql_url) -> None:
+    store = Store(engine, Schema())
+    assert store.write([Record("first", "results", {"x": 1})]) == []
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no13 BEFORE INSERT ON results FOR EACH ROW BEGIN IF NEW.x = 13 "
+            "THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'thirteen'; END IF; END"
+        )
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    batch = [Record(f"r{i:02}", "results", {"x": 13 if i in (4, 9) else 100 + i, "y": "new"})
+             for i in range(16)]  # fmt: skip
+    assert [i for i, _reason in store.write(batch)] == [4, 9]
+    assert len([s for s in statements if s.startswith("ALTER TABLE")]) == 1  # committed at once
+    assert len(typed_rows(mysql_url, "results")) == 1 + 14
