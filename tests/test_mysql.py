@@ -94,7 +94,7 @@ def test_negative_zero_is_refused_with_a_reason_not_stored_as_zero(engine) -> No
     store = Store(engine, Schema())
     batch = [Record("pos", "z", {"x": 0.0}), Record("neg", "z", {"x": -0.0})]
     assert store.write(batch) == [
-        (1, "cannot store the row: -0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)")
+        (1, "column 'x': -0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)")
     ]
 
 
@@ -383,3 +383,52 @@ def test_a_unix_socket_url_is_the_same_database(engine, mysql_url) -> None:
     finally:
         local.dispose()
     assert [(r["s"], r["x"]) for r in typed_rows(mysql_url, "sock")] == [("🧪", 0.1)]
+
+
+# --- floats MySQL cannot store, refused by the plan (lane mysoak) ------------------------------
+
+
+def begun(engine: sa.Engine) -> list[int]:
+    """A one-item list counting the transactions ``engine`` begins from now on."""
+    count = [0]
+    sa.event.listen(engine, "begin", lambda _conn: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+@pytest.mark.parametrize("table_known", [False, True])
+def test_floats_mysql_cannot_store_are_refused_by_the_plan_in_one_transaction(
+    engine, table_known
+) -> None:
+    store = Store(engine, Schema())
+    if table_known:  # the column has taken floats before: the batch would skip the plan
+        assert store.write([Record("before", "z", {"x": 0.5, "n": 1})]) == []
+    odd = {3: -0.0, 7: math.nan, 11: math.inf, 15: -math.inf, 19: -0.0}
+    batch = [Record(f"r{i}", "z", {"x": odd.get(i, i + 0.5), "n": i}) for i in range(24)]
+    transactions = begun(engine)
+    no_nan = "MySQL and MariaDB have no NaN or infinity (send null)"
+    assert store.write(batch) == [
+        (3, "column 'x': -0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)"),
+        (7, f"column 'x': nan: {no_nan}"),
+        (11, f"column 'x': inf: {no_nan}"),
+        (15, f"column 'x': -inf: {no_nan}"),
+        (19, "column 'x': -0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)"),
+    ]
+    assert transactions == [1]  # no attempt failed: nothing was bisected
+    assert store.added == 19
+
+
+def test_a_bisected_batch_that_adds_a_column_alters_the_table_once(engine, mysql_url) -> None:
+    store = Store(engine, Schema())
+    assert store.write([Record("first", "results", {"x": 1})]) == []
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no13 BEFORE INSERT ON results FOR EACH ROW BEGIN IF NEW.x = 13 "
+            "THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'thirteen'; END IF; END"
+        )
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    batch = [Record(f"r{i:02}", "results", {"x": 13 if i in (4, 9) else 100 + i, "y": "new"})
+             for i in range(16)]  # fmt: skip
+    assert [i for i, _reason in store.write(batch)] == [4, 9]
+    assert len([s for s in statements if s.startswith("ALTER TABLE")]) == 1  # committed at once
+    assert len(typed_rows(mysql_url, "results")) == 1 + 14

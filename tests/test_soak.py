@@ -1,7 +1,7 @@
-"""The soak of combined faults (scripts/soak) as part of the suite: a short run on SQLite and on
-PostgreSQL with fixed seeds must find nothing, and a run against a collector with a deliberate
-defect must fail, naming the records it lost. Marked ``soak`` (a few minutes of CPU): deselect
-locally with ``-m 'not soak'``; CI runs them."""
+"""The soak of combined faults (scripts/soak) as part of the suite: a short run on SQLite, on
+PostgreSQL and on MariaDB with fixed seeds must find nothing, and a run against a collector with
+a deliberate defect must fail, naming the records it lost. Marked ``soak`` (a few minutes of
+CPU): deselect locally with ``-m 'not soak'``; CI runs them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import IN_CI, REAL_PG_URL
+from tests.helpers import IN_CI, REAL_MYSQL_URL, REAL_PG_URL
 
 REPO = Path(__file__).resolve().parents[1]
 DROPPER = Path(__file__).with_name("soak_dropper.py")
@@ -32,18 +32,18 @@ def soak(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def require_postgresql() -> None:
-    """Skip locally, fail in CI, when the machine's PostgreSQL does not answer."""
-    engine = sa.create_engine(REAL_PG_URL)
+def require(title: str, url: str) -> None:
+    """Skip locally, fail in CI, when the machine's database server at ``url`` does not answer."""
+    engine = sa.create_engine(url)
     try:
         with engine.connect():
             pass
     except sa.exc.OperationalError as exc:
         if IN_CI:
             pytest.fail(
-                f"PostgreSQL is not reachable (CI=true: a missing service is a failure): {exc}"
+                f"{title} is not reachable (CI=true: a missing service is a failure): {exc}"
             )
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+        pytest.skip(f"{title} is not reachable: {exc}")
     finally:
         engine.dispose()
 
@@ -63,8 +63,17 @@ def test_short_soak_on_sqlite_finds_nothing() -> None:
 
 @pytest.mark.postgres
 def test_short_soak_on_postgresql_finds_nothing() -> None:
-    require_postgresql()
+    require("PostgreSQL", REAL_PG_URL)
     proc = soak("--seed", "202", "--minutes", "1", "--db", "postgresql")
+    line = summary(proc)
+    assert proc.returncode == 0, line
+    assert " lost=0 dup=0 phantom=0 " in line and line.endswith(" findings=0 PASS")
+
+
+@pytest.mark.mysql
+def test_short_soak_on_mariadb_finds_nothing() -> None:
+    require("MariaDB", REAL_MYSQL_URL)
+    proc = soak("--seed", "7", "--minutes", "1", "--db", "mysql")  # the seed that first failed
     line = summary(proc)
     assert proc.returncode == 0, line
     assert " lost=0 dup=0 phantom=0 " in line and line.endswith(" findings=0 PASS")

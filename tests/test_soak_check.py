@@ -4,17 +4,27 @@ loss inside a canary window) is not blamed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.db import make_engine
+from collector.store import Schema, Store
 from scripts.soak.canary import Window
 from scripts.soak.check import Checker, Result, same
+from scripts.soak.databases import Database, Mysql, Sqlite
 from scripts.soak.receipts import FAIL, INFO, OK, Sent, read_file
+from workers.record import Record
 
+REPO = Path(__file__).resolve().parents[1]
 PID = 4242
 KINDS = {"_id": "str", "_ts": "datetime", "_pid": "int", "_error": "str", "tag": "str",
          "i": "int", "w": "float", "js": "json"}  # fmt: skip
@@ -160,3 +170,67 @@ def test_receipts_give_ok_fail_and_info_and_skip_a_torn_line(tmp_path: Path) -> 
     assert [(s.tag, s.id, s.status) for s in got] == [("a", "x", OK), ("b", None, FAIL),
                                                       ("c", None, INFO)]  # fmt: skip
     assert got[0].data == {"b": b"\x00\xff"} and got[0].pid == 7
+
+
+# --- what each database refuses, and reading rows as the collector does ------------------------
+
+
+def test_floats_mysql_cannot_store_are_expected_dead_letters_there_only() -> None:
+    neg, nan, inf = (sent(t, f"id{t}", {"w": v}) for t, v in (("n", -0.0), ("a", math.nan),
+                                                                ("i", -math.inf)))  # fmt: skip
+    in_json = sent("j", "idj", {"js": [-0.0]})
+    recs = [neg, nan, inf, in_json]
+    dead = [(f"id{t}", t, "column 'w': refused") for t in "nai"]
+    on_mysql = Checker(recs, [], [], refusal=Mysql.refusal).run(
+        {"results": (KINDS, [row("idj", in_json)])}, dead
+    )
+    assert found(on_mysql) == {} and on_mysql.counts["dead"] == 3
+    assert found(Checker(recs, [], [], refusal=Mysql.refusal).run(
+        {"results": (KINDS, [row("idj", in_json)])}, [])) == {"lost": 3}  # fmt: skip
+    good = [neg, inf, in_json]  # elsewhere they are good records (the workload sends no NaN)
+    assert found(check(good, [row(r.id, r) for r in good], [dead[0], dead[2]])) == {
+        "dead-lettered good record": 2
+    }
+
+
+# The soak's own process, which imports neither the collector's engine nor its dialects
+READ = """
+import json, sys
+from pathlib import Path
+from scripts.soak.databases import open_database
+db = open_database(sys.argv[1], Path(sys.argv[2]), "unused")
+db.url = sys.argv[3]
+kinds, rows = db.read("results")
+print(json.dumps([kinds, {k: [type(v).__name__, repr(v)] for k, v in rows[0].items()}]))
+"""
+
+
+def test_the_soak_reads_rows_as_the_collector_does(db_url: str, tmp_path: Path) -> None:
+    values = {"f": 0.1 + 0.2, "js": {"a": [1, 1.5, None]}, "l": [True], "b": True,
+              "blob": b"\x00\xff", "when": dt.datetime(2024, 1, 2, 3, 4, 5, 6)}  # fmt: skip
+    engine = make_engine(db_url)
+    assert Store(engine, Schema()).write([Record("k", "results", values)]) == []
+    engine.dispose()
+    kind = sa.make_url(db_url).get_backend_name()
+    argv = [sys.executable, "-c", READ, kind, str(tmp_path), db_url]
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    kinds, got = json.loads(out)
+    assert {k: kinds[k] for k in values} == {
+        "f": "float",
+        "js": "json",
+        "l": "json",
+        "b": "bool",
+        "blob": "bytes",
+        "when": "datetime",
+    }
+    assert {k: got[k] for k in values if k != "blob"} == {
+        k: [type(v).__name__, repr(v)] for k, v in values.items() if k != "blob"
+    }
+
+
+def test_a_float_is_the_same_only_with_its_sign_and_sqlite_refuses_negative_zero() -> None:
+    assert not same(-0.0, 0.0, "float") and not same(0.0, -0.0, "float")
+    assert same(-0.0, -0.0, "float") and same(0, 0.0, "float") and not same([-0.0], [0.0], "json")
+    assert Sqlite.refusal({"f": -0.0}) == "a float column cannot hold -0.0"
+    assert Sqlite.refusal({"f": 0.0, "js": [-0.0], "i": 0}) is None
+    assert Database.refusal({"f": -0.0}) is None  # PostgreSQL keeps it

@@ -194,8 +194,9 @@ def test_an_empty_widen_copy_of_an_older_version_is_dropped_at_start(sqlite_url)
     engine.dispose()
 
 
-def outcome(engine: sa.Engine, batches: list[list[Record]]) -> tuple[list, list[str]]:
-    store = Store(engine, Schema())
+def refusing_13(engine: sa.Engine) -> None:
+    """Table ``results`` (``_id``, ``x``) with a trigger that refuses a row whose x is 13: a
+    record only the database refuses, as its row goes in."""
     with engine.begin() as conn:
         conn.exec_driver_sql('CREATE TABLE "results" ("_id" VARCHAR(255) PRIMARY KEY, "x" BIGINT)')
         if engine.dialect.name == "mysql":
@@ -217,6 +218,11 @@ def outcome(engine: sa.Engine, batches: list[list[Record]]) -> tuple[list, list[
                 'CREATE TRIGGER "no13" BEFORE INSERT ON "results" '
                 "FOR EACH ROW EXECUTE FUNCTION no13()"
             )
+
+
+def outcome(engine: sa.Engine, batches: list[list[Record]]) -> tuple[list, list[str]]:
+    store = Store(engine, Schema())
+    refusing_13(engine)
     refused = [
         f"{batch[i].id}: {reason.split(':')[0]}"
         for batch in batches
@@ -304,3 +310,50 @@ def test_a_read_only_postgresql_is_retried_and_written_once_writable(pg_url) -> 
     assert stored(engine, "results", "x") == [("a", 1)]
     engine.dispose()
     admin.dispose()
+
+
+class CountingSchema(Schema):
+    """A Schema that counts how often the store reflects the database into it."""
+
+    loads = 0
+
+    def load(self, conn: sa.Connection) -> None:
+        self.loads += 1
+        super().load(conn)
+
+
+def test_a_bisected_batch_reflects_the_schema_once_not_at_each_step(engine) -> None:
+    refusing_13(engine)
+    assert Store(engine, Schema()).write([Record("first", "results", {"x": 1})]) == []
+    schema = CountingSchema()  # a collector started on the table as the first one left it
+    store = Store(engine, schema)
+    batch = [
+        Record(f"r{i:03}", "results", {"x": 13 if i % 16 == 5 else 1000 + i}) for i in range(128)
+    ]
+    refused = store.write(batch)
+    assert [(i, "thirteen" in reason) for i, reason in refused] == [
+        (i, True) for i in range(5, 128, 16)
+    ]
+    assert schema.loads == 1  # before the first attempt; every step trusts what it read
+    again = [
+        Record(f"s{i:03}", "results", {"x": 13 if i in (3, 60) else 1000 + i}) for i in range(64)
+    ]
+    assert [i for i, _reason in store.write(again)] == [3, 60]
+    assert schema.loads == 2  # the cached schema failed once: read again, then trusted
+    assert len(stored(engine, "results", "x")) == 1 + 128 - 8 + 64 - 2
+
+
+def test_a_schema_that_cannot_be_read_ends_the_batch_instead_of_retrying_forever(
+    sqlite_url,
+) -> None:
+    class Unreadable(CountingSchema):
+        def load(self, conn: sa.Connection) -> None:
+            super().load(conn)
+            raise ValueError("a column type nothing converts")
+
+    engine = make_engine(sqlite_url)
+    schema = Unreadable()
+    refused = Store(engine, schema).write([Record("a", "t", {"x": 1}), Record("b", "t", {"x": 2})])
+    assert refused == [(i, "cannot store the row: a column type nothing converts") for i in (0, 1)]
+    assert schema.loads == 3  # the batch, then each half: each attempt read the schema itself
+    engine.dispose()

@@ -4,6 +4,7 @@ failure), a missing or None list/dict value is SQL NULL, and ``added`` counts ne
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import pytest
@@ -13,10 +14,17 @@ from hypothesis import strategies as st
 
 from collector.db import make_engine
 from collector.store import Schema, Store
+from collector.store.columns import plain_floats
 from collector.store.writers import MissingColumn, writers_for
 from workers.record import Record
 
 T0 = 1_700_000_000.0
+
+
+REFUSED_ZERO = {  # the databases that cannot store -0.0 in a float column, and their reason
+    "sqlite": "SQLite stores negative zero as 0.0 (send 0.0)",
+    "mysql": "MySQL and MariaDB store negative zero as 0.0 (send 0.0)",
+}
 
 
 @pytest.fixture
@@ -204,3 +212,33 @@ def test_any_arrival_in_any_batches_ends_with_the_rule_s_row(engine, case) -> No
     with engine.connect() as conn:
         query = 'SELECT "x" FROM "rule" WHERE "_id" = :k'
         assert conn.execute(sa.text(query), {"k": key}).scalar_one() == winner
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new column", "known column"])
+def test_negative_zero_in_a_float_column_is_kept_or_refused_never_made_zero(engine, known) -> None:
+    store = Store(engine, Schema())
+    if known:
+        assert store.write([Record("before", "z", {"x": 0.5})]) == []
+    refused = store.write([Record("neg", "z", {"x": -0.0}), Record("pos", "z", {"x": 0.0})])
+    kept = {rid: math.copysign(1.0, x) for rid, x in data(engine, "z", "x") if x == 0}
+    if refused:  # a database that cannot hold it says so, and stores the record's neighbour
+        assert refused == [(0, f"column 'x': -0.0: {REFUSED_ZERO[engine.dialect.name]}")]
+        assert kept == {"pos": 1.0}
+    else:
+        assert kept == {"neg": -1.0, "pos": 1.0}
+
+
+ODD = [math.nan, math.inf, -math.inf, -0.0]  # the floats a database may not store as they are
+
+
+@given(
+    st.lists(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=2)
+        | st.floats(-1e300, 1e300) | st.sampled_from(ODD) | st.lists(st.sampled_from(ODD)),
+        max_size=8,
+    )
+)  # fmt: skip
+def test_plain_floats_finds_every_nan_infinity_and_negative_zero(values: list) -> None:
+    odd = [v for v in values if type(v) is float and (v != v or abs(v) == math.inf or (
+        v == 0 and math.copysign(1.0, v) < 0))]  # fmt: skip
+    assert plain_floats(values) is (not odd)  # inside a list (JSON) they are not the column's

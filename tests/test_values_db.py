@@ -117,7 +117,7 @@ def test_nan_and_infinities_in_a_float_column(
     x = {key: row["x"] for key, row in stored(db_url, "floats").items()}
     if db_url.startswith("mysql"):  # no NaN, no infinities: refused, never stored altered
         assert x == {"one": 1.5}
-        reason = "cannot store the row: {}: MySQL and MariaDB have no NaN or infinity (send null)"
+        reason = "column 'x': {}: MySQL and MariaDB have no NaN or infinity (send null)"
         assert dead_letters(fake_redis, queue) == {
             "nan": reason.format("nan"), "inf": reason.format("inf"), "ninf": reason.format("-inf")
         }  # fmt: skip

@@ -22,6 +22,7 @@ class Dialect:
     extra: ClassVar[str] = ""  # the package extra that installs the driver
     types: ClassVar[dict[str, Any]] = SQL_TYPE  # value kind -> column type of new columns
     table_options: ClassVar[dict[str, Any]] = {}  # keyword arguments of a new sa.Table
+    refuses_floats: ClassVar[bool] = False  # whether float_problem refuses any float
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """Set up a new engine (connection hooks); nothing by default."""
@@ -36,6 +37,11 @@ class Dialect:
 
     def column_problem(self, name: str) -> str | None:
         """Why this database cannot take ``name`` (past the identifier rule) as a column."""
+        return None
+
+    def float_problem(self, value: float) -> str | None:
+        """Why a float column cannot hold ``value`` as it is; asked, where ``refuses_floats``,
+        for NaN, the infinities and -0.0 (every other float is stored as it is everywhere)."""
         return None
 
     def classify(self, orig: BaseException) -> Fault | None:

@@ -72,12 +72,21 @@ class Double(mysql.DOUBLE):  # type: ignore[type-arg]
         return _storable
 
 
+def float_problem(value: float) -> str | None:
+    """Why a DOUBLE cannot hold ``value`` as it is: NaN, the infinities, -0.0; else None."""
+    if not math.isfinite(value):
+        return f"{value}: MySQL and MariaDB have no NaN or infinity (send null)"
+    if value == 0 and math.copysign(1.0, value) < 0:
+        return "-0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)"
+    return None
+
+
 def _storable(value: Any) -> Any:
+    """The last guard, for a float the plan did not judge (its records are refused first)."""
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value}: MySQL and MariaDB have no NaN or infinity (send null)")
-        if value == 0 and math.copysign(1.0, value) < 0:
-            raise ValueError("-0.0: MySQL and MariaDB store negative zero as 0.0 (send 0.0)")
+        problem = float_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
     return value
 
 
@@ -105,6 +114,7 @@ class MySQL(Dialect):
     extra = "mysql"
     types = TYPES
     table_options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    refuses_floats = True
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """utf8mb4 and the strict sql_mode on every new connection, set by PyMySQL as it
@@ -138,6 +148,9 @@ class MySQL(Dialect):
         if meta.name == "_pid":
             return sa.Integer()
         return self.types[kind_of_sql(meta.sql_type())]()
+
+    def float_problem(self, value: float) -> str | None:
+        return float_problem(value)
 
     def classify(self, orig: BaseException) -> Fault | None:
         args = getattr(orig, "args", ())

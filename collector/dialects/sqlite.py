@@ -4,6 +4,7 @@ as the fast writer."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,13 @@ class SQLite(Dialect):
     title = "SQLite"
     driver = "pysqlite"
     module = "sqlite3"
+    refuses_floats = True  # -0.0: a REAL holding a whole number is stored as an integer
+
+    def float_problem(self, value: float) -> str | None:
+        """-0.0 only (SQLite stores it as 0.0); NaN is stored as NULL, the infinities kept."""
+        if value == 0 and math.copysign(1.0, value) < 0:
+            return "-0.0: SQLite stores negative zero as 0.0 (send 0.0)"
+        return None
 
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """WAL (DELETE on a network file system: collector.netfs), synchronous=NORMAL and a

@@ -8,6 +8,7 @@ reads the metadata columns from ``META``; the names a database refuses are its d
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,21 @@ def kind_of_value(value: Any) -> str | None:
 def float_exact(value: int) -> bool:
     """Whether a float holds the int ``value`` exactly (Python compares int and float exactly)."""
     return -FLOAT_EXACT <= value <= FLOAT_EXACT or float(value) == value
+
+
+def plain_floats(values: list[Any]) -> bool:
+    """Whether no float among ``values`` is NaN, an infinity or -0.0, the floats a database may
+    not store as they are (its dialect's float_problem judges each one)."""
+    try:
+        total = sum(values)  # NaN and the infinities carry through (one that overflows: judged)
+    except (TypeError, OverflowError):  # None, or values of other kinds: the floats alone
+        values = [v for v in values if type(v) is float]
+        total = sum(values)
+    if total - total != 0:
+        return False
+    return 0.0 not in values or all(
+        math.copysign(1.0, v) > 0 for v in values if type(v) is float and v == 0
+    )
 
 
 def fits(column_kind: str, value_kind: str) -> bool:

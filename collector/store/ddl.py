@@ -5,9 +5,9 @@ Each change runs inside the batch's own transaction (SQLite's DDL is transaction
 engine issues BEGIN itself, see collector.dialects.sqlite), so an interrupted change leaves no
 trace; a scratch table of an older, non-transactional run is dropped when the schema is loaded.
 MySQL commits each change at once: the changes run before the rows, a crash between leaves an
-empty table or column the next attempt reflects and uses (a failed batch's retries and its
-bisection reflect the schema first, so they never repeat a change), and a peer's change made
-first is classified stale (or skipped: ADD COLUMN IF NOT EXISTS).
+empty table or column the next attempt reflects and uses (an attempt that began a change and
+failed is followed by a reflection, so retries and bisection never repeat it), and a peer's
+change made first is classified stale (or skipped: ADD COLUMN IF NOT EXISTS).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from collector.store.columns import (
     float_exact,
     kind_of_sql,
     kind_of_value,
+    plain_floats,
 )
 from workers.record import Record
 
@@ -146,16 +147,18 @@ class Schema:
         plan = Plan()
         self._conn = conn
         verdicts: dict[tuple[str, tuple[str, ...], tuple[type, ...]], str | None] = {}
+        odd_floats = self.rules is not None and self.rules.refuses_floats
         for index, rec in enumerate(records):
             values = tuple(rec.data.values())
             shape = (rec.table, tuple(rec.data), tuple(map(type, values)))
-            common = int not in shape[2] or all(
-                -FLOAT_EXACT <= v <= FLOAT_EXACT for v in values if type(v) is int
-            )
+            common = (
+                int not in shape[2]
+                or all(-FLOAT_EXACT <= v <= FLOAT_EXACT for v in values if type(v) is int)
+            ) and (not odd_floats or float not in shape[2] or plain_floats(list(values)))
             if common and shape in verdicts:
                 # the facts a plan stages only grow, so a record of a table, keys and value
                 # types seen before meets the verdict the first one met (an int out of range,
-                # or one no float holds, is checked on its own)
+                # one no float holds, or a float the database refuses, is checked on its own)
                 reason = verdicts[shape]
             else:
                 reason = self._stage(rec, plan)
@@ -181,6 +184,9 @@ class Schema:
             if value is None:
                 continue
             kind, reason = value_kind(key, value)
+            if kind == "float" and self.rules is not None and self.rules.refuses_floats:
+                problem = self.rules.float_problem(value)  # type: ignore[arg-type]
+                reason = f"column {key!r}: {problem}" if problem else None
             have = known.get(key) or adds.get(key)
             if reason is None and have is None:
                 reason = self._new_column_problem(rec.table, info, key, [*known, *adds])

@@ -14,7 +14,7 @@ from collector import dialects
 from collector.errors import DatabaseUnavailable, first_line
 from collector.store import ddl
 from collector.store.classify import Fault, classify
-from collector.store.columns import FLOAT_EXACT, INT64
+from collector.store.columns import FLOAT_EXACT, INT64, plain_floats
 from collector.store.schema import Plan, Schema, TableInfo
 from collector.store.writers import suits_fast, writers_for
 from workers.record import Record
@@ -36,6 +36,8 @@ class Store:
         self._fast, self._generic = writers_for(engine.dialect)
         self._stale = True  # reflect the schema before the next attempt
         self._fresh = False  # whether the current attempt reflected the schema itself
+        self._verified = False  # whether the schema was reflected during this write
+        self._changed = False  # whether the current attempt began a schema change
         self._started = False
         self._unknown = 0  # unclassified failures of the batch being written
         self._raced = False  # whether this batch was retried after a peer's DDL (Fault.STALE)
@@ -51,7 +53,7 @@ class Store:
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
         DatabaseUnavailable when the batch should be retried whole later."""
-        self._raced = False
+        self._raced = self._verified = False
         self._inserted = 0
         refused = self._write(records, 0)
         self._unknown = 0
@@ -66,16 +68,21 @@ class Store:
         try:
             rejected = self._attempt(records)
         except Exception as exc:  # every error is classified below; none escapes unsorted
-            self._stale = True
             fault = classify(exc, self.rules)
+            # The schema in memory stays true after a failed attempt that changed none (its
+            # rollback left the tables as they were), so the steps of a bisection trust it.
+            # A change began: rolled back, or (MySQL) committed in part: read it again.
+            if self._changed or fault in (Fault.TRANSIENT, Fault.UNKNOWN):
+                self._stale = True
             if fault is Fault.TRANSIENT:  # no second try now: the database cannot take any
                 self.engine.dispose()  # new connections: a file writable again is seen as such
                 raise DatabaseUnavailable(first_line(exc)) from exc
-            if not self._fresh:  # a cached schema may be what failed: once more, reflected
+            if not (self._verified or self._fresh):  # a schema cached by an earlier write
+                self._stale = True  # may be what failed: once more, reflected
                 return self._write(records, offset)
             if fault is Fault.STALE and not self._raced:  # a peer's DDL, committed after our
-                self._raced = True  # reflection, is visible now: once more, reflected again
-                return self._write(records, offset)
+                self._raced = self._stale = True  # reflection, is visible now: once more,
+                return self._write(records, offset)  # reflected again
             self._raise_if_unknown(exc, fault)
             if len(records) == 1:
                 return [(offset, self._refusal(exc))]
@@ -98,7 +105,7 @@ class Store:
 
     def _attempt(self, records: list[Record]) -> list[tuple[int, str]]:
         """One transaction: reflect if needed, plan, run the DDL, insert; returns the refused."""
-        self._fresh, self._step = self._stale, "the row"
+        self._fresh, self._step, self._changed = self._stale, "the row", False
         with self.engine.begin() as conn:
             if self._stale:
                 self._load(conn)
@@ -107,7 +114,7 @@ class Store:
                 self._load(conn)
                 self._fresh, plan = True, self.schema.plan(records, conn)
             if plan.needs_ddl:
-                self._step = "the table change"
+                self._step, self._changed = "the table change", True
                 ddl.apply(conn, plan, self.schema)
                 self._step = "the row"
             inserted = self._insert(conn, [records[i] for i in plan.accepted])
@@ -119,7 +126,7 @@ class Store:
             ddl.drop_leftovers(conn)
             self._started = True
         self.schema.load(conn)
-        self._stale = False
+        self._stale, self._verified = False, True
 
     def _plan(self, records: list[Record], conn: sa.Connection) -> Plan:
         """``Schema.plan``, skipped when every value has a type its column already took as it
@@ -149,6 +156,7 @@ class Store:
         if len(shapes) > MAX_SHAPES:
             return False
         low, high = INT64
+        odd_floats = self.rules.refuses_floats
         for table, keys in shapes:
             info = tables.get(table)
             if info is None:
@@ -163,6 +171,8 @@ class Store:
                 types.discard(_NONE)
                 if any(fits.get((table, key, t)) is not info for t in types):
                     return False
+                if odd_floats and float in types and not plain_floats(column):
+                    return False  # a float the database refuses: planned, value by value
                 if int in types:
                     ints = [v for v in column if type(v) is int] if len(types) > 1 else column
                     least, most = min(ints), max(ints)

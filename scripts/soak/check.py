@@ -10,9 +10,11 @@ where Redis may have lost it by its fsync policy (a canary loss window) is count
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scripts.soak.canary import Window
@@ -43,7 +45,8 @@ def row_tag(row: dict[str, Any]) -> str | None:
 
 
 def same(expected: Any, stored: Any, kind: str) -> bool:
-    """Exactly equal, types included; an int equals its float in a float column."""
+    """Exactly equal, types and the sign of zero included; an int equals its float in a float
+    column."""
     if isinstance(expected, bool) or isinstance(stored, bool):
         return type(stored) is type(expected) and stored == expected
     if isinstance(expected, int):
@@ -57,6 +60,9 @@ def same(expected: Any, stored: Any, kind: str) -> bool:
     if isinstance(expected, dict):
         return isinstance(stored, dict) and stored.keys() == expected.keys() and all(
             same(v, stored[k], "json") for k, v in expected.items())  # fmt: skip
+    if isinstance(expected, float):  # the sign of a zero too: -0.0 stored as 0.0 is altered
+        return type(stored) is float and stored == expected and (
+            math.copysign(1.0, stored) == math.copysign(1.0, expected))  # fmt: skip
     if expected is None:
         return stored is None
     return type(stored) is type(expected) and stored == expected
@@ -87,7 +93,13 @@ def differences(rec: Sent, row: dict[str, Any], kinds: dict[str, str]) -> list[t
 
 class Checker:
     def __init__(self, sent: list[Sent], windows: list[Window],
-                 outages: list[tuple[float, float]]) -> None:  # fmt: skip
+                 outages: list[tuple[float, float]],
+                 refusal: Callable[[dict[str, Any]], str | None] | None = None,
+                 ) -> None:  # fmt: skip
+        """``refusal``: why the database refuses a record the workload sent as good (the
+        record is then poison: it must be dead-lettered with a reason)."""
+        if refusal is not None:
+            sent = [s if s.poison else replace(s, poison=refusal(s.data)) for s in sent]
         self.sent, self.windows, self.outages = sent, windows, outages
         self.calls: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
         for s in sent:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from collector.db import make_engine
 from collector.store.columns import kind_of_sql
 
 SERVICE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -24,12 +27,30 @@ SOAK_APP = "soak"  # application_name of the soak's own connections, spared by k
 LOCK_TRIES_SECONDS = 20.0
 
 
+def negative_zero(value: float) -> bool:
+    return value == 0 and math.copysign(1.0, value) < 0
+
+
+def refused_float(data: dict[str, Any], refused: Callable[[float], bool]) -> str | None:
+    """Why a record of ``data`` is refused: a float value (not one inside JSON) ``refused``."""
+    for value in data.values():
+        if type(value) is float and refused(value):
+            return f"a float column cannot hold {value}"
+    return None
+
+
 class Database:
     """What every database of the soak offers. ``url`` is what the collectors get."""
 
     name = ""
     collectors = 1
     url = ""
+
+    @staticmethod
+    def refusal(data: dict[str, Any]) -> str | None:
+        """Why the collector must refuse a record of ``data`` on this database (documented in
+        docs/databases.md), though the workload sent it as a good one; None: it must be stored."""
+        return None
 
     def create(self) -> None:
         """Make the empty database."""
@@ -46,7 +67,10 @@ class Database:
         return 0
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(self.url)
+        """An engine as the collector makes one (its dialect's session settings and reflected
+        types: MariaDB's DOUBLE as float, its JSON as JSON), so rows read back as
+        ``collector.read()`` gives them."""
+        return make_engine(self.url)
 
     def read(self, table: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
         """The column kinds of ``table`` and every row, each with ``<col>!null``: whether the
@@ -77,6 +101,11 @@ class Sqlite(Database):
     """A temporary SQLite file, one collector; locked with BEGIN EXCLUSIVE."""
 
     name = "sqlite"
+
+    @staticmethod
+    def refusal(data: dict[str, Any]) -> str | None:
+        """A float column takes no -0.0 (a REAL stores it as 0.0); inside JSON it is kept."""
+        return refused_float(data, negative_zero)
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "soak.db"
@@ -136,7 +165,8 @@ class Postgres(Server):
         self.run_admin(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(self.url, connect_args={"application_name": SOAK_APP})
+        url = sa.make_url(self.url).update_query_dict({"application_name": SOAK_APP})
+        return make_engine(url.render_as_string(hide_password=False))
 
     def hold_lock(self, seconds: float, tables: list[str], stop: threading.Event) -> str:
         """LOCK TABLE ... NOWAIT, tried again until it is had: waiting for the tables while
@@ -191,6 +221,12 @@ class Mysql(Server):
 
     name = "mysql"
     service = SERVICE_MYSQL
+
+    @staticmethod
+    def refusal(data: dict[str, Any]) -> str | None:
+        """A float column takes no NaN, no infinity and no -0.0 (MariaDB would store 0.0);
+        inside a list or dict (JSON) -0.0 is kept."""
+        return refused_float(data, lambda v: not math.isfinite(v) or negative_zero(v))
 
     def create(self) -> None:
         self.run_admin(f"CREATE DATABASE `{self.db}`")

@@ -228,7 +228,7 @@ class Soak:
         findings += self.fleet.findings + self.pool.findings
         tables = {t: self.db.read(t) for t in TABLES}
         result = Checker(read_all(self.work / "receipts"), self.canary.windows,
-                         self.outages).run(tables, dead)  # fmt: skip
+                         self.outages, self.db.refusal).run(tables, dead)  # fmt: skip
         for text in findings:
             result.add("run", text)
         for kind in kinds:
