@@ -68,7 +68,7 @@ def flat_entries(messages: list[Any]) -> list[Entry]:
         names, raws = zip(*fields, strict=True)  # a field list not of two: ValueError
     except (TypeError, ValueError):  # none, a deleted entry (nil fields), other fields
         return [_flat_entry(mid, f) for mid, f in messages]
-    if set(names) != {_FIELD}:
+    if set(names) != {_FIELD} or set(map(type, fields)) != {list}:  # lists: never a map's keys
         return [_flat_entry(mid, f) for mid, f in messages]
     return list(map(tuple.__new__, repeat(Entry), zip(mids, raws, repeat(None), repeat(1))))
 
