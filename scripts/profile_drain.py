@@ -48,6 +48,7 @@ from scripts.bench.common import drop_queue, fill
 from workers.settings import DEFAULT_REDIS_URL
 
 Phases = dict[str, float]  # phase -> seconds in all
+CPU = "CPU time of this process"  # not a phase: the load of other processes hardly moves it
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -77,17 +78,20 @@ class Clock:
     def __init__(self) -> None:
         self.spent: Phases = defaultdict(float)
         self._inner = [0.0]  # per open phase: seconds its nested phases took
+        self.cpu = 0.0  # this process's CPU seconds inside outermost phases
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self._inner.append(0.0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             took = time.perf_counter() - t0
             self.spent[name] += took - self._inner.pop()
             self._inner[-1] += took
+            if len(self._inner) == 1:
+                self.cpu += time.process_time() - c0
 
     def wrap(self, owner: Any, attr: str, name: str) -> Callable[[], None]:
         """Time every call of ``owner.attr`` as phase ``name``; returns the undo."""
@@ -129,13 +133,13 @@ def collector_drain(args: argparse.Namespace, tmp: Path, mode: str) -> tuple[flo
     try:
         collector.start()
         counters = collector.counters
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if mode == "profile":
             profile.enable()
         while counters.records < args.count:
             collector.run_once()
         profile.disable()
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         collector.close()
     finally:
         for step in undo:
@@ -145,7 +149,7 @@ def collector_drain(args: argparse.Namespace, tmp: Path, mode: str) -> tuple[flo
     if mode == "phases":
         inside = sum(clock.spent.values())
         clock.spent["other (transaction, run_once, counting)"] = seconds - inside
-        return seconds, dict(clock.spent)
+        return seconds, {**clock.spent, CPU: cpu}
     return seconds, profile
 
 
@@ -190,7 +194,7 @@ def ceiling_drain(args: argparse.Namespace, tmp: Path) -> tuple[float, Phases]:
     with clock.phase("commit"):
         conn.commit()
     conn.close()
-    return sum(clock.spent.values()), dict(clock.spent)
+    return sum(clock.spent.values()), {**clock.spent, CPU: clock.cpu}
 
 
 def print_phases(args: argparse.Namespace, tmp: Path) -> None:
@@ -203,23 +207,26 @@ def print_phases(args: argparse.Namespace, tmp: Path) -> None:
         collectors.append({"total": seconds, **spent})
     names = list(dict.fromkeys([*collectors[0], *ceilings[0]]))
     names.remove("total")
+    names.remove(CPU)
     per = 1e6 / args.count
 
     def median(runs: list[Phases], name: str) -> float:
         return statistics.median(run.get(name, 0.0) for run in runs) * per
 
     rows = [(name, median(ceilings, name), median(collectors, name)) for name in names]
-    rows.append(("total", median(ceilings, "total"), median(collectors, "total")))
+    rows.append(("total (wall clock)", median(ceilings, "total"), median(collectors, "total")))
+    rows.append((CPU, median(ceilings, CPU), median(collectors, CPU)))
     print(f"{args.count:,} records, one entry each, batch {args.batch_size}, "
           f"median of {args.rounds} round(s), us/record")  # fmt: skip
     print("| phase | ceiling | collector |")
     print("|---|---|---|")
     for name, ceil, coll in rows:
         print(f"| {name} | {ceil:.2f} | {coll:.2f} |")
-    ratios = [c["total"] / k["total"] for c, k in zip(ceilings, collectors, strict=True)]
-    print(
-        f"\ncollector rate / serialized ceiling, per round: {', '.join(f'{r:.2f}' for r in ratios)}"
-    )
+    print()
+    for what, key in (("wall clock", "total"), ("CPU time", CPU)):
+        ratios = [c[key] / k[key] for c, k in zip(ceilings, collectors, strict=True)]
+        shown = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"collector rate / serialized ceiling by {what}, per round: {shown}")
 
 
 def print_profile(args: argparse.Namespace, tmp: Path) -> None:
