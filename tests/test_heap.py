@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 
 import pytest
 
@@ -70,3 +71,25 @@ def test_run_once_leaves_the_collector_enabled(settings, fake_redis) -> None:
         assert gc.isenabled()
     finally:
         collector.close()
+
+
+class Node:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_with_cycles_left_by_a_batch_is_collected_after_it() -> None:
+    freed: list[int] = []
+
+    @gc_paused
+    def batch() -> None:
+        for i in range(2000):  # more than a collection's threshold of tracked objects
+            weakref.finalize(Node(), freed.append, i)
+        assert not freed  # paused: nothing collected while the batch is in hand
+
+    gc.collect()
+    batch()
+    [[] for _ in range(10)]  # the next allocations trigger a collection, as without the pause
+    assert len(freed) == 2000
