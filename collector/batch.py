@@ -9,6 +9,7 @@ version-1 record it would have been if emitted on its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
@@ -37,15 +38,19 @@ class Batch:
     ) -> Batch:
         """Decode ``entries``; what cannot be a record, or was delivered more than
         ``max_deliveries`` times without being stored, becomes a dead letter with a reason."""
-        batch = cls(ids=[e.id for e in entries])
-        live = [e for e in entries if e.raw is not None]  # None: deleted before we read it
-        if all(e.problem is None and e.deliveries <= max_deliveries for e in live):
-            raws: list[bytes] = [e.raw for e in live]  # type: ignore[misc]
-            records = _all_v1(raws, limits)
+        ids, raws, problems, deliveries = (
+            zip(*entries, strict=True) if entries else ((), (), (), ())
+        )
+        batch = cls(ids=list(ids))
+        usual = None not in raws and set(problems) == {None} and max(deliveries) <= max_deliveries
+        if usual:  # every entry still there, with an ``m`` field, under the delivery limit
+            records = _all_v1(raws, limits)  # type: ignore[arg-type]
             if records is not None:  # the usual batch: every record checked column by column
-                batch.records, batch.raw, batch.sources = records, list(raws), [e.id for e in live]
+                batch.records, batch.raw, batch.sources = records, list(raws), batch.ids[:]
                 return batch
-        for entry in live:
+        for entry in entries:
+            if entry.raw is None:  # deleted before we read it
+                continue
             if entry.problem is not None:
                 batch.dead.append((entry.id, entry.raw, entry.problem))  # type: ignore[arg-type]
             elif entry.deliveries > max_deliveries:
@@ -98,7 +103,7 @@ class Batch:
         return len(self.ids)
 
 
-def _all_v1(raws: list[bytes], limits: Limits) -> list[Record] | None:
+def _all_v1(raws: Sequence[bytes], limits: Limits) -> list[Record] | None:
     """The records of ``raws`` when each is a version-1 record that passes every check (decided
     column by column), else None: then each entry is decoded on its own."""
     if not raws or max(map(len, raws)) > limits.max_record_bytes:

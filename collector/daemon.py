@@ -23,6 +23,7 @@ from collector.batch import Batch
 from collector.db import make_engine, sqlite_path
 from collector.deadlog import log_dead_letters
 from collector.errors import ConfigError, DatabaseUnavailable
+from collector.heap import gc_paused
 from collector.lock import WriterLock
 from collector.observer import Observer
 from collector.reader import Reader
@@ -123,6 +124,7 @@ class Collector:
             self._lock.acquire()
         self.reader.start()
 
+    @gc_paused  # a batch's records die with it: collections in between would be wasted
     def run_once(self) -> int:
         """Read (or retry) one batch, store it, acknowledge it; returns how many entries it took."""
         self._acknowledge()  # a batch stored before Redis failed

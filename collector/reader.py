@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Protocol
 
 import redis
@@ -31,6 +32,7 @@ from workers.cluster import REDIS_ERRORS
 from workers.names import QueueNames
 
 log = logging.getLogger(__name__)
+_RAW = attrgetter("raw")
 FIRST_READ = 32  # entries: up to 32,000 records when they are batch entries
 MAX_READ_BYTES = 64 << 20  # a read's entries hold about this much at most (large arrays)
 SUSPECT_DELIVERIES = 3  # delivered twice before without an ack: a previous attempt died on it
@@ -144,7 +146,7 @@ class StreamReader:
             per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
             self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
             self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
-            size = sum(len(e.raw) for e in entries if e.raw is not None) / len(entries)
+            size = sum(map(len, filter(None, map(_RAW, entries)))) / len(entries)
             self._read_count = max(1, min(self._read_count, int(MAX_READ_BYTES / max(size, 1))))
         if self.auto_ahead and self.full(batch):
             self.read_ahead()  # a backlog: fetch the next batch while this one is written

@@ -9,7 +9,7 @@ import redis
 from collector.queuestats import persistence, queue_stats
 from collector.reader import StreamReader
 from collector.settings import Settings
-from collector.stream import Stream, redis_fault
+from collector.stream import ClusterStream, Stream, redis_fault
 from workers.names import QueueNames
 
 pytestmark = pytest.mark.redis
@@ -67,6 +67,25 @@ def test_finish_dead_letters_then_acknowledges_and_deletes(real_redis, queue) ->
     assert real_redis.xpending(queue, "collector")["pending"] == 0
     ((_, fields),) = real_redis.xrange(f"{queue}:dead")
     assert (fields[b"m"], fields[b"reason"]) == (b"r1", b"why not")
+
+
+@pytest.mark.parametrize("kind", [Stream, ClusterStream])
+def test_finish_acknowledges_and_deletes_every_id_of_a_full_batch(real_redis, queue, kind) -> None:
+    stream = kind(real_redis, queue, "c1")
+    stream.ensure_group()
+    ids = fill(real_redis, queue, 2000)
+    assert len(stream.read_new(2000, 0)) == 2000
+    assert stream.finish(ids, []) == []
+    assert real_redis.xlen(queue) == 0
+    assert real_redis.xpending(queue, "collector")["pending"] == 0
+
+
+def test_an_error_reply_to_the_ack_is_raised_with_the_connection_in_step(real_redis, queue):
+    stream = Stream(real_redis, queue, "c1")
+    real_redis.set(queue, "not a stream")  # XDEL and XACK both answer WRONGTYPE
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        stream.finish([b"1-0"], [])
+    assert real_redis.get(queue) == b"not a stream"  # each reply read: the next one is its own
 
 
 def test_health_reports_are_published_and_cleared(real_redis, queue) -> None:

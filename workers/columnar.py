@@ -36,9 +36,12 @@ _NONE = type(None)
 
 def v1_records(wires: list[Any], limits: Limits) -> list[Record] | None:
     """The records of unpacked version-1 maps when every one passes every check, else None."""
-    if not wires or set(map(type, wires)) != {dict} or set(map(frozenset, wires)) != {_V1_KEYS}:
+    if not wires or set(map(type, wires)) != {dict} or set(map(len, wires)) != {len(_V1_KEYS)}:
         return None
-    versions, ids, tables, stamps, srcs, datas = zip(*map(_V1_FIELDS, wires), strict=True)
+    try:  # six keys, all of them the version-1 ones: exactly those
+        versions, ids, tables, stamps, srcs, datas = zip(*map(_V1_FIELDS, wires), strict=True)
+    except KeyError:
+        return None
     if set(versions) != {WIRE_VERSION} or set(map(type, tables)) != {str}:
         return None
     if not all(good_name(t, meta=False) for t in set(tables)):

@@ -40,7 +40,7 @@ def send(client: redis.Redis, queue: str, field: str, payloads: Sequence[bytes])
     conn = pool.get_connection()
     with replies_on(pool, conn):
         conn.retry.call_with_retry(
-            lambda: _round_trip(conn, data, count), lambda _error: conn.disconnect()
+            lambda: round_trip(conn, data, count), lambda _error: conn.disconnect()
         )
 
 
@@ -64,7 +64,9 @@ class replies_on:
         self.pool.release(self.conn)
 
 
-def _round_trip(conn: redis.Connection, data: bytes, count: int) -> None:
+def round_trip(conn: redis.Connection, data: bytes, count: int) -> None:
+    """Send ``data`` (``count`` commands) and read every reply; the first error reply is raised
+    once all are read, so the connection stays in step."""
     conn.send_packed_command([data])
     error: redis.ResponseError | None = None
     for _ in range(count):

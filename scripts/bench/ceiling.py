@@ -3,7 +3,8 @@ from library calls only (redis-py with hiredis, msgpack, sqlite3, psycopg), neve
 that a ceiling never measures the project against itself.
 
 sqlite-executemany: stdlib sqlite3 ``executemany`` of ready tuples into the collector's table
-layout, its pragmas, one transaction.
+layout (the metadata columns ``_elapsed`` and ``_maxrss`` included: the bench's records carry
+them), its pragmas, one transaction.
 redis-drain: redis-py XREADGROUP COUNT 2000, ``msgpack.unpackb`` of each record, then XACK and
 XDEL in one pipeline per batch; no database.
 pg-copy: psycopg COPY of ready tuples into the same layout, one transaction (or one per 2,000).
@@ -27,11 +28,14 @@ import redis
 from scripts.bench.common import TABLE, fill
 from workers.record import new_id
 
-COLUMNS = '"_id", "_ts", "_host", "_pid", "_job", "_error", "I", "J", "K"'
+# The collector's layout for the bench's records, which carry the emitter's elapsed and maxrss.
+COLUMNS = '"_id", "_ts", "_host", "_pid", "_job", "_elapsed", "_maxrss", "_error", "I", "J", "K"'
 SQLITE_DDL = (
     f'CREATE TABLE "{TABLE}" ("_id" VARCHAR(255) PRIMARY KEY, "_ts" DATETIME, "_host" TEXT, '
-    '"_pid" INTEGER, "_job" TEXT, "_error" TEXT, "I" BIGINT, "J" FLOAT, "K" FLOAT)'
+    '"_pid" INTEGER, "_job" TEXT, "_elapsed" FLOAT, "_maxrss" BIGINT, "_error" TEXT, '
+    '"I" BIGINT, "J" FLOAT, "K" FLOAT)'
 )
+MARKS = ", ".join("?" * (COLUMNS.count(",") + 1))  # sqlite3's placeholders, one a column
 PG_DDL = SQLITE_DDL.replace("DATETIME", "TIMESTAMP WITHOUT TIME ZONE").replace(
     "FLOAT", "DOUBLE PRECISION"
 )
@@ -41,10 +45,12 @@ def rows(count: int) -> list[tuple[Any, ...]]:
     """``count`` rows as the collector would store them (naive UTC ``_ts``)."""
     host, pid, now = socket.gethostname(), os.getpid(), dt.datetime.now(dt.UTC)
     stamp = now.replace(tzinfo=None)
+    rss = 50 << 20
     return [
-        (new_id(), stamp, host, pid, None, None, i, random.random(), random.random())
+        (new_id(), stamp, host, pid, None, random.random(), rss, None, i, random.random(),
+         random.random())
         for i in range(count)
-    ]
+    ]  # fmt: skip
 
 
 def sqlite_executemany(directory: Path, count: int) -> dict[str, Any]:
@@ -55,9 +61,8 @@ def sqlite_executemany(directory: Path, count: int) -> dict[str, Any]:
     conn.execute(SQLITE_DDL)
     conn.commit()
     data = [(r[0], r[1].isoformat(sep=" "), *r[2:]) for r in rows(count)]
-    marks = ", ".join("?" * 9)
     t0 = time.perf_counter()
-    conn.executemany(f'INSERT INTO "{TABLE}" ({COLUMNS}) VALUES ({marks})', data)  # noqa: S608
+    conn.executemany(f'INSERT INTO "{TABLE}" ({COLUMNS}) VALUES ({MARKS})', data)  # noqa: S608
     conn.commit()
     seconds = time.perf_counter() - t0
     conn.close()

@@ -1,0 +1,95 @@
+"""The cyclic collector is paused only while a batch is in hand, and left as it was found."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import pytest
+
+from collector.daemon import Collector
+from collector.heap import gc_paused
+from workers import Emitter
+
+
+@gc_paused
+def state() -> bool:
+    return gc.isenabled()
+
+
+@gc_paused
+def fail() -> None:
+    raise RuntimeError("boom")
+
+
+def test_paused_inside_enabled_again_after() -> None:
+    assert gc.isenabled()
+    assert state() is False
+    assert gc.isenabled()
+
+
+def test_enabled_again_after_an_exception() -> None:
+    with pytest.raises(RuntimeError):
+        fail()
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_before_stays_disabled() -> None:
+    gc.disable()
+    try:
+        assert state() is False
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_enabled_only_when_the_last_paused_call_in_any_thread_ends() -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    @gc_paused
+    def hold() -> None:
+        inside.set()
+        release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    assert inside.wait(10)
+    assert state() is False
+    assert not gc.isenabled()  # the other thread still holds its batch
+    release.set()
+    worker.join(10)
+    assert gc.isenabled()
+
+
+def test_run_once_leaves_the_collector_enabled(settings, fake_redis) -> None:
+    Emitter(queue=settings.queue, client=fake_redis).emit({"x": 1}, table="t")
+    collector = Collector(settings, client=fake_redis)
+    collector.start()
+    try:
+        assert collector.run_once() == 1
+        assert gc.isenabled()
+    finally:
+        collector.close()
+
+
+class Node:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_with_cycles_left_by_a_batch_is_collected_after_it() -> None:
+    freed: list[int] = []
+
+    @gc_paused
+    def batch() -> None:
+        for i in range(2000):  # more than a collection's threshold of tracked objects
+            weakref.finalize(Node(), freed.append, i)
+        assert not freed  # paused: nothing collected while the batch is in hand
+
+    gc.collect()
+    batch()
+    [[] for _ in range(10)]  # the next allocations trigger a collection, as without the pause
+    assert len(freed) == 2000
