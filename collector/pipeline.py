@@ -203,13 +203,17 @@ class PipelinedCollector(Collector):
             raise
 
     def run_once(self) -> int:
-        """Acknowledge what committed; read and hand one batch if the bound and the read
-        policy allow; then take the writer's news, waiting for it when nothing more can be
-        read. Returns how many entries this pass read."""
+        """Acknowledge what committed; wait for the writer until the bound and the read policy
+        allow a read; read and hand one batch; then take the writer's news, waiting for it
+        when nothing more could be read next. Returns how many entries this pass read (0: a
+        read found nothing new)."""
         self._acknowledge()
         if self._retry_due:
             self.writer.retry()
             self._retry_due = False
+        while self._handed and not self._may_read():
+            self._take_news(wait=True)
+            self._acknowledge()
         taken = 0
         if self._may_read():
             started = self.clock()
