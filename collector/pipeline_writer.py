@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import stat
 import sys
 import threading
 from collections import deque
@@ -22,7 +23,13 @@ from queue import SimpleQueue
 
 from collector import logs
 from collector.daemon import make_sink, writer_lock
-from collector.errors import RET_FAILED, DatabaseUnavailable, library_errors, translate
+from collector.errors import (
+    RET_CONFIG,
+    RET_FAILED,
+    DatabaseUnavailable,
+    library_errors,
+    translate,
+)
 from collector.lock import WriterLock
 from collector.models import prepare_models
 from collector.pipeline_wire import STOP, pack, records_of, settings_of, unpack
@@ -115,7 +122,22 @@ class Writer:
             self._lock.release()
 
 
-def main(fd: int, parent: int) -> int:
+def started_by_the_reader(argv: list[str]) -> tuple[int, int] | None:
+    """The socket descriptor and the reader's pid from ``argv``, if they are what
+    collector.pipeline passes (a socket, our parent); None otherwise."""
+    try:
+        fd, parent = map(int, argv)
+        return (fd, parent) if stat.S_ISSOCK(os.fstat(fd).st_mode) else None
+    except (ValueError, OSError):
+        return None
+
+
+def main(argv: list[str]) -> int:
+    given = started_by_the_reader(argv)
+    if given is None:
+        print("collector.pipeline_writer is started by `collector run --pipeline`", file=sys.stderr)
+        return RET_CONFIG
+    fd, parent = given
     die_with_parent(parent)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
@@ -140,4 +162,4 @@ def main(fd: int, parent: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]), int(sys.argv[2])))
+    sys.exit(main(sys.argv[1:]))

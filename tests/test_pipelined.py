@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from collector.errors import AlreadyRunning, CommandFailed, ConfigError
+from collector.errors import RET_CONFIG, AlreadyRunning, CommandFailed, ConfigError
 from collector.lock import WriterLock
 from collector.pipeline import PipelinedCollector
 from collector.pipeline_wire import batch_frame, records_of, settings_frame, settings_of, unpack
@@ -189,3 +191,13 @@ def test_no_secret_reaches_the_writers_argv_or_environment(
     finally:
         collector.close()
     assert collector.writer.proc.returncode == 0
+
+
+@pytest.mark.parametrize("argv", [[], ["7"], ["x", "1"], ["0", str(os.getpid())]])
+def test_the_writer_started_by_hand_says_so_in_one_line(argv) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "collector.pipeline_writer", *argv],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == RET_CONFIG
+    assert done.stderr == "collector.pipeline_writer is started by `collector run --pipeline`\n"
