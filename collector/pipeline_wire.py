@@ -26,9 +26,12 @@ STOP = msgpack.packb(["stop"])  # compared as bytes by the writer's receiving th
 
 
 def _default(value: Any) -> Any:
-    """What strict packing hands back: an array (a bytes subclass) as its extension type."""
+    """What strict packing hands back: an array (a bytes subclass) as its extension type, a
+    tuple (a refused record's position and reason) as the array msgpack makes of it."""
     if type(value) is Array:
         return msgpack.ExtType(EXT_ARRAY, bytes(value))
+    if type(value) is tuple:
+        return list(value)
     raise TypeError(f"cannot hand a value of type {type(value).__name__} to the writer")
 
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from collector.daemon import Collector
 from collector.errors import RET_CONFIG, AlreadyRunning, CommandFailed, ConfigError
 from collector.lock import WriterLock
 from collector.pipeline import PipelinedCollector
@@ -27,6 +28,7 @@ from workers import Emitter
 from workers.arrays import Array
 from workers.record import Limits, Record
 
+REFUSED = "column 'x' holds int values, this record has str"  # the store's reason
 FAST = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 scalars = (
     st.none()
@@ -201,3 +203,23 @@ def test_the_writer_started_by_hand_says_so_in_one_line(argv) -> None:
     )  # fmt: skip
     assert done.returncode == RET_CONFIG
     assert done.stderr == "collector.pipeline_writer is started by `collector run --pipeline`\n"
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_record_the_database_refuses_is_dead_lettered_alike_in_both_modes(
+    settings, fake_redis, queue, pipelined
+) -> None:
+    given_ = replace(settings, pipeline=pipelined)
+    collector = (PipelinedCollector if pipelined else Collector)(given_, client=fake_redis)
+    collector.start()
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"x": 1}, key="int")
+    emitter.emit({"x": "text"}, key="text")
+    try:
+        assert drain(collector) == 2
+    finally:
+        collector.close()
+    assert dead_reasons(fake_redis, queue) == [REFUSED]
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["int"]
+    assert (collector.counters.stored, collector.counters.dead) == (1, 1)
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0
