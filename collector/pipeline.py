@@ -113,6 +113,11 @@ class WriterProcess:
         except (EOFError, OSError):
             raise self._died() from None
 
+    def check(self) -> None:
+        """CommandFailed if the writer process has ended."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise self._died()
+
     def _died(self) -> CommandFailed:
         assert self.proc is not None
         try:
@@ -204,27 +209,37 @@ class PipelinedCollector(Collector):
 
     def run_once(self) -> int:
         """Acknowledge what committed; wait for the writer until the bound and the read policy
-        allow a read; read and hand one batch; then take the writer's news, waiting for it
-        when nothing more could be read next. Returns how many entries this pass read (0: a
-        read found nothing new)."""
+        allow a read; read and hand one batch (a read ahead that came back empty while a
+        batch is in flight: again, once that batch is settled); then take the writer's news,
+        waiting for it when nothing more could be read next. Returns how many entries this
+        pass read (0: a read with nothing in flight found nothing new)."""
+        self.writer.check()  # an idle queue sends the writer nothing: ask the process itself
         self._acknowledge()
         if self._retry_due:
             self.writer.retry()
             self._retry_due = False
-        while self._handed and not self._may_read():
-            self._take_news(wait=True)
-            self._acknowledge()
-        taken = 0
-        if self._may_read():
-            started = self.clock()
-            batch = self.reader.next_batch()
-            if batch:
-                self._handed.append(Handed(self.writer.hand(batch.records), batch, started))
-                taken = len(batch)
+        taken = self._settle_and_read()
+        if not taken and self._handed:  # the streams with a batch in flight were not read
+            taken = self._settle_and_read()
         if self._handed:
             self._take_news(wait=not self._may_read())
         self._acknowledge()
         return taken
+
+    def _settle_and_read(self) -> int:
+        """Wait for the writer until a read is allowed, then read and hand one batch; returns
+        its entries."""
+        while self._handed and not self._may_read():
+            self._take_news(wait=True)
+            self._acknowledge()
+        if not self._may_read():
+            return 0
+        started = self.clock()
+        batch = self.reader.next_batch()
+        if not batch:
+            return 0
+        self._handed.append(Handed(self.writer.hand(batch.records), batch, started))
+        return len(batch)
 
     def _may_read(self) -> bool:
         """Whether the next read may be handed now: within the bound, nothing failing or left

@@ -160,9 +160,7 @@ def test_a_second_collector_on_the_file_fails_before_reading(settings, fake_redi
     assert fake_redis.xlen(queue) == 1 and not fake_redis.exists(f"{queue}:dead")
 
 
-def test_a_dead_writer_ends_the_collector_and_leaves_its_batch_pending(
-    piped, fake_redis, queue
-) -> None:
+def test_a_dead_writer_ends_the_collector_before_it_reads_more(piped, fake_redis, queue) -> None:
     emitter = Emitter(queue=queue, client=fake_redis)
     emitter.emit({"x": 1}, key="first")
     assert drain(piped) == 1
@@ -170,9 +168,12 @@ def test_a_dead_writer_ends_the_collector_and_leaves_its_batch_pending(
     os.kill(piped.writer.proc.pid, signal.SIGKILL)
     piped.writer.proc.wait()
     emitter.emit({"x": 2}, key="second")
+    ((_, fields),) = fake_redis.xrange(queue)
+    second = fields[b"m"]
     with pytest.raises(CommandFailed, match=r"the writer process ended \(killed by SIGKILL\)"):
         piped.run_once()
-    assert fake_redis.xpending(queue, "collector")["pending"] == 1
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0
+    assert [f[b"m"] for _, f in fake_redis.xrange(queue)] == [second]  # unread, for the next
     assert piped.counters.stored == 1
 
 
@@ -223,3 +224,33 @@ def test_a_record_the_database_refuses_is_dead_lettered_alike_in_both_modes(
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["int"]
     assert (collector.counters.stored, collector.counters.dead) == (1, 1)
     assert fake_redis.xpending(queue, "collector")["pending"] == 0
+
+
+def test_a_sharded_queue_drains_pipelined_with_a_batch_in_flight_per_stream(
+    settings, fake_redis, queue
+) -> None:
+    given_ = replace(settings, shards=3, batch_size=25, pipeline=True)
+    collector = PipelinedCollector(given_, client=fake_redis)
+    collector.start()
+    emitter = Emitter(queue=queue, client=fake_redis, shards=3)
+    try:
+        for i in range(400):
+            emitter.emit({"i": i}, key=f"k{i}")
+        assert drain(collector) == 400
+    finally:
+        collector.close()
+    assert sorted(r["_id"] for r in rows(settings.db_url, "results")) == sorted(
+        f"k{i}" for i in range(400)
+    )
+    assert collector.counters.stored == 400
+    for n in range(3):
+        assert fake_redis.xpending(f"{queue}:{{{n}}}", "collector")["pending"] == 0
+
+
+def test_an_idle_collector_notices_its_writer_died(piped) -> None:
+    assert piped.run_once() == 0
+    assert piped.writer.proc is not None
+    os.kill(piped.writer.proc.pid, signal.SIGKILL)
+    piped.writer.proc.wait()
+    with pytest.raises(CommandFailed, match=r"the writer process ended \(killed by SIGKILL\)"):
+        piped.run_once()  # the queue is empty: no batch meets the dead writer
