@@ -73,6 +73,26 @@ class Backoff:
         self.failures = 0
 
 
+def make_sink(
+    settings: Settings, engine: sa.Engine | None = None, declared: sa.MetaData | None = None
+) -> Sink:
+    """Where batches are written: the SQL store on ``engine`` (else one built for the database),
+    with --arrays the HDF5 array sink in front of it (arrays into one file, rows to the store)."""
+    store = Store(engine or make_engine(settings.db_url), Schema(declared))
+    return ArraySink(store, settings.arrays) if settings.arrays else store
+
+
+def writer_lock(settings: Settings) -> WriterLock | None:
+    """The SQLite writer lock, taken, when the database is a SQLite file (one writer per file;
+    AlreadyRunning names the holder); None for other databases."""
+    path = sqlite_path(settings.db_url)
+    if path is None:
+        return None
+    lock = WriterLock(path)
+    lock.acquire()
+    return lock
+
+
 class Collector:
     """Drains the queue into the database: reads through a Reader, writes through a Sink.
     Builds no connection until ``start`` (``client`` and ``engine`` may be given)."""
@@ -89,14 +109,9 @@ class Collector:
         reader: Reader | None = None,
         sink: Sink | None = None,
     ) -> None:
-        self.engine = engine or make_engine(settings.db_url)
         self.reader: Reader = reader or ShardedReader(settings, client=client, clock=clock)
         self.settings = settings
-        if sink is None:
-            store = Store(self.engine, Schema(declared))
-            # --arrays: arrays into one HDF5 file, the rows through the store
-            sink = ArraySink(store, settings.arrays) if settings.arrays else store
-        self.store: Sink = sink
+        self.store: Sink = sink or make_sink(settings, engine, declared)
         self.clock = clock
         self.observer = observer  # told of every batch and failed attempt (metrics)
         self.counters = Counters()
@@ -118,10 +133,8 @@ class Collector:
     def start(self) -> None:
         """Take the SQLite writer lock, if the database is a SQLite file (one writer per file),
         and build the reader's client."""
-        path = sqlite_path(self.settings.db_url)
-        if path is not None and self._lock is None:
-            self._lock = WriterLock(path)
-            self._lock.acquire()
+        if self._lock is None:
+            self._lock = writer_lock(self.settings)
         self.reader.start()
 
     @gc_paused  # a batch's records die with it: collections in between would be wasted

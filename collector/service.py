@@ -37,12 +37,19 @@ def run_collector(
     settings: Settings, stop: threading.Event, observer: Observer | None = None
 ) -> Counters:
     """Load ``--models`` if given, then drain the queue until ``stop`` is set; returns what the
-    collector did."""
-    declared = prepare_models(settings.models, settings.db_url) if settings.models else None
+    collector did. With ``--pipeline`` the writer process loads the models and writes."""
+    models = settings.models if not settings.pipeline else None
+    declared = prepare_models(models, settings.db_url) if models else None
     client = connect(settings.redis_url, stop)
     if client is None:
         return Counters()
-    collector = Collector(settings, client=client, declared=declared, observer=observer)
+    collector: Collector
+    if settings.pipeline:
+        from collector.pipeline import PipelinedCollector
+
+        collector = PipelinedCollector(settings, client=client, observer=observer)
+    else:
+        collector = Collector(settings, client=client, declared=declared, observer=observer)
     collector.run(stop)
     return collector.counters
 

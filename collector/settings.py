@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 DEFAULT_DB_URL = "sqlite:///results.db"
 DB_ENV = "COLLECTOR_DB_URL"  # Redis and the queue resolve as workers.settings.resolve says
 ARRAYS_ENV = "COLLECTOR_ARRAYS"
+PIPELINE_ENV = "COLLECTOR_PIPELINE"
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def _parsed_db_url(url: str) -> URL:
@@ -83,6 +85,15 @@ def check_queue(name: str) -> str:
     return name
 
 
+def check_switch(name: str, value: str) -> bool:
+    """``value`` of the variable ``name`` as a switch (1/true/yes/on or 0/false/no/off, any
+    case); ConfigError otherwise."""
+    text = value.strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
+
+
 def check_shards(value: str | int) -> int:
     """``value`` as a shard count (1 to workers.shards.MAX_SHARDS); ConfigError otherwise."""
     try:
@@ -107,6 +118,7 @@ class Settings:
     models: str | None = None
     shards: int = 1  # streams the queue is spread over (workers.shards names them)
     arrays: str | None = None  # an HDF5 file for the records' arrays (collector.arrays)
+    pipeline: bool = False  # read and write in two processes (collector.pipeline)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -129,6 +141,8 @@ class Settings:
         values["db_url"] = resolve_db_url(given.pop("db_url", None), found)
         if "arrays" not in given and (arrays := os.environ.get(ARRAYS_ENV)):
             values["arrays"] = arrays
+        if "pipeline" not in given and (text := os.environ.get(PIPELINE_ENV)) is not None:
+            values["pipeline"] = check_switch(PIPELINE_ENV, text)
         if "shards" not in given and (text := os.environ.get(SHARDS_ENV)):
             values["shards"] = check_shards(text)
         values.update(given)
@@ -165,6 +179,7 @@ class Settings:
             f"consumer={self.consumer} batch_size={self.batch_size} max_wait={self.max_wait}s "
             f"claim_idle={self.claim_idle}s max_deliveries={self.max_deliveries} "
             f"max_record_bytes={self.limits.max_record_bytes} shards={self.shards}"
+            f"{' pipeline' if self.pipeline else ''}"
         )
 
     def __repr__(self) -> str:

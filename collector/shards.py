@@ -11,7 +11,9 @@ publishes its own count, which emitters follow.
 pass without waiting first, then, when every stream is empty, a pass that gives each an equal
 part of ``--max-wait``. A batch comes from one stream and is finished on it; each stream keeps
 its own pending re-reads, claims and read counts, and every command touches one stream's keys
-(one Redis Cluster slot).
+(one Redis Cluster slot). A stream with a batch taken and not yet finished is read again only
+through its read ahead (new entries), never by a read that may re-read its pending entries: so
+a pipelined collector (collector.pipeline) can read while a batch is still being written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +94,7 @@ class ShardedReader:
         self._next = 0  # the stream the next pass starts at
         self._rescan_after = 0.0  # when to look again for streams to read (``_rescan``)
         self._ahead: StreamReader | None = None  # the stream a batch is read ahead on
+        self._unfinished: Counter[str] = Counter()  # batches taken, not finished, per stream
         self._closing = False
 
     @property
@@ -171,6 +175,8 @@ class ShardedReader:
             self._rescan()
             shards = self.shards
         batch = self._take(shards)
+        if batch:
+            self._unfinished[batch.stream] += 1
         if batch and self._by_name[batch.stream].full(batch) and not self._closing:
             after = self._order()[0]  # a backlog: the next stream in turn reads ahead
             after.read_ahead()
@@ -185,9 +191,12 @@ class ShardedReader:
             batch = shard.next_batch(0)  # the reply of its read ahead
             if batch or len(shards) == 1:  # one empty stream must not end a drain of others
                 return batch
-        if len(shards) == 1:
+        shards = [s for s in shards if not self._unfinished[s.name]]
+        if not shards:
+            return Batch()
+        if len(shards) == 1 and len(self.shards) == 1:
             return shards[0].next_batch()
-        order = self._order()
+        order = [s for s in self._order() if s in shards]
         for shard in order:
             batch = shard.next_batch(0)
             if batch:
@@ -203,6 +212,7 @@ class ShardedReader:
     def finish(self, batch: Batch) -> None:
         """On the batch's own stream; then dead letters other streams hold for a full Redis."""
         self._by_name[batch.stream].finish(batch)
+        self._unfinished[batch.stream] -= 1
         for shard in self.shards:
             if shard.held and shard.name != batch.stream:
                 shard.finish(None)

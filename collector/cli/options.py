@@ -188,6 +188,12 @@ DAEMON_OPTIONS = [
         help="An HDF5 file to write the records' numpy arrays into (rows point at them; "
         "needs the hdf5 extra). Env: COLLECTOR_ARRAYS.",
     ),
+    click.option(
+        "--pipeline/--no-pipeline",
+        default=None,
+        help="Read and decode in one process, write to the database in another (two cores: "
+        "see docs/performance.md, Pipelined). Env: COLLECTOR_PIPELINE=1.  [default: off]",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
 ]
 

@@ -36,6 +36,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
       collector run --db-url sqlite:///results.db --batch-size 5000
       collector run --models define_data.py
       collector run --metrics-port 9464
+      collector run --pipeline       # reader and writer processes (COLLECTOR_PIPELINE=1)
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)

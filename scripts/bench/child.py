@@ -1,5 +1,7 @@
 """A collector in its own interpreter, for the benchmark: runs until it has taken ``--expect``
-records, then prints one JSON line (times, batches, peak RSS). Prints ``{"ready": ...}`` first."""
+records, then prints one JSON line (times, batches, peak RSS). Prints ``{"ready": ...}`` first.
+With ``--pipeline`` it is the pipelined collector; its peak RSS is then the pair's (the reader's
+peak plus the writer's, an upper bound: the two peaks need not coincide)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ import time
 
 from collector.daemon import Collector
 from collector.errors import DatabaseUnavailable
+from collector.pipeline import PipelinedCollector
 from collector.settings import Settings
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this interpreter: VmHWM (getrusage's maxrss also counts the
-    parent's memory at the fork that started us)."""
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """Peak resident memory of this interpreter (or process ``pid``): VmHWM (getrusage's maxrss
+    also counts the parent's memory at the fork that started us)."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--consumer", default="bench")
+    parser.add_argument("--pipeline", action="store_true", help="the pipelined collector")
     parser.add_argument(
         "--until-empty",
         action="store_true",
@@ -52,8 +56,9 @@ def main() -> None:
         batch_size=args.batch_size,
         max_wait=args.max_wait,
         shards=args.shards,
+        pipeline=args.pipeline,
     )
-    collector = Collector(settings)
+    collector = PipelinedCollector(settings) if args.pipeline else Collector(settings)
     collector.start()
     print(json.dumps({"ready": time.time()}), flush=True)
     if args.until_empty:
@@ -63,17 +68,21 @@ def main() -> None:
     first_commit = last_commit = None
     deadline = time.monotonic() + args.timeout
     while (args.until_empty or counters.records < args.expect) and time.monotonic() < deadline:
+        done = counters.records
         try:
             taken = collector.run_once()
         except DatabaseUnavailable:  # two collectors creating the table at once: the loser waits
             time.sleep(0.05)
             continue
-        if taken:
+        if counters.records > done:  # a commit (pipelined: of a batch read before, maybe)
             last_commit = time.time()
             first_commit = first_commit or last_commit
-        elif args.until_empty and collector.reader.backlog() == 0:
+        elif not taken and args.until_empty and collector.reader.backlog() == 0:
             break
     seconds = time.perf_counter() - t0
+    peak = peak_rss_mib()
+    if isinstance(collector, PipelinedCollector) and collector.writer.proc is not None:
+        peak += peak_rss_mib(collector.writer.proc.pid)
     collector.close()
     report = {
         "records": counters.records,
@@ -84,7 +93,7 @@ def main() -> None:
         "started": wall0,
         "first_commit": first_commit,
         "last_commit": last_commit,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak,
     }
     print(json.dumps(report), flush=True)
     sys.exit(0 if args.until_empty or counters.records >= args.expect else 1)

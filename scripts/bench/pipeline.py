@@ -17,13 +17,14 @@ from workers.names import FIELD
 
 
 def drain(
-    redis_url: str, db_url: str, queue: str, count: int, batch: int, *, batched: bool = False
-) -> dict[str, Any]:
+    redis_url: str, db_url: str, queue: str, count: int, batch: int, *, batched: bool = False,
+    pipelined: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """A backlog of ``count`` records already in the stream, one entry each (as ``emit`` sends
-    them) or in batch entries (``batched``, as ``emit_many`` sends them); the collector runs
-    until it has taken them all."""
+    them) or in batch entries (``batched``, as ``emit_many`` sends them); the collector
+    (``pipelined``: the reader and writer pair) runs until it has taken them all."""
     fill(redis_url, queue, count, "fill (drain)", batched=batched)
-    child = start_child(redis_url, db_url, queue, count, batch)
+    child = start_child(redis_url, db_url, queue, count, batch, *_mode(pipelined))
     read_line(child)
     report = read_line(child)
     child.wait()
@@ -58,14 +59,19 @@ def _producer(redis_url: str, queue: str, count: int, offset: int, start: Any, o
     out.put((first, time.time(), latencies))
 
 
+def _mode(pipelined: bool) -> tuple[str, ...]:
+    return ("--pipeline",) if pipelined else ()
+
+
 def end_to_end(
-    redis_url: str, db_url: str, queue: str, producers: int, count: int, batch: int
-) -> dict[str, Any]:
+    redis_url: str, db_url: str, queue: str, producers: int, count: int, batch: int,
+    pipelined: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """P producer processes emit ``count`` records in all while the collector runs: first emit to
     last commit, stored and emitted rates, the lag after the last emit, emit latency p50/p99."""
     per = count // producers
     total = per * producers
-    child = start_child(redis_url, db_url, queue, total + 1, batch)
+    child = start_child(redis_url, db_url, queue, total + 1, batch, *_mode(pipelined))
     read_line(child)
     _warm_up(redis_url, db_url, queue)
     ctx = mp.get_context("fork")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,29 @@ def targets(rows: list[Row]) -> list[Row]:
         check(
             f"collector peak RSS (MiB) draining {rss['records']:,}", rss["peak_rss_mib"], "<", 150
         )
+    _pipelined(rows, check)
     return out
+
+
+def _pipelined(rows: list[Row], check: Callable[[str, float | None, str, float], None]) -> None:
+    """The targets of the pipelined collector (issue 25), against the same ceilings."""
+    redis_rate = _rate(find(rows, "ceiling", "redis-drain"))
+    sqlite_rate = _rate(find(rows, "ceiling", "sqlite-executemany"))
+    piped = find(rows, "drain", "sqlite pipelined")
+    if piped and redis_rate and sqlite_rate:
+        piped["ratio"] = piped["rate"] / serialized(redis_rate, sqlite_rate)
+        check("drain sqlite pipelined / serialized ceiling", piped["ratio"], ">=", 1.1)
+    e2e = find(rows, "end-to-end", "P=16 sqlite pipelined")
+    if e2e:
+        name = "e2e P=16 pipelined"
+        check(f"{name} stored rate / emit rate", e2e["rate"] / e2e["emit_rate"], ">=", 0.95)
+        check(f"{name} lag after last emit (s)", e2e["lag"], "<", 1.0)
+        missing = abs(e2e["records"] - e2e["stored"]) + (e2e["stored"] - e2e["distinct"])
+        check(f"{name} rows missing or doubled", missing, "<=", 0)
+    rss = find(rows, "drain", "sqlite rss pipelined") or find(rows, "drain", "sqlite pipelined")
+    if rss:
+        records = f"{rss['records']:,}"
+        check(f"pipelined pair peak RSS (MiB) draining {records}", rss["peak_rss_mib"], "<", 150)
 
 
 def _rate(row: Row | None) -> float | None:

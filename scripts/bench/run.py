@@ -144,34 +144,49 @@ class Bench:
             with self.pg() as url:
                 self.add("ceiling", "pg-copy per 2000", lambda: ceiling.pg_copy(url, n, 2000))
 
-    def _drain(self, setup: str, db_url: str, count: int, batched: bool = False) -> None:
+    def _drain(
+        self, setup: str, db_url: str, count: int, batched: bool = False, pipelined: bool = False
+    ) -> None:
         redis_url = self.args.redis_url
         batch = self.args.batch_size
         self.add(
             "drain",
-            setup,
-            lambda: pipeline.drain(redis_url, db_url, self.queue(), count, batch, batched=batched),
+            setup + (" pipelined" if pipelined else ""),
+            lambda: pipeline.drain(
+                redis_url, db_url, self.queue(), count, batch, batched=batched, pipelined=pipelined
+            ),
         )
 
     def case_drain(self) -> None:
+        """Each SQLite setup single-process, then pipelined (collector run --pipeline), in the
+        same run against the same ceilings; PostgreSQL single-process."""
         s = self.sizes
-        self._drain("sqlite", f"sqlite:///{self.tmp / 'drain.db'}", s.backlog)
+        for setup, stem, batched in (("sqlite", "drain", False), ("sqlite batched", "v2", True)):
+            self._drain(setup, self._sqlite(stem), s.backlog, batched)
+            self._drain(setup, self._sqlite(f"{stem}-pipe"), s.backlog, batched, pipelined=True)
         if not self.args.no_postgres:
-            with self.pg() as url:
-                self._drain("postgresql", url, s.backlog)
-        self._drain("sqlite batched", f"sqlite:///{self.tmp / 'drain-v2.db'}", s.backlog, True)
-        if not self.args.no_postgres:
-            with self.pg() as url:
-                self._drain("postgresql batched", url, s.backlog, True)
+            for setup, batched in (("postgresql", False), ("postgresql batched", True)):
+                with self.pg() as url:
+                    self._drain(setup, url, s.backlog, batched)
         if s.rss_backlog and s.rss_backlog != s.backlog:
-            self._drain("sqlite rss", f"sqlite:///{self.tmp / 'drain-rss.db'}", s.rss_backlog)
+            for pipelined in (False, True):
+                db_url = self._sqlite(f"rss{'-pipe' if pipelined else ''}")
+                self._drain("sqlite rss", db_url, s.rss_backlog, pipelined=pipelined)
+
+    def _sqlite(self, stem: str) -> str:
+        return f"sqlite:///{self.tmp / f'{stem}.db'}"
 
     def case_end_to_end(self) -> None:
         for p in self.sizes.producers:
-            url = f"sqlite:///{self.tmp / f'e2e-{p}.db'}"
-            self.add("end-to-end", f"P={p} sqlite", lambda u=url, p=p: self._end_to_end(u, p))
+            for pipelined in (False, True):
+                url = self._sqlite(f"e2e-{p}{'-pipe' if pipelined else ''}")
+                self.add(
+                    "end-to-end",
+                    f"P={p} sqlite{' pipelined' if pipelined else ''}",
+                    lambda u=url, p=p, m=pipelined: self._end_to_end(u, p, m),
+                )
 
-    def _end_to_end(self, db_url: str, producers: int) -> dict[str, Any]:
+    def _end_to_end(self, db_url: str, producers: int, pipelined: bool) -> dict[str, Any]:
         return pipeline.end_to_end(
             self.args.redis_url,
             db_url,
@@ -179,6 +194,7 @@ class Bench:
             producers,
             self.sizes.e2e_records,
             self.args.batch_size,
+            pipelined,
         )
 
     def case_emit(self) -> None:

@@ -19,6 +19,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(params=["single", "pipeline"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every collector the test starts runs in one process, or pipelined (a reader and a writer
+    process: COLLECTOR_PIPELINE=1, which the collectors inherit)."""
+    monkeypatch.setenv("COLLECTOR_PIPELINE", "1" if request.param == "pipeline" else "0")
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """A private PostgreSQL cluster (initdb once per session); a test may stop and restart it."""

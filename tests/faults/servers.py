@@ -220,7 +220,25 @@ def start_collector(
         "--consumer", consumer, "--batch-size", "200", "--max-wait", "0.1", *extra,
     )  # fmt: skip
     proc.wait_for("collector started")
+    if os.environ.get("COLLECTOR_PIPELINE") == "1":
+        writer_pid(proc)  # the mode the test asked for is the mode that runs
     return proc
+
+
+def writer_pid(proc: Process) -> int:
+    """The pid of a pipelined collector's writer process (its one child)."""
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as children:
+        (pid,) = map(int, children.read().split())
+    return pid
+
+
+def gone(pid: int) -> bool:
+    """True once process ``pid`` has ended (a zombie waiting to be reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def drained(client: redis.Redis, queue: str) -> bool:

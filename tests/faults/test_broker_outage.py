@@ -34,7 +34,7 @@ def consumers(client: redis.Redis, queue: str) -> set[bytes]:
         return set()
 
 
-def test_redis_restart_during_emits_loses_nothing(redis_server, sqlite_url, queue, tmp_path):
+def test_redis_restart_during_emits_loses_nothing(redis_server, sqlite_url, queue, tmp_path, mode):
     url = redis_server.url()
     spool_dir = tmp_path / "spool"
     env = {**os.environ, "COLLECTOR_SPOOL_DIR": str(spool_dir)}

@@ -33,7 +33,7 @@ conn.execute("COMMIT")
 
 
 def test_sqlite_locked_by_another_process_for_5_seconds(
-    redis_server, sqlite_url, queue, tmp_path
+    redis_server, sqlite_url, queue, tmp_path, mode
 ) -> None:
     url = redis_server.url()
     daemon = start_collector(url, sqlite_url, queue)
@@ -72,7 +72,7 @@ def private_pg_url(pg_cluster):
 
 
 def test_postgresql_stopped_and_restarted_mid_run(
-    redis_server, pg_cluster, private_pg_url, queue
+    redis_server, pg_cluster, private_pg_url, queue, mode
 ) -> None:
     url = redis_server.url()
     daemon = start_collector(url, private_pg_url, queue)

@@ -26,7 +26,7 @@ def row(db_url: str) -> tuple | None:
 
 
 def test_the_first_record_redelivered_after_its_peer_stored_the_second_wins(
-    redis_server, pg_url, queue
+    redis_server, pg_url, queue, mode
 ) -> None:
     url = redis_server.url()
     client = redis.Redis.from_url(url)

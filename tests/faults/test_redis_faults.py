@@ -22,7 +22,7 @@ from workers import Emitter
 pytestmark = pytest.mark.slow
 
 
-def test_redis_restart_without_persistence_is_survived(tmp_path, sqlite_url, queue) -> None:
+def test_redis_restart_without_persistence_is_survived(tmp_path, sqlite_url, queue, mode) -> None:
     server = RedisServer(tmp_path / "redis", "--appendonly", "no")
     server.start()
     daemon = start_collector(server.url(), sqlite_url, queue)
@@ -45,7 +45,7 @@ def test_redis_restart_without_persistence_is_survived(tmp_path, sqlite_url, que
     assert "records queued before may have been lost inside Redis" in daemon.err
 
 
-def test_a_redis_at_maxmemory_with_a_backlog_drains(tmp_path, sqlite_url, queue) -> None:
+def test_a_redis_at_maxmemory_with_a_backlog_drains(tmp_path, sqlite_url, queue, mode) -> None:
     server = RedisServer(
         tmp_path / "redis", "--appendonly", "no",
         "--maxmemory", "3mb", "--maxmemory-policy", "noeviction",
@@ -78,7 +78,7 @@ def test_a_redis_at_maxmemory_with_a_backlog_drains(tmp_path, sqlite_url, queue)
         server.stop()
 
 
-def test_wrong_credentials_end_the_daemon_with_one_line(tmp_path, sqlite_url, queue) -> None:
+def test_wrong_credentials_end_the_daemon_with_one_line(tmp_path, sqlite_url, queue, mode) -> None:
     server = RedisServer(tmp_path / "redis", "--appendonly", "no", "--requirepass", "right-Pw9")
     server.start(ping_url=server.url(":right-Pw9@"))
     try:

@@ -1,0 +1,165 @@
+"""The writer process of a pipelined collector: takes the SQLite writer lock, then stores each
+batch the reader hands it (schema, insert, commit) and says what committed; the reader
+acknowledges it. Run by collector.pipeline as ``python -m collector.pipeline_writer FD PPID``.
+
+It dies with the reader (PR_SET_PDEATHSIG on Linux; elsewhere its receiving thread sees the
+socket close and exits at once): what it had not committed stays pending in Redis, what it had
+committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT
+and SIGTERM are the reader's to handle (it tells the writer to stop, in order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import stat
+import sys
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from queue import SimpleQueue
+
+from collector import logs
+from collector.daemon import make_sink, writer_lock
+from collector.errors import (
+    RET_CONFIG,
+    RET_FAILED,
+    DatabaseUnavailable,
+    library_errors,
+    translate,
+)
+from collector.lock import WriterLock
+from collector.models import prepare_models
+from collector.pipeline_wire import STOP, pack, records_of, settings_of, unpack
+from collector.settings import Settings
+from collector.sink import Sink
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed when the reader process ends, however it ends (Linux; a no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request above took effect
+        os._exit(RET_FAILED)
+
+
+def receive(conn: Connection, inbox: SimpleQueue[bytes]) -> None:
+    """The receiving thread: every frame into ``inbox`` until STOP, so the reader's sends never
+    wait on the writer's commits (and the writer's replies never on the reader's sends). The
+    socket closing without STOP means the reader is gone: exit at once."""
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(RET_FAILED)
+        inbox.put(data)
+        if data == STOP:
+            return
+
+
+class Writer:
+    """The store behind the socket: one batch at a time, in the order handed."""
+
+    def __init__(self, settings: Settings, conn: Connection) -> None:
+        self.settings, self.conn = settings, conn
+        self.inbox: SimpleQueue[bytes] = SimpleQueue()
+        self._later: deque[list[object]] = deque()  # batches handed while one was failing
+        self._lock: WriterLock | None = None
+        self._sink: Sink | None = None
+
+    def open(self) -> None:
+        """The lock first (AlreadyRunning names the holder), then --models and the sink."""
+        self._lock = writer_lock(self.settings)
+        models, db_url = self.settings.models, self.settings.db_url
+        declared = prepare_models(models, db_url) if models else None
+        self._sink = make_sink(self.settings, declared=declared)
+
+    def send(self, frame: list[object]) -> None:
+        self.conn.send_bytes(pack(frame))
+
+    def _next(self) -> list[object]:
+        return self._later.popleft() if self._later else unpack(self.inbox.get())
+
+    def serve(self) -> None:
+        """Store each batch handed; a batch the database cannot take now is reported and kept
+        until the reader, after its backoff, says retry (or stop)."""
+        assert self._sink is not None
+        while True:
+            frame = self._next()
+            if frame[0] != "batch":
+                return  # STOP
+            _, seq, rows = frame
+            records = records_of(rows)  # type: ignore[arg-type]
+            while True:
+                try:
+                    refused = self._sink.write(records)
+                except DatabaseUnavailable as exc:
+                    self.send(["failed", seq, str(exc)])
+                    if not self._wait_for_retry():
+                        return
+                    continue
+                self.send(["done", seq, self._sink.added, refused])
+                break
+
+    def _wait_for_retry(self) -> bool:
+        """True at "retry", False at STOP; batches handed meanwhile wait their turn."""
+        while True:
+            frame = unpack(self.inbox.get())
+            if frame[0] == "batch":
+                self._later.append(frame)
+            else:
+                return frame[0] == "retry"
+
+    def close(self) -> None:
+        """The sink's connections, then the lock (nothing is written after this)."""
+        if self._sink is not None:
+            self._sink.close()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def started_by_the_reader(argv: list[str]) -> tuple[int, int] | None:
+    """The socket descriptor and the reader's pid from ``argv``, if they are what
+    collector.pipeline passes (a socket, our parent); None otherwise."""
+    try:
+        fd, parent = map(int, argv)
+        return (fd, parent) if stat.S_ISSOCK(os.fstat(fd).st_mode) else None
+    except (ValueError, OSError):
+        return None
+
+
+def main(argv: list[str]) -> int:
+    given = started_by_the_reader(argv)
+    if given is None:
+        print("collector.pipeline_writer is started by `collector run --pipeline`", file=sys.stderr)
+        return RET_CONFIG
+    fd, parent = given
+    die_with_parent(parent)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    conn = Connection(fd)
+    _, fields, verbose = unpack(conn.recv_bytes())
+    if verbose is not None:
+        logs.configure(verbose)
+    writer = Writer(settings_of(fields), conn)
+    try:
+        try:
+            writer.open()
+        except library_errors() as exc:
+            error = translate(exc)
+            writer.send(["error", type(error).__name__, str(error)])
+            return RET_FAILED
+        writer.send(["ready"])
+        threading.Thread(target=receive, args=(conn, writer.inbox), daemon=True).start()
+        writer.serve()
+    finally:
+        writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
