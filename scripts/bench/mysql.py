@@ -32,12 +32,13 @@ if TYPE_CHECKING:
 # the layout `collector run` creates on MariaDB for the tutorial's record (SHOW CREATE TABLE)
 DDL = f"""CREATE TABLE `{TABLE}` (
   `_id` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL PRIMARY KEY,
-  `_ts` DATETIME(6), `_host` LONGTEXT, `_pid` INT, `_job` LONGTEXT, `_error` LONGTEXT,
+  `_ts` DATETIME(6), `_host` LONGTEXT, `_pid` INT, `_job` LONGTEXT, `_elapsed` DOUBLE,
+  `_maxrss` BIGINT, `_error` LONGTEXT,
   `I` BIGINT, `J` DOUBLE, `K` DOUBLE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 INSERT = (
-    f"INSERT INTO `{TABLE}` (`_id`, `_ts`, `_host`, `_pid`, `_job`, `_error`, `I`, `J`, `K`) "  # noqa: S608
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO `{TABLE}` (`_id`, `_ts`, `_host`, `_pid`, `_job`, `_elapsed`, `_maxrss`, "  # noqa: S608
+    "`_error`, `I`, `J`, `K`) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -103,8 +104,8 @@ def drain(redis_url: str, queue: str, url: str, count: int, batch: int) -> dict[
             src, d = m["src"], m["d"]
             when = dt.datetime.fromtimestamp(m["ts"], utc).replace(tzinfo=None)
             rows.append(
-                (m["id"], when, src["host"], src["pid"], src.get("job"), None,
-                 d["I"], d["J"], d["K"])
+                (m["id"], when, src["host"], src["pid"], src.get("job"), src.get("elapsed"),
+                 src.get("maxrss"), None, d["I"], d["J"], d["K"])
             )  # fmt: skip
         with conn.cursor() as cur:
             cur.executemany(INSERT, rows)
