@@ -92,3 +92,20 @@ def test_an_unreachable_mariadb_is_a_one_line_error_without_the_password() -> No
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"bench: MariaDB at mysql+pymysql://root:***@127.0.0.1:{port}/test is ")
     assert "s3cret" not in proc.stderr + proc.stdout
+
+
+def test_a_bench_childs_argv_holds_no_url(tmp_path: Path) -> None:
+    """The URLs (which may carry passwords) reach a bench collector on its stdin: its argv, which
+    every user of the machine can read in /proc, names neither."""
+    from scripts.bench import common
+
+    secret = "hunter2-" + tmp_path.name
+    db_url = f"sqlite:///{tmp_path / 'x.db'}?password={secret}"
+    redis_url = f"redis://:{secret}@127.0.0.1:{free_port()}/0"  # nothing listens: it ends
+    proc = common.start_child(redis_url, db_url, "bench:argv", 1, 10)
+    try:
+        argv = " ".join(proc.args)  # type: ignore[arg-type]
+        assert secret not in argv and "127.0.0.1" not in argv and "scripts.bench.child" in argv
+    finally:
+        proc.kill()
+        proc.communicate()

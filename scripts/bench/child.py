@@ -1,5 +1,6 @@
 """A collector in its own interpreter, for the benchmark: runs until it has taken ``--expect``
 records, then prints one JSON line (times, batches, peak RSS). Prints ``{"ready": ...}`` first.
+Its first line on stdin is a JSON map of ``redis_url`` and ``db_url``.
 With ``--pipeline`` it is the pipelined collector; its peak RSS is then the pair's (the reader's
 peak plus the writer's, an upper bound: the two peaks need not coincide)."""
 
@@ -32,8 +33,6 @@ def peak_rss_mib(pid: int | str = "self") -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--db-url", required=True)
     parser.add_argument("--queue", required=True)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
@@ -48,9 +47,10 @@ def main() -> None:
         help="instead of --expect: after a line on stdin (go), run until the queue is empty",
     )
     args = parser.parse_args()
+    urls = json.loads(sys.stdin.readline())  # not in argv: they may hold passwords
     settings = Settings(
-        redis_url=args.redis_url,
-        db_url=args.db_url,
+        redis_url=urls["redis_url"],
+        db_url=urls["db_url"],
         queue=args.queue,
         consumer=args.consumer,
         batch_size=args.batch_size,

@@ -134,13 +134,17 @@ def start_child(
     redis_url: str, db_url: str, queue: str, expect: int, batch: int, *extra: str
 ) -> subprocess.Popen:
     """A collector (``scripts.bench.child``) in a fresh interpreter, with its own peak RSS, that
-    stops once it has taken ``expect`` records (``extra``: more of its flags)."""
-    args = ["--redis-url", redis_url, "--db-url", db_url, "--queue", queue]
-    args += ["--expect", str(expect), "--batch-size", str(batch), *extra]
+    stops once it has taken ``expect`` records (``extra``: more of its flags). The URLs go on
+    its stdin, never its argv: they may hold passwords."""
+    args = ["--queue", queue, "--expect", str(expect), "--batch-size", str(batch), *extra]
     command = [sys.executable, "-m", "scripts.bench.child", *args]
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps({"redis_url": redis_url, "db_url": db_url}) + "\n")
+    proc.stdin.flush()
+    return proc
 
 
 def read_line(proc: subprocess.Popen) -> dict[str, Any]:
