@@ -18,6 +18,7 @@ import redis
 import sqlalchemy as sa
 
 from collector.daemon import Collector, Counters
+from collector.db import make_engine
 from collector.settings import Settings
 
 REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -49,9 +50,10 @@ def drain(collector: Collector, rounds: int = 100) -> int:
 def run_collector(settings: Settings, declared: sa.MetaData | None = None) -> Counters:
     """A collector from ``settings`` (``declared`` tables created first, as ``collector run
     --models`` does) started, drained and closed; returns what it did."""
-    daemon = Collector(settings, declared=declared)
+    engine = make_engine(settings.db_url)
     if declared is not None:
-        declared.create_all(daemon.engine)
+        declared.create_all(engine)
+    daemon = Collector(settings, engine=engine, declared=declared)
     daemon.start()
     try:
         drain(daemon)
