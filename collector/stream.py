@@ -17,6 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from collector.heap import waiting
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
 from workers.names import FIELD, REASON, TS, QueueNames
 from workers.xadd import replies_on, round_trip
@@ -215,8 +216,8 @@ class Stream:
 
     def receive(self, request: Request) -> list[Entry]:
         """The entries a ``request_new`` asked for."""
-        with replies_on(self.client.connection_pool, request.conn):
-            reply: Any = request.conn.read_response()
+        with replies_on(self.client.connection_pool, request.conn), waiting():
+            reply: Any = request.conn.read_response()  # the wait: up to the read's BLOCK
         return flat_entries(messages_of(reply))
 
     def drop(self, request: Request) -> None:
@@ -309,9 +310,10 @@ class ClusterStream(Stream):
     but lends no raw connection, so a read "ahead" is an ordinary XREADGROUP done at once."""
 
     def request_new(self, count: int, block_ms: int | None = None) -> Request:
-        reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
-        )
+        with waiting():
+            reply: Any = self.client.xreadgroup(
+                self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
+            )
         return Request(conn=entries_of(messages_of(reply)))
 
     def receive(self, request: Request) -> list[Entry]:
