@@ -76,9 +76,11 @@ def flat_entries(messages: list[Any]) -> list[Entry]:
 
 @dataclass(frozen=True)
 class Request:
-    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
+    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``);
+    ``timeout``: how long its reply may take, its BLOCK included (None: the socket's)."""
 
     conn: Any
+    timeout: float | None = None
 
 
 def messages_of(reply: Any) -> list[Any]:
@@ -212,12 +214,18 @@ class Stream:
             conn.disconnect()
             pool.release(conn)
             raise
-        return Request(conn)
+        if block_ms is None or conn.socket_timeout is None:
+            return Request(conn)
+        return Request(conn, conn.socket_timeout + block_ms / 1000)  # a wait is no outage
 
     def receive(self, request: Request) -> list[Entry]:
         """The entries a ``request_new`` asked for."""
         with replies_on(self.client.connection_pool, request.conn), waiting():
-            reply: Any = request.conn.read_response()  # the wait: up to the read's BLOCK
+            reply: Any = (  # the wait: up to the read's BLOCK
+                request.conn.read_response()
+                if request.timeout is None
+                else request.conn.read_response(timeout=request.timeout)
+            )
         return flat_entries(messages_of(reply))
 
     def drop(self, request: Request) -> None:
