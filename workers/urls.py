@@ -11,6 +11,7 @@ from workers.errors import ConfigError
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_FALSE = ("", "0", "F", "FALSE", "N", "NO")  # redis-py's to_bool: any other value is true
 _STARTS = ", ".join(f"{s}://" for s in REDIS_SCHEMES[:-1]) + f" or {REDIS_SCHEMES[-1]}://"
 
 
@@ -32,6 +33,8 @@ def redis_url_problem(url: str) -> str | None:
     except ValueError as exc:  # an unclosed [ of an IPv6 address
         return f"cannot be read ({exc})"
     query = parse_qsl(parts.query)
+    if any(k == "decode_responses" and v.upper() not in _FALSE for k, v in query):
+        return "sets decode_responses: records travel as msgpack bytes, which are no text (drop it)"
     if scheme == "unix":
         if not parts.path:
             return "has no socket path (unix:///path/to/redis.sock)"
