@@ -218,6 +218,13 @@ class Stream:
             return Request(conn)
         return Request(conn, conn.socket_timeout + block_ms / 1000)  # a wait is no outage
 
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether a read may be sent ahead: its connection is held until the reply is read,
+        while the batch before it is acknowledged on another one (``?max_connections=1``
+        lends one only)."""
+        return int(getattr(self.client.connection_pool, "max_connections", 2)) >= 2
+
     def receive(self, request: Request) -> list[Entry]:
         """The entries a ``request_new`` asked for."""
         with replies_on(self.client.connection_pool, request.conn), waiting():
@@ -323,6 +330,10 @@ class ClusterStream(Stream):
                 self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
             )
         return Request(conn=entries_of(messages_of(reply)))
+
+    @property
+    def reads_ahead(self) -> bool:
+        return True  # its read ahead is done at once, holding no connection
 
     def receive(self, request: Request) -> list[Entry]:
         return list(request.conn)
