@@ -120,11 +120,12 @@ def test_the_process_collects_its_garbage_while_the_collector_waits_for_records(
 
 
 def wait_until_waiting(client, queue: str) -> None:
-    """Until the collector's blocking XREADGROUP on ``queue`` is in Redis."""
+    """Until the collector's first read, blocking for 3 s, is under way: it joins the group as
+    a consumer just before."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if any(c.get("cmd") == "xreadgroup" for c in client.client_list()):
-            time.sleep(0.1)  # the read blocks for 3 s: sample well inside it
+        if client.exists(queue) and client.xinfo_consumers(queue, "collector"):
+            time.sleep(0.3)  # the read blocks for 3 s: sample well inside it
             return
         time.sleep(0.02)
     raise AssertionError(f"no collector waited on {queue}")
