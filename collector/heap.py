@@ -7,7 +7,8 @@ from __future__ import annotations
 import functools
 import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -16,6 +17,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _holders = 0  # calls inside ``gc_paused`` right now, in every thread
 _resume = False  # whether the collector was enabled when the first of them began
+_mine = threading.local()  # ``depth``: this thread's paused calls not waiting (``waiting``)
 
 
 def gc_paused(func: Callable[P, T]) -> Callable[P, T]:
@@ -33,6 +35,21 @@ def gc_paused(func: Callable[P, T]) -> Callable[P, T]:
     return paused
 
 
+@contextmanager
+def waiting() -> Iterator[None]:
+    """A block where a paused call only waits (a blocking read, before its batch exists): the
+    collector runs meanwhile as if this call were not paused, for the process's other threads
+    (an embedding program's garbage would pile up for as long as the queue stays empty)."""
+    if not getattr(_mine, "depth", 0):
+        yield
+        return
+    _leave()
+    try:
+        yield
+    finally:
+        _enter()
+
+
 def _enter() -> None:
     global _holders, _resume
     with _lock:
@@ -40,11 +57,13 @@ def _enter() -> None:
             _resume = gc.isenabled()
             gc.disable()
         _holders += 1
+        _mine.depth = getattr(_mine, "depth", 0) + 1
 
 
 def _leave() -> None:
     global _holders
     with _lock:
+        _mine.depth -= 1
         _holders -= 1
         if _holders == 0 and _resume:
             gc.enable()

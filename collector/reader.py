@@ -191,6 +191,8 @@ class StreamReader:
         its own transaction commits."""
         if self._ahead is not None or self._closing or self._reading_pending:
             return  # own pending entries are re-read from the start until acknowledged
+        if not self._s.reads_ahead:
+            return
         if self.clock() >= self._next_claim:
             return  # claims are due: the next read goes through ``_read``
         try:

@@ -17,6 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from collector.heap import waiting
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url
 from workers.names import FIELD, REASON, TS, QueueNames
 from workers.xadd import replies_on, round_trip
@@ -75,9 +76,11 @@ def flat_entries(messages: list[Any]) -> list[Entry]:
 
 @dataclass(frozen=True)
 class Request:
-    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``)."""
+    """A read sent to Redis whose reply is still on ``conn`` (see ``Stream.request_new``);
+    ``timeout``: how long its reply may take, its BLOCK included (None: the socket's)."""
 
     conn: Any
+    timeout: float | None = None
 
 
 def messages_of(reply: Any) -> list[Any]:
@@ -211,12 +214,25 @@ class Stream:
             conn.disconnect()
             pool.release(conn)
             raise
-        return Request(conn)
+        if block_ms is None or conn.socket_timeout is None:
+            return Request(conn)
+        return Request(conn, conn.socket_timeout + block_ms / 1000)  # a wait is no outage
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether a read may be sent ahead: its connection is held until the reply is read,
+        while the batch before it is acknowledged on another one (``?max_connections=1``
+        lends one only)."""
+        return int(getattr(self.client.connection_pool, "max_connections", 2)) >= 2
 
     def receive(self, request: Request) -> list[Entry]:
         """The entries a ``request_new`` asked for."""
-        with replies_on(self.client.connection_pool, request.conn):
-            reply: Any = request.conn.read_response()
+        with replies_on(self.client.connection_pool, request.conn), waiting():
+            reply: Any = (  # the wait: up to the read's BLOCK
+                request.conn.read_response()
+                if request.timeout is None
+                else request.conn.read_response(timeout=request.timeout)
+            )
         return flat_entries(messages_of(reply))
 
     def drop(self, request: Request) -> None:
@@ -309,10 +325,15 @@ class ClusterStream(Stream):
     but lends no raw connection, so a read "ahead" is an ordinary XREADGROUP done at once."""
 
     def request_new(self, count: int, block_ms: int | None = None) -> Request:
-        reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
-        )
+        with waiting():
+            reply: Any = self.client.xreadgroup(
+                self.group, self.consumer, {self.queue: ">"}, count=count, block=block_ms
+            )
         return Request(conn=entries_of(messages_of(reply)))
+
+    @property
+    def reads_ahead(self) -> bool:
+        return True  # its read ahead is done at once, holding no connection
 
     def receive(self, request: Request) -> list[Entry]:
         return list(request.conn)

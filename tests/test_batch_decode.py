@@ -5,11 +5,13 @@ would not, and refuse with the same reasons (record by record, when the columns 
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import msgpack
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import collector.batch as batch_module
 from collector.batch import Batch
 from collector.stream import Entry, _flat_entry, flat_entries
 from tests.test_codec_properties import SMALL, documents, identifiers, records
@@ -103,3 +105,34 @@ def test_entries_of_a_reply_are_those_built_message_by_message(messages: list[An
     those the message-by-message path builds, with the same problems."""
     replies = [[mid, fields] for mid, fields in messages]
     assert flat_entries(replies) == [_flat_entry(mid, fields) for mid, fields in replies]
+
+
+why_not = "stream entry has no field 'm'"
+good = records.map(Record.encode)  # mostly a batch the column path takes
+odd_entries = st.lists(
+    st.tuples(
+        st.sampled_from([b"1-0", b"2-0", b"3-0"]),  # repeated ids too
+        st.one_of(*[good] * 6, payloads, st.none(), st.binary(max_size=20)),  # None:
+        st.sampled_from([None] * 6 + [why_not]),  # deleted before it was read
+        st.sampled_from([1] * 8 + [2, 7]),  # deliveries
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(FAST, max_examples=400)
+@given(odd_entries, st.sampled_from([DEFAULT_LIMITS, SMALL]), st.sampled_from([1, 3]))
+def test_the_column_path_and_the_entry_path_agree_on_any_entries(
+    found: list[Any], limits: Limits, most: int
+) -> None:
+    """Deleted entries, entries without ``m``, over the delivery limit, repeated ids, poison:
+    the batch is the one decoded entry by entry (ids, records, raw bytes, sources, dead)."""
+    entries = [Entry(i, raw, None if raw is None else why, n) for i, raw, why, n in found]
+
+    def parts(batch: Batch) -> tuple[Any, ...]:
+        return batch.ids, list(map(typed, batch.records)), batch.raw, batch.sources, batch.dead
+
+    fast = Batch.decode(entries, limits, most, "E")
+    with mock.patch.object(batch_module, "_all_v1", lambda _raws, _limits: None):
+        assert parts(fast) == parts(Batch.decode(entries, limits, most, "E"))

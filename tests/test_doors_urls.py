@@ -42,6 +42,15 @@ def test_the_config_error_is_one_class_on_both_sides() -> None:
          "database 0: redis+cluster://h:7000/3"),
         ("http://h/0", "redis url must start with redis://, rediss://, unix://, redis+cluster:// "
          "or rediss+cluster://: http://h/0"),
+        ("redis://h/0?decode_responses=yes", "redis url sets decode_responses: records travel "
+         "as msgpack bytes, which are no text (drop it): redis://h/0?decode_responses=yes"),
+        ("unix:///r.sock?decode_responses=1", "redis url sets decode_responses: records travel "
+         "as msgpack bytes, which are no text (drop it): unix:///r.sock?decode_responses=1"),
+        ("redis://h/0?socket_timeout=abc", "redis url query parameter socket_timeout='abc' is "
+         "not what redis-py reads (float): redis://h/0?socket_timeout=abc"),
+        ("unix:///r.sock?max_connections=x", "redis url query parameter max_connections='x' is "
+         "not what redis-py reads (int): unix:///r.sock?max_connections=x"),
+        ("redis://h/0?protocol=4", "redis url protocol '4' is not 2 or 3: redis://h/0?protocol=4"),
     ],
 )  # fmt: skip
 def test_each_redis_url_problem_has_its_message(url: str, line: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import weakref
+from dataclasses import replace
 
 import pytest
 
@@ -93,3 +95,37 @@ def test_garbage_with_cycles_left_by_a_batch_is_collected_after_it() -> None:
     batch()
     [[] for _ in range(10)]  # the next allocations trigger a collection, as without the pause
     assert len(freed) == 2000
+
+
+def test_the_process_collects_its_garbage_while_the_collector_waits_for_records(
+    settings, real_redis
+) -> None:
+    """An embedding program's threads make garbage while a Collector thread blocks in its read
+    of an empty queue: the wait holds no batch, so collections run as usual meanwhile."""
+    stop = threading.Event()
+    collector = Collector(replace(settings, max_wait=3.0), client=real_redis)
+    runner = threading.Thread(target=collector.run, args=(stop,))
+    runner.start()
+    try:
+        wait_until_waiting(real_redis, settings.queue)
+        before = gc.get_stats()[0]["collections"]
+        made = 50 * gc.get_threshold()[0]
+        for _ in range(made):
+            Node()
+        assert gc.get_stats()[0]["collections"] - before >= made // gc.get_threshold()[0] // 2
+    finally:
+        stop.set()
+        runner.join(15)
+    assert gc.isenabled()
+
+
+def wait_until_waiting(client, queue: str) -> None:
+    """Until the collector's first read, blocking for 3 s, is under way: it joins the group as
+    a consumer just before."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if client.exists(queue) and client.xinfo_consumers(queue, "collector"):
+            time.sleep(0.3)  # the read blocks for 3 s: sample well inside it
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no collector waited on {queue}")

@@ -10,7 +10,7 @@ import pytest
 
 from collector.daemon import Collector
 from collector.errors import DatabaseUnavailable
-from tests.helpers import drain, rows
+from tests.helpers import REAL_REDIS_URL, drain, rows
 from workers import Emitter
 
 
@@ -73,3 +73,21 @@ def test_database_down_reads_at_most_one_batch_ahead(collector, settings, monkey
     assert drain(collector) == 3
     assert sorted(r["i"] for r in rows(settings.db_url, "results")) == [0, 1, 2, 3, 4]
     assert pending(collector.reader.client, settings.queue) == 0
+
+
+@pytest.mark.redis
+def test_a_pool_of_one_connection_drains_without_reading_ahead(settings, real_redis) -> None:
+    """``?max_connections=1``: a read ahead would hold the only connection while the batch
+    before it is acknowledged ("Too many connections", again at every retry); none is made."""
+    emitter = Emitter(queue=settings.queue, client=real_redis)
+    for i in range(5):
+        emitter.emit({"i": i})
+    url = REAL_REDIS_URL + ("&" if "?" in REAL_REDIS_URL else "?") + "max_connections=1"
+    c = Collector(replace(settings, batch_size=2, redis_url=url))
+    c.start()
+    try:
+        assert drain(c) == 5
+    finally:
+        c.close()
+    assert [r["i"] for r in rows(settings.db_url, "results", order="i")] == [0, 1, 2, 3, 4]
+    assert (real_redis.xlen(settings.queue), pending(real_redis, settings.queue)) == (0, 0)

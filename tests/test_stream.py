@@ -88,6 +88,23 @@ def test_an_error_reply_to_the_ack_is_raised_with_the_connection_in_step(real_re
     assert real_redis.get(queue) == b"not a stream"  # each reply read: the next one is its own
 
 
+def test_a_read_may_block_longer_than_the_socket_timeout(queue) -> None:
+    """``--max-wait`` past the client's socket timeout (5 s by redis-py's default) is a long
+    wait on an empty queue, not a Redis outage; the entries of a reply that comes late are
+    read, not left pending unseen."""
+    client = redis.Redis(socket_timeout=0.3)
+    try:
+        stream = Stream(client, queue, "c1")
+        stream.ensure_group()
+        assert stream.read_new(10, 0.8) == []
+        request = stream.request_new(10, 800)
+        client.xadd(queue, {"m": b"late"})  # on another connection: the read returns
+        assert [e.raw for e in stream.receive(request)] == [b"late"]
+    finally:
+        client.delete(queue)
+        client.close()
+
+
 def test_health_reports_are_published_and_cleared(real_redis, queue) -> None:
     stream = Stream(real_redis, queue, "c1")
     stream.ensure_group()

@@ -5,12 +5,16 @@ from deep inside redis-py (``int('abc')``, a port beyond 65535)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 from workers.errors import ConfigError
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_FALSE = ("", "0", "F", "FALSE", "N", "NO")  # redis-py's to_bool: any other value is true
 _STARTS = ", ".join(f"{s}://" for s in REDIS_SCHEMES[:-1]) + f" or {REDIS_SCHEMES[-1]}://"
 
 
@@ -32,6 +36,10 @@ def redis_url_problem(url: str) -> str | None:
     except ValueError as exc:  # an unclosed [ of an IPv6 address
         return f"cannot be read ({exc})"
     query = parse_qsl(parts.query)
+    if any(k == "decode_responses" and v.upper() not in _FALSE for k, v in query):
+        return "sets decode_responses: records travel as msgpack bytes, which are no text (drop it)"
+    if problem := query_problem(query):
+        return problem
     if scheme == "unix":
         if not parts.path:
             return "has no socket path (unix:///path/to/redis.sock)"
@@ -46,6 +54,23 @@ def redis_url_problem(url: str) -> str | None:
     )
     path = parts.path.strip("/")
     return db_problem([*([path] if path else []), *(v for k, v in query if k == "db")], cluster)
+
+
+def query_problem(query: list[tuple[str, str]]) -> str | None:
+    """Why a query parameter is one redis-py cannot read (it would raise ValueError deep in the
+    pool, or, for the protocol, fail every connection as if Redis were down), or None."""
+    for key, value in query:
+        parse: Any = URL_QUERY_ARGUMENT_PARSERS.get(key)
+        if parse is None or key == "db":  # db: db_problem says it for both URL forms
+            continue
+        try:
+            parse(value)
+        except (TypeError, ValueError):
+            kind = getattr(parse, "__name__", "its type")
+            return f"query parameter {key}={value!r} is not what redis-py reads ({kind})"
+        if key == "protocol" and value not in ("2", "3"):
+            return f"protocol {value!r} is not 2 or 3"
+    return None
 
 
 def host_and_port(netloc: str) -> tuple[str, str | None]:
