@@ -15,6 +15,7 @@ redelivered, and ``_id`` drops what had committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -153,10 +154,11 @@ class WriterProcess:
         if self.proc is None or self.conn is None:
             return
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError):  # a writer that is ending has closed its end
                 self.conn.send_bytes(STOP)
+            try:
                 self.proc.wait(timeout=STOP_TIMEOUT)
-            except (OSError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.conn.close()
