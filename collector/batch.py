@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
-from collector.stream import DeadEntry, Entry
+from collector.entries import DeadEntry, Entry
 from workers.columnar import v1_records
 from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry
 from workers.errors import DecodeError

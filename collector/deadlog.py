@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from collector.stream import DeadEntry
+from collector.entries import DeadEntry
 from workers.record import DEFAULT_LIMITS, is_identifier, unpack
 
 log = logging.getLogger(__name__)

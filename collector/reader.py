@@ -18,10 +18,9 @@ from typing import Any, Protocol
 import redis
 
 from collector.batch import Batch
+from collector.entries import DeadEntry, Entry
 from collector.settings import Settings
 from collector.stream import (
-    DeadEntry,
-    Entry,
     Request,
     Stream,
     reader_client,

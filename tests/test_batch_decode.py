@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import collector.batch as batch_module
 from collector.batch import Batch
-from collector.stream import Entry, _flat_entry, flat_entries
+from collector.entries import Entry, _flat_entry, flat_entries
 from tests.test_codec_properties import SMALL, documents, identifiers, records
 from workers import DecodeError, Limits, Record
 from workers.record import DEFAULT_LIMITS

@@ -12,11 +12,12 @@ from click.testing import CliRunner
 
 from collector.cli import main
 from collector.daemon import Collector
+from collector.entries import Entry
 from collector.metrics import Metrics
 from collector.queuestats import queue_stats
 from collector.settings import Settings
 from collector.shards import ShardedReader
-from collector.stream import Entry, Stream
+from collector.stream import Stream
 from collector.sweeps.progress import unstored
 from collector.web.data import dead_page
 from tests.helpers import REAL_REDIS_URL, drain, on_real_redis, rows
