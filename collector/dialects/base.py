@@ -3,6 +3,8 @@ databases share; each database's module subclasses it and overrides what differs
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -63,6 +65,11 @@ class Dialect:
     def widen_to_float(self, conn: sa.Connection, table: sa.Table, columns: set[str]) -> None:
         """Turn the integer ``columns`` of ``table`` (as it is now) into float columns."""
         raise NotImplementedError
+
+    def writes_locked(self, conn: sa.Connection, table: sa.Table) -> AbstractContextManager[None]:
+        """Hold off every peer's writes to ``table`` (waiting for those under way to commit)
+        while its ints are checked and it is widened; nothing where one writer is alone."""
+        return contextlib.nullcontext()
 
     def create_exact(self, table: sa.Table) -> None:
         """Before a model table is created: declared column types this database would store

@@ -5,10 +5,12 @@ staging table. MySQL commits DDL implicitly: collector.store.ddl says how that s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -178,6 +180,17 @@ class MySQL(Dialect):
             f"ALTER TABLE {prep.format_table(table)} ADD COLUMN{exists} "
             f"{prep.quote(column)} {sql_type}"
         )
+
+    @contextlib.contextmanager
+    def writes_locked(self, conn: sa.Connection, table: sa.Table) -> Iterator[None]:
+        """LOCK TABLES ... WRITE (it waits for peers' transactions on the table to end, and
+        commits ours, which the DDL before it has done already), released however it ends."""
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"LOCK TABLES {prep.format_table(table)} WRITE")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("UNLOCK TABLES")
 
     def widen_to_float(self, conn: sa.Connection, table: sa.Table, columns: set[str]) -> None:
         prep = conn.dialect.identifier_preparer
