@@ -71,11 +71,11 @@ class Dialect:
         while its ints are checked and it is widened; nothing where one writer is alone."""
         return contextlib.nullcontext()
 
-    def create_exact(self, table: sa.Table) -> None:
+    def create_exact(self, conn: sa.Connection, table: sa.Table) -> None:
         """Before a model table is created: declared column types this database would store
         inexactly made exact (MySQL's DATETIME and FLOAT); nothing by default."""
 
-    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
         """For a model table as the database has it (``reflected``: column name -> type): its
         column types made to refuse, with a reason, a value the column would store altered;
         nothing by default."""

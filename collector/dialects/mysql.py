@@ -145,8 +145,7 @@ class MySQL(Dialect):
         binary collation without padding, so ids differing in case or trailing spaces stay
         apart; the others by their kind."""
         if meta.name == "_id":
-            nopad = "utf8mb4_nopad_bin" if conn.dialect.is_mariadb else "utf8mb4_0900_bin"  # type: ignore[attr-defined]
-            return mysql.VARCHAR(255, charset="utf8mb4", collation=nopad)
+            return mysql.VARCHAR(255, charset="utf8mb4", collation=mysql_models.nopad(conn))
         if meta.name == "_pid":
             return sa.Integer()
         return self.types[kind_of_sql(meta.sql_type())]()
@@ -198,11 +197,12 @@ class MySQL(Dialect):
         changes = ", ".join(f"MODIFY COLUMN {prep.quote(c)} {double}" for c in sorted(columns))
         conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} {changes}")
 
-    def create_exact(self, table: sa.Table) -> None:
-        mysql_models.create_exact(table, Datetime, Double)
+    def create_exact(self, conn: sa.Connection, table: sa.Table) -> None:
+        mysql_models.create_exact(table, Datetime, Double, mysql_models.nopad(conn))
 
-    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
         mysql_models.guard(table, reflected)
+        mysql_models.guard_id(conn, table)
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return MultiRowWriter(dialect)
