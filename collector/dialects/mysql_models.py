@@ -1,8 +1,8 @@
 """``--models`` on MySQL and MariaDB: a declared ``DateTime`` or ``Float`` is created as
 ``DATETIME(6)`` or ``DOUBLE`` (a plain ``DATETIME`` drops microseconds, ``FLOAT`` is 4 bytes),
-a ``String`` without a length as ``LONGTEXT``; a column that exists already, or a ``DECIMAL``,
-refuses with a reason each value it would store altered (the server rounds these silently,
-even in strict mode)."""
+a ``String`` without a length as ``LONGTEXT``; a column that exists already, or a ``DECIMAL``
+or ``CHAR``, refuses with a reason each value it would store altered (the server rounds or
+strips these silently, even in strict mode)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
                     "MODIFY `_ts` DATETIME(6)"
                 )
             column.type = FractionalSeconds(column.name, type(found).__name__.upper(), fsp)
+        elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
+            column.type = Padded(column.name, found.length)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
             column.type = SinglePrecision(column.name)
         elif (
@@ -116,6 +118,26 @@ class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
             raise ValueError(
                 f"column {self.name!r} is {self.kind}({self.fsp}): {value} would lose its "
                 f"microseconds (make it DATETIME(6))"
+            )
+        return value
+
+
+class Padded(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A CHAR(n) column: the server strips trailing spaces as it reads one, so a string
+    ending in a space is refused."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, name: str, length: int) -> None:
+        super().__init__(length)
+        self.name, self.size = name, length
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, str) and value.endswith(" "):
+            raise ValueError(
+                f"column {self.name!r} is CHAR({self.size}): {value!r} ends in a space, which "
+                f"the server strips as the value is read (make it VARCHAR({self.size}))"
             )
         return value
 
