@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from collector.db import make_engine
 from collector.dialects import mysql
-from collector.store import Schema, Store
+from collector.store import Schema, Store, ddl
 from tests.helpers import typed_rows
 from workers.record import Record
 
@@ -75,3 +75,47 @@ def test_an_int_a_peer_commits_while_its_column_widens_is_not_rounded(request, f
             "to float")
     ]  # fmt: skip
     assert [(r["_id"], r["x"]) for r in typed_rows(url, "w")] == [("a", 1), ("big", BIG)]
+
+
+@pytest.mark.parametrize("fixture", SHARED)
+def test_an_int_for_a_column_a_peer_widened_since_is_refused_not_rounded(request, fixture) -> None:
+    """The schema this collector cached says int; a peer has widened the column to float
+    since: an int no float holds must be refused, not rounded into the float column."""
+    url = request.getfixturevalue(fixture)
+    engine, peer = make_engine(url), make_engine(url)
+    store = Store(engine, Schema())
+    assert store.write([Record("a", "w", {"x": 1})]) == []
+    assert store.write([Record("b", "w", {"x": 2})]) == []  # the column's type now cached
+    assert Store(peer, Schema()).write([Record("p", "w", {"x": 0.5})]) == []  # widened
+    refused = store.write([Record("big", "w", {"x": BIG}), Record("ok", "w", {"x": 3})])
+    engine.dispose()
+    peer.dispose()
+    assert refused == [(0, f"column 'x': integer {BIG} has no exact float value")]
+    assert [(r["_id"], r["x"]) for r in typed_rows(url, "w")] == [
+        ("a", 1.0), ("b", 2.0), ("ok", 3.0), ("p", 0.5)
+    ]  # fmt: skip
+
+
+@pytest.mark.mysql
+def test_a_batch_racing_peers_twice_is_planned_again_not_dead_lettered(
+    mysql_url, monkeypatch
+) -> None:
+    """A peer creates the table first, then another adds the batch's new column as float: each
+    race is seen and the batch planned again; its int fits the float column and is stored."""
+    engine, peer = make_engine(mysql_url), make_engine(mysql_url)
+    store = Store(engine, Schema())
+    peers = [{"x": 1}, {"y": 0.5}]
+    apply = ddl.apply
+
+    def racing(conn, plan, schema) -> None:  # type: ignore[no-untyped-def]
+        if peers and conn.engine is engine:  # our attempts only, not the peers'
+            assert Store(peer, Schema()).write([Record(f"p{len(peers)}", "t", peers.pop(0))]) == []
+        apply(conn, plan, schema)
+
+    monkeypatch.setattr(ddl, "apply", racing)
+    assert store.write([Record("r", "t", {"x": 2, "y": 3})]) == []
+    engine.dispose()
+    peer.dispose()
+    assert [(r["_id"], r["x"], r["y"]) for r in typed_rows(mysql_url, "t")] == [
+        ("p1", None, 0.5), ("p2", 1, None), ("r", 2, 3.0)
+    ]  # fmt: skip
