@@ -119,3 +119,19 @@ def test_a_batch_racing_peers_twice_is_planned_again_not_dead_lettered(
     assert [(r["_id"], r["x"], r["y"]) for r in typed_rows(mysql_url, "t")] == [
         ("p1", None, 0.5), ("p2", 1, None), ("r", 2, 3.0)
     ]  # fmt: skip
+
+
+def test_a_model_column_the_database_holds_as_numeric_takes_big_ints(sqlite_url) -> None:
+    """A model's table is never widened, so its big ints are not checked against a peer's
+    widening: a BigInteger declared over a NUMERIC column stores 2**60 + 1 as before."""
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE m ("_id" VARCHAR(64) PRIMARY KEY, "n" NUMERIC)')
+    declared = sa.MetaData()
+    sa.Table("m", declared, sa.Column("_id", sa.String(64), primary_key=True),
+             sa.Column("n", sa.BigInteger))  # fmt: skip
+    store = Store(engine, Schema(declared))
+    assert store.write([Record("k", "m", {"n": 2**60 + 1})]) == []
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql('SELECT "n" FROM m').scalar() == 2**60 + 1
+    engine.dispose()

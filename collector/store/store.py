@@ -218,6 +218,8 @@ def _hold_ints(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
     schema was read; a peer's widening waits for this transaction and then sees the ints."""
     for table in {t for (t, _c), value in plan.inexact.items() if value is not None}:
         info = schema.tables[table]
+        if info.strict:  # a model's table: never widened
+            continue
         conn.execute(sa.select(sa.func.count()).select_from(info.table).where(sa.false()))
         kinds = TableInfo(ddl.reflect(conn, table)).kinds
         for (name, column), value in plan.inexact.items():
