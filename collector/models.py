@@ -131,7 +131,7 @@ def prepare_models(spec: str, db_url: str) -> sa.MetaData:
             existing = set(sa.inspect(conn).get_table_names())
             for table in declared.tables.values():
                 if table.name not in existing:
-                    rules.create_exact(table)
+                    rules.create_exact(conn, table)
             declared.create_all(conn)
             inspector = sa.inspect(conn)
             for table in declared.tables.values():
@@ -142,7 +142,7 @@ def prepare_models(spec: str, db_url: str) -> sa.MetaData:
                         f"model table {table.name!r} declares column(s) {', '.join(missing)} "
                         "that the database table lacks: add them to the table or rename it"
                     )
-                rules.guard_model(table, present)
+                rules.guard_model(conn, table, present)
     finally:
         engine.dispose()
     return declared

@@ -338,8 +338,9 @@ def test_values_an_existing_mysql_column_would_alter_are_refused_with_a_reason(
     engine = sa.create_engine(mysql_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            'CREATE TABLE readings ("_id" VARCHAR(64) PRIMARY KEY, "_ts" DATETIME(6), '
-            '"when" DATETIME, "x" FLOAT, "price" DECIMAL(10, 2), "code" VARCHAR(5))'
+            'CREATE TABLE readings ("_id" VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY, '
+            '"_ts" DATETIME(6), "when" DATETIME, "x" FLOAT, "price" DECIMAL(10, 2), '
+            '"code" VARCHAR(5))'
         )
     engine.dispose()
     declared = prepare_models(module_file(EXACTING), mysql_url)

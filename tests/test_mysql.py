@@ -344,19 +344,19 @@ def test_any_legal_name_up_to_63_characters_and_4_byte_text_are_exact(
 def test_an_existing_float_decimal_or_datetime_column_stores_exactly_or_refuses(
     engine, x, when
 ) -> None:
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            'CREATE TABLE IF NOT EXISTS "old" ("_id" VARCHAR(64) PRIMARY KEY, "f" FLOAT, '
-            '"d" DECIMAL(10, 2), "t" DATETIME(3))'
-        )
-        conn.exec_driver_sql('DELETE FROM "old"')
-        present = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("old")}
     declared = sa.MetaData()
     table = sa.Table(
         "old", declared, sa.Column("_id", sa.String(64), primary_key=True),
         sa.Column("f", sa.Float), sa.Column("d", sa.Numeric(10, 2)), sa.Column("t", sa.DateTime),
     )  # fmt: skip
-    mysql.DIALECT.guard_model(table, present)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            'CREATE TABLE IF NOT EXISTS "old" ("_id" VARCHAR(64) COLLATE utf8mb4_nopad_bin '
+            'PRIMARY KEY, "f" FLOAT, "d" DECIMAL(10, 2), "t" DATETIME(3))'
+        )
+        conn.exec_driver_sql('DELETE FROM "old"')
+        present = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("old")}
+        mysql.DIALECT.guard_model(conn, table, present)
     store = Store(engine, Schema(declared))
     sent = {"f": x, "d": x, "t": when}
     refused = store.write([Record(k, "old", {k: v}) for k, v in sent.items()])

@@ -65,3 +65,17 @@ def test_without_pandas_the_message_says_what_to_install(
         collector.read("sweep", sqlite_url)
     assert PANDAS_MISSING == "collector.read needs pandas: pip install 'result-collector[data]'"
     assert str(caught.value) == PANDAS_MISSING
+
+
+def test_ints_of_a_column_with_missing_values_read_back_exactly(db_url: str) -> None:
+    """An int column holding a NULL comes back as pandas' nullable Int64, never as float64
+    (which rounds every int past 2**53 and turns the rest into floats)."""
+    ints = [2**63 - 1, -(2**63), 2**53 + 1, 7]
+    records = [Record(f"r{i}", "gaps", {"n": n}) for i, n in enumerate(ints)]
+    engine = make_engine(db_url)
+    assert Store(engine, Schema()).write([*records, Record("r9", "gaps", {"n": None})]) == []
+    engine.dispose()
+    frame = collector.read("gaps", db_url).sort_values("_id")
+    assert str(frame["n"].dtype) == "Int64"
+    assert frame["n"].tolist()[:4] == ints and frame["n"].isna().tolist() == [False] * 4 + [True]
+    assert all(type(v) is int for v in frame["n"].tolist()[:4])

@@ -3,6 +3,8 @@ databases share; each database's module subclasses it and overrides what differs
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -64,11 +66,16 @@ class Dialect:
         """Turn the integer ``columns`` of ``table`` (as it is now) into float columns."""
         raise NotImplementedError
 
-    def create_exact(self, table: sa.Table) -> None:
+    def writes_locked(self, conn: sa.Connection, table: sa.Table) -> AbstractContextManager[None]:
+        """Hold off every peer's writes to ``table`` (waiting for those under way to commit)
+        while its ints are checked and it is widened; nothing where one writer is alone."""
+        return contextlib.nullcontext()
+
+    def create_exact(self, conn: sa.Connection, table: sa.Table) -> None:
         """Before a model table is created: declared column types this database would store
         inexactly made exact (MySQL's DATETIME and FLOAT); nothing by default."""
 
-    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
         """For a model table as the database has it (``reflected``: column name -> type): its
         column types made to refuse, with a reason, a value the column would store altered;
         nothing by default."""

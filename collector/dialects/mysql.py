@@ -5,10 +5,12 @@ staging table. MySQL commits DDL implicitly: collector.store.ddl says how that s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -143,8 +145,7 @@ class MySQL(Dialect):
         binary collation without padding, so ids differing in case or trailing spaces stay
         apart; the others by their kind."""
         if meta.name == "_id":
-            nopad = "utf8mb4_nopad_bin" if conn.dialect.is_mariadb else "utf8mb4_0900_bin"  # type: ignore[attr-defined]
-            return mysql.VARCHAR(255, charset="utf8mb4", collation=nopad)
+            return mysql.VARCHAR(255, charset="utf8mb4", collation=mysql_models.nopad(conn))
         if meta.name == "_pid":
             return sa.Integer()
         return self.types[kind_of_sql(meta.sql_type())]()
@@ -179,17 +180,29 @@ class MySQL(Dialect):
             f"{prep.quote(column)} {sql_type}"
         )
 
+    @contextlib.contextmanager
+    def writes_locked(self, conn: sa.Connection, table: sa.Table) -> Iterator[None]:
+        """LOCK TABLES ... WRITE (it waits for peers' transactions on the table to end, and
+        commits ours, which the DDL before it has done already), released however it ends."""
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"LOCK TABLES {prep.format_table(table)} WRITE")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("UNLOCK TABLES")
+
     def widen_to_float(self, conn: sa.Connection, table: sa.Table, columns: set[str]) -> None:
         prep = conn.dialect.identifier_preparer
         double = Double().compile(dialect=conn.dialect)
         changes = ", ".join(f"MODIFY COLUMN {prep.quote(c)} {double}" for c in sorted(columns))
         conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} {changes}")
 
-    def create_exact(self, table: sa.Table) -> None:
-        mysql_models.create_exact(table, Datetime, Double)
+    def create_exact(self, conn: sa.Connection, table: sa.Table) -> None:
+        mysql_models.create_exact(table, Datetime, Double, mysql_models.nopad(conn))
 
-    def guard_model(self, table: sa.Table, reflected: dict[str, Any]) -> None:
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
         mysql_models.guard(table, reflected)
+        mysql_models.guard_id(conn, table)
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return MultiRowWriter(dialect)

@@ -1,8 +1,8 @@
 """``--models`` on MySQL and MariaDB: a declared ``DateTime`` or ``Float`` is created as
 ``DATETIME(6)`` or ``DOUBLE`` (a plain ``DATETIME`` drops microseconds, ``FLOAT`` is 4 bytes),
-a ``String`` without a length as ``LONGTEXT``; a column that exists already, or a ``DECIMAL``,
-refuses with a reason each value it would store altered (the server rounds these silently,
-even in strict mode)."""
+a ``String`` without a length as ``LONGTEXT``; a column that exists already, or a ``DECIMAL``
+or ``CHAR``, refuses with a reason each value it would store altered (the server rounds or
+strips these silently, even in strict mode)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,25 @@ from sqlalchemy.dialects import mysql
 from collector.errors import ConfigError
 
 
-def create_exact(table: sa.Table, datetime: type, double: type) -> None:
+def nopad(conn: sa.Connection) -> str:
+    """The binary collation without padding: ids differing in case or trailing spaces differ."""
+    return "utf8mb4_nopad_bin" if conn.dialect.is_mariadb else "utf8mb4_0900_bin"  # type: ignore[attr-defined]
+
+
+def create_exact(table: sa.Table, datetime: type, double: type, id_collation: str) -> None:
     """Before ``table`` is created: its plain DateTime and Float columns as ``datetime`` and
-    ``double`` (the dialect's DATETIME(6) and DOUBLE), a String without a length as LONGTEXT.
-    A user's own TypeDecorator is kept."""
+    ``double`` (the dialect's DATETIME(6) and DOUBLE), a String without a length as LONGTEXT,
+    a String ``_id`` in ``id_collation``. A user's own TypeDecorator is kept."""
     for column in table.columns:
         declared = column.type
         if isinstance(declared, sa.types.TypeDecorator):
             continue
-        if isinstance(declared, sa.DateTime) and getattr(declared, "fsp", None) is None:
+        if column.name == "_id" and isinstance(declared, sa.String) and declared.length:
+            if declared.collation is None:
+                column.type = mysql.VARCHAR(
+                    declared.length, charset="utf8mb4", collation=id_collation
+                )
+        elif isinstance(declared, sa.DateTime) and getattr(declared, "fsp", None) is None:
             column.type = datetime(timezone=declared.timezone)
         elif isinstance(declared, sa.Float) and not isinstance(declared, sa.Double | mysql.DOUBLE):
             column.type = double()
@@ -53,6 +63,8 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
                     "MODIFY `_ts` DATETIME(6)"
                 )
             column.type = FractionalSeconds(column.name, type(found).__name__.upper(), fsp)
+        elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
+            column.type = Padded(column.name, found.length)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
             column.type = SinglePrecision(column.name)
         elif (
@@ -62,6 +74,32 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
             and found.precision is not None
         ):
             column.type = Digits(column.name, found.precision, found.scale)
+
+
+def guard_id(conn: sa.Connection, table: sa.Table) -> None:
+    """A ConfigError naming the ALTER TABLE to run when ``table``'s ``_id`` compares in a
+    collation that holds ids differing in case or trailing spaces equal: the second record of
+    such a pair would replace the first's row, or be counted stored with no row of its own."""
+    query = sa.text(
+        "SELECT COLLATION_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE "
+        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :table AND COLUMN_NAME = '_id'"
+    )
+    found = conn.execute(query, {"table": table.name}).first()
+    if found is None or found[0] is None or _apart(found[0]):
+        return  # no _id, a binary string type, or a binary collation without padding
+    quoted = table.name.replace("`", "``")
+    raise ConfigError(
+        f"model table {table.name!r}: column _id compares in collation {found[0]}, which holds "
+        "ids differing in case or trailing spaces equal (one record of such a pair would be "
+        f"lost): ALTER TABLE `{quoted}` MODIFY `_id` {str(found[1]).upper()} CHARACTER SET "
+        f"utf8mb4 COLLATE {nopad(conn)}"
+    )
+
+
+def _apart(collation: str) -> bool:
+    """Whether ``collation`` compares byte for byte without padding (MariaDB's ``*_nopad_bin``,
+    MySQL 8's ``*_0900_bin``)."""
+    return collation.endswith(("_nopad_bin", "_0900_bin"))
 
 
 class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
@@ -80,6 +118,26 @@ class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
             raise ValueError(
                 f"column {self.name!r} is {self.kind}({self.fsp}): {value} would lose its "
                 f"microseconds (make it DATETIME(6))"
+            )
+        return value
+
+
+class Padded(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A CHAR(n) column: the server strips trailing spaces as it reads one, so a string
+    ending in a space is refused."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, name: str, length: int) -> None:
+        super().__init__(length)
+        self.name, self.size = name, length
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, str) and value.endswith(" "):
+            raise ValueError(
+                f"column {self.name!r} is CHAR({self.size}): {value!r} ends in a space, which "
+                f"the server strips as the value is read (make it VARCHAR({self.size}))"
             )
         return value
 

@@ -3,6 +3,8 @@ for widening, and COPY as the fast writer."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,6 +75,14 @@ class PostgreSQL(Dialect):
 
     def insert(self, table: sa.Table) -> Any:
         return postgresql.insert(table)
+
+    @contextlib.contextmanager
+    def writes_locked(self, conn: sa.Connection, table: sa.Table) -> Iterator[None]:
+        """SHARE ROW EXCLUSIVE until the commit: waits for peers' inserts under way, holds
+        off new ones and other widenings (the ALTER would convert what they commit)."""
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"LOCK TABLE {prep.format_table(table)} IN SHARE ROW EXCLUSIVE MODE")
+        yield
 
     def widen_to_float(self, conn: sa.Connection, table: sa.Table, columns: set[str]) -> None:
         prep = conn.dialect.identifier_preparer

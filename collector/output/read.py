@@ -22,7 +22,8 @@ PANDAS_MISSING = "collector.read needs pandas: pip install 'result-collector[dat
 
 def read(table: str, db_url: str | None = None, arrays: str | None = None) -> pandas.DataFrame:
     """The whole table as a DataFrame; ``db_url`` defaults to COLLECTOR_DB_URL, then the
-    contract's ``sqlite:///results.db``. Array cells are numpy arrays of their dtype and shape,
+    contract's ``sqlite:///results.db``. An int column holding a NULL is pandas' Int64 (exact,
+    where float64 would round). Array cells are numpy arrays of their dtype and shape,
     from the row or from the HDF5 file ``arrays`` (default: COLLECTOR_ARRAYS) the collector
     wrote them to. Needs pandas (the ``data`` extra)."""
     try:
@@ -31,7 +32,13 @@ def read(table: str, db_url: str | None = None, arrays: str | None = None) -> pa
         raise ImportError(PANDAS_MISSING) from None
     url = db_url or os.environ.get("COLLECTOR_DB_URL") or DEFAULT_DB_URL
     with open_table(url, table) as (conn, tbl):
-        frame = pandas.read_sql_query(sa.select(tbl), conn)
+        result = conn.execute(sa.select(tbl))
+        names, rows = list(result.keys()), result.all()
+    frame = pandas.DataFrame.from_records(rows, columns=names, coerce_float=True)  # as read_sql
+    for position, column in enumerate(tbl.columns):
+        if _holds_ints(column.type) and frame[column.name].dtype.kind == "f":  # a NULL among them
+            ints = [row[position] for row in rows]
+            frame[column.name] = pandas.array(ints, dtype="Int64")  # float64 would round them
     binary = [c.name for c in tbl.columns if isinstance(c.type, sa.LargeBinary)]
     reader: ArrayReader | None = None
     try:
@@ -47,6 +54,10 @@ def read(table: str, db_url: str | None = None, arrays: str | None = None) -> pa
         if reader is not None:
             reader.close()
     return frame
+
+
+def _holds_ints(sql_type: sa.types.TypeEngine[object]) -> bool:
+    return isinstance(sql_type, sa.Integer) and not isinstance(sql_type, sa.Boolean)
 
 
 def _arrays_file(table: str, arrays: str | None) -> str:

@@ -19,15 +19,15 @@ if TYPE_CHECKING:
     from collector.dialects.base import Dialect
 
 
-class WidenRaced(Exception):
-    """A column about to widen to float holds an int no float holds, stored by a peer after
-    the batch was planned: stale, so the batch is planned again and the widening refused."""
+class SchemaRaced(Exception):
+    """A peer's change the plan did not know: an int no float holds in a column about to widen,
+    or a column a peer made first with another type. Stale: the batch is planned again."""
 
 
 def classify(exc: BaseException, dialect: Dialect | None = None) -> Fault:
     """Which kind of fault ``exc`` is; a driver's error codes are read by ``dialect`` (by every
     supported one when None)."""
-    if isinstance(exc, WidenRaced):
+    if isinstance(exc, SchemaRaced):
         return Fault.STALE
     if isinstance(exc, TypeError | ValueError | OverflowError | UnicodeError):
         return Fault.RECORDS  # a value no converter or JSON encoder takes

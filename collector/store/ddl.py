@@ -17,7 +17,7 @@ import logging
 import sqlalchemy as sa
 
 from collector import dialects
-from collector.store.classify import WidenRaced
+from collector.store.classify import SchemaRaced
 from collector.store.columns import META, META_COLUMNS, OWN_PREFIX
 from collector.store.schema import Plan, Schema, TableInfo, stored_inexact
 
@@ -28,8 +28,8 @@ WIDEN_PREFIX = f"{OWN_PREFIX}widen_"
 def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
     """Run the DDL ``plan`` needs, then reflect the changed tables into ``schema``. A table
     both given columns and widened is widened as it is after the ADD COLUMNs, so a rebuild
-    copies the new columns too. Raises WidenRaced when a column to widen has gained an int
-    no float holds since the plan was made."""
+    copies the new columns too. Raises SchemaRaced when a column to widen has gained an int
+    no float holds since the plan was made, or a column made is not of the planned kind."""
     rules = dialects.get(conn.dialect.name)
     types = rules.types
     for name, columns in plan.new_tables.items():
@@ -44,12 +44,28 @@ def apply(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
     for name, widened in plan.widen.items():
         log.info("widening %s of table %s to float", ", ".join(sorted(widened)), name)
         table = reflect(conn, name)
-        for column in sorted(widened):  # checked again: a peer may have stored one since
-            if stored_inexact(conn, table, column) is not None:
-                raise WidenRaced(f"column {column!r} of {name!r} gained an int no float holds")
-        rules.widen_to_float(conn, table, widened)
+        with rules.writes_locked(conn, table):  # no peer's int lands between check and ALTER
+            for column in sorted(widened):  # checked again: a peer may have stored one since
+                if stored_inexact(conn, table, column) is not None:
+                    raise SchemaRaced(f"column {column!r} of {name!r} gained an int no float holds")
+            rules.widen_to_float(conn, table, widened)
     for name in {*plan.new_tables, *plan.new_columns, *plan.widen}:
-        schema.tables[name] = TableInfo(reflect(conn, name))
+        schema.tables[name] = info = TableInfo(reflect(conn, name))
+        _check_kinds(name, info, plan)
+
+
+def _check_kinds(name: str, info: TableInfo, plan: Plan) -> None:
+    """Raise SchemaRaced when a column the plan made is of another kind than planned: a peer
+    made it first (MariaDB's ADD COLUMN IF NOT EXISTS skips it silently, whatever its type)."""
+    planned = {**plan.new_tables.get(name, {}), **plan.new_columns.get(name, {})}
+    planned.update(dict.fromkeys(plan.widen.get(name, ()), "float"))
+    for column, kind in planned.items():
+        found = info.kinds.get(column)
+        if found != kind:
+            raise SchemaRaced(
+                f"column {column!r} of {name!r} is {found or 'missing'}, planned {kind}: "
+                "a peer's change"
+            )
 
 
 def reflect(conn: sa.Connection, name: str) -> sa.Table:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from collector import dialects
 from collector.errors import DatabaseUnavailable, first_line
 from collector.store import ddl
-from collector.store.classify import Fault, classify
+from collector.store.classify import Fault, SchemaRaced, classify
 from collector.store.columns import FLOAT_EXACT, INT64, plain_floats
 from collector.store.schema import Plan, Schema, TableInfo
 from collector.store.writers import suits_fast, writers_for
@@ -21,6 +21,7 @@ from workers.record import Record
 
 log = logging.getLogger(__name__)
 UNKNOWN_RETRIES = 3  # an unclassified error is retried this often, then bisected like a bad row
+STALE_RETRIES = 6  # a batch planned again after peers' schema changes, then bisected
 MAX_SHAPES = 16  # distinct (table, keys) in a batch checked column by column; more: planned
 _DATA, _TABLE, _ID, _NONE = attrgetter("data"), attrgetter("table"), attrgetter("id"), type(None)
 Refused = list[tuple[int, str]]  # (position in the batch, reason)
@@ -40,7 +41,7 @@ class Store:
         self._changed = False  # whether the current attempt began a schema change
         self._started = False
         self._unknown = 0  # unclassified failures of the batch being written
-        self._raced = False  # whether this batch was retried after a peer's DDL (Fault.STALE)
+        self._raced = 0  # times this batch was retried after a peer's DDL (Fault.STALE)
         self._step = "the row"
         self._fits: dict[tuple[str, str, type], TableInfo] = {}  # a value type a column took
         self._inserted = 0  # rows new to their tables, by the attempts of this write committed
@@ -53,7 +54,7 @@ class Store:
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``; returns the positions refused, with reasons. Raises
         DatabaseUnavailable when the batch should be retried whole later."""
-        self._raced = self._verified = False
+        self._raced, self._verified = 0, False
         self._inserted = 0
         refused = self._write(records, 0)
         self._unknown = 0
@@ -80,8 +81,9 @@ class Store:
             if not (self._verified or self._fresh):  # a schema cached by an earlier write
                 self._stale = True  # may be what failed: once more, reflected
                 return self._write(records, offset)
-            if fault is Fault.STALE and not self._raced:  # a peer's DDL, committed after our
-                self._raced = self._stale = True  # reflection, is visible now: once more,
+            if fault is Fault.STALE and self._raced < STALE_RETRIES:  # a peer's DDL, committed
+                self._raced += 1  # after our reflection, is visible now: once more, reflected
+                self._stale = True  # again (each race is a change that peer has committed)
                 return self._write(records, offset)  # reflected again
             self._raise_if_unknown(exc, fault)
             if len(records) == 1:
@@ -117,6 +119,7 @@ class Store:
                 self._step, self._changed = "the table change", True
                 ddl.apply(conn, plan, self.schema)
                 self._step = "the row"
+            _hold_ints(conn, plan, self.schema)
             inserted = self._insert(conn, [records[i] for i in plan.accepted])
         self._inserted += inserted  # counted once committed: the block ended without an error
         return plan.rejected
@@ -178,8 +181,8 @@ class Store:
                     least, most = min(ints), max(ints)
                     if least < low or most > high:
                         return False
-                    if info.kinds.get(key) == "float" and max(-least, most) > FLOAT_EXACT:
-                        return False  # perhaps an int no float holds: planned, value by value
+                    if max(-least, most) > FLOAT_EXACT:  # perhaps an int no float holds:
+                        return False  # planned value by value, its column checked (_hold_ints)
         return True
 
     def _insert(self, conn: sa.Connection, records: list[Record]) -> int:
@@ -207,3 +210,18 @@ class Store:
             for batch in rounds:
                 inserted += writer.insert(conn, info, batch)
         return inserted
+
+
+def _hold_ints(conn: sa.Connection, plan: Plan, schema: Schema) -> None:
+    """Before ints no float holds go into int columns: hold each such table until the commit
+    (a read of it), then raise SchemaRaced if a peer widened the column to float since our
+    schema was read; a peer's widening waits for this transaction and then sees the ints."""
+    for table in {t for (t, _c), value in plan.inexact.items() if value is not None}:
+        info = schema.tables[table]
+        if info.strict:  # a model's table: never widened
+            continue
+        conn.execute(sa.select(sa.func.count()).select_from(info.table).where(sa.false()))
+        kinds = TableInfo(ddl.reflect(conn, table)).kinds
+        for (name, column), value in plan.inexact.items():
+            if name == table and value is not None and kinds.get(column) != "int":
+                raise SchemaRaced(f"column {column!r} of {table!r} was widened by a peer")
