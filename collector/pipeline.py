@@ -67,10 +67,12 @@ class WriterProcess:
     def start(self) -> None:
         """Start the writer and wait until it holds the lock and its sink (or raise its error,
         as the single-process collector would have raised it). Its environment has no
-        COLLECTOR_* variable: the settings, passwords included, come over the socket."""
+        COLLECTOR_* variable: the settings, passwords included, come over the socket. ``-P``:
+        the working directory is not put on its sys.path, so a ``collector`` folder there
+        (another user's, say) is not the code it runs."""
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        argv = [sys.executable, "-m", "collector.pipeline_writer", str(theirs.fileno())]
+        argv = [sys.executable, "-P", "-m", "collector.pipeline_writer", str(theirs.fileno())]
         with theirs:
             self.proc = subprocess.Popen(
                 [*argv, str(os.getpid())], pass_fds=[theirs.fileno()], env=env,
