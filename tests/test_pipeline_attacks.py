@@ -3,10 +3,19 @@ carry at the edges of what the single-process collector stores."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import pytest
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.daemon import Collector
 from collector.pipeline import PipelinedCollector
 from collector.settings import Settings
+from tests.helpers import dead_reasons, drain, rows
+from workers import Emitter
+from workers.record import MAX_DEPTH, Limits
 
 HOSTILE = "open({marker!r}, 'w').write('hostile')\n"
 
@@ -32,3 +41,45 @@ def test_the_writer_runs_our_code_not_a_collector_package_in_the_working_directo
             collector.close()
         assert collector.writer.proc is not None and collector.writer.proc.returncode == 0
         assert not marker.exists()
+
+
+def nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_a_record_nested_to_the_highest_max_depth_is_stored_alike_in_both_modes(
+    settings: Settings, fake_redis, queue, pipeline
+) -> None:
+    """--max-depth at its ceiling: a value nested that deep is stored exactly in either mode
+    (the frame's own nesting costs the pipelined collector nothing)."""
+    deep = replace(settings, limits=Limits(max_depth=MAX_DEPTH), pipeline=pipeline)
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"x": nested(MAX_DEPTH - 1)}, key="deep")  # the map is a level
+    emitter.emit({"x": nested(MAX_DEPTH)}, key="deeper")
+    kind = PipelinedCollector if pipeline else Collector
+    collector = kind(deep, client=fake_redis)
+    collector.start()
+    try:
+        assert drain(collector) == 2
+    finally:
+        collector.close()
+    assert dead_reasons(fake_redis, queue) == [f"values nested deeper than {MAX_DEPTH} levels"]
+    ((row,),) = [[r for r in rows(settings.db_url, "results")]]
+    assert row["_id"] == "deep" and json.loads(row["x"]) == nested(MAX_DEPTH - 1)
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1021, 2000])
+def test_a_max_depth_no_database_can_store_is_one_config_error(depth: int) -> None:
+    """Past MAX_DEPTH Python's json gives up (near 950 levels) and msgpack's frame (near
+    1,020): such a --max-depth would crash or retry, so it is refused at the start."""
+    result = CliRunner().invoke(main, ["run", "--max-depth", str(depth)])
+    assert result.exit_code == 2
+    assert f"{depth} is not in the range 1<=x<={MAX_DEPTH}" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(ValueError, match=f"max_depth must be 1 to {MAX_DEPTH}, not {depth}"):
+        Limits(max_depth=depth)
