@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import collector
 from collector.cli import main
 from collector.daemon import Collector
 from collector.pipeline import PipelinedCollector
 from collector.settings import Settings
 from tests.helpers import dead_reasons, drain, rows
+from tests.test_arrays import named_cases
+from tests.test_arrays import same as same_array
+from tests.test_arrays_hdf5 import by_id
 from workers import Emitter
 from workers.record import MAX_DEPTH, Limits
 
@@ -83,3 +88,37 @@ def test_a_max_depth_no_database_can_store_is_one_config_error(depth: int) -> No
     assert "Traceback" not in result.output
     with pytest.raises(ValueError, match=f"max_depth must be 1 to {MAX_DEPTH}, not {depth}"):
         Limits(max_depth=depth)
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_arrays_of_every_kind_go_to_the_hdf5_file_alike_in_both_modes(
+    settings: Settings, fake_redis, tmp_path, pipeline
+) -> None:
+    """--arrays: the writer process holds the HDF5 file; every array kind (and a 16 MiB one, a
+    frame far past the socket's buffer) is in the file and read back exactly, a refused row is
+    the same dead letter."""
+    path = tmp_path / "results.h5"
+    values = [*named_cases(), np.random.default_rng(2).standard_normal(2 << 20)]
+    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    for i, value in enumerate(values):
+        emitter.emit({"i": i, "K": value}, table="arr", key=f"r{i}")
+    emitter.emit({"i": "text", "K": values[1]}, table="arr", key="bad")
+    limits = Limits(max_record_bytes=(2 << 20) * 8 + (1 << 20))
+    chosen = replace(settings, limits=limits, arrays=str(path), pipeline=pipeline)
+    daemon = (PipelinedCollector if pipeline else Collector)(chosen, client=fake_redis)
+    daemon.start()
+    try:
+        drain(daemon)
+    finally:
+        daemon.close()
+    assert dead_reasons(fake_redis, settings.queue) == [
+        "column 'i' holds int values, this record has str"
+    ]
+    frame = collector.read("arr", settings.db_url, arrays=str(path)).sort_values("i")
+    assert len(frame) == len(values)
+    for back, sent in zip(frame["K"], values, strict=True):
+        assert same_array(back, sent), sent.dtype
+    stored = by_id(path)
+    kept = {f"r{i}": v for i, v in enumerate(values) if v.size}
+    assert set(stored) == set(kept)
+    assert all(len(a) == 1 and same_array(a[0], kept[rid]) for rid, a in stored.items())
