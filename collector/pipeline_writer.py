@@ -64,16 +64,17 @@ def receive(conn: Connection, inbox: SimpleQueue[bytes]) -> None:
 class Writer:
     """The store behind the socket: one batch at a time, in the order handed."""
 
-    def __init__(self, settings: Settings, conn: Connection) -> None:
-        self.settings, self.conn = settings, conn
+    def __init__(self, settings: Settings, conn: Connection, reader: int) -> None:
+        self.settings, self.conn, self.reader = settings, conn, reader
         self.inbox: SimpleQueue[bytes] = SimpleQueue()
         self._later: deque[list[object]] = deque()  # batches handed while one was failing
         self._lock: WriterLock | None = None
         self._sink: Sink | None = None
 
     def open(self) -> None:
-        """The lock first (AlreadyRunning names the holder), then --models and the sink."""
-        self._lock = writer_lock(self.settings)
+        """The lock first, naming the reader (SIGTERM stops the pair there; this process
+        ignores it), then --models and the sink."""
+        self._lock = writer_lock(self.settings, self.reader)
         models, db_url = self.settings.models, self.settings.db_url
         declared = prepare_models(models, db_url) if models else None
         self._sink = make_sink(self.settings, declared=declared)
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> int:
     _, fields, verbose = unpack(conn.recv_bytes())
     if verbose is not None:
         logs.configure(verbose)
-    writer = Writer(settings_of(fields), conn)
+    writer = Writer(settings_of(fields), conn, parent)
     try:
         try:
             writer.open()

@@ -4,6 +4,7 @@ carry at the edges of what the single-process collector stores."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 import collector
 from collector.cli import main
 from collector.daemon import Collector
+from collector.errors import AlreadyRunning
+from collector.lock import WriterLock
 from collector.pipeline import PipelinedCollector
 from collector.settings import Settings
 from tests.helpers import dead_reasons, drain, rows
@@ -122,3 +125,18 @@ def test_arrays_of_every_kind_go_to_the_hdf5_file_alike_in_both_modes(
     kept = {f"r{i}": v for i, v in enumerate(values) if v.size}
     assert set(stored) == set(kept)
     assert all(len(a) == 1 and same_array(a[0], kept[rid]) for rid, a in stored.items())
+
+
+def test_a_second_collector_is_told_the_pid_that_stops_the_pair(settings, fake_redis) -> None:
+    """The lock names the reader (the process SIGTERM stops in order), not the writer, which
+    ignores SIGTERM: "stop it first" must be doable with the pid it gives."""
+    piped = PipelinedCollector(replace(settings, pipeline=True), client=fake_redis)
+    piped.start()
+    try:
+        assert piped.writer.proc is not None
+        with pytest.raises(AlreadyRunning) as caught:
+            WriterLock(settings.db_url.removeprefix("sqlite:///")).acquire()
+    finally:
+        piped.close()
+    assert f"(pid {os.getpid()} on host " in str(caught.value)
+    assert f"pid {piped.writer.proc.pid} " not in str(caught.value)
