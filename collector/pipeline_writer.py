@@ -4,8 +4,8 @@ acknowledges it. Run by collector.pipeline as ``python -m collector.pipeline_wri
 
 It dies with the reader (PR_SET_PDEATHSIG on Linux; elsewhere its receiving thread sees the
 socket close and exits at once): what it had not committed stays pending in Redis, what it had
-committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT
-and SIGTERM are the reader's to handle (it tells the writer to stop, in order).
+committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT,
+SIGTERM and SIGHUP (serve's) are the reader's to handle (it tells the writer to stop, in order).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
         return RET_CONFIG
     fd, parent = given
     die_with_parent(parent)
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     conn = Connection(fd)
     _, fields, verbose = unpack(conn.recv_bytes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from dataclasses import replace
 
 import numpy as np
@@ -140,3 +141,19 @@ def test_a_second_collector_is_told_the_pid_that_stops_the_pair(settings, fake_r
         piped.close()
     assert f"(pid {os.getpid()} on host " in str(caught.value)
     assert f"pid {piped.writer.proc.pid} " not in str(caught.value)
+
+
+def test_a_hangup_leaves_the_stop_to_the_reader(settings, fake_redis, queue) -> None:
+    """SIGHUP (serve's terminal closing, sent to the whole group) stops serve in order: the
+    writer must not die of it first, losing the orderly commit of what it holds."""
+    piped = PipelinedCollector(replace(settings, pipeline=True), client=fake_redis)
+    piped.start()
+    try:
+        assert piped.writer.proc is not None
+        os.kill(piped.writer.proc.pid, signal.SIGHUP)
+        Emitter(queue=queue, client=fake_redis).emit({"x": 1}, key="after")
+        assert drain(piped) == 1
+    finally:
+        piped.close()
+    assert piped.writer.proc.returncode == 0
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["after"]
