@@ -8,9 +8,14 @@ import os
 import signal
 from dataclasses import replace
 
+import fakeredis
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import collector
 from collector.cli import main
@@ -23,6 +28,7 @@ from tests.helpers import dead_reasons, drain, rows
 from tests.test_arrays import named_cases
 from tests.test_arrays import same as same_array
 from tests.test_arrays_hdf5 import by_id
+from tests.test_pipelined import values
 from workers import Emitter
 from workers.record import MAX_DEPTH, Limits
 
@@ -157,3 +163,52 @@ def test_a_hangup_leaves_the_stop_to_the_reader(settings, fake_redis, queue) -> 
         piped.close()
     assert piped.writer.proc.returncode == 0
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["after"]
+
+
+def has_results(db_url: str) -> bool:
+    engine = sa.create_engine(db_url)
+    try:
+        return sa.inspect(engine).has_table("results")
+    finally:
+        engine.dispose()
+
+
+def through(chosen: Settings, client, pipeline: bool) -> tuple:
+    """The rows and dead letters one collector of the mode leaves after draining its queue."""
+    daemon = (PipelinedCollector if pipeline else Collector)(
+        replace(chosen, pipeline=pipeline, batch_size=2), client=client
+    )
+    daemon.start()
+    try:
+        drain(daemon)
+    finally:
+        daemon.close()
+    found = rows(chosen.db_url, "results") if has_results(chosen.db_url) else []
+    return found, dead_reasons(client, chosen.queue), client.xlen(chosen.queue)
+
+
+@hsettings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), values, max_size=3), max_size=3),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_same_records_leave_the_same_rows_and_dead_letters_in_both_modes(
+    tmp_path_factory, queue, batches
+) -> None:
+    """Columns that clash in type across records (dead letters), every value kind, batch
+    entries split over transactions: single and pipelined leave the same database."""
+    folder = tmp_path_factory.mktemp("modes")
+    one = Settings(db_url=f"sqlite:///{folder / 'one.db'}", queue=queue, max_wait=0.05)
+    two = replace(one, db_url=f"sqlite:///{folder / 'two.db'}", queue=f"{queue}:2")
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    emitter = Emitter(queue=queue, client=client)
+    for index, batch in enumerate(batches):
+        for i, data in enumerate(batch):
+            emitter.emit(data, key=f"r{index}-{i}")
+        emitter.emit_many(batch)  # a batch entry too: the same records, ids of their own
+    for _, fields in client.xrange(queue):  # the very bytes, for the other mode
+        client.xadd(two.queue, fields)
+    assert through(one, client, False) == through(two, client, True)
