@@ -2,9 +2,10 @@
 batch the reader hands it (schema, insert, commit) and says what committed; the reader
 acknowledges it. Run by collector.pipeline as ``python -m collector.pipeline_writer FD PPID``.
 
-It dies with the reader (PR_SET_PDEATHSIG on Linux; elsewhere its receiving thread sees the
-socket close and exits at once): what it had not committed stays pending in Redis, what it had
-committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT,
+It dies with the reader (PR_SET_PDEATHSIG on Linux, checked against its parent, as the signal
+also comes when only the reader's starting thread ended; everywhere its receiving thread sees
+the socket close and exits at once): what it had not committed stays pending in Redis, what it
+had committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT,
 SIGTERM and SIGHUP (serve's) are the reader's to handle (it tells the writer to stop, in order).
 """
 
@@ -20,6 +21,7 @@ import threading
 from collections import deque
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
+from types import FrameType
 
 from collector import logs
 from collector.daemon import make_sink, writer_lock
@@ -37,12 +39,21 @@ from collector.settings import Settings
 from collector.sink import Sink
 
 PR_SET_PDEATHSIG = 1
+PARENT_GONE = signal.SIGUSR1  # what the kernel sends when the starting thread (or process) ends
 
 
 def die_with_parent(parent: int) -> None:
-    """Be killed when the reader process ends, however it ends (Linux; a no-op elsewhere)."""
+    """Exit when the reader process ends, however it ends (Linux; a no-op elsewhere). The
+    kernel signals when the thread that started this process ends, which need not be the
+    reader's end: the handler exits only once this process has another parent."""
+
+    def parent_gone(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            os._exit(RET_FAILED)
+
+    signal.signal(PARENT_GONE, parent_gone)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_GONE)
     if os.getppid() != parent:  # it ended before the request above took effect
         os._exit(RET_FAILED)
 

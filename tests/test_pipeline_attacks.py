@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from dataclasses import replace
 
 import fakeredis
@@ -212,3 +214,21 @@ def test_the_same_records_leave_the_same_rows_and_dead_letters_in_both_modes(
     for _, fields in client.xrange(queue):  # the very bytes, for the other mode
         client.xadd(two.queue, fields)
     assert through(one, client, False) == through(two, client, True)
+
+
+def test_the_writer_outlives_the_thread_that_started_it(settings, fake_redis, queue) -> None:
+    """PR_SET_PDEATHSIG fires when the forking *thread* ends: an embedder that starts the
+    collector in one thread and runs it in another must keep its writer (it dies with the
+    process, not with a thread)."""
+    piped = PipelinedCollector(replace(settings, pipeline=True), client=fake_redis)
+    starter = threading.Thread(target=piped.start)
+    starter.start()
+    starter.join()
+    try:
+        Emitter(queue=queue, client=fake_redis).emit({"x": 1}, key="later")
+        time.sleep(0.3)  # what the thread's end would do has had time to happen
+        assert drain(piped) == 1
+    finally:
+        piped.close()
+    assert piped.writer.proc is not None and piped.writer.proc.returncode == 0
+    assert [r["_id"] for r in rows(settings.db_url, "results")] == ["later"]
