@@ -1,6 +1,7 @@
 """The writer process of a pipelined collector: takes the SQLite writer lock, then stores each
 batch the reader hands it (schema, insert, commit) and says what committed; the reader
-acknowledges it. Run by collector.pipeline as ``python -m collector.pipeline_writer FD PPID``.
+acknowledges it. Started by collector.pipeline (its BOOT runs ``main([FD, PPID])`` of the
+reader's own collector package).
 
 It dies with the reader (PR_SET_PDEATHSIG on Linux, checked against its parent, as the signal
 also comes when only the reader's starting thread ended; everywhere its receiving thread sees

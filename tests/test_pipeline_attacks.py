@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import fakeredis
 import numpy as np
@@ -232,3 +236,25 @@ def test_the_writer_outlives_the_thread_that_started_it(settings, fake_redis, qu
         piped.close()
     assert piped.writer.proc is not None and piped.writer.proc.returncode == 0
     assert [r["_id"] for r in rows(settings.db_url, "results")] == ["later"]
+
+
+def test_the_writer_runs_the_readers_own_collector_package(settings, tmp_path) -> None:
+    """A reader running a source tree (``python -m collector`` in a checkout, uninstalled or
+    beside an installed copy) starts a writer of that same tree, not of whatever else is
+    installed: the two must speak the same frames."""
+    source = tmp_path / "src"
+    for package in ("collector", "workers"):
+        shutil.copytree(Path(collector.__file__).parent.parent / package, source / package)
+    writer_file = source / "collector" / "pipeline_writer.py"
+    mark = "\nopen(__file__ + '.ran', 'w').close()\n"
+    writer_file.write_text(writer_file.read_text() + mark)
+    reader = (
+        f"import sys; sys.path.insert(0, {str(source)!r}); import dataclasses\n"
+        "from collector.pipeline import WriterProcess\n"
+        "from collector.settings import Settings\n"
+        f"w = WriterProcess(Settings(db_url={settings.db_url!r}, pipeline=True))\n"
+        "w.start(); w.stop(); print(w.proc.returncode)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True)
+    assert done.stdout.strip() == "0", done.stderr
+    assert Path(f"{writer_file}.ran").exists()
