@@ -82,13 +82,13 @@ def make_sink(
     return ArraySink(store, settings.arrays) if settings.arrays else store
 
 
-def writer_lock(settings: Settings) -> WriterLock | None:
+def writer_lock(settings: Settings, pid: int | None = None) -> WriterLock | None:
     """The SQLite writer lock, taken, when the database is a SQLite file (one writer per file;
-    AlreadyRunning names the holder); None for other databases."""
+    AlreadyRunning names the holder: ``pid``, else this process); None for other databases."""
     path = sqlite_path(settings.db_url)
     if path is None:
         return None
-    lock = WriterLock(path)
+    lock = WriterLock(path, pid)
     lock.acquire()
     return lock
 

@@ -27,8 +27,9 @@ LOCK_SUFFIX = ".collector.lock"
 class WriterLock:
     """An exclusive lock on a SQLite database file: one collector writes to one file."""
 
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, pid: int | None = None) -> None:
         self.db_path = db_path
+        self.pid = pid or os.getpid()  # the holder it names: the process that stops the writer
         self.real_path = os.path.realpath(db_path)
         self.path = f"{self.real_path}{LOCK_SUFFIX}"  # names the holder
         self._fds: list[int] = []
@@ -44,7 +45,7 @@ class WriterLock:
         except BaseException:
             self.release()
             raise
-        holder = f"pid {os.getpid()} on host {host_name()}\n".encode()
+        holder = f"pid {self.pid} on host {host_name()}\n".encode()
         for fd in self._fds:
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder, 0)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # batches handed to the writer and not yet acknowledged: one written, one next
 STOP_TIMEOUT = 30.0  # s the writer gets to close after STOP before it is killed
 ERRORS = {cls.__name__: cls for cls in (AlreadyRunning, ConfigError, DatabaseUnavailable)}
+ROOT = str(Path(__file__).resolve().parent.parent)  # where this collector package was imported
+BOOT = (  # the writer: ROOT's collector.pipeline_writer, ROOT first unless already on the path
+    "import sys; root = sys.argv.pop(1); sys.path[:0] = [] if root in sys.path else [root]; "
+    "from collector.pipeline_writer import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 class WriterProcess:
@@ -68,10 +74,12 @@ class WriterProcess:
     def start(self) -> None:
         """Start the writer and wait until it holds the lock and its sink (or raise its error,
         as the single-process collector would have raised it). Its environment has no
-        COLLECTOR_* variable: the settings, passwords included, come over the socket."""
+        COLLECTOR_* variable: the settings, passwords included, come over the socket. It runs
+        this process's own collector package (BOOT, ``-P``): never a ``collector`` folder in
+        the working directory (another user's, say), never another installed copy."""
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        argv = [sys.executable, "-m", "collector.pipeline_writer", str(theirs.fileno())]
+        argv = [sys.executable, "-P", "-c", BOOT, ROOT, str(theirs.fileno())]
         with theirs:
             self.proc = subprocess.Popen(
                 [*argv, str(os.getpid())], pass_fds=[theirs.fileno()], env=env,

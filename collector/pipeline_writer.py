@@ -1,11 +1,13 @@
 """The writer process of a pipelined collector: takes the SQLite writer lock, then stores each
 batch the reader hands it (schema, insert, commit) and says what committed; the reader
-acknowledges it. Run by collector.pipeline as ``python -m collector.pipeline_writer FD PPID``.
+acknowledges it. Started by collector.pipeline (its BOOT runs ``main([FD, PPID])`` of the
+reader's own collector package).
 
-It dies with the reader (PR_SET_PDEATHSIG on Linux; elsewhere its receiving thread sees the
-socket close and exits at once): what it had not committed stays pending in Redis, what it had
-committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT
-and SIGTERM are the reader's to handle (it tells the writer to stop, in order).
+It dies with the reader (PR_SET_PDEATHSIG on Linux, checked against its parent, as the signal
+also comes when only the reader's starting thread ended; everywhere its receiving thread sees
+the socket close and exits at once): what it had not committed stays pending in Redis, what it
+had committed and the reader had not acknowledged is redelivered and dropped by ``_id``. SIGINT,
+SIGTERM and SIGHUP (serve's) are the reader's to handle (it tells the writer to stop, in order).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 from collections import deque
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
+from types import FrameType
 
 from collector import logs
 from collector.daemon import make_sink, writer_lock
@@ -37,12 +40,21 @@ from collector.settings import Settings
 from collector.sink import Sink
 
 PR_SET_PDEATHSIG = 1
+PARENT_GONE = signal.SIGUSR1  # what the kernel sends when the starting thread (or process) ends
 
 
 def die_with_parent(parent: int) -> None:
-    """Be killed when the reader process ends, however it ends (Linux; a no-op elsewhere)."""
+    """Exit when the reader process ends, however it ends (Linux; a no-op elsewhere). The
+    kernel signals when the thread that started this process ends, which need not be the
+    reader's end: the handler exits only once this process has another parent."""
+
+    def parent_gone(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            os._exit(RET_FAILED)
+
+    signal.signal(PARENT_GONE, parent_gone)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_GONE)
     if os.getppid() != parent:  # it ended before the request above took effect
         os._exit(RET_FAILED)
 
@@ -64,16 +76,17 @@ def receive(conn: Connection, inbox: SimpleQueue[bytes]) -> None:
 class Writer:
     """The store behind the socket: one batch at a time, in the order handed."""
 
-    def __init__(self, settings: Settings, conn: Connection) -> None:
-        self.settings, self.conn = settings, conn
+    def __init__(self, settings: Settings, conn: Connection, reader: int) -> None:
+        self.settings, self.conn, self.reader = settings, conn, reader
         self.inbox: SimpleQueue[bytes] = SimpleQueue()
         self._later: deque[list[object]] = deque()  # batches handed while one was failing
         self._lock: WriterLock | None = None
         self._sink: Sink | None = None
 
     def open(self) -> None:
-        """The lock first (AlreadyRunning names the holder), then --models and the sink."""
-        self._lock = writer_lock(self.settings)
+        """The lock first, naming the reader (SIGTERM stops the pair there; this process
+        ignores it), then --models and the sink."""
+        self._lock = writer_lock(self.settings, self.reader)
         models, db_url = self.settings.models, self.settings.db_url
         declared = prepare_models(models, db_url) if models else None
         self._sink = make_sink(self.settings, declared=declared)
@@ -139,13 +152,13 @@ def main(argv: list[str]) -> int:
         return RET_CONFIG
     fd, parent = given
     die_with_parent(parent)
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     conn = Connection(fd)
     _, fields, verbose = unpack(conn.recv_bytes())
     if verbose is not None:
         logs.configure(verbose)
-    writer = Writer(settings_of(fields), conn)
+    writer = Writer(settings_of(fields), conn, parent)
     try:
         try:
             writer.open()

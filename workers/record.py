@@ -31,6 +31,7 @@ WIRE_VERSION = 1
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 MAX_ID_LENGTH = 255
 MAX_TS = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last second a datetime holds
+MAX_DEPTH = 512  # deepest --max-depth: Python's json stops near 950 levels, msgpack near 1,020
 META_KEYS = frozenset({"_error"})  # metadata a job may set itself, besides its data columns
 _UTC = dt.UTC
 
@@ -63,6 +64,10 @@ class Limits:
     max_depth: int = 32
     max_fields: int = 1024
     max_str_len: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= MAX_DEPTH:  # deeper values no database column stores
+            raise ValueError(f"max_depth must be 1 to {MAX_DEPTH}, not {self.max_depth}")
 
 
 DEFAULT_LIMITS = Limits()

@@ -22,7 +22,7 @@ from collector.settings import (
 )
 from workers.connection import Found
 from workers.identity import not_up, probe
-from workers.record import Limits
+from workers.record import MAX_DEPTH, Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import MAX_SHARDS
 
@@ -120,7 +120,7 @@ def redis_options(func: F, *, check: bool = True) -> F:
 
 
 # The record limits (workers.record.Limits): each a --max-... flag, at least 1, with the field's
-# own default.
+# own default (--max-depth at most MAX_DEPTH).
 LIMIT_HELP = {
     "max_record_bytes": "Larger records are dead-lettered.",
     "max_depth": "Records with values nested deeper are dead-lettered.",
@@ -160,7 +160,7 @@ DAEMON_OPTIONS = [
     *(
         click.option(
             f"--{name.replace('_', '-')}",
-            type=click.IntRange(min=1),
+            type=click.IntRange(1, MAX_DEPTH if name == "max_depth" else None),
             default=getattr(Limits, name),
             show_default=True,
             help=text,
