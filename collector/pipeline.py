@@ -15,19 +15,11 @@ redelivered, and ``_id`` drops what had committed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -36,141 +28,16 @@ from collector.batch import Batch
 from collector.daemon import Collector
 from collector.deadlog import log_dead_letters
 from collector.errors import (
-    AlreadyRunning,
-    CommandFailed,
-    ConfigError,
     DatabaseUnavailable,
 )
 from collector.observer import Observer
-from collector.pipeline_wire import STOP, batch_frame, pack, settings_frame, unpack
 from collector.reader import Reader
 from collector.settings import Settings
-from collector.sink import Refused
+from collector.writer_process import WriterProcess
 from workers.cluster import REDIS_ERRORS
-from workers.record import Record
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # batches handed to the writer and not yet acknowledged: one written, one next
-STOP_TIMEOUT = 30.0  # s the writer gets to close after STOP before it is killed
-ERRORS = {cls.__name__: cls for cls in (AlreadyRunning, ConfigError, DatabaseUnavailable)}
-ROOT = str(Path(__file__).resolve().parent.parent)  # where this collector package was imported
-BOOT = (  # the writer: ROOT's collector.pipeline_writer, ROOT first unless already on the path
-    "import sys; root = sys.argv.pop(1); sys.path[:0] = [] if root in sys.path else [root]; "
-    "from collector.pipeline_writer import main; sys.exit(main(sys.argv[1:]))"
-)
-
-
-class WriterProcess:
-    """The writer process, seen from the reader: start it, hand it batches, hear what committed.
-    A sink for collector.daemon (``write`` hands one batch and waits for it)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.added = 0  # rows the last batch waited for by ``write`` added
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.conn: Connection | None = None
-        self._seq = 0
-
-    def start(self) -> None:
-        """Start the writer and wait until it holds the lock and its sink (or raise its error,
-        as the single-process collector would have raised it). Its environment has no
-        COLLECTOR_* variable: the settings, passwords included, come over the socket. It runs
-        this process's own collector package (BOOT, ``-P``): never a ``collector`` folder in
-        the working directory (another user's, say), never another installed copy."""
-        ours, theirs = socket.socketpair()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        argv = [sys.executable, "-P", "-c", BOOT, ROOT, str(theirs.fileno())]
-        with theirs:
-            self.proc = subprocess.Popen(
-                [*argv, str(os.getpid())], pass_fds=[theirs.fileno()], env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.conn = Connection(ours.detach())
-        root = logging.getLogger("collector")
-        verbose = root.getEffectiveLevel() <= logging.DEBUG if root.handlers else None
-        self.conn.send_bytes(settings_frame(self.settings, verbose))
-        frame = self.receive(None)
-        if frame is not None and frame[0] == "error":
-            self.stop()
-            raise ERRORS.get(frame[1], CommandFailed)(frame[2])
-
-    def hand(self, records: list[Record]) -> int:
-        """Hand a batch's records to the writer; returns its sequence number."""
-        self._seq += 1
-        self._send(batch_frame(self._seq, records))
-        return self._seq
-
-    def retry(self) -> None:
-        """Have the writer try the batch that failed again."""
-        self._send(pack(["retry"]))
-
-    def _send(self, data: bytes) -> None:
-        assert self.conn is not None
-        try:
-            self.conn.send_bytes(data)
-        except OSError:
-            raise self._died() from None
-
-    def receive(self, timeout: float | None) -> list[Any] | None:
-        """The writer's next frame, waiting up to ``timeout`` s (None: until it comes); None if
-        none came. CommandFailed when the writer process has ended."""
-        assert self.conn is not None
-        try:
-            if not self.conn.poll(timeout):
-                return None
-            return unpack(self.conn.recv_bytes())
-        except (EOFError, OSError):
-            raise self._died() from None
-
-    def check(self) -> None:
-        """CommandFailed if the writer process has ended."""
-        if self.proc is not None and self.proc.poll() is not None:
-            raise self._died()
-
-    def _died(self) -> CommandFailed:
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-        return CommandFailed(
-            f"the writer process ended ({how}); records not acknowledged stay pending and are "
-            "stored at the next start"
-        )
-
-    def write(self, records: list[Record]) -> Refused:
-        """Hand ``records`` and wait for their commit (DatabaseUnavailable: it failed and the
-        writer waits for retry or stop)."""
-        seq = self.hand(records)
-        frame = self.receive(None)
-        assert frame is not None and frame[1] == seq, frame
-        if frame[0] == "failed":
-            raise DatabaseUnavailable(frame[2])
-        self.added = frame[2]
-        return [(i, reason) for i, reason in frame[3]]
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def close(self) -> None:
-        """Tell the writer to stop (it releases its sink, then the lock) and wait for it."""
-        self.stop()
-
-    def stop(self) -> None:
-        if self.proc is None or self.conn is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):  # a writer that is ending has closed its end
-                self.conn.send_bytes(STOP)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.conn.close()
-        self.conn = None
 
 
 @dataclass

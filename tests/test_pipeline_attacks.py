@@ -250,7 +250,7 @@ def test_the_writer_runs_the_readers_own_collector_package(settings, tmp_path) -
     writer_file.write_text(writer_file.read_text() + mark)
     reader = (
         f"import sys; sys.path.insert(0, {str(source)!r}); import dataclasses\n"
-        "from collector.pipeline import WriterProcess\n"
+        "from collector.writer_process import WriterProcess\n"
         "from collector.settings import Settings\n"
         f"w = WriterProcess(Settings(db_url={settings.db_url!r}, pipeline=True))\n"
         "w.start(); w.stop(); print(w.proc.returncode)\n"
