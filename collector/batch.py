@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 from collector.entries import DeadEntry, Entry
+from workers.checks import Limits, size_problem
 from workers.columnar import v1_records
 from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry
 from workers.errors import DecodeError
-from workers.record import Limits, Record, size_problem, unpack, unpacker
+from workers.record import Record, unpack, unpacker
 
 
 @dataclass

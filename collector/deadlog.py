@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from collector.entries import DeadEntry
-from workers.record import DEFAULT_LIMITS, is_identifier, unpack
+from workers.checks import DEFAULT_LIMITS, is_identifier
+from workers.record import unpack
 
 log = logging.getLogger(__name__)
 EVERY = 10.0  # seconds: at most MOST lines per window, then one line counting the rest

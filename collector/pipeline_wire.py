@@ -20,7 +20,8 @@ import msgpack
 
 from collector.settings import Settings
 from workers.arrays import EXT_ARRAY, Array
-from workers.record import Limits, Record
+from workers.checks import Limits
+from workers.record import Record
 
 STOP = msgpack.packb(["stop"])  # compared as bytes by the writer's receiving thread
 

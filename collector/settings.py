@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from collector.dburls import check_db_url as check_url_form
 from collector.errors import ConfigError
+from workers.checks import Limits
 from workers.connection import Found
 from workers.identity import not_up
 from workers.jobinfo import host_name
-from workers.record import Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url, resolve, resolve_queue
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards

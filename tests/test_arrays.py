@@ -18,10 +18,11 @@ import collector
 from collector.daemon import Collector
 from tests.helpers import drain
 from workers.arrays import EXT_ARRAY, MARKER, Array, to_numpy
+from workers.checks import Limits
 from workers.emitter import Emitter
 from workers.entry import decode_records
 from workers.errors import DecodeError, EncodeError
-from workers.record import Limits, Record
+from workers.record import Record
 
 DTYPES = [
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

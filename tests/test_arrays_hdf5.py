@@ -21,8 +21,8 @@ from collector.errors import AlreadyRunning, ConfigError, DatabaseUnavailable
 from tests.helpers import collector as cli
 from tests.helpers import drain
 from tests.test_arrays import DATABASES, named_cases, same
+from workers.checks import Limits
 from workers.emitter import Emitter
-from workers.record import Limits
 
 
 def as_sent(data: h5py.Dataset, slot: int) -> np.ndarray:

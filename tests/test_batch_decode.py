@@ -16,7 +16,7 @@ from collector.batch import Batch
 from collector.entries import Entry, _flat_entry, flat_entries
 from tests.test_codec_properties import SMALL, documents, identifiers, records
 from workers import DecodeError, Limits, Record
-from workers.record import DEFAULT_LIMITS
+from workers.checks import DEFAULT_LIMITS
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 shaped = st.fixed_dictionaries(  # a version-1 map whose fields hold anything

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workers import DecodeError, Limits, Record
-from workers.record import DEFAULT_LIMITS, IDENTIFIER
+from workers.checks import DEFAULT_LIMITS, IDENTIFIER
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 identifiers = st.from_regex(IDENTIFIER, fullmatch=True)

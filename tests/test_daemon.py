@@ -18,7 +18,8 @@ from collector.settings import Settings
 from collector.stream import Stream
 from tests.helpers import dead_reasons, drain, rows
 from workers import Emitter
-from workers.record import Limits, Record
+from workers.checks import Limits
+from workers.record import Record
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workers.buffer import SendBuffer
+from workers.checks import Limits
 from workers.emitter import Emitter
 from workers.entry import (
     MAX_ENTRY_BYTES,
@@ -23,7 +24,6 @@ from workers.entry import (
     encode_entries,
 )
 from workers.errors import EncodeError
-from workers.record import Limits
 from workers.spool import ASIDE, MAX_BODY, Spool, frame, parse
 
 

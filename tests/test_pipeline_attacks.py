@@ -36,7 +36,7 @@ from tests.test_arrays import same as same_array
 from tests.test_arrays_hdf5 import by_id
 from tests.test_pipelined import values
 from workers import Emitter
-from workers.record import MAX_DEPTH, Limits
+from workers.checks import MAX_DEPTH, Limits
 
 HOSTILE = "open({marker!r}, 'w').write('hostile')\n"
 

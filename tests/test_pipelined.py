@@ -26,7 +26,8 @@ from collector.settings import Settings
 from tests.helpers import dead_reasons, drain, rows
 from workers import Emitter
 from workers.arrays import RESERVED, Array
-from workers.record import Limits, Record
+from workers.checks import Limits
+from workers.record import Record
 
 REFUSED = "column 'x' holds int values, this record has str"  # the store's reason
 FAST = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

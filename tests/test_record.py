@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from workers.arrays import to_numpy
+from workers.checks import IDENTIFIER, Limits
 from workers.entry import BATCH_PREFIX, decode_entry, decode_records, encode_entries, packed
 from workers.errors import DecodeError, EncodeError
-from workers.record import IDENTIFIER, Limits, Record, new_id
+from workers.record import Record, new_id
 
 
 def make(data: dict, **kw) -> Record:

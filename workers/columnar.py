@@ -16,16 +16,8 @@ from operator import itemgetter
 from typing import Any
 
 from workers.arrays import RESERVED
-from workers.record import (
-    CONTAINERS,
-    MAX_ID_LENGTH,
-    MAX_TS,
-    WIRE_VERSION,
-    Limits,
-    Record,
-    depth,
-    good_name,
-)
+from workers.checks import CONTAINERS, MAX_ID_LENGTH, MAX_TS, Limits, depth, good_name
+from workers.record import WIRE_VERSION, Record
 
 _V1_FIELDS = itemgetter("v", "id", "t", "ts", "src", "d")
 _V1_KEYS = frozenset(("v", "id", "t", "ts", "src", "d"))

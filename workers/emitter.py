@@ -15,6 +15,7 @@ from redis.retry import Retry
 
 from workers import shards, xadd
 from workers.buffer import SendBuffer
+from workers.checks import MAX_ID_LENGTH
 from workers.cluster import REDIS_ERRORS
 from workers.entry import MAX_ENTRY_BYTES, Packed, check_size, encode_entries, packed
 from workers.errors import EncodeError
@@ -23,7 +24,7 @@ from workers.jobinfo import current_job_id, elapsed, host_name, peak_rss
 from workers.lifecycle import ExitHook, renew_after_fork
 from workers.link import Link
 from workers.names import FIELD, QueueNames
-from workers.record import MAX_ID_LENGTH, Record, new_id, pack_data
+from workers.record import Record, new_id, pack_data
 from workers.settings import EmitterSettings, mask_url, resolve_queue
 from workers.shards import ShardCount
 from workers.spool import Spool

@@ -17,21 +17,10 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from workers.checks import DEFAULT_LIMITS, Limits, record_problem, size_problem, source_problem
 from workers.columnar import records as records_of_columns
 from workers.errors import DecodeError, EncodeError
-from workers.record import (
-    DEFAULT_LIMITS,
-    Limits,
-    Record,
-    pack,
-    pack_data,
-    record_problem,
-    size_problem,
-    source_problem,
-    unpack,
-    wire_data,
-    wire_v1,
-)
+from workers.record import Record, pack, pack_data, unpack, wire_data, wire_v1
 
 BATCH_VERSION = 2
 BATCH_PREFIX = b"\x88\xa1v\x02"  # how every entry encode_entries writes begins: {"v": 2, ...

@@ -17,8 +17,8 @@ from collector.cli.options import redis_options, shards_option
 from collector.cli.render import render, render_fields
 from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
+from workers.checks import is_identifier
 from workers.names import FIELD
-from workers.record import is_identifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72

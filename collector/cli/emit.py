@@ -18,9 +18,9 @@ import click
 from collector.cli.options import emitting_redis_options
 from collector.cli.values import parse_float, parse_int, parse_value
 from collector.errors import CommandFailed, ConfigError
+from workers.checks import IDENTIFIER, META_KEYS, is_identifier
 from workers.emitter import Emitter
 from workers.errors import EncodeError
-from workers.record import IDENTIFIER, META_KEYS, is_identifier
 
 BATCH = 1000  # records per emit_many call
 BATCH_BYTES = 64 << 20  # line bytes per emit_many call: bounds the memory a batch holds

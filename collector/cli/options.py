@@ -20,9 +20,9 @@ from collector.settings import (
     check_redis_url,
     resolve_db_url,
 )
+from workers.checks import MAX_DEPTH, Limits
 from workers.connection import Found
 from workers.identity import not_up, probe
-from workers.record import MAX_DEPTH, Limits
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import MAX_SHARDS
 
@@ -119,7 +119,7 @@ def redis_options(func: F, *, check: bool = True) -> F:
     return _url_option(REDIS_HELP)(func)
 
 
-# The record limits (workers.record.Limits): each a --max-... flag, at least 1, with the field's
+# The record limits (workers.checks.Limits): each a --max-... flag, at least 1, with the field's
 # own default (--max-depth at most MAX_DEPTH).
 LIMIT_HELP = {
     "max_record_bytes": "Larger records are dead-lettered.",

@@ -13,7 +13,7 @@ from typing import Any
 from collector.cli.values import parse_value
 from collector.errors import ConfigError
 from collector.sweeps.ledger import Point
-from workers.record import is_identifier
+from workers.checks import is_identifier
 
 MAX_POINTS = 10_000_000
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from workers.record import is_identifier
+from workers.checks import is_identifier
 
 DEPTH = 4  # containers below this show as [...] / {...}
 SCALAR_CHARS = 200  # text and bytes are cut to this before their repr is taken

@@ -12,7 +12,7 @@ from sqlalchemy import exc as sa_exc
 from collector.db import database_exists, make_engine
 from collector.errors import ConfigError, NoSuchTable
 from collector.settings import mask_db_url
-from workers.record import IDENTIFIER, is_identifier
+from workers.checks import IDENTIFIER, is_identifier
 
 
 def check_table_name(name: str) -> str:

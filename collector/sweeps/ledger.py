@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.errors import ConfigError
+from workers.checks import IDENTIFIER, is_identifier
 from workers.keys import REPLICATE, param_key
-from workers.record import IDENTIFIER, is_identifier
 
 Point = dict[str, Any]  # one parameter point: name -> value
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
