@@ -160,10 +160,12 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20)
     return proc.wait(timeout)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.1) -> None:
-    """Poll ``predicate`` until it is true; AssertionError after ``timeout`` seconds."""
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.1, what: str = ""
+) -> None:
+    """Poll ``predicate`` until it is true; AssertionError (naming ``what``) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"{what or 'condition'} not met within {timeout} s")
         time.sleep(interval)

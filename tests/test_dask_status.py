@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from collector.sweeps import daskjobs
 from collector.web.app import create_app
 from tests.daskcluster import THREADS, WORKERS, collect_until, local_cluster
-from tests.helpers import collector
+from tests.helpers import collector, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
 POINTS = 12  # I=0..5 x J=1,2: 8 run at once on 2 x 4 threads, 4 wait
@@ -47,14 +47,6 @@ def page_counts(redis_env, *, asked: bool = True) -> dict:
     return sweep
 
 
-def wait_for(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout} s")
-        time.sleep(0.1)
-
-
 def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, real_redis) -> None:
     db, queue = redis_env.db_url, redis_env.queue
     with local_cluster() as cluster:
@@ -62,7 +54,7 @@ def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, rea
            "--grid", "I=0:5:1", "--grid", "J=1,2", "--dask", cluster.scheduler_address,
            "--db-url", db)  # fmt: skip
         started = daskjobs.started_key(queue, "ij")
-        wait_for(lambda: real_redis.hlen(started) == BUSY, f"{BUSY} tasks started")
+        wait_until(lambda: real_redis.hlen(started) == BUSY, 120, what=f"{BUSY} tasks started")
         time.sleep(0.5)  # a ninth task would have started by now if it could
         assert real_redis.hlen(started) == BUSY
         # no --dask: the scheduler noted at submission is asked
@@ -79,7 +71,7 @@ def test_tasks_waiting_behind_busy_threads_are_queued_not_running(redis_env, rea
 
         real_redis.rpush(f"{queue}:release", *range(POINTS))  # let every task finish
         assert collect_until(redis_env, "ij", POINTS) == POINTS
-        wait_for(lambda: real_redis.hlen(started) == 0, "every start note removed")
+        wait_until(lambda: real_redis.hlen(started) == 0, 120, what="every start note removed")
         done = {"done": POINTS, "failed": 0, "queued": 0, "running": 0, "missing": 0}
         assert counts(db, "--dask", cluster.scheduler_address) == done
         address = cluster.scheduler_address

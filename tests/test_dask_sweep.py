@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import dask
@@ -18,7 +17,7 @@ from distributed import Client
 from collector.errors import RET_CONFIG, RET_SCHEDULER
 from collector.sweeps import daskjobs, ledger
 from tests.daskcluster import collect_until, local_cluster
-from tests.helpers import collector, run_collector, typed_rows
+from tests.helpers import collector, run_collector, typed_rows, wait_until
 from workers import Emitter
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -79,7 +78,7 @@ def test_a_worker_killed_mid_sweep_leaves_exactly_its_points_missing_until_resub
         victim = next(iter(client.run(os.getpid).values()))
         ok("sweep", "submit", "tests.dask_jobs.slow_op", "--sweep", "ij", "--table", "ij",
            "--grid", "I=0:29:1", "--grid", "J=0:9:1", *where, "--db-url", db)  # fmt: skip
-        wait_for(lambda: real_redis.xlen(queue) >= 40, "40 results")
+        wait_until(lambda: real_redis.xlen(queue) >= 40, 120, what="40 results")
         os.kill(victim, signal.SIGKILL)  # mid-sweep: the nanny starts a new worker process
         engine = sa.create_engine(db)
         sweep = ledger.load(engine, "ij")
@@ -89,7 +88,7 @@ def test_a_worker_killed_mid_sweep_leaves_exactly_its_points_missing_until_resub
             states = daskjobs.task_states(cluster.scheduler_address, keys, 10).values()
             return not daskjobs.IN_FLIGHT.intersection(states)
 
-        wait_for(idle, "an idle cluster")
+        wait_until(idle, 120, what="an idle cluster")
         run_collector(redis_env)
         have = {row["_job"] for row in typed_rows(db, "ij")}
         counts = status(db, *where)
@@ -100,19 +99,11 @@ def test_a_worker_killed_mid_sweep_leaves_exactly_its_points_missing_until_resub
         assert collect_until(redis_env, "ij", total) == total
         counts = status(db, *where)
         engine.dispose()
-        wait_for(lambda: len(client.nthreads()) == 2, "the restarted worker")
+        wait_until(lambda: len(client.nthreads()) == 2, 120, what="the restarted worker")
     assert (counts["done"], counts["missing"]) == (total, 0)
     stored = typed_rows(db, "ij")
     assert sorted(row["_job"] for row in stored) == sorted(f"ij-{i}" for i in range(total))
     assert len({row["_id"] for row in stored}) == total  # no point stored twice
-
-
-def wait_for(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout} s")
-        time.sleep(0.1)
 
 
 def test_dask_flags_errors_are_one_line(sqlite_url, tmp_path) -> None:

@@ -34,7 +34,9 @@ def rq_queue(real_redis: redis.Redis, queue: str) -> Iterator[str]:
     yield name
     job_ids = {j.decode() for j in real_redis.lrange(f"rq:queue:{name}", 0, -1)}
     for registry in ("finished", "failed", "started", "wip", "deferred", "scheduled", "canceled"):
-        job_ids |= {m.decode() for m in real_redis.zrange(f"rq:{registry}:{name}", 0, -1)}
+        # a started registry's members are JOB_ID:EXECUTION_ID (RQ 2)
+        members = real_redis.zrange(f"rq:{registry}:{name}", 0, -1)
+        job_ids |= {m.decode().split(":")[0] for m in members}
     ours = [
         key
         for key in real_redis.scan_iter(match="rq:*", count=1000)
