@@ -69,6 +69,15 @@ def sqlite_executemany(directory: Path, count: int) -> dict[str, Any]:
     return {"records": count, "seconds": seconds, "rate": count / seconds}
 
 
+def ack_and_delete(client: redis.Redis, queue: str, entries: list[Any]) -> None:
+    """XACK and XDEL of ``entries`` in one pipeline, as the drain ceilings finish a batch."""
+    ids = [mid for mid, _fields in entries]
+    pipe = client.pipeline(transaction=False)
+    pipe.xack(queue, "ceiling", *ids)
+    pipe.xdel(queue, *ids)
+    pipe.execute()
+
+
 def redis_drain(redis_url: str, queue: str, count: int, batch: int = 2000) -> dict[str, Any]:
     """Fill ``queue`` with ``count`` records (one entry each), then read, unpack and
     acknowledge/delete them all with redis-py and msgpack alone."""
@@ -84,11 +93,7 @@ def redis_drain(redis_url: str, queue: str, count: int, batch: int = 2000) -> di
         entries = reply[0][1]
         for _mid, fields in entries:
             msgpack.unpackb(fields[b"m"], raw=False, timestamp=3)
-        ids = [mid for mid, _fields in entries]
-        pipe = client.pipeline(transaction=False)
-        pipe.xack(queue, "ceiling", *ids)
-        pipe.xdel(queue, *ids)
-        pipe.execute()
+        ack_and_delete(client, queue, entries)
         done += len(entries)
     seconds = time.perf_counter() - t0
     client.close()

@@ -110,11 +110,7 @@ def drain(redis_url: str, queue: str, url: str, count: int, batch: int) -> dict[
         with conn.cursor() as cur:
             cur.executemany(INSERT, rows)
         conn.commit()
-        ids = [mid for mid, _fields in entries]
-        pipe = client.pipeline(transaction=False)
-        pipe.xack(queue, "ceiling", *ids)
-        pipe.xdel(queue, *ids)
-        pipe.execute()
+        ceiling.ack_and_delete(client, queue, entries)
         done += len(entries)
     seconds = time.perf_counter() - t0
     conn.close()
