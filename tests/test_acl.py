@@ -63,11 +63,11 @@ def users(real_redis: redis.Redis, queue: str):
 
 
 def test_a_job_the_collector_and_the_cli_work_as_the_documented_users(
-    users, real_redis, queue, sqlite_url
+    users, real_redis, queue, db_url
 ) -> None:
     job = Emitter(users["jobs"], queue)
     job.emit({"x": 1}, key="first")
-    proc = start_collector(users["collector"], sqlite_url, queue, "--shards", "2")
+    proc = start_collector(users["collector"], db_url, queue, "--shards", "2")
     try:
         wait_ready(proc)
         wait_until(lambda: real_redis.get(QueueNames(queue).count) == b"2", 30)
@@ -77,9 +77,9 @@ def test_a_job_the_collector_and_the_cli_work_as_the_documented_users(
         assert sent.returncode == 0, sent.stderr
         letters = [QueueNames.dead(s) for s in QueueNames(queue).read_streams(2)]
         wait_until(lambda: sum(real_redis.xlen(key) for key in letters) == 1, 30)
-        wait_until(lambda: len(rows(sqlite_url, "results")) == 2, 30)
+        wait_until(lambda: len(rows(db_url, "results")) == 2, 30)
         where = ["--redis-url", users["operator"], "--queue", queue]
-        shown = collector("status", *where, "--db-url", sqlite_url, "--json")
+        shown = collector("status", *where, "--db-url", db_url, "--json")
         assert shown.returncode == 0, shown.stderr
         info = json.loads(shown.stdout)
         assert (info["queue"], info["pending"], info["dead"]) == (0, 0, 1)
@@ -97,7 +97,7 @@ def test_a_job_the_collector_and_the_cli_work_as_the_documented_users(
     log = proc.log_path.read_text()
     assert code == 0, log
     assert "NOPERM" not in log and "refused" not in log
-    assert sorted(r["_id"] for r in rows(sqlite_url, "results")) == ["cli", "first"]
+    assert sorted(r["_id"] for r in rows(db_url, "results")) == ["cli", "first"]
 
 
 def test_the_documented_rules_grant_nothing_beyond_the_queue(users, real_redis, queue) -> None:
