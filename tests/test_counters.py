@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from collector.daemon import Collector
+from collector.pipeline import PipelinedCollector
 from collector.reader import StreamReader
 from collector.service import run_collector
 from collector.stream import Stream
@@ -62,6 +63,33 @@ def test_a_batch_committed_before_a_failed_ack_is_counted_once(settings, fake_re
     get = metrics.registry.get_sample_value
     assert get("collector_records_total", {"outcome": "stored"}) == table
     assert get("collector_batches_total") == RECORDS // BATCH
+    assert fake_redis.xpending(settings.queue, "collector")["pending"] == 0
+
+
+def test_a_pipelined_collector_counts_a_batch_once_across_a_failed_ack(
+    settings, fake_redis, monkeypatch
+) -> None:
+    """With --pipeline the writer process commits and the reader acknowledges: a batch whose
+    acknowledgement failed is acknowledged again on the next pass, and counted once."""
+    emit_all(fake_redis, settings.queue)
+    calls = fail_first_finish(monkeypatch)
+    piped = replace(settings, batch_size=BATCH, pipeline=True)
+    collector = PipelinedCollector(piped, client=fake_redis)
+    collector.start()
+    failed = 0
+    try:
+        for _ in range(10 * RECORDS):
+            try:
+                if not collector.run_once() and not collector._handed:
+                    break
+            except redis.ConnectionError:
+                failed += 1
+                assert collector.counters.stored == len(rows(settings.db_url, "results"))
+    finally:
+        collector.close()
+    assert failed == 1 and calls[:2] == [BATCH, BATCH]
+    assert collector.counters.stored == len(rows(settings.db_url, "results")) == RECORDS
+    assert (collector.counters.records, collector.counters.batches) == (RECORDS, RECORDS // BATCH)
     assert fake_redis.xpending(settings.queue, "collector")["pending"] == 0
 
 
