@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import fakeredis
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -17,7 +18,15 @@ from redis.exceptions import ClusterDownError
 from collector.cli import main
 from collector.daemon import Collector
 from collector.settings import Settings
-from tests.helpers import REAL_REDIS_URL, drain, rows
+from tests.helpers import (
+    REAL_REDIS_URL,
+    drain,
+    rows,
+    start_collector,
+    stop,
+    wait_ready,
+    wait_until,
+)
 from workers import Emitter
 from workers.entry import decode_records
 from workers.names import QueueNames
@@ -35,6 +44,14 @@ def run(settings: Settings, client) -> None:
 
 def stored(settings: Settings) -> list[str]:
     return sorted(r["_id"] for r in rows(settings.db_url, "t"))
+
+
+def stored_ids(db_url: str) -> set[str]:
+    """The ids in table ``t`` (none before the collector created it)."""
+    try:
+        return {r["_id"] for r in rows(db_url, "t")}
+    except sa.exc.OperationalError:
+        return set()
 
 
 def ids_on(client, stream: str) -> list[str]:
@@ -58,6 +75,42 @@ def test_a_shard_count_change_strands_no_record(settings, fake_redis, first, the
     run(replace(settings, shards=then), fake_redis)  # a restart finds what waits there
     assert stored(settings) == sorted([*before, "stale0", late, fresh])
     assert sum(fake_redis.xlen(s) for s in names.read_streams(max(first, then))) == 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("first, then", [(4, 1), (1, 4)])
+def test_collector_runs_with_other_shard_counts_strand_nothing_on_the_real_redis(
+    real_redis, queue, sqlite_url, first, then
+) -> None:
+    """``collector run --shards first``, then ``--shards then`` and ``first`` again, each a
+    real process; records emitted while each runs and in between (by emitters that follow the
+    published count, and one that read it before the change) are all stored."""
+    names, sent = QueueNames(queue), set()
+    stale = Emitter(REAL_REDIS_URL, queue)  # reads the count once, then not for FOLLOW seconds
+
+    def emit_some(emitter: Emitter, phase: str) -> None:
+        sent.update(emitter.emit({"x": i}, table="t", key=f"{phase}-{i}") for i in range(8))
+        emitter.close()
+
+    for phase, count in enumerate((first, then, first)):
+        proc = start_collector(REAL_REDIS_URL, sqlite_url, queue, "--shards", str(count))
+        try:
+            wait_ready(proc)
+            wait_until(lambda c=count: real_redis.get(names.count) == str(c).encode(), 30)
+            emit_some(Emitter(REAL_REDIS_URL, queue), f"run{phase}")  # follows the count
+            sent.add(stale.emit({"x": -1}, table="t", key=f"stale{phase}"))
+            wait_until(lambda: stored_ids(sqlite_url) == sent, 60)
+        finally:
+            assert stop(proc) == 0, proc.log_path.read_text()
+        emit_some(Emitter(REAL_REDIS_URL, queue), f"after{phase}")  # while none runs
+    proc = start_collector(REAL_REDIS_URL, sqlite_url, queue, "--shards", str(then))
+    try:
+        wait_ready(proc)
+        wait_until(lambda: stored_ids(sqlite_url) == sent, 60)
+    finally:
+        assert stop(proc) == 0, proc.log_path.read_text()
+    stale.close()
+    assert sum(real_redis.xlen(s) for s in names.read_streams(max(first, then))) == 0
 
 
 def test_a_collector_with_one_shard_publishes_it(settings, fake_redis) -> None:
