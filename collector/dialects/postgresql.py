@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
+from collector.dialects import postgresql_models
 from collector.dialects.base import Dialect
 from collector.store import conflict
 from collector.store.fault import Fault
@@ -93,6 +94,9 @@ class PostgreSQL(Dialect):
                 f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN {quoted} "
                 f"TYPE {float_sql} USING {quoted}::{float_sql}"
             )
+
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
+        postgresql_models.guard(table, reflected)
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return CopyWriter(dialect)
