@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
@@ -60,6 +61,16 @@ class PostgreSQL(Dialect):
     driver = "psycopg"
     module = "psycopg"
     extra = "postgres"
+
+    def limit_lock_waits(self, engine: sa.Engine, seconds: int) -> None:
+        """``lock_timeout`` for the session (error 55P03, transient), committed at once: a SET
+        inside the transaction the driver opens would be rolled back with it."""
+
+        @event.listens_for(engine, "connect")
+        def _lock_waits(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = '{int(seconds)}s'")
+            dbapi_conn.commit()
 
     def column_problem(self, name: str) -> str | None:
         if name in SYSTEM_COLUMNS:
