@@ -25,9 +25,10 @@ from workers.lifecycle import ExitHook, renew_after_fork
 from workers.link import Link
 from workers.names import FIELD, QueueNames
 from workers.record import Record, new_id, pack_data
-from workers.settings import EmitterSettings, mask_url, resolve_queue
+from workers.settings import EmitterSettings, resolve_queue
 from workers.shards import ShardCount
 from workers.spool import Spool
+from workers.urls import masked
 
 FIRST_DELAY, MAX_DELAY = 0.05, 2.0  # backoff between send attempts while Redis is away
 BUFFER_BYTES = 8 * MAX_ENTRY_BYTES  # a buffer holding this much data is sent at once
@@ -120,7 +121,7 @@ class Emitter:
         renew_after_fork(self)
 
     def __repr__(self) -> str:
-        return f"Emitter(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r})"
+        return f"Emitter(redis_url={masked(self.redis_url)!r}, queue={self.queue!r})"
 
     def after_fork_in_child(self) -> None:
         """Fresh locks in a forked child: a parent thread may have been inside a send."""
@@ -148,9 +149,7 @@ class Emitter:
             self.queue = resolve_queue(None, found)
             self.names = QueueNames(self.queue)
         self._count = ShardCount(self.names, self._count.given)  # the new server's count
-        log.info(
-            "following %s to redis at %s", found.file or found.missing, mask_url(self.redis_url)
-        )
+        log.info("following %s to redis at %s", found.file or found.missing, masked(self.redis_url))
         return True
 
     def record(self, result: Any, *, table: str = "results", key: str | None = None) -> Record:
