@@ -30,7 +30,7 @@ class Guard(sa.types.TypeDecorator):  # type: ignore[type-arg]
         super().__init__()
         self.name = name
         self.wrapped = wrapped if isinstance(wrapped, sa.types.TypeDecorator) else None
-        self.impl = self.wrapped.impl_instance if self.wrapped else self.base()
+        self.impl = self.wrapped.impl_instance if self.wrapped else self.base()  # type: ignore[assignment]
 
     def base(self) -> sa.types.TypeEngine[Any]:
         """The column type underneath when no user's TypeDecorator is wrapped."""
