@@ -3,9 +3,9 @@
 
 How a result travels, by file (the node side is the ``workers`` package):
 
-    job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
+    job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
-                                       (Redis away: workers/spool.py, re-sent first)
+           workers/delivery.py XADD: retries, then (Redis away) workers/spool.py, re-sent first
                                        workers/link.py: the client, the connection file followed
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
                               ▼  (workers/names.py: every key of a queue, spelled once;
