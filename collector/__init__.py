@@ -3,9 +3,9 @@
 
 How a result travels, by file (the node side is the ``workers`` package):
 
-    job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py XADD
+    job ── workers/api.py emit() ─ workers/record.py (msgpack) ─ workers/emitter.py
            emit_many(), buffer=N ─ workers/entry.py (batch entries, wire version 2)
-                                       (Redis away: workers/spool.py, re-sent first)
+           workers/delivery.py XADD: retries, then (Redis away) workers/spool.py, re-sent first
                                        workers/link.py: the client, the connection file followed
                               │  Redis Stream <queue>, or with --shards N the streams <queue>:{i}
                               ▼  (workers/names.py: every key of a queue, spelled once;
@@ -31,7 +31,8 @@ How a result travels, by file (the node side is the ``workers`` package):
       │                   conflict insert, widening, refused names, error codes, the fast
       │                   writer (sqlite.py executemany, postgresql.py COPY); any other
       │                   database is refused in one line
-      ├─ models.py        --models: the user's declared tables, checked strictly
+      ├─ models.py        --models: the user's declared tables, checked strictly; a column
+      │                   that would store a value altered refuses it (dialects/exact.py)
       ├─ db.py            engines (by their dialect, JSON), existence, row counts
       └─ lock.py          one writer per SQLite file
                               │
@@ -48,8 +49,10 @@ How a result travels, by file (the node side is the ``workers`` package):
                           connection file; workers/identity.py checks the server answering)
     web/                  the status page: app.py, data.py, hosts.py (the Host header check)
     cli/                  one file per command, each only adapting flags to calls (sweep/: one
-                          per subcommand); options.py (shared flags), connect.py, values.py and
-                          points.py (text into values), failure.py
+                          per subcommand, sweep/options.py their flags); options.py (where
+                          Redis, the database, the queue are), daemon_options.py (run's and
+                          serve's flags), connect.py, values.py and points.py (text into
+                          values), failure.py
     deadletters.py        a stream's dead letters, for ``collector dead``
     queuestats.py, lag.py the queue's figures for ``status`` and the metrics
     seen.py               whether a collector was seen on a queue (``collector wait`` warns)

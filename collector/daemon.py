@@ -33,7 +33,7 @@ from collector.sink import Sink
 from collector.store import Schema, Store
 from collector.stream import GROUP, redis_fault
 from workers.cluster import REDIS_ERRORS
-from workers.settings import mask_url
+from workers.urls import masked
 
 log = logging.getLogger(__name__)
 RATE_LOG_SECONDS = 10.0
@@ -203,7 +203,7 @@ class Collector:
         self._observe_failure("redis")
         fault = redis_fault(exc)
         if fault == "config":
-            url = mask_url(self.settings.redis_url)
+            url = masked(self.settings.redis_url)
             raise ConfigError(f"redis at {url} refused the collector: {exc}") from None
         if fault == "nogroup":  # the reader creates it again at the next read
             log.warning(

@@ -14,6 +14,11 @@ from sqlalchemy.engine import make_url
 
 from collector import dialects
 
+# How long a statement waits for a lock someone else holds (a user's LOCK TABLES, a long
+# transaction) before it fails: the collector then backs off as in an outage and ``status``
+# says why, rather than waiting a server's default (a day on MariaDB, forever on PostgreSQL).
+LOCK_WAIT_SECONDS = 10
+
 
 def _json_default(value: Any) -> Any:
     """JSON for values msgpack carries but JSON lacks: datetimes as ISO text, bytes as base64."""
@@ -57,6 +62,7 @@ def make_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True)
     engine.dialect.identifier_preparer.reserved_words = _Everything()
     dialect.configure(engine, parsed)
+    dialect.limit_lock_waits(engine, LOCK_WAIT_SECONDS)
     return engine
 
 

@@ -10,7 +10,7 @@ from collector.queuestats import stream_stats
 from collector.shards import known_streams
 from workers.cluster import REDIS_ERRORS, client_from_url
 from workers.names import QueueNames
-from workers.settings import mask_url
+from workers.urls import masked
 
 
 def collector_seen(client: redis.Redis, queue: str) -> bool:
@@ -32,10 +32,10 @@ def unseen_warning(redis_url: str, queue: str) -> str | None:
             client.close()
     except REDIS_ERRORS as exc:
         return (
-            f"warning: cannot ask {mask_url(redis_url)} whether a collector runs ({exc}); "
+            f"warning: cannot ask {masked(redis_url)} whether a collector runs ({exc}); "
             "rows arrive only through one"
         )
     return (
-        f"warning: no collector has been seen on queue {queue} at {mask_url(redis_url)}: rows "
+        f"warning: no collector has been seen on queue {queue} at {masked(redis_url)}: rows "
         "arrive only while `collector serve` or `collector run` drains it"
     )

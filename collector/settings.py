@@ -12,7 +12,7 @@ from workers.checks import Limits
 from workers.connection import Found
 from workers.identity import not_up
 from workers.jobinfo import host_name
-from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, mask_url, resolve, resolve_queue
+from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
 from workers.shards import ENV as SHARDS_ENV
 from workers.shards import parse_shards
 from workers.urls import check_redis_url as check_redis_url  # the node side's, one rule
@@ -175,7 +175,7 @@ class Settings:
     def describe(self) -> str:
         """One line for the start-up log, passwords masked."""
         return (
-            f"redis={mask_url(self.redis_url)} db={mask_db_url(self.db_url)} queue={self.queue} "
+            f"redis={masked(self.redis_url)} db={mask_db_url(self.db_url)} queue={self.queue} "
             f"consumer={self.consumer} batch_size={self.batch_size} max_wait={self.max_wait}s "
             f"claim_idle={self.claim_idle}s max_deliveries={self.max_deliveries} "
             f"max_record_bytes={self.limits.max_record_bytes} shards={self.shards}"

@@ -16,7 +16,7 @@ from collector.settings import mask_db_url
 from collector.shards import known_streams
 from workers.cluster import client_from_url
 from workers.names import QueueNames
-from workers.settings import mask_url
+from workers.urls import masked
 
 
 def table_counts(engine: sa.Engine | None) -> dict[str, int]:
@@ -47,7 +47,7 @@ def snapshot(
     found = {
         **stats,
         "queue_name": queue,
-        "redis_url": mask_url(redis_url),
+        "redis_url": masked(redis_url),
         "db_url": mask_db_url(db_url),
         "tables": {},
     }

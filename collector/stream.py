@@ -109,7 +109,21 @@ class Stream:
             created = False
         with contextlib.suppress(redis.exceptions.OutOfMemoryError):
             self.client.xgroup_createconsumer(self.queue, self.group, self.consumer)
+        self.check_access()
         return created
+
+    def check_access(self) -> None:
+        """XACK and XDEL of id 0-0, which no entry has: a user the ACL denies either is refused
+        before its first read (NoPermissionError naming the command), rather than after its
+        first batch committed, leaving entries unacknowledged or acknowledged in the stream."""
+        try:
+            self.client.xack(self.queue, self.group, "0-0")
+            self.client.xdel(self.queue, "0-0")
+        except redis.exceptions.NoPermissionError as exc:
+            raise redis.exceptions.NoPermissionError(
+                f"{exc} (the collector needs it for every batch it stores: see the ACL rule in "
+                "docs/security.md)"
+            ) from None
 
     def pending(self, count: int) -> dict[bytes, int]:
         """Up to ``count`` of this consumer's delivered-but-unacknowledged entries, oldest

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -47,6 +49,22 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
     workers.reset()
     yield
     workers.reset()
+
+
+@pytest.fixture
+def module_file(tmp_path) -> Iterator[callable]:
+    """Writes a uniquely named module into the cwd; forgets it from sys.modules afterwards."""
+    names: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"models_{uuid.uuid4().hex[:8]}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from collector.errors import RET_CONFIG
 from tests.helpers import (
     REAL_REDIS_URL,
     collector,
@@ -138,3 +140,30 @@ def test_the_key_patterns_match_a_queue_whose_name_has_wildcards_alone(name) -> 
     finally:
         client.execute_command("ACL", "DELUSER", user)
         client.close()
+
+
+@pytest.mark.parametrize("missing", ["+xdel", "+xack"])
+def test_a_collector_user_without_xdel_or_xack_is_refused_before_reading(
+    real_redis, queue, sqlite_url, missing
+) -> None:
+    words = [w.replace(DEFAULT_QUEUE, queue) for w in documented()["collector"] if w != missing]
+    name, password = f"test-noack-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    real_redis.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", *words)
+    url = REAL_REDIS_URL.replace("redis://", f"redis://{name}:{password}@", 1)
+    try:
+        Emitter(REAL_REDIS_URL, queue).emit({"x": 1}, key="first")
+        done = collector("run", "--redis-url", url, "--db-url", sqlite_url, "--queue", queue)
+    finally:
+        real_redis.execute_command("ACL", "DELUSER", name)
+    masked = url.replace(password, "***")
+    command = missing.lstrip("+")
+    assert done.returncode == RET_CONFIG
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: redis at {masked} refused the collector: this user has no permissions to run "
+        f"the '{command}' command (the collector needs it for every batch it stores: see the "
+        "ACL rule in docs/security.md)"
+    )
+    assert "could not acknowledge" not in done.stderr
+    assert real_redis.xlen(queue) == 1  # not read, so neither stored nor left acknowledged
+    assert real_redis.xpending(queue, "collector")["pending"] == 0
+    assert sa.inspect(sa.create_engine(sqlite_url)).get_table_names() == []  # none stored

@@ -8,7 +8,7 @@ from redis.cluster import RedisCluster
 
 from collector.settings import Settings, check_redis_url
 from workers.cluster import client_from_url, is_cluster_client, is_cluster_url, server_url
-from workers.settings import mask_url
+from workers.urls import masked
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_a_url_names_a_cluster_by_scheme_or_query(url: str, cluster: bool, plain
 def test_cluster_urls_pass_the_checks_and_are_masked() -> None:
     url = "redis+cluster://alice:s3cret@h:7000/0"
     assert check_redis_url(url) == url
-    assert mask_url(url) == "redis+cluster://alice:***@h:7000/0"
+    assert masked(url) == "redis+cluster://alice:***@h:7000/0"
     assert "s3cret" not in repr(Settings(redis_url=url, shards=6))
 
 

@@ -108,7 +108,7 @@ def test_emit_through_a_silent_server_spools_and_the_warning_names_the_file(
     port = free_port("127.0.0.1")
     path = write_file(port=port)
     monkeypatch.setenv("COLLECTOR_EMIT_TIMEOUT", "0")
-    with caplog.at_level(logging.WARNING, logger="workers.emitter"):
+    with caplog.at_level(logging.WARNING, logger="workers.delivery"):
         record_id = workers.emit({"x": 1}, key="k1")
     assert record_id == "k1"
     assert [f.suffix for f in (tmp_path / "spool").iterdir()] == [".spool"]

@@ -9,10 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 
 import fakeredis
 import msgpack
@@ -82,22 +79,6 @@ class Log(Other):
 core = sa.MetaData()
 plain = sa.Table("plain", core, sa.Column("a", sa.Integer))
 """
-
-
-@pytest.fixture
-def module_file(tmp_path) -> Iterator[callable]:
-    """Writes a uniquely named module into the cwd; forgets it from sys.modules afterwards."""
-    names: list[str] = []
-
-    def write(source: str) -> str:
-        name = f"models_{uuid.uuid4().hex[:8]}"
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-        names.append(name)
-        return name
-
-    yield write
-    for name in names:
-        sys.modules.pop(name, None)
 
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.MovedIn20Warning")

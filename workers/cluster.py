@@ -20,7 +20,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
-from workers.settings import mask_url
+from workers.urls import masked
 
 # What a Redis command can raise: redis-py's cluster client raises some errors outside RedisError
 # (a slot no known node serves, no node reachable while it reads the slot map again).
@@ -57,7 +57,7 @@ def client_from_url(url: str, **kwargs: Any) -> redis.Redis:
     try:
         return cast(redis.Redis, RedisCluster.from_url(server_url(url), **kwargs))
     except redis.exceptions.RedisClusterException as exc:
-        message = f"no Redis Cluster node answers at {mask_url(url)}: {exc}"
+        message = f"no Redis Cluster node answers at {masked(url)}: {exc}"
         raise redis.ConnectionError(message) from None
 
 

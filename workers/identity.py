@@ -19,7 +19,8 @@ from typing import Any
 import redis
 
 from workers.connection import Found
-from workers.settings import mask_url, resolve
+from workers.settings import resolve
+from workers.urls import masked
 
 MARKER = "rc-server-"  # the disabled user's name: MARKER + the file's server_id
 PROBE_SECONDS = 3.0
@@ -42,7 +43,7 @@ def marker_user(server_id: str) -> str:
 def not_ours(url: str, file: Path, why: str) -> str:
     """The one line saying the server at ``url`` is not the one ``file`` names."""
     return (
-        f"the Redis at {mask_url(url)} is not the server named in {file} ({why}): the file is "
+        f"the Redis at {masked(url)} is not the server named in {file} ({why}): the file is "
         "left from a serve that is gone; start `collector serve` again (COLLECTOR_REDIS_URL or "
         "COLLECTOR_SERVER pick another)"
     )
@@ -97,7 +98,7 @@ def probe(found: Found) -> str | None:
     except (redis.RedisError, OSError):
         where = f", named in {found.file}" if found.file else ""
         return (
-            f"no Redis answers at {mask_url(found.url)}{where}: is `collector serve` still "
+            f"no Redis answers at {masked(found.url)}{where}: is `collector serve` still "
             "running? (COLLECTOR_REDIS_URL or COLLECTOR_SERVER pick another)"
         )
     finally:
@@ -131,4 +132,4 @@ def where(found: Found, url: str) -> str:
     if found.url is None and found.missing is not None:
         return f"the server of {found.missing} (no file yet)"
     source = f" (from {found.file})" if found.file else ""
-    return f"redis at {mask_url(url)}{source}"
+    return f"redis at {masked(url)}{source}"

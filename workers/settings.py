@@ -1,16 +1,15 @@
-"""Node-side settings, read from the environment once, and URL masking for anything printed."""
+"""Node-side settings, read from the environment once (URLs are masked by workers.urls)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from workers.connection import Found, find_server
 from workers.errors import ConfigError, SettingsError
 from workers.shards import env_shards
-from workers.urls import check_redis_url, mask_query, masked
+from workers.urls import check_redis_url, masked
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "collector:results"
@@ -22,25 +21,6 @@ def default_spool_dir() -> Path:
     """Per-user directory for records Redis could not take, under $XDG_CACHE_HOME or ~/.cache."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "result-collector" / "spool"
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (user names stay readable)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return mask_query(url)
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # a port that is no number: masked as text (workers.urls says why)
-        return masked(url)
-    return mask_query(urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}")))
 
 
 @dataclass(frozen=True)
@@ -94,7 +74,7 @@ class EmitterSettings:
 
     def __repr__(self) -> str:
         return (
-            f"EmitterSettings(redis_url={mask_url(self.redis_url)!r}, queue={self.queue!r}, "
+            f"EmitterSettings(redis_url={masked(self.redis_url)!r}, queue={self.queue!r}, "
             f"max_record_bytes={self.max_record_bytes}, emit_timeout={self.emit_timeout}, "
             f"spool_dir={str(self.spool_dir)!r}, shards={self.shards}, "
             f"connection_file={str(self.connection_file) if self.connection_file else None!r})"

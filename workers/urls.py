@@ -44,6 +44,8 @@ def redis_url_problem(url: str) -> str | None:
         if not parts.path:
             return "has no socket path (unix:///path/to/redis.sock)"
         return db_problem([v for k, v in query if k == "db"], cluster=False)
+    if _raw_delimiter(url.partition("://")[2]):
+        return "has a password holding a raw '/', '?' or '#': percent-encode it (%2F, %3F, %23)"
     host, port = host_and_port(parts.netloc)
     if not host:
         return "has no host (redis://HOST:6379/0)"
@@ -111,6 +113,7 @@ def masked(url: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
+_DELIMITER = re.compile(r"[/?#]")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
@@ -123,8 +126,24 @@ def _masked(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if _raw_delimiter(rest):  # user:pa/ss@host: everything up to the last "@" is the user part
+        userinfo, at, tail = rest.rpartition("@")
+        return f"{scheme}{sep}{userinfo.partition(':')[0]}:***{at}{tail}"
     netloc, slash, tail = rest.partition("/")
     userinfo, at, where = netloc.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.partition(":")[0] + ":***"
     return f"{scheme}{sep}{userinfo}{at}{where}{slash}{tail}"
+
+
+def _raw_delimiter(rest: str) -> bool:
+    """Whether the text after ``scheme://`` reads as a password holding a raw ``/``, ``?`` or
+    ``#``: an ``@`` after the first of them, none before it, and a "port" before it that is no
+    number (the host part, as a URL parser reads it, ended inside the password)."""
+    end = _DELIMITER.search(rest)
+    if end is None:
+        return False
+    netloc, tail = rest[: end.start()], rest[end.start() :]
+    if "@" in netloc or "@" not in tail or ":" not in netloc:
+        return False
+    return not netloc.partition(":")[2].isdigit()

@@ -14,13 +14,11 @@ import click
 from collector.errors import BrokerUnavailable, ConfigError
 from collector.settings import (
     DEFAULT_DB_URL,
-    Settings,
     check_db_url,
     check_queue,
     check_redis_url,
     resolve_db_url,
 )
-from workers.checks import MAX_DEPTH, Limits
 from workers.connection import Found
 from workers.identity import not_up, probe
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, resolve, resolve_queue
@@ -119,93 +117,6 @@ def redis_options(func: F, *, check: bool = True) -> F:
     return _url_option(REDIS_HELP)(func)
 
 
-# The record limits (workers.checks.Limits): each a --max-... flag, at least 1, with the field's
-# own default (--max-depth at most MAX_DEPTH).
-LIMIT_HELP = {
-    "max_record_bytes": "Larger records are dead-lettered.",
-    "max_depth": "Records with values nested deeper are dead-lettered.",
-    "max_fields": "Records with more data fields are dead-lettered.",
-    "max_str_len": "Records holding a longer string or bytes value are dead-lettered.",
-}
-DAEMON_OPTIONS = [
-    click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=Settings.batch_size,
-        show_default=True,
-        help="Most records per transaction.",
-    ),
-    click.option(
-        "--max-wait",
-        type=click.FloatRange(min=0),
-        default=Settings.max_wait,
-        show_default=True,
-        help="Seconds to wait for records when the queue is empty.",
-    ),
-    click.option("--consumer", default=None, help="Consumer name (default: the host name)."),
-    click.option(
-        "--claim-idle",
-        type=click.FloatRange(min=0),
-        default=Settings.claim_idle,
-        show_default=True,
-        help="Seconds before another consumer's unacknowledged records are taken over.",
-    ),
-    click.option(
-        "--max-deliveries",
-        type=click.IntRange(min=1),
-        default=Settings.max_deliveries,
-        show_default=True,
-        help="A record delivered more often without being stored is dead-lettered.",
-    ),
-    *(
-        click.option(
-            f"--{name.replace('_', '-')}",
-            type=click.IntRange(1, MAX_DEPTH if name == "max_depth" else None),
-            default=getattr(Limits, name),
-            show_default=True,
-            help=text,
-        )
-        for name, text in LIMIT_HELP.items()
-    ),
-    click.option(
-        "--models",
-        default=None,
-        help="Your SQLAlchemy declarative module (import path or .py file): its tables are "
-        "created if missing and records for them must match the declared columns.",
-    ),
-    click.option(
-        "--shards",
-        envvar="COLLECTOR_SHARDS",
-        show_envvar=True,
-        type=click.IntRange(min=1, max=MAX_SHARDS),
-        default=None,
-        help="Streams the queue is spread over: 1 is the single stream <queue>; N > 1 are "
-        "<queue>:{0}..<queue>:{N-1}, one Redis Cluster slot each.  [default: 1]",
-    ),
-    click.option(
-        "--arrays",
-        default=None,
-        help="An HDF5 file to write the records' numpy arrays into (rows point at them; "
-        "needs the hdf5 extra). Env: COLLECTOR_ARRAYS.",
-    ),
-    click.option(
-        "--pipeline/--no-pipeline",
-        default=None,
-        help="Read and decode in one process, write to the database in another (two cores: "
-        "see docs/performance.md, Pipelined). Env: COLLECTOR_PIPELINE=1.  [default: off]",
-    ),
-    click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
-]
-
-
-def daemon_options(func: F) -> F:
-    """The daemon's flags (batch size, waits, limits, --models, -v): ``run`` and ``serve`` take
-    the same ones."""
-    for option in reversed(DAEMON_OPTIONS):
-        func = option(func)
-    return func
-
-
 def shards_option(func: F) -> F:
     """--shards, also read from COLLECTOR_SHARDS; absent: what the collector published in
     the queue's count key (workers.names), else 1 (collector.shards.known_shards)."""
@@ -296,62 +207,3 @@ def output_option(help: str) -> Callable[[F], F]:
         default=None,
         help=help,
     )
-
-
-# --- the sweep commands' options -------------------------------------------------------------
-
-grid_option = click.option(
-    "--grid",
-    "grids",
-    multiple=True,
-    metavar="NAME=SPEC",
-    help="An axis: NAME=start:stop:step (inclusive) or NAME=v1,v2,... Repeat per axis.",
-)
-points_option = click.option(
-    "--points",
-    type=click.Path(exists=True, dir_okay=False),
-    help="CSV file of points instead of --grid (header = parameter names).",
-)
-replicates_option = click.option(
-    "--replicates",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Runs per point; the job gets their number as `replicate` (default 1).",
-)
-rq_queue_option = click.option(
-    "--rq-queue", default=None, help="RQ queue (default: the sweep's, else 'default')."
-)
-job_timeout_option = click.option(
-    "--job-timeout", type=click.IntRange(min=1), default=None, help="RQ job timeout in seconds."
-)
-
-
-def dask_options(func: F, timeout: float = 30.0) -> F:
-    """--dask ADDRESS and --scheduler-file FILE: the Dask scheduler, by address or by the file
-    that ``dask scheduler --scheduler-file`` and dask-jobqueue write; --dask-timeout."""
-    func = click.option(
-        "--dask-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=timeout,
-        show_default=True,
-        help="Seconds to wait for the Dask scheduler to answer.",
-    )(func)
-    func = click.option(
-        "--scheduler-file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Dask scheduler file, instead of --dask.",
-    )(func)
-    return click.option(
-        "--dask",
-        "dask_address",
-        metavar="ADDRESS",
-        default=None,
-        help="Dask scheduler address, e.g. tcp://head:8786.",
-    )(func)
-
-
-def dask_status_options(func: F) -> F:
-    """``dask_options`` for a command that only asks (``sweep status``): a short timeout, after
-    which queued and running show as unknown instead of the command waiting."""
-    return dask_options(func, timeout=2.0)

@@ -8,7 +8,8 @@ import threading
 import click
 
 from collector import logs, signals
-from collector.cli.options import daemon_options, db_option, port_value, redis_options
+from collector.cli.daemon_options import daemon_options
+from collector.cli.options import db_option, port_value, redis_options
 from collector.service import run_collector, run_with_metrics
 from collector.settings import Settings
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from collector import logs
-from collector.cli.options import daemon_options, db_option
+from collector.cli.daemon_options import daemon_options
+from collector.cli.options import db_option
 from collector.errors import ConfigError
 from collector.server.serve import ServeOptions
 from collector.server.serve import serve as run_serve

@@ -10,9 +10,10 @@ from collector.cli.connect import open_redis
 from collector.cli.options import redis_url_option, shards_option
 from collector.shards import known_shards
 from workers.names import FIELD, QueueNames
-from workers.settings import default_spool_dir, mask_url
+from workers.settings import default_spool_dir
 from workers.shards import route
 from workers.spool import Spool
+from workers.urls import masked
 
 
 @click.group()
@@ -64,5 +65,5 @@ def flush(directory: Path | None, redis_url: str, shards: int | None) -> None:
     damaged = f", {result.skipped} damaged span(s) kept in {kept}" if result.skipped else ""
     click.echo(
         f"sent {result.sent} records from {len(files)} file(s) in {directory} "
-        f"to {mask_url(redis_url)}{damaged}"
+        f"to {masked(redis_url)}{damaged}"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from collector.server.binary import find_redis_server
 from collector.server.claim import answers
 from collector.server.process import RedisConfig, running
-from workers.settings import mask_url
+from workers.urls import masked
 
 
 def find_redis(stack: ExitStack, choice: str, workdir: Path) -> tuple[str, str]:
@@ -20,7 +20,7 @@ def find_redis(stack: ExitStack, choice: str, workdir: Path) -> tuple[str, str]:
     install) when there is no redis-server to run."""
     env_url = os.environ.get("COLLECTOR_REDIS_URL")
     if choice == "auto" and env_url and answers(env_url):
-        return env_url, f"COLLECTOR_REDIS_URL ({mask_url(env_url)})"
+        return env_url, f"COLLECTOR_REDIS_URL ({masked(env_url)})"
     binary = find_redis_server()
     config = RedisConfig(bind="127.0.0.1", port=0, directory=workdir, persistent=False)
     server = stack.enter_context(running(binary, config))

@@ -29,6 +29,10 @@ class Dialect:
     def configure(self, engine: sa.Engine, url: sa.URL) -> None:
         """Set up a new engine (connection hooks); nothing by default."""
 
+    def limit_lock_waits(self, engine: sa.Engine, seconds: int) -> None:
+        """Make every statement of ``engine`` wait at most ``seconds`` for a lock another
+        session holds (then fail, classified transient); nothing by default."""
+
     def meta_type(self, conn: sa.Connection, meta: MetaColumn) -> Any:
         """The column type of metadata column ``meta`` in a new table."""
         return meta.sql_type

@@ -140,6 +140,18 @@ class MySQL(Dialect):
             if prep.reserved_words is not reserved:
                 prep.reserved_words = reserved
 
+    def limit_lock_waits(self, engine: sa.Engine, seconds: int) -> None:
+        """Both lock waits of a session: metadata locks (``LOCK TABLES``, DDL) and InnoDB row
+        locks; each fails with error 1205, transient."""
+
+        @event.listens_for(engine, "connect")
+        def _lock_waits(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(
+                    f"SET SESSION lock_wait_timeout = {int(seconds)}, "
+                    f"innodb_lock_wait_timeout = {int(seconds)}"
+                )
+
     def meta_type(self, conn: sa.Connection, meta: MetaColumn) -> Any:
         """``_id`` as VARCHAR(255) (1020 bytes of utf8mb4, under InnoDB's key limit) in a
         binary collation without padding, so ids differing in case or trailing spaces stay

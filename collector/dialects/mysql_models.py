@@ -6,13 +6,12 @@ strips these silently, even in strict mode)."""
 
 from __future__ import annotations
 
-import decimal
-import struct
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from collector.dialects import exact
 from collector.errors import ConfigError
 
 
@@ -48,10 +47,10 @@ def create_exact(table: sa.Table, datetime: type, double: type, id_collation: st
 
 def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
     """For ``table`` as it is (``reflected``: column name -> type): each declared column whose
-    database column would alter a value refuses that value (a ValueError, tied to its record)."""
+    database column would alter a value refuses that value (collector.dialects.exact)."""
     for column in table.columns:
-        found = reflected.get(column.name)
-        if found is None or isinstance(column.type, sa.types.TypeDecorator):
+        found, declared = reflected.get(column.name), column.type
+        if found is None:
             continue
         if isinstance(found, sa.DateTime) and (getattr(found, "fsp", None) or 0) < 6:
             fsp = getattr(found, "fsp", None) or 0
@@ -62,18 +61,21 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
                     f"round every emit time to the second: ALTER TABLE `{quoted}` "
                     "MODIFY `_ts` DATETIME(6)"
                 )
-            column.type = FractionalSeconds(column.name, type(found).__name__.upper(), fsp)
+            kind = type(found).__name__.upper()
+            column.type = exact.FractionalSeconds(column.name, kind, fsp, "DATETIME(6)", declared)
         elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
-            column.type = Padded(column.name, found.length)
+            column.type = exact.TrailingSpace(column.name, found.length, declared)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
-            column.type = SinglePrecision(column.name)
+            column.type = exact.SinglePrecision(column.name, "FLOAT", "DOUBLE", False, declared)
         elif (
             isinstance(found, sa.Numeric)
             and not isinstance(found, sa.Float)
             and found.scale is not None
             and found.precision is not None
         ):
-            column.type = Digits(column.name, found.precision, found.scale)
+            column.type = exact.Digits(
+                column.name, "DECIMAL", found.precision, found.scale, declared
+            )
 
 
 def guard_id(conn: sa.Connection, table: sa.Table) -> None:
@@ -100,99 +102,3 @@ def _apart(collation: str) -> bool:
     """Whether ``collation`` compares byte for byte without padding (MariaDB's ``*_nopad_bin``,
     MySQL 8's ``*_0900_bin``)."""
     return collation.endswith(("_nopad_bin", "_0900_bin"))
-
-
-class FractionalSeconds(sa.types.TypeDecorator):  # type: ignore[type-arg]
-    """A DATETIME or TIMESTAMP column with fsp < 6: a datetime with more digits of a second
-    is refused."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def __init__(self, name: str, kind: str, fsp: int) -> None:
-        super().__init__()
-        self.name, self.kind, self.fsp = name, kind, fsp
-
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is not None and value.microsecond % 10 ** (6 - self.fsp):
-            raise ValueError(
-                f"column {self.name!r} is {self.kind}({self.fsp}): {value} would lose its "
-                f"microseconds (make it DATETIME(6))"
-            )
-        return value
-
-
-class Padded(sa.types.TypeDecorator):  # type: ignore[type-arg]
-    """A CHAR(n) column: the server strips trailing spaces as it reads one, so a string
-    ending in a space is refused."""
-
-    impl = sa.String
-    cache_ok = True
-
-    def __init__(self, name: str, length: int) -> None:
-        super().__init__(length)
-        self.name, self.size = name, length
-
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if isinstance(value, str) and value.endswith(" "):
-            raise ValueError(
-                f"column {self.name!r} is CHAR({self.size}): {value!r} ends in a space, which "
-                f"the server strips as the value is read (make it VARCHAR({self.size}))"
-            )
-        return value
-
-
-class SinglePrecision(sa.types.TypeDecorator):  # type: ignore[type-arg]
-    """A 4-byte FLOAT column: only a number it stores and reads back as sent is taken (one a
-    float32 holds exactly that the server prints in at most 6 significant digits)."""
-
-    impl = sa.Float
-    cache_ok = True
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return value
-        as_float = float(value)
-        single = struct.unpack("f", struct.pack("f", as_float))[0] if abs(as_float) < 3e38 else 0
-        if not (as_float == value == single == float(f"{as_float:.6g}")):
-            raise ValueError(
-                f"column {self.name!r} is FLOAT (single precision): {value!r} would come back "
-                "as another number (make it DOUBLE)"
-            )
-        return value
-
-
-class Digits(sa.types.TypeDecorator):  # type: ignore[type-arg]
-    """A DECIMAL(p, s) column: a number with more than s decimal places (rounded by the server)
-    or more than p - s digits before the point is refused."""
-
-    impl = sa.Numeric
-    cache_ok = True
-
-    def __init__(self, name: str, precision: int, scale: int) -> None:
-        super().__init__(precision, scale)
-        self.name, self.digits, self.places = name, precision, scale
-
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return value
-        number = decimal.Decimal(repr(value) if isinstance(value, float) else value)
-        column = f"column {self.name!r} is DECIMAL({self.digits}, {self.places})"
-        if not number.is_finite():
-            raise ValueError(f"{column}: {value!r} is not a finite number")
-        if number.is_zero():
-            return value
-        _sign, digits, exponent = number.normalize().as_tuple()
-        assert isinstance(exponent, int)  # finite
-        if -exponent > self.places:
-            raise ValueError(f"{column}: {value!r} has more than {self.places} decimal places")
-        if len(digits) + exponent > self.digits - self.places:
-            raise ValueError(
-                f"{column}: {value!r} has more than {self.digits - self.places} digits "
-                "before the point"
-            )
-        return value

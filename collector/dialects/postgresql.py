@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
+from collector.dialects import postgresql_models
 from collector.dialects.base import Dialect
 from collector.store import conflict
 from collector.store.fault import Fault
@@ -60,6 +62,16 @@ class PostgreSQL(Dialect):
     module = "psycopg"
     extra = "postgres"
 
+    def limit_lock_waits(self, engine: sa.Engine, seconds: int) -> None:
+        """``lock_timeout`` for the session (error 55P03, transient), committed at once: a SET
+        inside the transaction the driver opens would be rolled back with it."""
+
+        @event.listens_for(engine, "connect")
+        def _lock_waits(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = '{int(seconds)}s'")
+            dbapi_conn.commit()
+
     def column_problem(self, name: str) -> str | None:
         if name in SYSTEM_COLUMNS:
             return f"column name {name!r}: a PostgreSQL system column"
@@ -93,6 +105,9 @@ class PostgreSQL(Dialect):
                 f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN {quoted} "
                 f"TYPE {float_sql} USING {quoted}::{float_sql}"
             )
+
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
+        postgresql_models.guard(table, reflected)
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return CopyWriter(dialect)

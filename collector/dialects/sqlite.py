@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
+from collector.dialects import exact
 from collector.dialects.base import Dialect
 from collector.netfs import journal_mode
 from collector.store import conflict
@@ -102,6 +103,16 @@ class SQLite(Dialect):
         conn.exec_driver_sql(f"INSERT INTO {new} ({names}) SELECT {names} FROM {old}")  # noqa: S608
         conn.exec_driver_sql(f"DROP TABLE {old}")
         conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {old}")
+
+    def guard_model(self, conn: sa.Connection, table: sa.Table, reflected: dict[str, Any]) -> None:
+        """A NUMERIC column refuses a number SQLAlchemy would read back as another (it reads
+        one through a float rounded to the scale); every other SQLite column keeps its value."""
+        for column in table.columns:
+            found = reflected.get(column.name)
+            if isinstance(found, sa.Numeric) and not isinstance(found, sa.Float):
+                column.type = exact.ReadAsDecimal(
+                    column.name, "NUMERIC", found.precision, found.scale, column.type
+                )
 
     def fast_writer(self, dialect: sa.Dialect) -> Writer:
         return SQLiteWriter(dialect)

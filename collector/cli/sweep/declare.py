@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from collector.cli.connect import open_db
-from collector.cli.options import db_option, grid_option, points_option, replicates_option
+from collector.cli.options import db_option
 from collector.cli.points import read_points
+from collector.cli.sweep.options import grid_option, points_option, replicates_option
 from collector.sweeps import ledger
 
 

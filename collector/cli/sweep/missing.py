@@ -7,14 +7,8 @@ import click
 import sqlalchemy as sa
 
 from collector.cli.connect import open_dask, open_db, open_redis
-from collector.cli.options import (
-    dask_options,
-    db_option,
-    job_timeout_option,
-    output_option,
-    redis_options,
-    rq_queue_option,
-)
+from collector.cli.options import db_option, output_option, redis_options
+from collector.cli.sweep.options import dask_options, job_timeout_option, rq_queue_option
 from collector.cli.sweep.status import noted
 from collector.errors import CommandFailed, ConfigError
 from collector.sweeps import daskjobs, ledger

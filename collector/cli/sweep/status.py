@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.connect import dask_address_of, open_db, open_redis
-from collector.cli.options import dask_status_options, db_option, redis_options, rq_queue_option
+from collector.cli.options import db_option, redis_options
+from collector.cli.sweep.options import dask_status_options, rq_queue_option
 from collector.errors import ConfigError
 from collector.sweeps import accounting, ledger
 from collector.sweeps.accounting import sacct_command

@@ -12,16 +12,15 @@ import click
 import sqlalchemy as sa
 
 from collector.cli.connect import open_dask, open_db, open_redis
-from collector.cli.options import (
+from collector.cli.options import db_option, redis_options
+from collector.cli.points import read_points
+from collector.cli.sweep.options import (
     dask_options,
-    db_option,
     grid_option,
     job_timeout_option,
     points_option,
-    redis_options,
     replicates_option,
 )
-from collector.cli.points import read_points
 from collector.errors import ConfigError
 from collector.sweeps import daskjobs, ledger
 from collector.sweeps.ledger import Point

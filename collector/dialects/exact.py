@@ -1,0 +1,300 @@
+"""``--models``: column types that refuse a value their database column would store altered.
+
+A database rounds a decimal to its scale, a timestamp to its precision, a number to a 4-byte
+float, and pads a ``CHAR(n)``, all silently; each dialect's ``guard_model`` puts one of these
+types on a declared column whose database column does that. A refused value raises a
+ValueError as it is bound, which ties it to its record (dead-lettered with the reason).
+
+A user's own TypeDecorator is kept inside the guard: its ``process_bind_param`` converts the
+value first, and what it returns (the value the column receives) is what is checked.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import struct
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class Guard(sa.types.TypeDecorator):  # type: ignore[type-arg]
+    """A column type that refuses a value ``problem`` finds fault with, and binds the rest
+    through ``bind`` (the type it wraps, a user's TypeDecorator, converts first)."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, name: str, wrapped: sa.types.TypeEngine[Any] | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.wrapped = wrapped if isinstance(wrapped, sa.types.TypeDecorator) else None
+        self.impl = self.wrapped.impl_instance if self.wrapped else self.base()  # type: ignore[assignment]
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        """The column type underneath when no user's TypeDecorator is wrapped."""
+        raise NotImplementedError
+
+    def problem(self, value: Any) -> str | None:
+        """What the column would do to ``value``, after ``column 'x' is``; None: stored as is."""
+        raise NotImplementedError
+
+    def bind(self, value: Any) -> Any:
+        """The value as it is sent to the driver (a float as its exact decimal, say)."""
+        return value
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if self.wrapped is not None:
+            value = self.wrapped.process_bind_param(value, dialect)
+        if value is None:
+            return value
+        problem = self.problem(value)
+        if problem is not None:
+            raise ValueError(f"column {self.name!r} is {problem}")
+        return self.bind(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if self.wrapped is None:
+            return value
+        return self.wrapped.process_result_value(value, dialect)
+
+
+def as_decimal(value: Any) -> decimal.Decimal:
+    """A number as the decimal it reads as: a float by its shortest repr (what was sent)."""
+    return decimal.Decimal(repr(value) if isinstance(value, float) else value)
+
+
+class Digits(Guard):
+    """A ``DECIMAL(p, s)``/``NUMERIC(p, s)`` column: a number with more than s decimal places
+    (rounded by the database) or more than p - s digits before the point is refused; a float
+    goes as its exact decimal (PostgreSQL casts a float parameter to 15 digits)."""
+
+    cache_ok = True
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        precision: int | None,
+        scale: int | None,
+        wrapped: sa.types.TypeEngine[Any] | None = None,
+    ) -> None:
+        self.kind, self.precision, self.scale = kind, precision, scale
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.Numeric(self.precision, self.scale)
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+            return None  # not a number: the driver or the database refuses it
+        number = as_decimal(value)
+        column = (
+            self.kind if self.precision is None else f"{self.kind}({self.precision}, {self.scale})"
+        )
+        if not number.is_finite():
+            return f"{column}: {value!r} is not a finite number"
+        if number.is_zero() or self.precision is None or self.scale is None:
+            return None
+        _sign, digits, exponent = number.normalize().as_tuple()
+        assert isinstance(exponent, int)  # finite
+        if -exponent > self.scale:
+            return f"{column}: {value!r} has more than {self.scale} decimal places"
+        if len(digits) + exponent > self.precision - self.scale:
+            return (
+                f"{column}: {value!r} has more than {self.precision - self.scale} digits "
+                "before the point"
+            )
+        return None
+
+    def bind(self, value: Any) -> Any:
+        return as_decimal(value) if isinstance(value, float) else value
+
+
+class ReadAsDecimal(Digits):
+    """SQLite's ``NUMERIC``: the value is kept as sent, but SQLAlchemy reads it back through a
+    float rounded to the scale (10 places without one): a number that read would not give back
+    is refused too. Bound as it is (SQLite has no decimal type)."""
+
+    cache_ok = True
+
+    def problem(self, value: Any) -> str | None:
+        found = super().problem(value)
+        if found is not None or isinstance(value, bool) or not isinstance(value, int | float):
+            return found
+        places = 10 if self.scale is None else self.scale
+        if decimal.Decimal(f"{float(value):.{places}f}") != as_decimal(value):
+            column = (
+                self.kind if self.precision is None else f"{self.kind}({self.precision}, {places})"
+            )
+            return f"{column}: {value!r} would be read back as another number"
+        return None
+
+    def bind(self, value: Any) -> Any:
+        return value
+
+
+class SinglePrecision(Guard):
+    """A 4-byte float column: only a number it stores and prints back as sent is taken (one a
+    float32 holds exactly, printed in at most 6 significant digits by MySQL, in the shortest
+    digits that name the float32 by PostgreSQL)."""
+
+    cache_ok = True
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        advice: str,
+        shortest: bool,
+        wrapped: sa.types.TypeEngine[Any] | None = None,
+    ) -> None:
+        self.kind, self.advice, self.shortest = kind, advice, shortest
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.Float()
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        as_float = float(value)
+        if self.shortest and not math.isfinite(as_float):
+            return None  # PostgreSQL's REAL keeps NaN and the infinities
+        single = struct.unpack("f", struct.pack("f", as_float))[0] if abs(as_float) < 3e38 else 0
+        if not (as_float == value == single == self.printed(single)):
+            return (
+                f"{self.kind} (single precision): {value!r} would come back as another "
+                f"number (make it {self.advice})"
+            )
+        return None
+
+    def printed(self, single: float) -> float:
+        """The float32 ``single`` as the server prints it, read as a float."""
+        if not self.shortest:
+            return float(f"{single:.6g}")
+        for digits in range(1, 10):
+            text = f"{single:.{digits}g}"
+            if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
+                return float(text)
+        return single  # nine digits always name a float32
+
+
+class FractionalSeconds(Guard):
+    """A ``DATETIME(p)``/``TIMESTAMP(p)`` column with p < 6: a datetime with more digits of a
+    second is refused."""
+
+    cache_ok = True
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        fsp: int,
+        advice: str,
+        wrapped: sa.types.TypeEngine[Any] | None = None,
+    ) -> None:
+        self.kind, self.fsp, self.advice = kind, fsp, advice
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.DateTime()
+
+    def problem(self, value: Any) -> str | None:
+        if getattr(value, "microsecond", 0) % 10 ** (6 - self.fsp):
+            return (
+                f"{self.kind}({self.fsp}): {value} would lose its microseconds "
+                f"(make it {self.advice})"
+            )
+        return None
+
+
+class TrailingSpace(Guard):
+    """MySQL's ``CHAR(n)``: the server strips trailing spaces as it reads one, so a string
+    ending in a space is refused."""
+
+    cache_ok = True
+
+    def __init__(
+        self, name: str, length: int, wrapped: sa.types.TypeEngine[Any] | None = None
+    ) -> None:
+        self.length = length
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.String(self.length)
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, str) and value.endswith(" "):
+            return (
+                f"CHAR({self.length}): {value!r} ends in a space, which the server strips as "
+                f"the value is read (make it VARCHAR({self.length}))"
+            )
+        return None
+
+
+class Padded(Guard):
+    """PostgreSQL's ``CHAR(n)``: a shorter string comes back padded with spaces, a longer one
+    is refused or (past n, all spaces) trimmed: only a string of exactly n characters is taken."""
+
+    cache_ok = True
+
+    def __init__(
+        self, name: str, length: int, wrapped: sa.types.TypeEngine[Any] | None = None
+    ) -> None:
+        self.length = length
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.String(self.length)
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, str) and len(value) != self.length:
+            return (
+                f"CHAR({self.length}): a string of {len(value)} characters would be padded or "
+                f"trimmed to {self.length} (make it VARCHAR({self.length}))"
+            )
+        return None
+
+
+class Length(Guard):
+    """A ``VARCHAR(n)`` column: a longer string is refused here, with its length, before the
+    database refuses the whole statement."""
+
+    cache_ok = True
+
+    def __init__(
+        self, name: str, length: int, wrapped: sa.types.TypeEngine[Any] | None = None
+    ) -> None:
+        self.length = length
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.String(self.length)
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, str) and len(value) > self.length:
+            return f"VARCHAR({self.length}): a string of {len(value)} characters is too long"
+        return None
+
+
+class IntRange(Guard):
+    """A ``SMALLINT`` or ``INTEGER`` column: an int outside its range is refused with the range."""
+
+    cache_ok = True
+
+    def __init__(
+        self, name: str, kind: str, bits: int, wrapped: sa.types.TypeEngine[Any] | None = None
+    ) -> None:
+        self.kind, self.bits = kind, bits
+        self.low, self.high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        super().__init__(name, wrapped)
+
+    def base(self) -> sa.types.TypeEngine[Any]:
+        return sa.Integer()
+
+    def problem(self, value: Any) -> str | None:
+        if type(value) is int and not self.low <= value <= self.high:
+            return f"{self.kind}: {value} is outside {self.low}..{self.high}"
+        return None

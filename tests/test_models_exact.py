@@ -1,0 +1,218 @@
+"""``--models`` on PostgreSQL and SQLite: a declared column whose database column would store a
+value altered (rounded, padded, cast to 4 bytes) refuses that value with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import fakeredis
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from collector.dialects import exact
+from collector.errors import ConfigError
+from collector.models import prepare_models
+from collector.settings import Settings
+from tests.helpers import dead_reasons, typed_rows
+from tests.test_models import collect
+from workers.emitter import Emitter
+
+MODELS = """\
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Upper(sa.types.TypeDecorator):
+    impl = sa.String(4)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else value.upper()
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    price = mapped_column(sa.Numeric(10, 2))
+    exact = mapped_column(sa.Numeric)
+    r = mapped_column(sa.REAL)
+    when = mapped_column(postgresql.TIMESTAMP(precision=3))
+    small = mapped_column(sa.SmallInteger)
+    i = mapped_column(sa.Integer)
+    code = mapped_column(sa.String(5))
+    fixed = mapped_column(sa.CHAR(5))
+    up = mapped_column(Upper)
+"""
+AT = dt.datetime(2024, 7, 1, 10, 30, 15, 123000)
+PREFIX = "cannot store the row: "
+
+
+def store(url: str, queue: str, client: fakeredis.FakeRedis, source: str, sent: dict) -> int:
+    declared = prepare_models(source, url)
+    emitter = Emitter(queue=queue, client=client)
+    for key, data in sent.items():
+        emitter.emit(data, table="readings", key=key)
+    settings = Settings(db_url=url, queue=queue, max_wait=0.05, consumer="test")
+    return collect(settings, client, declared).counters.stored
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("defaults", [False, True], ids=["copy", "insert"])
+def test_values_a_postgresql_column_would_alter_are_refused_with_a_reason(
+    module_file, pg_url, queue, fake_redis, defaults
+) -> None:
+    source = MODELS
+    if defaults:  # a Python-side default: SQLAlchemy's own insert, floats bound as parameters
+        source += '    note = mapped_column(sa.Text, default="n")\n'
+    ok = {"price": 12.5, "exact": 0.1 + 0.2, "r": 0.5, "when": AT, "small": -32768,
+          "i": 2**31 - 1, "code": "abcde", "fixed": "ab   ", "up": "abc"}  # fmt: skip
+    sent = {
+        "ok": ok,
+        "cents": {"price": 1.234},
+        "big": {"price": 123456789.5},
+        "single": {"r": 0.1},
+        "usec": {"when": AT.replace(microsecond=123456)},
+        "small": {"small": 40000},
+        "int": {"i": 2**31},
+        "long": {"code": "abcdef"},
+        "short": {"fixed": "ab"},
+        "upper": {"up": "abcde"},
+    }
+    assert store(pg_url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + "column 'price' is NUMERIC(10, 2): 1.234 has more than 2 decimal places",
+        PREFIX + "column 'price' is NUMERIC(10, 2): 123456789.5 has more than 8 digits "
+        "before the point",
+        PREFIX + "column 'r' is REAL (single precision): 0.1 would come back as another "
+        "number (make it DOUBLE PRECISION)",
+        PREFIX + "column 'when' is TIMESTAMP(3): 2024-07-01 10:30:15.123456 would lose its "
+        "microseconds (make it TIMESTAMP(6))",
+        PREFIX + "column 'small' is SMALLINT: 40000 is outside -32768..32767",
+        PREFIX + "column 'i' is INTEGER: 2147483648 is outside -2147483648..2147483647",
+        PREFIX + "column 'code' is VARCHAR(5): a string of 6 characters is too long",
+        PREFIX + "column 'fixed' is CHAR(5): a string of 2 characters would be padded or "
+        "trimmed to 5 (make it VARCHAR(5))",
+        PREFIX + "column 'up' is VARCHAR(4): a string of 5 characters is too long",
+    ]
+    (row,) = typed_rows(pg_url, "readings")
+    assert {k: row[k] for k in ok} == {
+        **ok, "price": decimal.Decimal("12.50"), "exact": decimal.Decimal("0.30000000000000004"),
+        "up": "ABC",
+    }  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_an_existing_postgresql_ts_that_rounds_is_refused_at_start(module_file, pg_url) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE readings ("_id" VARCHAR(64) PRIMARY KEY, '
+                             '"_ts" TIMESTAMP(0), price NUMERIC(10, 2))')  # fmt: skip
+    engine.dispose()
+    source = MODELS.split("    exact =")[0]
+    with pytest.raises(ConfigError) as caught:
+        prepare_models(module_file(source), pg_url)
+    assert str(caught.value) == (
+        "model table 'readings': column _ts is TIMESTAMP(0), which would round every emit "
+        'time: ALTER TABLE "readings" ALTER COLUMN "_ts" TYPE TIMESTAMP(6)'
+    )
+
+
+def test_values_sqlite_would_read_back_altered_are_refused(
+    module_file, sqlite_url, queue, fake_redis
+) -> None:
+    source = MODELS.split("    r =")[0] + "    wide = mapped_column(sa.Numeric(30, 20))\n"
+    sent = {
+        "ok": {"price": 12.5, "exact": 0.25, "wide": 2.5},
+        "cents": {"price": 1.234},
+        "digits": {"exact": 0.1 + 0.2},
+        "tenth": {"wide": 0.1},
+    }
+    assert store(sqlite_url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + "column 'price' is NUMERIC(10, 2): 1.234 has more than 2 decimal places",
+        PREFIX + "column 'exact' is NUMERIC: 0.30000000000000004 would be read back as "
+        "another number",
+        PREFIX + "column 'wide' is NUMERIC(30, 20): 0.1 would be read back as another number",
+    ]
+    (row,) = typed_rows(sqlite_url, "readings")
+    assert (row["price"], row["exact"], row["wide"]) == (
+        decimal.Decimal("12.50"), decimal.Decimal("0.25"), decimal.Decimal("2.5")
+    )  # fmt: skip
+
+
+NUMBERS = st.one_of(
+    st.integers(0, 8).flatmap(
+        lambda places: st.decimals(
+            min_value=-(10**10), max_value=10**10, places=places, allow_nan=False
+        )
+    ),
+    st.decimals(min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False),
+    st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    st.integers(-(10**14), 10**14),
+)
+
+
+@pytest.mark.postgres
+def test_numeric_accepts_exactly_what_postgresql_stores_unaltered(pg_url) -> None:
+    engine = sa.create_engine(pg_url)
+    conn = engine.connect()
+
+    @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(NUMBERS, st.integers(1, 14).flatmap(lambda p: st.tuples(st.just(p), st.integers(0, p))))
+    def check(value: object, ps: tuple[int, int]) -> None:
+        precision, scale = ps
+        guard = exact.Digits("x", "NUMERIC", precision, scale)
+        text = repr(value) if isinstance(value, float) else str(value)
+        try:  # what PostgreSQL makes of the value sent as text (COPY's way)
+            with conn.begin_nested():
+                back = conn.exec_driver_sql(
+                    f"SELECT CAST(CAST(%(v)s AS TEXT) AS NUMERIC({precision}, {scale}))",
+                    {"v": text},
+                ).scalar()
+        except sa.exc.DataError:
+            back = None  # numeric field overflow
+        kept = back is not None and back == decimal.Decimal(text)
+        assert (guard.problem(value) is None) == kept, (value, precision, scale, back)
+
+    try:
+        check()
+    finally:
+        conn.close()
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
+    engine = sa.create_engine(pg_url)
+    conn = engine.connect()
+    guard = exact.SinglePrecision("x", "REAL", "DOUBLE PRECISION", True)
+
+    @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.floats(width=32), st.floats(), st.integers(-(2**26), 2**26)))
+    def check(value: float) -> None:
+        try:
+            with conn.begin_nested():
+                printed, stored = conn.exec_driver_sql(
+                    "SELECT CAST(CAST(%(v)s AS TEXT) AS REAL)::TEXT, "
+                    "CAST(CAST(%(v)s AS TEXT) AS REAL)::FLOAT8",
+                    {"v": repr(value)},
+                ).one()
+        except sa.exc.DataError:
+            printed = stored = None  # out of range for a REAL
+        kept = stored is not None and stored == value and float(printed) == value
+        if value != value:  # NaN: stored and printed as NaN
+            kept = stored != stored and printed == "NaN"
+        assert (guard.problem(value) is None) == kept, (value, printed, stored)
+
+    try:
+        check()
+    finally:
+        conn.close()
+        engine.dispose()
