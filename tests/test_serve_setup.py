@@ -101,3 +101,23 @@ def test_a_data_directory_made_private_and_one_that_cannot_be(tmp_path, monkeypa
         f"--dir {data}: cannot make {data} private (Operation not permitted); give serve a "
         "directory of your own"
     )
+
+
+@pytest.mark.parametrize("planted", ["redis.log", "appendonlydir"])
+def test_a_symlink_planted_in_a_data_directory_is_refused(tmp_path, planted):
+    """Someone who could write into a loose ``--dir`` before serve made it private would get
+    redis-server's log or append-only files written where they point."""
+    from collector.errors import ConfigError
+    from collector.server.process import make_private
+
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir(mode=0o777)
+    elsewhere.mkdir()
+    (data / planted).symlink_to(elsewhere / planted)
+    with pytest.raises(ConfigError) as caught:
+        make_private(data)
+    assert str(caught.value) == (
+        f"--dir {data}: {data / planted} is a symbolic link, which serve does not follow; "
+        "give serve a directory of your own"
+    )
+    assert list(elsewhere.iterdir()) == []

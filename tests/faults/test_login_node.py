@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from collector.errors import RET_BROKER
+from collector.errors import RET_BROKER, RET_CONFIG
 from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
 from faults.test_serve import JOB, TESTS, Serves, command, redis_child
 
@@ -184,3 +184,40 @@ def test_the_data_directory_and_its_files_are_private_even_when_it_existed(serve
     loose = {str(p): oct(m) for p, m in modes.items() if m & 0o077}
     assert loose == {}
     assert serve.stop(signal.SIGTERM, timeout=60) == 0
+
+
+def test_what_another_user_planted_in_a_loose_data_directory_is_refused(
+    serves, tmp_path, other_user
+):
+    """A ``--dir`` that existed writable by others: a symbolic link planted in it (redis-server
+    would write its log and append-only files where it points) or, as root, a file of theirs
+    (still theirs after a chmod) ends serve in one line, with no connection file."""
+    loot = tmp_path / "loot"
+    loot.mkdir()
+    serves.data.mkdir()
+    os.chmod(serves.data, 0o777)
+    link = serves.data / "appendonlydir"
+    link.symlink_to(loot)
+    theirs = serves.data / "redis.log"
+    theirs.touch()
+    if other_user is not None:
+        entry = pwd.getpwnam(other_user)
+        for path in (loot, link, theirs):
+            os.lchown(path, entry.pw_uid, entry.pw_gid)
+    serve = serves.start_failing()
+    assert serve.returncode == RET_CONFIG
+    assert serve.err.strip().splitlines() == [
+        f"Error: --dir {serves.data}: {link} is a symbolic link, which serve does not follow; "
+        "give serve a directory of your own"
+    ]
+    link.unlink()
+    if other_user is not None:
+        serve = serves.start_failing()
+        assert serve.returncode == RET_CONFIG
+        assert serve.err.strip().splitlines() == [
+            f"Error: --dir {serves.data}: {theirs} belongs to another user; give serve a "
+            "directory of your own"
+        ]
+    assert not serves.file.exists()
+    assert list(loot.iterdir()) == []
+    assert theirs.read_bytes() == b""
