@@ -46,7 +46,8 @@ How a result travels, by file (the node side is the ``workers`` package):
     server/               ``collector serve``: serve.py (the order of things), process.py (the
                           private redis-server, its own user and id), claim.py (the name, the
                           connection file; workers/identity.py checks the server answering)
-    web/                  the status page: app.py, data.py, hosts.py (the Host header check)
+    web/                  the status page: app.py, data.py, hosts.py (the Host header check),
+                          peers.py (without a token: only its own user's connections)
     cli/                  one file per command, each only adapting flags to calls (sweep/: one
                           per subcommand); options.py (shared flags), connect.py, values.py and
                           points.py (text into values), failure.py

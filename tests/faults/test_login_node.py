@@ -25,6 +25,7 @@ import redis
 from collector.errors import RET_BROKER, RET_CONFIG
 from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
 from faults.test_serve import JOB, TESTS, Serves, command, redis_child
+from tests.webtools import http_get, start_web, stop_web
 
 pytestmark = pytest.mark.slow
 
@@ -221,3 +222,26 @@ def test_what_another_user_planted_in_a_loose_data_directory_is_refused(
     assert not serves.file.exists()
     assert list(loot.iterdir()) == []
     assert theirs.read_bytes() == b""
+
+
+def test_the_status_page_answers_no_other_user_of_the_node(tmp_path, other_user):
+    """Without a token the page (its tables, record previews in its dead letters) is this
+    user's: another user's program connecting to its loopback port is refused."""
+    if other_user is None:
+        pytest.skip("being another user takes root")
+    curl = shutil.which("curl") or missing("curl")
+    web, base = start_web("redis://127.0.0.1:1/0", f"sqlite:///{tmp_path / 'r.db'}", "q")
+    try:
+        assert http_get(base + "/api/tables")[0] == 200
+        theirs = subprocess.run(
+            ["runuser", "-u", other_user, "--", curl, "-s", "-w", "\\n%{http_code}",
+             base + "/api/tables"],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        )  # fmt: skip
+        body, code = theirs.stdout.rsplit("\n", 1)
+        assert (code, json.loads(body)) == ("403", {
+            "error": "without a token this page answers only to the user who started it, on "
+            "this machine: start it with --token (or COLLECTOR_WEB_TOKEN) to share it"
+        })  # fmt: skip
+    finally:
+        stop_web(web)
