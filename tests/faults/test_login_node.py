@@ -55,13 +55,17 @@ class Foreign:
     """Someone else's redis-server on ``port``: no password (or, ``any_password``, a user named
     like serve's that takes any password), run as ``user`` when given."""
 
-    def __init__(self, port: int, user: str | None, *, any_password: bool = False) -> None:
+    def __init__(
+        self, port: int, user: str | None, *, any_password: bool = False, marker: str = ""
+    ) -> None:
         binary = shutil.which("redis-server") or missing("redis-server")
         self.directory = Path(tempfile.mkdtemp(prefix="foreign-redis-"))
         argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
         if any_password:
             argv += ["--user", "collector", "on", "nopass", "~*", "&*", "+@all"]
+        if marker:  # the disabled user a serve's server id names (workers.identity)
+            argv += ["--user", marker, "off"]
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
@@ -245,3 +249,38 @@ def test_the_status_page_answers_no_other_user_of_the_node(tmp_path, other_user)
         })  # fmt: skip
     finally:
         stop_web(web)
+
+
+def test_a_config_directory_others_can_write_is_refused(serves, tmp_path, other_user):
+    """Whoever can write into the config directory can put a connection file there that names
+    their own server, server id included: nothing may trust a file in it."""
+    port, server_id = free_port(), uuid.uuid4().hex
+    foreign = Foreign(port, other_user, any_password=True, marker=f"rc-server-{server_id}")
+    try:
+        config = serves.file.parent
+        config.mkdir(parents=True)
+        os.chmod(config, 0o777)
+        planted = {
+            "name": "default", "url": f"redis://collector:x@127.0.0.1:{port}/0",
+            "host": "127.0.0.1", "port": port, "pid": 1, "hostname": "elsewhere",
+            "started": "2026-12-01T00:00:00+00:00", "queue": "collector:results",
+            "server_id": server_id,
+        }  # fmt: skip
+        serves.file.write_text(json.dumps(planted))
+        if other_user is not None:
+            entry = pwd.getpwnam(other_user)
+            os.chown(serves.file, entry.pw_uid, entry.pw_gid)
+        refusal = (
+            f"Error: {config} can be written by other users, who could replace the connection "
+            f"files in it: make it yours alone (chmod 700 {config}) or pick another "
+            "COLLECTOR_CONFIG_DIR"
+        )
+        emit = serves.run(*command("emit", "--table", "t", "x=1"), COLLECTOR_EMIT_TIMEOUT="0")
+        assert (emit.returncode, emit.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        status = serves.run(*command("status"))
+        assert (status.returncode, status.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        serve = serves.start_failing()
+        assert (serve.returncode, serve.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        assert foreign.client.keys("*") == []
+    finally:
+        foreign.stop()
