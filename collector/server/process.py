@@ -135,9 +135,12 @@ class RedisProcess:
         self.log = config.directory / "redis.log"
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
         fd = os.open(self.log, flags, 0o600)
+        # Our own variables (COLLECTOR_DB_URL may hold a password) are nothing redis-server needs.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         with os.fdopen(fd, "ab") as log:
             self.proc = subprocess.Popen(
                 [binary.path, "-"],
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
