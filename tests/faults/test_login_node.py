@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import rq
 
 from collector.errors import RET_BROKER, RET_CONFIG
 from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
@@ -284,3 +285,42 @@ def test_a_config_directory_others_can_write_is_refused(serves, tmp_path, other_
         assert foreign.client.keys("*") == []
     finally:
         foreign.stop()
+
+
+def test_a_waiting_rq_worker_ends_when_serve_dies_and_takes_nothing_from_its_port(
+    serves, tmp_path, other_user
+):
+    """RQ reconnects on its own: a worker left waiting when serve dies must not take (and
+    unpickle) a job from whoever takes the port next; it ends in one line naming the file."""
+    serve = serves.start()
+    child = redis_child(serve)
+    port = int(json.loads(serves.file.read_text())["port"])
+    worker = Process(
+        [sys.executable, "-m", "rq.cli", "worker", "-c", "workers.rqconfig",
+         "-w", "rq.worker.SimpleWorker", "--path", str(TESTS), "guarded"],
+        env=serves.env(),
+    )  # fmt: skip
+    foreign = None
+    try:
+        ours = redis.Redis.from_url(json.loads(serves.file.read_text())["url"])
+        wait_until(lambda: ours.scard("rq:workers") == 1, 60, "the worker to register")
+        ours.close()
+        assert worker.poll() is None
+        serve.stop(signal.SIGKILL)
+        wait_until(lambda: not child.is_running(), 15, "redis-server to die with its parent")
+        foreign = Foreign(port, other_user, any_password=True)
+        marker = tmp_path / "ran"
+        rq.Queue("guarded", connection=foreign.client).enqueue("os.system", f"touch {marker}")
+        wait_until(lambda: worker.poll() is not None or marker.exists(), 60, "the worker's end")
+        assert not marker.exists()
+        assert worker.stop(None) != 0
+        last = worker.err.strip().splitlines()[-1]
+        assert last.startswith("rq worker -c workers.rqconfig: "), worker.err
+        assert str(serves.file) in last
+        assert foreign.client.llen("rq:queue:guarded") == 1  # the job is still there, untaken
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.stop(None)
+        if foreign is not None:
+            foreign.stop()
