@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 import rq
@@ -74,6 +75,9 @@ class Foreign:
         self.proc = subprocess.Popen(argv, cwd="/", stdout=subprocess.DEVNULL)
         self.client = redis.Redis(port=port)
         wait_until(self._answers, 15, f"the foreign redis-server on port {port}")
+        pid = int(self.client.info("server")["process_id"])
+        uid = pwd.getpwnam(user).pw_uid if user is not None else os.geteuid()
+        assert psutil.Process(pid).uids().real == uid  # really that user's server
 
     def _answers(self) -> bool:
         try:
