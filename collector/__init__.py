@@ -46,8 +46,10 @@ How a result travels, by file (the node side is the ``workers`` package):
     status.py             what ``status`` and the page show, from a client and engine kept
     server/               ``collector serve``: serve.py (the order of things), process.py (the
                           private redis-server, its own user and id), claim.py (the name, the
-                          connection file; workers/identity.py checks the server answering)
-    web/                  the status page: app.py, data.py, hosts.py (the Host header check)
+                          connection file; workers/identity.py checks the server answering,
+                          workers/guard.py ends an RQ worker whose server went away)
+    web/                  the status page: app.py, data.py, hosts.py (the Host header check),
+                          peers.py (without a token: only its own user's connections)
     cli/                  one file per command, each only adapting flags to calls (sweep/: one
                           per subcommand, sweep/options.py their flags); options.py (where
                           Redis, the database, the queue are), daemon_options.py (run's and

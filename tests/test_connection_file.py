@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import workers
 from collector.cli import main
@@ -20,7 +22,7 @@ from collector.errors import RET_BROKER, RET_CONFIG, ConfigError
 from collector.server.process import free_port
 from collector.settings import Settings
 from workers import Emitter
-from workers.connection import ServerInfo, connection_file, find_server
+from workers.connection import ServerInfo, check_private, connection_file, find_server
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL, EmitterSettings
 
 PASSWORD = "s3cret-pass"
@@ -228,3 +230,32 @@ def test_a_bad_url_in_the_file_is_one_line_naming_the_file():
         ], args
     with pytest.raises(ConfigError, match=f"^{path}: redis url port 99999"):
         EmitterSettings.from_env()
+
+
+@settings(max_examples=40, deadline=None)
+@given(mode=st.integers(0o700, 0o777))
+def test_a_config_directory_is_trusted_exactly_when_only_its_owner_can_write(
+    tmp_path_factory, mode
+):
+    folder = tmp_path_factory.mktemp("config")
+    folder.chmod(mode)
+    if mode & 0o022:
+        with pytest.raises(ValueError, match="can be written by other users"):
+            check_private(folder)
+    else:
+        check_private(folder)
+    check_private(folder / "missing")  # not there: nothing to trust yet
+
+
+def test_find_server_refuses_a_config_directory_others_can_write(monkeypatch, tmp_path):
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    folder.chmod(0o777)
+    monkeypatch.setenv("COLLECTOR_CONFIG_DIR", str(folder))
+    monkeypatch.delenv("COLLECTOR_REDIS_URL", raising=False)
+    with pytest.raises(ValueError) as caught:
+        find_server()
+    assert str(caught.value).startswith(f"{folder} can be written by other users")
+    with pytest.raises(ValueError):
+        write_file()
+    assert list(folder.iterdir()) == []

@@ -101,3 +101,45 @@ def test_a_data_directory_made_private_and_one_that_cannot_be(tmp_path, monkeypa
         f"--dir {data}: cannot make {data} private (Operation not permitted); give serve a "
         "directory of your own"
     )
+
+
+@pytest.mark.parametrize("planted", ["redis.log", "appendonlydir"])
+def test_a_symlink_planted_in_a_data_directory_is_refused(tmp_path, planted):
+    """Someone who could write into a loose ``--dir`` before serve made it private would get
+    redis-server's log or append-only files written where they point."""
+    from collector.errors import ConfigError
+    from collector.server.process import make_private
+
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir(mode=0o777)
+    elsewhere.mkdir()
+    (data / planted).symlink_to(elsewhere / planted)
+    with pytest.raises(ConfigError) as caught:
+        make_private(data)
+    assert str(caught.value) == (
+        f"--dir {data}: {data / planted} is a symbolic link, which serve does not follow; "
+        "give serve a directory of your own"
+    )
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_redis_server_gets_no_collector_variable_in_its_environment(tmp_path, monkeypatch):
+    """COLLECTOR_DB_URL may hold the database's password: redis-server has no use for it."""
+    from collector.server.binary import RedisBinary
+    from collector.server.process import RedisConfig, RedisProcess
+
+    dump = tmp_path / "env.txt"
+    script = tmp_path / "redis-server"
+    script.write_text(f"#!/bin/sh\nenv > {dump}\n")
+    script.chmod(0o700)
+    monkeypatch.setenv("COLLECTOR_DB_URL", "postgresql://me:db-s3cret@db/x")
+    monkeypatch.setenv("RC_OTHER", "kept")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    server = RedisProcess(
+        RedisBinary(str(script), (7, 0, 0), "PATH"), RedisConfig("127.0.0.1", 1, data)
+    )
+    assert server.proc.wait(30) == 0
+    text = dump.read_text()
+    assert "RC_OTHER=kept" in text
+    assert "COLLECTOR_" not in text

@@ -326,3 +326,50 @@ def test_a_scheduler_that_does_not_answer_is_asked_once_a_refresh(
         ("d", False, 2, "no Dask scheduler noted for the sweep: collector sweep status --dask "
                         "ADDRESS"),
     ]  # fmt: skip
+
+
+def test_proc_net_tcp_forms_of_an_address() -> None:
+    from collector.web.peers import forms
+
+    assert forms("127.0.0.1", 8080) == ["0100007F:1F90", "0000000000000000FFFF00000100007F:1F90"]
+    assert forms("::ffff:127.0.0.1", 80) == forms("127.0.0.1", 80)
+    assert forms("::1", 443) == ["00000000000000000000000001000000:01BB"]
+
+
+def test_the_owner_of_a_connected_socket_on_this_machine_is_found() -> None:
+    import os
+    import socket
+
+    from collector.web.peers import can_tell, peer_uid
+
+    if not can_tell():
+        pytest.skip("no /proc/net/tcp here")
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as client:
+        accepted, _ = server.accept()
+        with accepted:
+            assert peer_uid(client.getsockname(), server.getsockname()) == os.geteuid()
+            assert peer_uid(server.getsockname(), client.getsockname()) == os.geteuid()
+            assert peer_uid(("127.0.0.1", 1), server.getsockname()) is None
+
+
+@pytest.mark.parametrize("owner", ["me", "another user", "nobody here"])
+def test_without_a_token_only_this_users_own_sockets_are_served(
+    sqlite_url, queue, monkeypatch, owner
+) -> None:
+    import os
+
+    from collector.web import peers
+
+    uid = {"me": os.geteuid(), "another user": os.geteuid() + 1, "nobody here": None}[owner]
+    monkeypatch.setattr(peers, "peer_uid", lambda client, server: uid)
+    monkeypatch.setattr(peers, "can_tell", lambda: True)
+    app = create_app("redis://127.0.0.1:1/0", sqlite_url, queue)
+    with TestClient(app, base_url="http://127.0.0.1:8765", client=("127.0.0.1", 50000)) as web:
+        reply = web.get("/api/tables")
+    if owner == "me":
+        assert (reply.status_code, reply.json()) == (200, {})
+    else:
+        assert (reply.status_code, reply.json()) == (403, {"error": peers.REFUSAL})
+    with TestClient(app, base_url="http://127.0.0.1:8765") as web:  # in process: no peer
+        assert web.get("/api/tables").status_code == 200

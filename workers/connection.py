@@ -51,6 +51,24 @@ def connection_file(name: str | None = None) -> Path:
     return config_dir() / f"{check_name(name or server_name())}.json"
 
 
+def check_private(directory: Path) -> None:
+    """ValueError unless ``directory`` (when it exists) is this user's and no one else can write
+    to it: whoever can could put a connection file there naming their own server, server id
+    and all, or a link where serve writes its own."""
+    try:
+        info = directory.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"cannot read the connection file's folder {directory}: {exc}") from None
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise ValueError(
+            f"{directory} can be written by other users, who could replace the connection files "
+            f"in it: make it yours alone (chmod 700 {directory}) or pick another "
+            "COLLECTOR_CONFIG_DIR"
+        )
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """What a connection file holds; ``repr`` leaves out ``url`` (it holds the password)."""
@@ -70,7 +88,8 @@ class ServerInfo:
     @classmethod
     def read(cls, path: Path) -> ServerInfo | None:
         """The file's contents, None when there is no file; ValueError naming the file when it
-        cannot be read or is not a connection file."""
+        cannot be read, is not a connection file, or is in a folder others can write."""
+        check_private(path.parent)
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -88,8 +107,10 @@ class ServerInfo:
         """Write the file atomically with mode 0600 (its directory 0700): a reader sees the old
         file or the whole new one, and no other user can read the password."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp.unlink(missing_ok=True)  # left by a write that died; never followed if a link
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(asdict(self), handle, indent=2)
@@ -130,6 +151,7 @@ def find_server(redis_url: str | None = None) -> Found:
     if url:
         return Found(url)
     path = connection_file()
+    check_private(path.parent)  # also when no file is there yet: one may appear
     info = ServerInfo.read(path)
     if info is None:
         return Found(None, missing=path if path.parent.is_dir() else None)

@@ -38,7 +38,7 @@ def is_loopback(bind: str) -> bool:
     show_envvar=True,
     default=None,
     help="Required from every client (?token=, a cookie, or Authorization: Bearer); needed "
-    "when --bind is not a loopback address.",
+    "when --bind is not a loopback address. Without it only your own programs are served.",
 )
 @click.option(
     "--allow-host",

@@ -13,8 +13,8 @@ from typing import IO
 
 import redis
 
-from collector.errors import AlreadyRunning
-from workers.connection import Found, ServerInfo, config_dir, connection_file
+from collector.errors import AlreadyRunning, ConfigError
+from workers.connection import Found, ServerInfo, check_private, config_dir, connection_file
 from workers.identity import probe
 from workers.jobinfo import host_name
 
@@ -67,7 +67,12 @@ class ServerClaim:
         """Take the name; returns the stale file's contents when one was found (and will be
         replaced), AlreadyRunning when another serve holds the name."""
         self.lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held while serve runs
+        try:
+            check_private(self.lock_path.parent)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        handle = os.fdopen(fd, "r+")  # held while serve runs
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -98,14 +98,24 @@ def _in_child() -> None:  # pragma: no cover - runs in the child between fork an
 def make_private(directory: Path) -> None:
     """``directory`` (created if missing) and everything in it readable by this user alone, even
     when it existed before with looser modes (records sit in its append-only files); a
-    ConfigError naming what cannot be made private (another user's file in it, say)."""
+    ConfigError naming what cannot be made private: a symbolic link in it (redis-server would
+    write where it points, somewhere someone who could write here chose) or another user's
+    file (theirs even after a chmod)."""
     path = directory
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        directory.chmod(0o700)
-        for path in directory.rglob("*"):
-            if not path.is_symlink():
-                path.chmod(0o700 if path.is_dir() else 0o600)
+        for path in [directory, *directory.rglob("*")]:
+            if path != directory and path.is_symlink():
+                raise ConfigError(
+                    f"--dir {directory}: {path} is a symbolic link, which serve does not "
+                    "follow; give serve a directory of your own"
+                )
+            if path.stat().st_uid != os.geteuid():
+                raise ConfigError(
+                    f"--dir {directory}: {path} belongs to another user; give serve a "
+                    "directory of your own"
+                )
+            path.chmod(0o700 if path.is_dir() else 0o600)
     except OSError as exc:
         raise ConfigError(
             f"--dir {directory}: cannot make {path} private ({exc.strerror}); give serve a "
@@ -123,10 +133,14 @@ class RedisProcess:
     def __init__(self, binary: RedisBinary, config: RedisConfig) -> None:
         self.binary, self.config = binary, config
         self.log = config.directory / "redis.log"
-        fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+        fd = os.open(self.log, flags, 0o600)
+        # Our own variables (COLLECTOR_DB_URL may hold a password) are nothing redis-server needs.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         with os.fdopen(fd, "ab") as log:
             self.proc = subprocess.Popen(
                 [binary.path, "-"],
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

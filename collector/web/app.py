@@ -1,7 +1,8 @@
 """The status page's ASGI app: one HTML page, the JSON it refreshes from, static files. Read-only
 (GET only), answering only to the hosts collector.web.hosts allows, every URL of the page relative.
 With a token, every request but static files must carry it: an ``Authorization: Bearer`` header,
-``?token=`` (which also sets a cookie, so the page's own requests carry it), or that cookie."""
+``?token=`` (which also sets a cookie, so the page's own requests carry it), or that cookie.
+Without one, only the user who started the page is served (collector.web.peers)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from collector.errors import library_errors, translate
 from collector.status import snapshot
 from collector.web import data
 from collector.web.hosts import HostGate, allowed_hosts
+from collector.web.peers import PeerGate
 from workers.cluster import client_from_url
 
 HERE = Path(__file__).parent
@@ -102,9 +104,10 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 def gates(token: str | None, bind: str, allow_hosts: tuple[str, ...]) -> list[Middleware]:
     """The host check first (a wrong Host learns nothing, not even whether a token is asked),
-    then the token's, when there is one."""
+    then the token's when there is one, else the peer's: only the user who started the page
+    (collector.web.peers says why)."""
     found = [Middleware(HostGate, hosts=allowed_hosts(bind, allow_hosts))]
-    return [*found, Middleware(TokenGate, token=token)] if token else found
+    return [*found, Middleware(TokenGate, token=token) if token else Middleware(PeerGate)]
 
 
 def create_app(

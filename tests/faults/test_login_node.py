@@ -19,12 +19,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
+import rq
 
-from collector.errors import RET_BROKER
+from collector.errors import RET_BROKER, RET_CONFIG
 from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
 from faults.test_serve import JOB, TESTS, Serves, command, redis_child
+from tests.webtools import http_get, start_web, stop_web
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +57,17 @@ class Foreign:
     """Someone else's redis-server on ``port``: no password (or, ``any_password``, a user named
     like serve's that takes any password), run as ``user`` when given."""
 
-    def __init__(self, port: int, user: str | None, *, any_password: bool = False) -> None:
+    def __init__(
+        self, port: int, user: str | None, *, any_password: bool = False, marker: str = ""
+    ) -> None:
         binary = shutil.which("redis-server") or missing("redis-server")
         self.directory = Path(tempfile.mkdtemp(prefix="foreign-redis-"))
         argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
         if any_password:
             argv += ["--user", "collector", "on", "nopass", "~*", "&*", "+@all"]
+        if marker:  # the disabled user a serve's server id names (workers.identity)
+            argv += ["--user", marker, "off"]
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
@@ -68,6 +75,9 @@ class Foreign:
         self.proc = subprocess.Popen(argv, cwd="/", stdout=subprocess.DEVNULL)
         self.client = redis.Redis(port=port)
         wait_until(self._answers, 15, f"the foreign redis-server on port {port}")
+        pid = int(self.client.info("server")["process_id"])
+        uid = pwd.getpwnam(user).pw_uid if user is not None else os.geteuid()
+        assert psutil.Process(pid).uids().real == uid  # really that user's server
 
     def _answers(self) -> bool:
         try:
@@ -184,3 +194,137 @@ def test_the_data_directory_and_its_files_are_private_even_when_it_existed(serve
     loose = {str(p): oct(m) for p, m in modes.items() if m & 0o077}
     assert loose == {}
     assert serve.stop(signal.SIGTERM, timeout=60) == 0
+
+
+def test_what_another_user_planted_in_a_loose_data_directory_is_refused(
+    serves, tmp_path, other_user
+):
+    """A ``--dir`` that existed writable by others: a symbolic link planted in it (redis-server
+    would write its log and append-only files where it points) or, as root, a file of theirs
+    (still theirs after a chmod) ends serve in one line, with no connection file."""
+    loot = tmp_path / "loot"
+    loot.mkdir()
+    serves.data.mkdir()
+    os.chmod(serves.data, 0o777)
+    link = serves.data / "appendonlydir"
+    link.symlink_to(loot)
+    theirs = serves.data / "redis.log"
+    theirs.touch()
+    if other_user is not None:
+        entry = pwd.getpwnam(other_user)
+        for path in (loot, link, theirs):
+            os.lchown(path, entry.pw_uid, entry.pw_gid)
+    serve = serves.start_failing()
+    assert serve.returncode == RET_CONFIG
+    assert serve.err.strip().splitlines() == [
+        f"Error: --dir {serves.data}: {link} is a symbolic link, which serve does not follow; "
+        "give serve a directory of your own"
+    ]
+    link.unlink()
+    if other_user is not None:
+        serve = serves.start_failing()
+        assert serve.returncode == RET_CONFIG
+        assert serve.err.strip().splitlines() == [
+            f"Error: --dir {serves.data}: {theirs} belongs to another user; give serve a "
+            "directory of your own"
+        ]
+    assert not serves.file.exists()
+    assert list(loot.iterdir()) == []
+    assert theirs.read_bytes() == b""
+
+
+def test_the_status_page_answers_no_other_user_of_the_node(tmp_path, other_user):
+    """Without a token the page (its tables, record previews in its dead letters) is this
+    user's: another user's program connecting to its loopback port is refused."""
+    if other_user is None:
+        pytest.skip("being another user takes root")
+    curl = shutil.which("curl") or missing("curl")
+    web, base = start_web("redis://127.0.0.1:1/0", f"sqlite:///{tmp_path / 'r.db'}", "q")
+    try:
+        assert http_get(base + "/api/tables")[0] == 200
+        theirs = subprocess.run(
+            ["runuser", "-u", other_user, "--", curl, "-s", "-w", "\\n%{http_code}",
+             base + "/api/tables"],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        )  # fmt: skip
+        body, code = theirs.stdout.rsplit("\n", 1)
+        assert (code, json.loads(body)) == ("403", {
+            "error": "without a token this page answers only to the user who started it, on "
+            "this machine: start it with --token (or COLLECTOR_WEB_TOKEN) to share it"
+        })  # fmt: skip
+    finally:
+        stop_web(web)
+
+
+def test_a_config_directory_others_can_write_is_refused(serves, tmp_path, other_user):
+    """Whoever can write into the config directory can put a connection file there that names
+    their own server, server id included: nothing may trust a file in it."""
+    port, server_id = free_port(), uuid.uuid4().hex
+    foreign = Foreign(port, other_user, any_password=True, marker=f"rc-server-{server_id}")
+    try:
+        config = serves.file.parent
+        config.mkdir(parents=True)
+        os.chmod(config, 0o777)
+        planted = {
+            "name": "default", "url": f"redis://collector:x@127.0.0.1:{port}/0",
+            "host": "127.0.0.1", "port": port, "pid": 1, "hostname": "elsewhere",
+            "started": "2026-12-01T00:00:00+00:00", "queue": "collector:results",
+            "server_id": server_id,
+        }  # fmt: skip
+        serves.file.write_text(json.dumps(planted))
+        if other_user is not None:
+            entry = pwd.getpwnam(other_user)
+            os.chown(serves.file, entry.pw_uid, entry.pw_gid)
+        refusal = (
+            f"Error: {config} can be written by other users, who could replace the connection "
+            f"files in it: make it yours alone (chmod 700 {config}) or pick another "
+            "COLLECTOR_CONFIG_DIR"
+        )
+        emit = serves.run(*command("emit", "--table", "t", "x=1"), COLLECTOR_EMIT_TIMEOUT="0")
+        assert (emit.returncode, emit.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        status = serves.run(*command("status"))
+        assert (status.returncode, status.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        serve = serves.start_failing()
+        assert (serve.returncode, serve.err.strip().splitlines()) == (RET_CONFIG, [refusal])
+        assert foreign.client.keys("*") == []
+    finally:
+        foreign.stop()
+
+
+def test_a_waiting_rq_worker_ends_when_serve_dies_and_takes_nothing_from_its_port(
+    serves, tmp_path, other_user
+):
+    """RQ reconnects on its own: a worker left waiting when serve dies must not take (and
+    unpickle) a job from whoever takes the port next; it ends in one line naming the file."""
+    serve = serves.start()
+    child = redis_child(serve)
+    port = int(json.loads(serves.file.read_text())["port"])
+    worker = Process(
+        [sys.executable, "-m", "rq.cli", "worker", "-c", "workers.rqconfig",
+         "-w", "rq.worker.SimpleWorker", "--path", str(TESTS), "guarded"],
+        env=serves.env(),
+    )  # fmt: skip
+    foreign = None
+    try:
+        ours = redis.Redis.from_url(json.loads(serves.file.read_text())["url"])
+        wait_until(lambda: ours.scard("rq:workers") == 1, 60, "the worker to register")
+        ours.close()
+        assert worker.poll() is None
+        serve.stop(signal.SIGKILL)
+        wait_until(lambda: not child.is_running(), 15, "redis-server to die with its parent")
+        foreign = Foreign(port, other_user, any_password=True)
+        marker = tmp_path / "ran"
+        rq.Queue("guarded", connection=foreign.client).enqueue("os.system", f"touch {marker}")
+        wait_until(lambda: worker.poll() is not None or marker.exists(), 60, "the worker's end")
+        assert not marker.exists()
+        assert worker.stop(None) != 0
+        last = worker.err.strip().splitlines()[-1]
+        assert last.startswith("rq worker -c workers.rqconfig: "), worker.err
+        assert str(serves.file) in last
+        assert foreign.client.llen("rq:queue:guarded") == 1  # the job is still there, untaken
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.stop(None)
+        if foreign is not None:
+            foreign.stop()

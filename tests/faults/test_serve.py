@@ -79,6 +79,7 @@ class Serves:
         proc = collector(
             "serve", "--dir", str(self.data), "--db-url", self.db_url, *args, env=self.env(**env)
         )
+        self.started.append(psutil.Process(proc.pid))  # killed after the test if it runs on
         proc.stop(None, timeout=60)
         return proc
 
