@@ -16,7 +16,7 @@ import redis
 
 from workers.connection import Found
 from workers.identity import checking
-from workers.settings import mask_url
+from workers.urls import masked
 
 BLOCK_SECONDS = 5  # one BLPOP on a key nobody writes; sent again on the same connection
 ANSWER_SECONDS = 30  # beyond the BLPOP: a server silent that long counts as gone
@@ -41,7 +41,7 @@ def watch(found: Found, who: str) -> None:
     except Exception as exc:  # whatever broke it, the server is no longer known
         why = f"{type(exc).__name__}: {exc}"
     sys.stderr.write(
-        f"{who}: the Redis at {mask_url(found.url)}, named in {found.file}, went away ({why}); "
+        f"{who}: the Redis at {masked(found.url)}, named in {found.file}, went away ({why}); "
         "stopping, so that nothing reconnects to whatever takes its port next (start again "
         "once `collector serve` runs)\n"
     )
