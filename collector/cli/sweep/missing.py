@@ -63,7 +63,8 @@ def missing(
     db_url: str,
 ) -> None:
     """Rerun the missing and failed points of sweep NAME (points queued in RQ, or in flight on
-    the Dask scheduler given by --dask or --scheduler-file, are left alone).
+    the Dask scheduler given by --dask or --scheduler-file, are left alone; Slurm is not asked,
+    so run --format slurm once the array has left squeue).
 
     --format rq and dask resubmit the points, and first move their failed rows to
     _sweep_failures: the failure keeps its record there (a rerun's success would replace the
