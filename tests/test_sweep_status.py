@@ -89,7 +89,7 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
     assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2], 1)
     assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
                                                      3: "missing"}  # fmt: skip
-    assert rerun.past_slurm_limit() is False
+    assert rerun.slurm_notes() == []
     engine.dispose()
 
 

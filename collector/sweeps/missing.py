@@ -24,6 +24,8 @@ from collector.sweeps.progress import FAILED, MISSING, Progress, rows_in
 
 CHUNK = 500
 SLURM_MAX_ARRAY_INDEX = 1000  # Slurm's default MaxArraySize is 1001
+SLURM_HIGHEST_INDEX = 4_000_000  # the largest MaxArraySize Slurm accepts is 4000001
+ARGUMENT_BYTES = 131_072  # Linux's limit on one command-line argument (MAX_ARG_STRLEN)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,29 @@ class Rerun:
     rows: list[PointRow]
     retired: int
 
-    def past_slurm_limit(self) -> bool:
-        """True when an array index is above what Slurm takes by default."""
-        return bool(self.rows) and self.rows[-1].idx > SLURM_MAX_ARRAY_INDEX
+    def slurm_array(self) -> str:
+        """The rerun as sbatch's ``--array`` option."""
+        return f"--array={array_ranges(row.idx for row in self.rows)}"
+
+    def slurm_notes(self) -> list[str]:
+        """What sbatch will refuse in ``slurm_array()``: an index above Slurm's default
+        MaxArraySize or above any, a list longer than one command-line argument can be."""
+        highest = self.rows[-1].idx if self.rows else 0
+        notes = []
+        if highest > SLURM_HIGHEST_INDEX:
+            notes.append(
+                f"indexes above {SLURM_HIGHEST_INDEX} are past Slurm's largest MaxArraySize "
+                f"({SLURM_HIGHEST_INDEX + 1})"
+            )
+        elif highest > SLURM_MAX_ARRAY_INDEX:
+            notes.append(f"indexes above {SLURM_MAX_ARRAY_INDEX} need Slurm's MaxArraySize raised")
+        if (size := len(self.slurm_array().encode())) >= ARGUMENT_BYTES:
+            notes.append(
+                f"the --array list is {size} bytes, more than one command-line argument may "
+                f"hold ({ARGUMENT_BYTES}): sbatch fails with 'Argument list too long'; rerun "
+                "them with --format csv"
+            )
+        return notes
 
 
 def prepare_rerun(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:

@@ -18,7 +18,7 @@ from collector.cli.options import (
 from collector.cli.sweep.status import noted
 from collector.errors import CommandFailed, ConfigError
 from collector.sweeps import daskjobs, ledger
-from collector.sweeps.missing import Rerun, array_ranges, prepare_rerun, write_csv
+from collector.sweeps.missing import Rerun, prepare_rerun, write_csv
 from collector.sweeps.progress import FAILED, MISSING, Progress, rq_progress, unstored
 from collector.sweeps.submit import submit_rows
 
@@ -150,11 +150,11 @@ def _prepared(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:
 
 def _print_slurm(rerun: Rerun) -> None:
     """The --array ranges on stdout, notes on stderr."""
-    click.echo(f"--array={array_ranges(row.idx for row in rerun.rows)}")
+    click.echo(rerun.slurm_array())
     click.echo(
         f"{len(rerun.rows)} points; the array index is _sweep_points.idx, "
         f"the index column of --format csv",
         err=True,
     )
-    if rerun.past_slurm_limit():
-        click.echo("note: indexes above 1000 need Slurm's MaxArraySize raised", err=True)
+    for note in rerun.slurm_notes():
+        click.echo(f"note: {note}", err=True)
