@@ -93,6 +93,24 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
     engine.dispose()
 
 
+def test_a_success_stored_while_missing_runs_is_never_moved(sqlite_url) -> None:
+    """The collector stores a late success for a failed point between the state missing read
+    and its retiring: the success stays, no failure is recorded for it, the rerun is harmless."""
+    engine = make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    store = Store(engine, Schema())
+    assert store.write([result(0), result(1, "boom")]) == []
+    state = progress(engine, sweep, {})
+    assert store.write([result(1)]) == []  # the success replaces the failed row
+    rerun = prepare_rerun(engine, state, retire=True)
+    assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2, 3], 0)
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "done", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(ledger.FAILURES.select()).all() == []
+    engine.dispose()
+
+
 def check_failed_rows_move_aside(db_url: str) -> None:
     engine = make_engine(db_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
