@@ -232,3 +232,29 @@ def test_whatever_sacct_prints_only_the_jobs_asked_for_come_back(jobs, out) -> N
     found = sacct_fields(jobs, lambda args: out)
     assert set(found) <= {job for job in jobs if job is not None and job != "x"}
     assert all(set(fields) == set(FIELDS) for fields in found.values())
+
+
+def test_a_sacct_printing_garbage_leaves_the_fields_empty_and_says_so(
+    sweep_rows, sqlite_url, tmp_path, monkeypatch
+) -> None:
+    on_path(tmp_path, monkeypatch, "#!/bin/sh\nprintf 'garbage|\\n\\377\\376 200_0|x\\n'\n")
+    code, out, err = invoke("sweep", "status", "ij", "--format", "sacct", "--db-url", sqlite_url)
+    assert code == 0, err
+    lines = list(csv.reader(io.StringIO(out)))
+    assert [line[3:] for line in lines[1:5]] == [
+        [job, "", "", "", ""] for job in ("200_0", "200_1", "200_2", "300")
+    ]
+    assert err == "note: sacct has no accounting of 4 of the 4 Slurm jobs the rows name\n"
+
+
+def test_a_sacct_that_knows_some_jobs_notes_the_others(
+    sweep_rows, sqlite_url, tmp_path, monkeypatch
+) -> None:
+    on_path(tmp_path, monkeypatch, FAKE_SACCT)
+    (tmp_path / "sacct.out").write_text(
+        "".join(line + "\n" for line in SACCT_OUT.splitlines() if not line.startswith("300"))
+    )  # fmt: skip; job 300's records purged
+    code, out, err = invoke("sweep", "status", "ij", "--format", "sacct", "--db-url", sqlite_url)
+    assert code == 0, err
+    assert out.splitlines()[4] == "3,0,3,300,,,,"
+    assert err == "note: sacct has no accounting of 1 of the 4 Slurm jobs the rows name\n"

@@ -77,9 +77,14 @@ def run_sacct(sacct: str) -> Runner:
     return run
 
 
+def slurm_names(jobs: Iterable[str | None]) -> set[str]:
+    """The ``jobs`` that have the form of Slurm's names, the only ones sacct is asked about."""
+    return {job for job in jobs if job is not None and SLURM_NAME.fullmatch(job)}
+
+
 def sacct_fields(jobs: Iterable[str | None], run: Runner) -> dict[str, dict[str, str]]:
     """sacct's FIELDS for each of ``jobs`` that is a Slurm name and that sacct knows."""
-    wanted = {job for job in jobs if job is not None and SLURM_NAME.fullmatch(job)}
+    wanted = slurm_names(jobs)
     allocations = sorted({job.partition("_")[0] for job in wanted}, key=int)
     found: dict[str, dict[str, str]] = {}
     for start in range(0, len(allocations), CHUNK):
