@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+import sqlalchemy as sa
 from click.testing import CliRunner
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -108,6 +109,28 @@ def test_a_success_stored_while_missing_runs_is_never_moved(sqlite_url) -> None:
                                                      3: "missing"}  # fmt: skip
     with engine.connect() as conn:
         assert conn.execute(ledger.FAILURES.select()).all() == []
+    engine.dispose()
+
+
+def test_a_failure_moves_aside_exactly(db_url) -> None:
+    """Error text and job name past MySQL's 64 KiB TEXT, an emit time with microseconds: the
+    row in _sweep_failures holds each exactly as the results table did."""
+    engine = make_engine(db_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    error = "ValueError: " + "é𝄞x" * 20_000  # 140 KB of UTF-8
+    data = {"I": 1, "J": 0.5, "_error": error}
+    failed = Record(param_key("t", POINTS[1], 0), "t", data, 1_700_000_000.123456, job="J" * 70_000)
+    assert Store(engine, Schema()).write([failed]) == []
+    with engine.connect() as conn:
+        target = sa.Table("t", sa.MetaData(), autoload_with=conn)
+        (stored,) = conn.execute(sa.select(target.c._error, target.c._job, target.c._ts)).all()
+    assert stored[:2] == (error, "J" * 70_000) and stored[2].microsecond == 123456
+    rows = [row for row in ledger.point_rows(engine, "s") if row.idx == 1]
+    assert retire_failed(engine, sweep, rows) == 1
+    with engine.connect() as conn:
+        moved = conn.execute(sa.select(ledger.FAILURES.c.error, ledger.FAILURES.c.job,
+                                       ledger.FAILURES.c.ts)).all()  # fmt: skip
+    assert [tuple(row) for row in moved] == [tuple(stored)]
     engine.dispose()
 
 

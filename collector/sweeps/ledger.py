@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from tqdm import tqdm
 
 from collector.errors import ConfigError
@@ -24,6 +25,12 @@ from workers.keys import REPLICATE, param_key
 Point = dict[str, Any]  # one parameter point: name -> value
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 CHUNK = 5000
+
+# Whatever the results table holds, a failure moved aside keeps exactly: MySQL's TEXT stops at
+# 64 KiB and its DATETIME drops the microseconds (the results table has LONGTEXT, DATETIME(6)).
+LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+EXACT_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+OPTIONS = {"mysql_charset": "utf8mb4"}  # any text, whatever the database's default charset
 
 metadata = sa.MetaData()
 SWEEPS = sa.Table(
@@ -38,6 +45,7 @@ SWEEPS = sa.Table(
     sa.Column("spec", sa.Text),  # how it was declared: the --grid axes or the CSV file
     sa.Column("func", sa.Text),  # the RQ job function, once submitted
     sa.Column("rq_queue", sa.Text),  # the RQ queue it was submitted on (NULL: on Dask)
+    **OPTIONS,
 )
 POINTS = sa.Table(
     "_sweep_points",
@@ -48,6 +56,7 @@ POINTS = sa.Table(
     sa.Column("replicate", sa.Integer, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("record_id", sa.String(255), nullable=False),  # param_key(table, params, replicate)
+    **OPTIONS,
 )
 FAILURES = sa.Table(
     "_sweep_failures",
@@ -55,11 +64,12 @@ FAILURES = sa.Table(
     sa.Column("sweep", sa.String(128), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("record_id", sa.String(255), nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("job", sa.Text),
-    sa.Column("host", sa.Text),
-    sa.Column("ts", sa.DateTime),  # when the failed attempt emitted its record
-    sa.Column("retired", sa.DateTime, nullable=False),  # when it was moved aside for a rerun
+    sa.Column("error", LONG_TEXT),
+    sa.Column("job", LONG_TEXT),
+    sa.Column("host", LONG_TEXT),
+    sa.Column("ts", EXACT_TIME),  # when the failed attempt emitted its record
+    sa.Column("retired", EXACT_TIME, nullable=False),  # when it was moved aside for a rerun
+    **OPTIONS,
 )
 
 
