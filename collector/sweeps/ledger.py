@@ -30,7 +30,7 @@ CHUNK = 5000
 # 64 KiB and its DATETIME drops the microseconds (the results table has LONGTEXT, DATETIME(6)).
 LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 EXACT_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-OPTIONS = {"mysql_charset": "utf8mb4"}  # any text, whatever the database's default charset
+OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4"}  # any text, whatever the default
 
 metadata = sa.MetaData()
 SWEEPS = sa.Table(
