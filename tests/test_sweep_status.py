@@ -134,6 +134,29 @@ def test_a_failure_moves_aside_exactly(db_url) -> None:
     engine.dispose()
 
 
+def test_failed_rows_move_while_a_collector_commits_sqlite(sqlite_url) -> None:
+    """A collector's batch committed while missing moves the failed rows (here: just before it
+    writes) is waited for, never 'database is locked': SQLite's WAL refuses a transaction that
+    read before another's commit the right to write, whatever the busy timeout."""
+    engine, collector = make_engine(sqlite_url), make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    assert Store(engine, Schema()).write([result(1, "boom"), result(2, "bang")]) == []
+    store, batches = Store(collector, Schema()), [[result(0)]]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def commit_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "DELETE")) and batches:
+            assert store.write(batches.pop()) == []  # the collector's batch, committed
+
+    rows = [row for row in ledger.point_rows(engine, "s") if row.idx in (1, 2)]
+    assert retire_failed(engine, sweep, rows) == 2
+    assert not batches
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    engine.dispose()
+    collector.dispose()
+
+
 def check_failed_rows_move_aside(db_url: str) -> None:
     engine = make_engine(db_url)
     sweep, _ = ledger.declare(engine, "s", "t", POINTS)
