@@ -82,6 +82,48 @@ def test_declare_stores_the_sweep_once(engine) -> None:
         ledger.declare(engine, "s1", "other", points, 3)
 
 
+def test_declare_while_a_collector_commits_sqlite(engine, sqlite_url) -> None:
+    """A collector's batch committed while a sweep is declared (just before its first write) is
+    waited for, never 'database is locked' (SQLite's WAL refuses a reader's later write)."""
+    from collector.store import Schema, Store
+
+    store = Store(make_engine(sqlite_url), Schema())
+    ledger.ensure_tables(engine)
+    batches = [[Record("r1", "other", {"K": 1}, 1.0)]]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def commit_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and batches:
+            assert store.write(batches.pop()) == []  # the collector's batch, committed
+
+    sweep, new = ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+    assert (new, sweep.points, not batches) == (True, 10, True)
+    assert [row.idx for row in ledger.point_rows(engine, "s1")] == list(range(10))
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_sweep_declared_meanwhile_elsewhere_is_that_sweep(engine, sqlite_url, same) -> None:
+    """Two commands declare one name at once: the same sweep is a no-op for the second, another
+    one refused, as when declared before."""
+    other = make_engine(sqlite_url)
+    ledger.ensure_tables(engine)
+    first = [grid_points(["I=0:9:1" if same else "I=0:4:1"])]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def declare_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and first:
+            ledger.declare(other, "s1", "t", first.pop())
+
+    if same:
+        sweep, new = ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+        assert (new, sweep.points) == (False, 10)
+    else:
+        with pytest.raises(ConfigError, match="already exists with other points"):
+            ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+    other.dispose()
+
+
 def test_load_names_the_declared_sweeps(engine) -> None:
     with pytest.raises(ConfigError, match="none yet"):
         ledger.load(engine, "nope")

@@ -147,23 +147,58 @@ def declare(
     progress: bool = False,
 ) -> tuple[Sweep, bool]:
     """Store a sweep; returns it and whether it is new. Declaring the same sweep again is a
-    no-op; the same name with other points, table or replicates is refused."""
+    no-op; the same name with other points, table or replicates is refused.
+
+    The declared one is looked for before the writing transaction, whose first statement then
+    writes: SQLite waits its busy timeout for a collector's batch, where a transaction that had
+    read first would be refused the write ("database is locked") once that batch committed.
+    """
     if not SWEEP_NAME.fullmatch(name):
         raise ConfigError(f"bad sweep name {name!r}: must match {SWEEP_NAME.pattern}")
     rows = plan_points(table, points, replicates)
     ensure_tables(engine)
-    with engine.begin() as conn:
+    existing = _declared(engine, name, table, rows)
+    if existing is not None:
+        return existing, False
+    try:
+        _insert(engine, name, table, points, replicates, spec, rows, progress)
+    except sa.exc.IntegrityError:  # declared meanwhile by another command
+        if (existing := _declared(engine, name, table, rows)) is None:
+            raise
+        return existing, False
+    return load(engine, name), True
+
+
+def _declared(engine: sa.Engine, name: str, table: str, rows: list[PointRow]) -> Sweep | None:
+    """The sweep ``name`` if it is declared with these rows, None if not declared; ConfigError
+    if it is declared otherwise."""
+    with engine.connect() as conn:
         existing = _fetch(conn, name)
-        if existing is not None:
-            stored = conn.scalars(
-                sa.select(POINTS.c.record_id).where(POINTS.c.sweep == name).order_by(POINTS.c.idx)
-            ).all()
-            if existing.table != table or stored != [row.record_id for row in rows]:
-                raise ConfigError(
-                    f"sweep {name!r} already exists with other points, table or replicates "
-                    f"({existing.points} points x {existing.replicates} into {existing.table!r})"
-                )
-            return existing, False
+        if existing is None:
+            return None
+        stored = conn.scalars(
+            sa.select(POINTS.c.record_id).where(POINTS.c.sweep == name).order_by(POINTS.c.idx)
+        ).all()
+    if existing.table != table or stored != [row.record_id for row in rows]:
+        raise ConfigError(
+            f"sweep {name!r} already exists with other points, table or replicates "
+            f"({existing.points} points x {existing.replicates} into {existing.table!r})"
+        )
+    return existing
+
+
+def _insert(
+    engine: sa.Engine,
+    name: str,
+    table: str,
+    points: Sequence[Point],
+    replicates: int,
+    spec: str | None,
+    rows: list[PointRow],
+    progress: bool,
+) -> None:
+    """The sweep's row and its points, in one transaction that starts by writing."""
+    with engine.begin() as conn:
         created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         conn.execute(
             SWEEPS.insert().values(
@@ -181,7 +216,6 @@ def declare(
                 chunk = rows[start : start + CHUNK]
                 conn.execute(POINTS.insert(), [{"sweep": name, **r._asdict()} for r in chunk])
                 bar.update(len(chunk))
-    return load(engine, name), True
 
 
 def load(engine: sa.Engine, name: str) -> Sweep:
