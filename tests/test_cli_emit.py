@@ -123,3 +123,20 @@ def test_unreachable_redis_spools_with_one_warning_without_the_password(
     assert "s3cret" not in done.stderr + done.stdout
     spooled = list((tmp_path / "spool").glob("*.spool"))
     assert len(spooled) == 1 and spooled[0].stat().st_size > 0
+
+
+@pytest.mark.redis
+def test_a_shell_jobs_records_carry_slurms_name_of_its_task(
+    real_redis: redis.Redis, queue: str, monkeypatch
+) -> None:
+    """``collector emit`` in a Slurm array task: both ways in name the task ``200_3``."""
+    for key, value in {"SLURM_JOB_ID": "204", "SLURM_ARRAY_JOB_ID": "200",
+                       "SLURM_ARRAY_TASK_ID": "3"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    args = ["--redis-url", REAL_REDIS_URL, "--queue", queue, "--table", "data"]
+    assert collector("emit", *args, "K=1").returncode == 0
+    assert collector("emit", *args, stdin='{"K": 2}\n').returncode == 0
+    assert [(r.data, r.job) for r in stream_records(real_redis, queue)] == [
+        ({"K": 1}, "200_3"),
+        ({"K": 2}, "200_3"),
+    ]

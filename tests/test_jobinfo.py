@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from workers import Emitter
 from workers.jobinfo import current_job_id, scheduler_job_id
+from workers.record import Record
 
 SCHEDULER_VARS = ("SLURM_", "PBS_", "LSB_")
 ids = st.integers(min_value=1, max_value=10**9)
@@ -37,6 +38,15 @@ def no_scheduler(monkeypatch) -> None:
         ({"LSB_JOBID": "300", "LSB_JOBINDEX": "7"}, "300[7]"),
         ({"LSB_JOBID": "300", "LSB_JOBINDEX": "0"}, "300"),  # LSF's index 0: not an array
         ({"LSB_JOBID": "300"}, "300"),
+        ({"LSB_JOBID": "300", "LSB_JOBINDEX": ""}, "300"),
+        ({"PBS_JOBID": "1234[5].torque01", "PBS_ARRAYID": "5"}, "1234[5].torque01"),  # Torque
+        ({"PBS_JOBID": "", "LSB_JOBID": "300"}, "300"),  # an empty variable is no scheduler
+        # a task index without the array's id: the task's own job id, which squeue also finds
+        ({"SLURM_JOB_ID": "201", "SLURM_ARRAY_TASK_ID": "0"}, "201"),
+        ({"SLURM_JOB_ID": "201", "SLURM_ARRAY_JOB_ID": "", "SLURM_ARRAY_TASK_ID": "0"}, "201"),
+        # a heterogeneous job: SLURM_JOB_ID is the leader's id, which squeue and sacct take
+        ({"SLURM_JOB_ID": "123", "SLURM_HET_SIZE": "2", "SLURM_JOB_ID_HET_GROUP_0": "123",
+          "SLURM_JOB_ID_HET_GROUP_1": "124"}, "123"),
         ({}, None),
     ],
 )  # fmt: skip
@@ -75,3 +85,12 @@ def test_an_lsf_array_element_is_id_and_bracketed_index(job, index) -> None:
 def test_a_pbs_job_keeps_its_own_id(job, index, server) -> None:
     name = f"{job}[{index}].{server}" if index is not None else f"{job}.{server}"
     assert scheduler_job_id({"PBS_JOBID": name}) == name
+
+
+@given(job=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+                   min_size=1, max_size=5000))  # fmt: skip
+def test_any_job_id_the_environment_can_hold_travels_exactly(job) -> None:
+    """Spaces, newlines, any script, any length: stored as the scheduler set it, never altered."""
+    assert scheduler_job_id({"SLURM_JOB_ID": job}) == job
+    record = Record("r1", "t", {"a": 1}, 1.0, job=job)
+    assert Record.decode(record.encode()).job == job

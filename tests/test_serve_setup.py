@@ -143,3 +143,33 @@ def test_redis_server_gets_no_collector_variable_in_its_environment(tmp_path, mo
     text = dump.read_text()
     assert "RC_OTHER=kept" in text
     assert "COLLECTOR_" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"SLURM_JOB_ID": "201", "SLURM_ARRAY_JOB_ID": "200", "SLURM_ARRAY_TASK_ID": "0"},
+         "200_0"),
+        ({"SLURM_JOB_ID": "300"}, "300"),
+        ({"PBS_JOBID": "41.pbs01"}, None),  # not a Slurm job
+        ({}, None),
+    ],
+)  # fmt: skip
+def test_the_connection_file_names_serves_slurm_job_as_slurm_does(
+    env, name, tmp_path, monkeypatch
+) -> None:
+    from types import SimpleNamespace
+
+    from collector.server.process import RedisConfig
+    from collector.server.serve import publish
+
+    for key in [key for key in os.environ if key.startswith(("SLURM_", "PBS_", "LSB_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    published = []
+    claim = SimpleNamespace(name="default", publish=published.append)
+    server = SimpleNamespace(config=RedisConfig("127.0.0.1", 6390, tmp_path, password="pw"))
+    info = publish(claim, server, "q", "sqlite:///x.db")  # duck-typed claim and server
+    assert published == [info]
+    assert info.slurm_job_id == name  # what squeue, scancel and %A_%a know it by

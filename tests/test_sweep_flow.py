@@ -192,12 +192,24 @@ def test_a_complete_sweep_has_nothing_to_resubmit(
     assert tables(sqlite_url) == before
 
 
+def documented_lines() -> list[str]:
+    """Every resubmit line README.md and docs/sweeps.md show, as a user pastes it."""
+    found = []
+    for page in (TESTS.parent / "README.md", TESTS.parent / "docs" / "sweeps.md"):
+        for line in page.read_text().splitlines():
+            if line.strip().startswith("args=$(collector sweep missing"):
+                found.append(line.split("  #")[0].strip())
+    assert len(found) == 3, found  # README's, and docs/sweeps.md's with and without --retire-failed
+    return sorted(set(found))
+
+
 @pytest.mark.redis
+@pytest.mark.parametrize("line", documented_lines())
 @pytest.mark.parametrize("complete", [True, False])
 def test_the_resubmit_line_submits_only_an_array(
-    fake_cli_redis, collector, settings, sqlite_url, monkeypatch, tmp_path, complete
+    fake_cli_redis, collector, settings, sqlite_url, monkeypatch, tmp_path, complete, line
 ) -> None:
-    """The documented line, in bash, with an ``sbatch`` that writes down its arguments."""
+    """Each documented line, in bash, with an ``sbatch`` that writes down its arguments."""
     from tests.helpers import REAL_REDIS_URL
 
     invoke(*DECLARE, "--db-url", sqlite_url)
@@ -213,7 +225,6 @@ def test_the_resubmit_line_submits_only_an_array(
     env = {**os.environ, "PATH": f"{bin_dir}:{Path(COLLECTOR).parent}:{os.environ['PATH']}",
            "SBATCH_LOG": str(tmp_path / "sbatch.log"), "COLLECTOR_REDIS_URL": REAL_REDIS_URL,
            "COLLECTOR_QUEUE": settings.queue, "COLLECTOR_DB_URL": sqlite_url}  # fmt: skip
-    line = "args=$(collector sweep missing ij --format slurm) && sbatch $args ij.sh"
     shell = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True,
                            timeout=120)  # fmt: skip
     log = tmp_path / "sbatch.log"

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 import msgpack
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.cli import main
 from collector.cli.points import grid_points
 from collector.db import make_engine
 from collector.errors import RET_CONFIG, ConfigError
 from collector.sweeps import ledger
-from collector.sweeps.missing import array_ranges, write_csv
+from collector.sweeps.ledger import PointRow
+from collector.sweeps.missing import Rerun, array_ranges, write_csv
 from workers.errors import DecodeError, EncodeError
 from workers.keys import param_key, point_key, record_key
 from workers.record import Record
@@ -78,6 +82,48 @@ def test_declare_stores_the_sweep_once(engine) -> None:
         ledger.declare(engine, "s1", "other", points, 3)
 
 
+def test_declare_while_a_collector_commits_sqlite(engine, sqlite_url) -> None:
+    """A collector's batch committed while a sweep is declared (just before its first write) is
+    waited for, never 'database is locked' (SQLite's WAL refuses a reader's later write)."""
+    from collector.store import Schema, Store
+
+    store = Store(make_engine(sqlite_url), Schema())
+    ledger.ensure_tables(engine)
+    batches = [[Record("r1", "other", {"K": 1}, 1.0)]]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def commit_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and batches:
+            assert store.write(batches.pop()) == []  # the collector's batch, committed
+
+    sweep, new = ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+    assert (new, sweep.points, not batches) == (True, 10, True)
+    assert [row.idx for row in ledger.point_rows(engine, "s1")] == list(range(10))
+    store.engine.dispose()
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_sweep_declared_meanwhile_elsewhere_is_that_sweep(engine, sqlite_url, same) -> None:
+    """Two commands declare one name at once: the same sweep is a no-op for the second, another
+    one refused, as when declared before."""
+    other = make_engine(sqlite_url)
+    ledger.ensure_tables(engine)
+    first = [grid_points(["I=0:9:1" if same else "I=0:4:1"])]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def declare_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and first:
+            ledger.declare(other, "s1", "t", first.pop())
+
+    if same:
+        sweep, new = ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+        assert (new, sweep.points) == (False, 10)
+    else:
+        with pytest.raises(ConfigError, match="already exists with other points"):
+            ledger.declare(engine, "s1", "t", grid_points(["I=0:9:1"]))
+    other.dispose()
+
+
 def test_load_names_the_declared_sweeps(engine) -> None:
     with pytest.raises(ConfigError, match="none yet"):
         ledger.load(engine, "nope")
@@ -100,6 +146,44 @@ def test_load_names_the_declared_sweeps(engine) -> None:
 )
 def test_array_ranges(indexes, ranges) -> None:
     assert array_ranges(indexes) == ranges
+
+
+def slurm_indexes(spec: str) -> list[int]:
+    """The task indexes sbatch reads from an --array list of ``a`` and ``a-b`` parts."""
+    found: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        found += range(int(low), int(high or low) + 1)
+    return found
+
+
+@given(indexes=st.sets(st.integers(0, 4_000_000), max_size=300))
+def test_array_ranges_give_sbatch_each_index_once_in_fewest_parts(indexes) -> None:
+    spec = array_ranges(indexes)
+    assert slurm_indexes(spec) == sorted(indexes) if indexes else spec == ""
+    gaps = sum(1 for i in indexes if i - 1 not in indexes)  # one part per run of indexes
+    assert spec.count(",") == max(gaps - 1, 0)
+
+
+def rerun_of(indexes: Iterable[int]) -> Rerun:
+    return Rerun([PointRow(i, i, 0, {"I": i}, f"k{i}") for i in indexes], retired=0)
+
+
+@pytest.mark.parametrize(
+    ("indexes", "notes"),
+    [
+        (range(1001), []),  # 0-1000: Slurm's default MaxArraySize is 1001
+        ([3, 1001], ["indexes above 1000 need Slurm's MaxArraySize raised"]),
+        ([4_000_000], ["indexes above 1000 need Slurm's MaxArraySize raised"]),
+        ([4_000_001], ["indexes above 4000000 are past Slurm's largest MaxArraySize (4000001)"]),
+        (range(0, 60_000, 2), ["indexes above 1000 need Slurm's MaxArraySize raised",
+                               "the --array list is 174452 bytes, more than one command-line "
+                               "argument may hold (131072): sbatch fails with 'Argument list too "
+                               "long'; rerun them with --format csv"]),
+    ],
+)  # fmt: skip
+def test_slurm_notes_say_what_sbatch_will_refuse(indexes, notes) -> None:
+    assert rerun_of(indexes).slurm_notes() == notes
 
 
 def test_csv_lists_index_replicate_and_parameters() -> None:
@@ -172,3 +256,21 @@ def test_cli_refuses_a_missing_sqlite_file(tmp_path) -> None:
     assert result.exit_code == RET_CONFIG
     assert "does not exist" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_cli_slurm_ranges_note_what_sbatch_refuses(sqlite_url, fake_redis, monkeypatch) -> None:
+    """A sweep with no results table yet: every point missing, the report changes nothing."""
+    monkeypatch.setattr("redis.Redis.from_url", classmethod(lambda cls, url, **kw: fake_redis))
+    assert cli("declare", "big", "--table", "big", "--grid", "I=0:1001:1",
+               "--db-url", sqlite_url).exit_code == 0  # fmt: skip
+    for _ in range(2):  # twice: a report leaves the sweep as it was
+        result = cli("missing", "big", "--format", "slurm", "--retire-failed",
+                     "--db-url", sqlite_url)  # fmt: skip
+        assert (result.exit_code, result.stdout) == (0, "--array=0-1001\n")
+        assert result.stderr == (
+            "1002 points; the array index is _sweep_points.idx, the index column of --format csv\n"
+            "note: indexes above 1000 need Slurm's MaxArraySize raised\n"
+        )
+    engine = make_engine(sqlite_url)
+    assert not sa.inspect(engine).has_table("big")
+    engine.dispose()

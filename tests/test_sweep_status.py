@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+import sqlalchemy as sa
 from click.testing import CliRunner
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -89,8 +90,71 @@ def test_prepare_rerun_takes_missing_and_failed_and_retires_the_failed(sqlite_ur
     assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2], 1)
     assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
                                                      3: "missing"}  # fmt: skip
-    assert rerun.past_slurm_limit() is False
+    assert rerun.slurm_notes() == []
     engine.dispose()
+
+
+def test_a_success_stored_while_missing_runs_is_never_moved(sqlite_url) -> None:
+    """The collector stores a late success for a failed point between the state missing read
+    and its retiring: the success stays, no failure is recorded for it, the rerun is harmless."""
+    engine = make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    store = Store(engine, Schema())
+    assert store.write([result(0), result(1, "boom")]) == []
+    state = progress(engine, sweep, {})
+    assert store.write([result(1)]) == []  # the success replaces the failed row
+    rerun = prepare_rerun(engine, state, retire=True)
+    assert ([row.idx for row in rerun.rows], rerun.retired) == ([1, 2, 3], 0)
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "done", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(ledger.FAILURES.select()).all() == []
+    engine.dispose()
+
+
+def test_a_failure_moves_aside_exactly(db_url) -> None:
+    """Error text and job name past MySQL's 64 KiB TEXT, an emit time with microseconds: the
+    row in _sweep_failures holds each exactly as the results table did."""
+    engine = make_engine(db_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    error = "ValueError: " + "é𝄞x" * 20_000  # 140 KB of UTF-8
+    data = {"I": 1, "J": 0.5, "_error": error}
+    failed = Record(param_key("t", POINTS[1], 0), "t", data, 1_700_000_000.123456, job="J" * 70_000)
+    assert Store(engine, Schema()).write([failed]) == []
+    with engine.connect() as conn:
+        target = sa.Table("t", sa.MetaData(), autoload_with=conn)
+        (stored,) = conn.execute(sa.select(target.c._error, target.c._job, target.c._ts)).all()
+    assert stored[:2] == (error, "J" * 70_000) and stored[2].microsecond == 123456
+    rows = [row for row in ledger.point_rows(engine, "s") if row.idx == 1]
+    assert retire_failed(engine, sweep, rows) == 1
+    with engine.connect() as conn:
+        moved = conn.execute(sa.select(ledger.FAILURES.c.error, ledger.FAILURES.c.job,
+                                       ledger.FAILURES.c.ts)).all()  # fmt: skip
+    assert [tuple(row) for row in moved] == [tuple(stored)]
+    engine.dispose()
+
+
+def test_failed_rows_move_while_a_collector_commits_sqlite(sqlite_url) -> None:
+    """A collector's batch committed while missing moves the failed rows (here: just before it
+    writes) is waited for, never 'database is locked': SQLite's WAL refuses a transaction that
+    read before another's commit the right to write, whatever the busy timeout."""
+    engine, collector = make_engine(sqlite_url), make_engine(sqlite_url)
+    sweep, _ = ledger.declare(engine, "s", "t", POINTS)
+    assert Store(engine, Schema()).write([result(1, "boom"), result(2, "bang")]) == []
+    store, batches = Store(collector, Schema()), [[result(0)]]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def commit_meanwhile(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "DELETE")) and batches:
+            assert store.write(batches.pop()) == []  # the collector's batch, committed
+
+    rows = [row for row in ledger.point_rows(engine, "s") if row.idx in (1, 2)]
+    assert retire_failed(engine, sweep, rows) == 2
+    assert not batches
+    assert progress(engine, sweep, {}).states == {0: "done", 1: "missing", 2: "missing",
+                                                     3: "missing"}  # fmt: skip
+    engine.dispose()
+    collector.dispose()
 
 
 def check_failed_rows_move_aside(db_url: str) -> None:

@@ -45,14 +45,22 @@ def scheduler_job_id(env: Mapping[str, str]) -> str | None:
     PBS's ``PBS_JOBID`` is already the name (``1234[5].server`` in an array); LSF names an
     array element ``<LSB_JOBID>[<LSB_JOBINDEX>]`` (index 0: not an array).
     """
-    if slurm := env.get("SLURM_JOB_ID"):
-        array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
-        return f"{array}_{task}" if array and task else slurm
+    if slurm := slurm_job_name(env):
+        return slurm
     if pbs := env.get("PBS_JOBID"):
         return pbs
     if lsf := env.get("LSB_JOBID"):
         index = env.get("LSB_JOBINDEX", "0")
         return f"{lsf}[{index}]" if index not in ("", "0") else lsf
+    return None
+
+
+def slurm_job_name(env: Mapping[str, str]) -> str | None:
+    """Slurm's name of the job or array task running in ``env`` (``200_0``, ``300``); None
+    outside Slurm."""
+    if slurm := env.get("SLURM_JOB_ID"):
+        array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+        return f"{array}_{task}" if array and task else slurm
     return None
 
 

@@ -32,7 +32,7 @@ from collector.server.process import RedisConfig, RedisProcess, running, url_for
 from collector.service import run_collector
 from collector.settings import Settings, mask_db_url
 from workers.connection import DEFAULT_SERVER, ServerInfo
-from workers.jobinfo import host_name
+from workers.jobinfo import host_name, slurm_job_name
 
 WILDCARDS = ("0.0.0.0", "::", "*")
 SERVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: the session closed
@@ -129,7 +129,7 @@ def publish(claim: ServerClaim, server: RedisProcess, queue: str, db_url: str) -
         hostname=host_name(),
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         queue=queue,
-        slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+        slurm_job_id=slurm_job_name(os.environ),
         server_id=config.server_id,
         db_url=db_url,
     )

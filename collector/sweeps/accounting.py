@@ -2,7 +2,8 @@
 memory joined to each point through its row's ``_job``, which is Slurm's name of the task.
 
 The job's own line (``200_0``) gives the state, exit code and elapsed time; MaxRSS is measured
-per step (``200_0.batch``, ``200_0.0``, ``200_0.extern``), so a point gets its largest step's.
+per step (``200_0.batch``, ``200_0.0``, ``200_0.extern``), so a point gets its largest step's
+(a heterogeneous job ``400``: its leader ``400+0``'s line, the largest step of any component).
 Only names that look like Slurm's (digits, ``_`` and an index) reach sacct's command line.
 """
 
@@ -76,9 +77,14 @@ def run_sacct(sacct: str) -> Runner:
     return run
 
 
+def slurm_names(jobs: Iterable[str | None]) -> set[str]:
+    """The ``jobs`` that have the form of Slurm's names, the only ones sacct is asked about."""
+    return {job for job in jobs if job is not None and SLURM_NAME.fullmatch(job)}
+
+
 def sacct_fields(jobs: Iterable[str | None], run: Runner) -> dict[str, dict[str, str]]:
     """sacct's FIELDS for each of ``jobs`` that is a Slurm name and that sacct knows."""
-    wanted = {job for job in jobs if job is not None and SLURM_NAME.fullmatch(job)}
+    wanted = slurm_names(jobs)
     allocations = sorted({job.partition("_")[0] for job in wanted}, key=int)
     found: dict[str, dict[str, str]] = {}
     for start in range(0, len(allocations), CHUNK):
@@ -90,15 +96,21 @@ def sacct_fields(jobs: Iterable[str | None], run: Runner) -> dict[str, dict[str,
 
 
 def _merge(found: dict[str, dict[str, str]], lines: Sequence[str]) -> None:
-    """sacct's lines into ``found``: the job's line for its fields, its steps for MaxRSS."""
+    """sacct's lines into ``found``: the job's line for its fields, its steps for MaxRSS.
+
+    A heterogeneous job is named by its leader's id (``400``, its SLURM_JOB_ID), which sacct
+    lists as components ``400+0``, ``400+1``: the leader's line, which ran the batch script,
+    gives the fields, and the steps of every component MaxRSS.
+    """
     for line in lines:
         parts = line.split("|")
         if len(parts) != 1 + len(FIELDS):
             continue
-        job_id, step = parts[0].partition(".")[::2]
+        name, step = parts[0].partition(".")[::2]
+        job_id, component = name.partition("+")[::2]
         fields = found.setdefault(job_id, dict.fromkeys(FIELDS, ""))
         values = dict(zip(FIELDS, parts[1:], strict=True))
-        if not step:
+        if not step and component in ("", "0"):
             fields.update({k: v for k, v in values.items() if k != "MaxRSS"})
         if size_of(values["MaxRSS"]) > size_of(fields["MaxRSS"]):
             fields["MaxRSS"] = values["MaxRSS"]

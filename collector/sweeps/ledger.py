@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from tqdm import tqdm
 
 from collector.errors import ConfigError
@@ -24,6 +25,12 @@ from workers.keys import REPLICATE, param_key
 Point = dict[str, Any]  # one parameter point: name -> value
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 CHUNK = 5000
+
+# Whatever the results table holds, a failure moved aside keeps exactly: MySQL's TEXT stops at
+# 64 KiB and its DATETIME drops the microseconds (the results table has LONGTEXT, DATETIME(6)).
+LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+EXACT_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4"}  # any text, whatever the default
 
 metadata = sa.MetaData()
 SWEEPS = sa.Table(
@@ -38,6 +45,7 @@ SWEEPS = sa.Table(
     sa.Column("spec", sa.Text),  # how it was declared: the --grid axes or the CSV file
     sa.Column("func", sa.Text),  # the RQ job function, once submitted
     sa.Column("rq_queue", sa.Text),  # the RQ queue it was submitted on (NULL: on Dask)
+    **OPTIONS,
 )
 POINTS = sa.Table(
     "_sweep_points",
@@ -48,6 +56,7 @@ POINTS = sa.Table(
     sa.Column("replicate", sa.Integer, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("record_id", sa.String(255), nullable=False),  # param_key(table, params, replicate)
+    **OPTIONS,
 )
 FAILURES = sa.Table(
     "_sweep_failures",
@@ -55,11 +64,12 @@ FAILURES = sa.Table(
     sa.Column("sweep", sa.String(128), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("record_id", sa.String(255), nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("job", sa.Text),
-    sa.Column("host", sa.Text),
-    sa.Column("ts", sa.DateTime),  # when the failed attempt emitted its record
-    sa.Column("retired", sa.DateTime, nullable=False),  # when it was moved aside for a rerun
+    sa.Column("error", LONG_TEXT),
+    sa.Column("job", LONG_TEXT),
+    sa.Column("host", LONG_TEXT),
+    sa.Column("ts", EXACT_TIME),  # when the failed attempt emitted its record
+    sa.Column("retired", EXACT_TIME, nullable=False),  # when it was moved aside for a rerun
+    **OPTIONS,
 )
 
 
@@ -137,23 +147,58 @@ def declare(
     progress: bool = False,
 ) -> tuple[Sweep, bool]:
     """Store a sweep; returns it and whether it is new. Declaring the same sweep again is a
-    no-op; the same name with other points, table or replicates is refused."""
+    no-op; the same name with other points, table or replicates is refused.
+
+    The declared one is looked for before the writing transaction, whose first statement then
+    writes: SQLite waits its busy timeout for a collector's batch, where a transaction that had
+    read first would be refused the write ("database is locked") once that batch committed.
+    """
     if not SWEEP_NAME.fullmatch(name):
         raise ConfigError(f"bad sweep name {name!r}: must match {SWEEP_NAME.pattern}")
     rows = plan_points(table, points, replicates)
     ensure_tables(engine)
-    with engine.begin() as conn:
+    existing = _declared(engine, name, table, rows)
+    if existing is not None:
+        return existing, False
+    try:
+        _insert(engine, name, table, points, replicates, spec, rows, progress)
+    except sa.exc.IntegrityError:  # declared meanwhile by another command
+        if (existing := _declared(engine, name, table, rows)) is None:
+            raise
+        return existing, False
+    return load(engine, name), True
+
+
+def _declared(engine: sa.Engine, name: str, table: str, rows: list[PointRow]) -> Sweep | None:
+    """The sweep ``name`` if it is declared with these rows, None if not declared; ConfigError
+    if it is declared otherwise."""
+    with engine.connect() as conn:
         existing = _fetch(conn, name)
-        if existing is not None:
-            stored = conn.scalars(
-                sa.select(POINTS.c.record_id).where(POINTS.c.sweep == name).order_by(POINTS.c.idx)
-            ).all()
-            if existing.table != table or stored != [row.record_id for row in rows]:
-                raise ConfigError(
-                    f"sweep {name!r} already exists with other points, table or replicates "
-                    f"({existing.points} points x {existing.replicates} into {existing.table!r})"
-                )
-            return existing, False
+        if existing is None:
+            return None
+        stored = conn.scalars(
+            sa.select(POINTS.c.record_id).where(POINTS.c.sweep == name).order_by(POINTS.c.idx)
+        ).all()
+    if existing.table != table or stored != [row.record_id for row in rows]:
+        raise ConfigError(
+            f"sweep {name!r} already exists with other points, table or replicates "
+            f"({existing.points} points x {existing.replicates} into {existing.table!r})"
+        )
+    return existing
+
+
+def _insert(
+    engine: sa.Engine,
+    name: str,
+    table: str,
+    points: Sequence[Point],
+    replicates: int,
+    spec: str | None,
+    rows: list[PointRow],
+    progress: bool,
+) -> None:
+    """The sweep's row and its points, in one transaction that starts by writing."""
+    with engine.begin() as conn:
         created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         conn.execute(
             SWEEPS.insert().values(
@@ -171,7 +216,6 @@ def declare(
                 chunk = rows[start : start + CHUNK]
                 conn.execute(POINTS.insert(), [{"sweep": name, **r._asdict()} for r in chunk])
                 bar.update(len(chunk))
-    return load(engine, name), True
 
 
 def load(engine: sa.Engine, name: str) -> Sweep:

@@ -19,11 +19,13 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from collector.sweeps.ledger import FAILURES, PointRow, Sweep
+from collector.sweeps.ledger import FAILURES, POINTS, PointRow, Sweep
 from collector.sweeps.progress import FAILED, MISSING, Progress, rows_in
 
 CHUNK = 500
 SLURM_MAX_ARRAY_INDEX = 1000  # Slurm's default MaxArraySize is 1001
+SLURM_HIGHEST_INDEX = 4_000_000  # the largest MaxArraySize Slurm accepts is 4000001
+ARGUMENT_BYTES = 131_072  # Linux's limit on one command-line argument (MAX_ARG_STRLEN)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,29 @@ class Rerun:
     rows: list[PointRow]
     retired: int
 
-    def past_slurm_limit(self) -> bool:
-        """True when an array index is above what Slurm takes by default."""
-        return bool(self.rows) and self.rows[-1].idx > SLURM_MAX_ARRAY_INDEX
+    def slurm_array(self) -> str:
+        """The rerun as sbatch's ``--array`` option."""
+        return f"--array={array_ranges(row.idx for row in self.rows)}"
+
+    def slurm_notes(self) -> list[str]:
+        """What sbatch will refuse in ``slurm_array()``: an index above Slurm's default
+        MaxArraySize or above any, a list longer than one command-line argument can be."""
+        highest = self.rows[-1].idx if self.rows else 0
+        notes = []
+        if highest > SLURM_HIGHEST_INDEX:
+            notes.append(
+                f"indexes above {SLURM_HIGHEST_INDEX} are past Slurm's largest MaxArraySize "
+                f"({SLURM_HIGHEST_INDEX + 1})"
+            )
+        elif highest > SLURM_MAX_ARRAY_INDEX:
+            notes.append(f"indexes above {SLURM_MAX_ARRAY_INDEX} need Slurm's MaxArraySize raised")
+        if (size := len(self.slurm_array().encode())) >= ARGUMENT_BYTES:
+            notes.append(
+                f"the --array list is {size} bytes, more than one command-line argument may "
+                f"hold ({ARGUMENT_BYTES}): sbatch fails with 'Argument list too long'; rerun "
+                "them with --format csv"
+            )
+        return notes
 
 
 def prepare_rerun(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:
@@ -73,41 +95,35 @@ def write_csv(rows: Sequence[PointRow], params: Sequence[str], out: IO[str]) -> 
 
 
 def retire_failed(engine: sa.Engine, sweep: Sweep, rows: Sequence[PointRow]) -> int:
-    """Move the failed result rows of ``rows`` to ``_sweep_failures``; returns how many moved."""
+    """Move the failed result rows of ``rows`` to ``_sweep_failures``; returns how many moved.
+
+    The transaction's first statement writes (INSERT ... SELECT, the table reflected before):
+    SQLite then waits its busy timeout for a collector's batch, where a transaction that had
+    read first would be refused the write ("database is locked") once that batch committed.
+    """
     if not rows:
         return 0
-    by_key = {row.record_id: row.idx for row in rows}
+    target = sa.Table(sweep.table, sa.MetaData(), autoload_with=engine)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    keys = [row.record_id for row in rows]
+    columns = ["sweep", "idx", "record_id", "error", "job", "host", "ts", "retired"]
+    in_sweep = sa.and_(POINTS.c.sweep == sweep.name, POINTS.c.record_id == target.c._id)
     moved = 0
     with engine.begin() as conn:
-        target = sa.Table(sweep.table, sa.MetaData(), autoload_with=conn)
-        keys = list(by_key)
         for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            failed = sa.and_(target.c._id.in_(chunk), target.c._error.isnot(None))
-            found = conn.execute(
-                sa.select(target.c._id, target.c._error, *_optional(target)).where(failed)
-            ).all()
-            if not found:
-                continue
-            conn.execute(
-                FAILURES.insert(),
-                [
-                    {
-                        "sweep": sweep.name,
-                        "idx": by_key[rid],
-                        "record_id": rid,
-                        "error": error,
-                        "job": job,
-                        "host": host,
-                        "ts": ts,
-                        "retired": now,
-                    }
-                    for rid, error, job, host, ts in found
-                ],
+            failed = sa.and_(
+                target.c._id.in_(keys[start : start + CHUNK]), target.c._error.isnot(None)
             )
-            conn.execute(target.delete().where(failed))
-            moved += len(found)
+            source = (
+                sa.select(
+                    sa.literal(sweep.name, FAILURES.c.sweep.type), POINTS.c.idx, target.c._id,
+                    target.c._error, *_optional(target), sa.literal(now, FAILURES.c.retired.type),
+                )
+                .select_from(target.join(POINTS, in_sweep))
+                .where(failed)
+            )  # fmt: skip
+            conn.execute(FAILURES.insert().from_select(columns, source))
+            moved += conn.execute(target.delete().where(failed)).rowcount
     return moved
 
 

@@ -12,7 +12,7 @@ from collector.cli.sweep.options import dask_options, job_timeout_option, rq_que
 from collector.cli.sweep.status import noted
 from collector.errors import CommandFailed, ConfigError
 from collector.sweeps import daskjobs, ledger
-from collector.sweeps.missing import Rerun, array_ranges, prepare_rerun, write_csv
+from collector.sweeps.missing import Rerun, prepare_rerun, write_csv
 from collector.sweeps.progress import FAILED, MISSING, Progress, rq_progress, unstored
 from collector.sweeps.submit import submit_rows
 
@@ -57,7 +57,8 @@ def missing(
     db_url: str,
 ) -> None:
     """Rerun the missing and failed points of sweep NAME (points queued in RQ, or in flight on
-    the Dask scheduler given by --dask or --scheduler-file, are left alone).
+    the Dask scheduler given by --dask or --scheduler-file, are left alone; Slurm is not asked,
+    so run --format slurm once the array has left squeue).
 
     --format rq and dask resubmit the points, and first move their failed rows to
     _sweep_failures: the failure keeps its record there (a rerun's success would replace the
@@ -143,11 +144,11 @@ def _prepared(engine: sa.Engine, state: Progress, *, retire: bool) -> Rerun:
 
 def _print_slurm(rerun: Rerun) -> None:
     """The --array ranges on stdout, notes on stderr."""
-    click.echo(f"--array={array_ranges(row.idx for row in rerun.rows)}")
+    click.echo(rerun.slurm_array())
     click.echo(
         f"{len(rerun.rows)} points; the array index is _sweep_points.idx, "
         f"the index column of --format csv",
         err=True,
     )
-    if rerun.past_slurm_limit():
-        click.echo("note: indexes above 1000 need Slurm's MaxArraySize raised", err=True)
+    for note in rerun.slurm_notes():
+        click.echo(f"note: {note}", err=True)

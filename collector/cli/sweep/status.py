@@ -115,11 +115,19 @@ def sweep_status(
 
 
 def _print_accounting(engine: sa.Engine, sweep: ledger.Sweep, sacct: str) -> None:
-    """One CSV line a point on stdout, with sacct's fields for the task that stored its row."""
+    """One CSV line a point on stdout, with sacct's fields for the task that stored its row; a
+    note on stderr of the Slurm jobs sacct has no line for (purged, another cluster's)."""
     points = accounting.point_jobs(engine, sweep)
-    found = accounting.sacct_fields((job for _, job in points), accounting.run_sacct(sacct))
+    names = accounting.slurm_names(job for _, job in points)
+    found = accounting.sacct_fields(names, accounting.run_sacct(sacct))
     with click.open_file("-", "w") as out:
         accounting.write_accounting(points, found, sweep.params, out)
+    if unknown := len(names - found.keys()):
+        click.echo(
+            f"note: sacct has no accounting of {unknown} of the {len(names)} Slurm jobs "
+            "the rows name",
+            err=True,
+        )
 
 
 def noted(state: Progress) -> Progress:
