@@ -94,12 +94,13 @@ def check_switch(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
-def check_shards(value: str | int) -> int:
-    """``value`` as a shard count (1 to workers.shards.MAX_SHARDS); ConfigError otherwise."""
+def check_shards(value: str | int, name: str = "shards") -> int:
+    """``value`` as a shard count (1 to workers.shards.MAX_SHARDS); a ConfigError naming
+    ``name`` (the setting, or the variable it came from) otherwise."""
     try:
         return parse_shards(value)
     except ValueError as exc:
-        raise ConfigError(str(exc).replace(SHARDS_ENV, "shards")) from None
+        raise ConfigError(str(exc).replace(SHARDS_ENV, name)) from None
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Settings:
         if "pipeline" not in given and (text := os.environ.get(PIPELINE_ENV)) is not None:
             values["pipeline"] = check_switch(PIPELINE_ENV, text)
         if "shards" not in given and (text := os.environ.get(SHARDS_ENV)):
-            values["shards"] = check_shards(text)
+            values["shards"] = check_shards(text, SHARDS_ENV)
         values.update(given)
         limit_names = {f.name for f in fields(Limits)}
         limits = {k: values.pop(k) for k in list(values) if k in limit_names}

@@ -118,8 +118,12 @@ def test_collector_settings_read_shards_from_env_and_flag(monkeypatch) -> None:
     assert Settings.from_env(shards=6).shards == 6
     assert "shards=6" in Settings.from_env(shards=6).describe()
     monkeypatch.setenv("COLLECTOR_SHARDS", "zero")
-    with pytest.raises(ConfigError, match="shards must be a whole number from 1 to 1024"):
+    with pytest.raises(
+        ConfigError, match=r"^COLLECTOR_SHARDS must be a whole number from 1 to 1024"
+    ):
         Settings.from_env()
+    with pytest.raises(ConfigError, match=r"^shards must be a whole number from 1 to 1024"):
+        Settings.from_env(shards=0)
 
 
 def test_run_refuses_a_bad_shards_flag() -> None:
