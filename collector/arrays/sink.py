@@ -2,17 +2,22 @@
 
 A batch goes in three steps, so that a crash anywhere leaves a file that opens and no array a
 committed row does not point at: (1) each array is appended to its group's ``data`` and the
-file flushed; (2) the rows, holding pointers instead of arrays, commit through the wrapped
-Store; (3) the ``_id`` of each slot a committed row points at is written and flushed (SWMR
-readers see a slot only then). A crash between (2) and (3) is repaired at the next start from
-the rows; slots of records refused or already stored keep an empty ``_id``. The layout is in
-collector.arrays.layout. One collector writes one file (a lock file next to it); HDF5 takes
-only one writer, and readers in SWMR mode at any time.
+file flushed, and the slots that the stored rows of the batch's ids point at lose their
+``_id`` (such a row may be replaced: the conflict rule decides in the database); (2) the rows,
+holding pointers instead of arrays, commit through the wrapped Store; (3) the ``_id`` of each
+slot a committed row points at is written and flushed (SWMR readers see a slot only then). A
+crash between (1) and (3) is repaired at the next start from the rows; slots of records refused
+or already stored keep an empty ``_id``. Pointers carry the file's identity, so rows written
+into another file are never followed here. The layout is in collector.arrays.layout. One
+collector writes one file (a lock file next to it), and stops, before a commit, when the file
+at its path is no longer the one it opened; HDF5 takes only one writer, and readers in SWMR
+mode at any time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from collector.arrays.layout import (
     create_group,
     group_name,
     is_pointer,
+    new_file_id,
     parse_pointer,
     pointer,
     storage_dtype,
@@ -39,6 +45,7 @@ from workers.record import Record
 log = logging.getLogger(__name__)
 Refused = list[tuple[int, str]]
 _ASK = 500  # ids per query when reading back which pointers committed
+_SCAN = 1 << 16  # _id values read at a time when looking for unnamed slots
 
 
 class ArraySink:
@@ -65,6 +72,7 @@ class ArraySink:
             if not fresh and clear_status_flags(self.path):
                 log.warning("%s was left open by a writer that stopped; flags are cleared", path)
             self.file = self._open("w" if fresh else "a")
+            self._inode = _inode(os.stat(self.path))
         except (OSError, ValueError) as exc:
             self._lock.release()
             raise ConfigError(f"--arrays {path}: {first_line(exc)}") from None
@@ -72,11 +80,26 @@ class ArraySink:
 
     def _open(self, mode: str = "a") -> Any:
         file = self._h5py.File(self.path, mode, libver="latest", locking=False)
+        self.id = new_file_id(file)  # attributes are written only outside SWMR mode
         file.swmr_mode = True
         return file
 
+    def _same_file(self) -> None:
+        """ConfigError, before anything commits, when the path no longer names the open file
+        (deleted, or replaced by another): rows must not point at arrays no one can read."""
+        try:
+            same = _inode(os.stat(self.path)) == self._inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise ConfigError(
+                f"--arrays {self.path} was deleted or replaced while the collector ran; "
+                "this batch is not stored: put the file back, or start again"
+            )
+
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``, their arrays in the file; the positions refused, with reasons."""
+        self._same_file()
         if not self._repaired:
             self._repair()
         slots: dict[str, list[tuple[int, str, Array]]] = defaultdict(list)
@@ -88,27 +111,30 @@ class ArraySink:
                     slots[group_name(rec.table, key, value.dtype, value.shape)].append(
                         (index, key, value)
                     )
-        if not slots:
+        if not slots and not any(rec.table in self.file for rec in records):
             refused = self.store.write(records)
             self.added = self.store.added
             return refused
         datas = [dict(rec.data) for rec in records]
-        pending: dict[bytes, tuple[str, int]] = {}
         try:
-            self._ensure_groups(slots)
+            if slots:
+                self._ensure_groups(slots)
             for name, items in slots.items():
                 first = self._append(name, [value for _, _, value in items])
                 for offset, (index, key, _) in enumerate(items):
-                    ref = pointer(name, first + offset)
-                    datas[index][key] = ref
-                    pending[ref] = (name, first + offset)
+                    datas[index][key] = pointer(self.id, name, first + offset)
             self.file.flush()  # every array on disk before any row that points at it commits
         except OSError as exc:  # h5py's errors (a full disk): the batch is retried whole later
             raise DatabaseUnavailable(f"arrays file {self.path}: {first_line(exc)}") from exc
         moved = [rec._replace(data=data) for rec, data in zip(records, datas, strict=True)]
+        wanted = self._wanted(moved)
+        for _rid, ref in self._pointed(wanted):  # rows the batch may replace: unnamed until (3)
+            self._set_id(ref, "")
+        self.file.flush()
+        self._same_file()
         refused = self.store.write(moved)
         self.added = self.store.added
-        self._mark(moved, pending)
+        self._mark(wanted)
         return refused
 
     def _ensure_groups(self, slots: dict[str, list[tuple[int, str, Array]]]) -> None:
@@ -143,20 +169,36 @@ class ArraySink:
         ids.flush()
         return first
 
-    def _mark(self, records: list[Record], pending: dict[bytes, tuple[str, int]]) -> None:
-        """Write the ``_id`` of each slot a committed row points at, as the database says."""
+    def _wanted(self, records: list[Record]) -> dict[str, tuple[list[str], list[str]]]:
+        """Per table: the columns that may hold pointers into this file (the batch's and the
+        file's groups), and the ids of the batch's records that carry pointers or whose rows
+        may (a replaced row's arrays lose their ``_id``, whatever replaces them)."""
         columns: dict[str, set[str]] = defaultdict(set)
         ids: dict[str, set[str]] = defaultdict(set)
         for rec in records:
-            for key, value in rec.data.items():
-                if is_pointer(value):
-                    columns[rec.table].add(key)
-                    ids[rec.table].add(rec.id)
+            keys = [key for key, value in rec.data.items() if is_pointer(value)]
+            if keys or rec.table in self.file:
+                columns[rec.table].update((*keys, *self.file.get(rec.table, ())))
+                ids[rec.table].add(rec.id)
+        return {t: (sorted(columns[t]), sorted(ids[t])) for t in columns if columns[t]}
+
+    def _pointed(self, wanted: dict[str, tuple[list[str], list[str]]]) -> list[tuple[str, Any]]:
+        """(id, ref) of each stored row of ``wanted`` whose pointer names a slot of this file."""
+        found = []
+        for table, (names, ids) in wanted.items():
+            for rid, value in self._committed(table, names, ids):
+                ref = parse_pointer(value)
+                group = self.file.get(ref.group) if ref.file == self.id else None
+                if group is not None and ref.slot < group["_id"].shape[0]:
+                    found.append((rid, ref))
+        return found
+
+    def _mark(self, wanted: dict[str, tuple[list[str], list[str]]]) -> None:
+        """Write the ``_id`` of each slot a committed row of the batch points at, as the
+        database says."""
         try:
-            for table, names in columns.items():
-                for rid, ref in self._committed(table, sorted(names), sorted(ids[table])):
-                    if ref in pending:
-                        self._set_id(*pending[ref], rid)
+            for rid, ref in self._pointed(wanted):
+                self._set_id(ref, rid)
         except DatabaseUnavailable as exc:  # the rows are committed: the next write repairs
             log.warning("could not read back the committed rows (%s); repairing later", exc)
             self._repaired = False
@@ -186,8 +228,8 @@ class ArraySink:
             raise DatabaseUnavailable(first_line(exc)) from exc
         return found
 
-    def _set_id(self, name: str, slot: int, rid: str) -> None:
-        self.file[name]["_id"][slot] = rid.encode()
+    def _set_id(self, ref: Any, rid: str) -> None:
+        self.file[ref.group]["_id"][ref.slot] = rid.encode()
 
     def _repair(self) -> None:
         """Write the ``_id`` of slots whose row committed just before a crash (step 3 lost)."""
@@ -195,15 +237,13 @@ class ArraySink:
         for table in self.file:
             for column in self.file[table]:
                 for name in self.file[table][column]:
-                    ids = self.file[table][column][name]["_id"][:]
-                    if (ids == b"").any():
+                    ids = self.file[table][column][name]["_id"]
+                    if any((ids[i : i + _SCAN] == b"").any() for i in range(0, len(ids), _SCAN)):
                         blank[table].add(column)
         for table, columns in blank.items():
-            for rid, ref in self._committed(table, sorted(columns), None):
-                name, slot = parse_pointer(ref)
-                known = name in self.file and slot < self.file[name]["_id"].shape[0]
-                if known and self.file[name]["_id"][slot] == b"":
-                    self._set_id(name, slot, rid)
+            for rid, ref in self._pointed({table: (sorted(columns), [])}):
+                if self.file[ref.group]["_id"][ref.slot] == b"":
+                    self._set_id(ref, rid)
         self.file.flush()
         self._repaired = True
 
@@ -212,3 +252,7 @@ class ArraySink:
         self.file.close()
         self._lock.release()
         self.store.close()
+
+
+def _inode(found: os.stat_result) -> tuple[int, int]:
+    return found.st_dev, found.st_ino
