@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import collector
 from collector.arrays.sink import ArraySink
 from collector.daemon import Collector
-from collector.errors import ConfigError
+from collector.errors import CommandFailed, ConfigError, DatabaseUnavailable
 from tests.helpers import drain
 from tests.test_arrays import same
 from tests.test_arrays_hdf5 import by_id
@@ -121,3 +121,62 @@ def test_a_row_replaced_by_one_without_its_array_leaves_no_slot_named(
     collect(settings, fake_redis, path, [("x", {"i": 1})])  # the rerun sent no array
     assert collector.read("arr", settings.db_url, arrays=str(path))["K"].isna().all()
     assert by_id(path) == {}
+
+
+def test_a_batch_without_room_on_the_disk_waits_and_is_stored_later(
+    settings, fake_redis, tmp_path, monkeypatch
+) -> None:
+    path = tmp_path / "a.h5"
+    Emitter(queue=settings.queue, client=fake_redis).emit({"K": np.ones(4)}, table="arr", key="r")
+    daemon = Collector(replace(settings, arrays=str(path)), client=fake_redis)
+    daemon.start()
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 100, 0, 0, 0, 255))  # no block free
+    monkeypatch.setattr(os, "statvfs", lambda _path: full)
+    with pytest.raises(DatabaseUnavailable, match=r"0 bytes free on its file system, the batch"):
+        daemon.run_once()
+    monkeypatch.undo()
+    drain(daemon)
+    daemon.close()
+    assert {rid: [a.tolist() for a in v] for rid, v in by_id(path).items()} == {"r": [[1.0] * 4]}
+
+
+@pytest.mark.parametrize("step", ["arrays", "ids"])
+def test_an_hdf5_write_error_stops_the_collector_and_a_restart_stores_each_array_once(
+    step, settings, fake_redis, tmp_path, monkeypatch
+) -> None:
+    """h5py reports ENOSPC on a flush as a RuntimeError; HDF5 cannot go on with that file in
+    the same process, so the collector stops in one line before the batch is acknowledged
+    (whether its rows committed or not) and the next start stores every record once."""
+    import h5py
+
+    path = tmp_path / "a.h5"
+    emitter = Emitter(queue=settings.queue, client=fake_redis)
+    for i in range(3):
+        emitter.emit({"K": np.full(4, float(i))}, table="arr", key=f"r{i}")
+    chosen = replace(settings, arrays=str(path))
+    daemon = Collector(chosen, client=fake_redis)
+    daemon.start()
+    if step == "ids":  # the rows committed; naming their slots meets the full disk
+        monkeypatch.setattr(ArraySink, "_set_id", _full_disk)
+    else:
+        monkeypatch.setattr(h5py.Dataset, "flush", _full_disk)
+    with pytest.raises(CommandFailed, match=r"arrays file .*: Unable to flush .* collector stops"):
+        daemon.run_once()
+    daemon.close()
+    monkeypatch.undo()
+    assert fake_redis.xpending(settings.queue, "collector")["pending"] == 3  # not acknowledged
+    emitter.emit({"K": np.full(4, 3.0)}, table="arr", key="r3")
+    again = Collector(replace(chosen, claim_idle=0), client=fake_redis)
+    again.start()
+    drain(again)
+    again.close()
+    assert {rid: [a.tolist() for a in v] for rid, v in by_id(path).items()} == {
+        f"r{i}": [[float(i)] * 4] for i in range(4)
+    }
+    frame = collector.read("arr", settings.db_url, arrays=str(path))
+    assert sorted(frame["_id"]) == [f"r{i}" for i in range(4)]
+
+
+def _full_disk(*_args: object) -> None:
+    raise RuntimeError("Unable to flush dataset (file write failed: errno = 28, error message = "
+                       "'No space left on device')")  # fmt: skip

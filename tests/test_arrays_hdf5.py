@@ -229,31 +229,6 @@ def test_export_hdf5_writes_scalars_and_arrays_exactly(where, settings, fake_red
         assert same(found[f"r{i}"], sent), sent.dtype
 
 
-def test_an_hdf5_write_error_leaves_the_batch_to_be_retried_whole(
-    settings, fake_redis, tmp_path, monkeypatch
-) -> None:
-    path = tmp_path / "a.h5"
-    emitter = Emitter(queue=settings.queue, client=fake_redis)
-    for i in range(3):
-        emitter.emit({"i": i, "K": np.full(4, float(i))}, table="arr", key=f"r{i}")
-    daemon = Collector(replace(settings, arrays=str(path)), client=fake_redis)
-    daemon.start()
-
-    def full(*_args: object) -> int:
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(ArraySink, "_append", full)
-    with pytest.raises(DatabaseUnavailable, match=r"arrays file .*: No space left on device"):
-        daemon.run_once()
-    monkeypatch.undo()
-    drain(daemon)
-    daemon.close()
-    assert {rid: [a.tolist() for a in v] for rid, v in by_id(path).items()} == {
-        f"r{i}": [[float(i)] * 4] for i in range(3)
-    }
-    assert len(collector.read("arr", settings.db_url, arrays=str(path))) == 3
-
-
 def test_a_hypothesis_class_of_arrays_goes_through_the_file_exactly(
     settings, fake_redis, tmp_path
 ) -> None:

@@ -11,7 +11,8 @@ or already stored keep an empty ``_id``. Pointers carry the file's identity, so 
 into another file are never followed here. The layout is in collector.arrays.layout. One
 collector writes one file (a lock file next to it), and stops, before a commit, when the file
 at its path is no longer the one it opened; HDF5 takes only one writer, and readers in SWMR
-mode at any time.
+mode at any time. A batch waits until the disk has room for it; an HDF5 write error all the
+same stops the collector (HDF5 cannot go on with the file in the same process).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from collector.arrays.layout import (
     H5PY_MISSING,
@@ -35,8 +34,15 @@ from collector.arrays.layout import (
     pointer,
     storage_dtype,
 )
+from collector.arrays.rows import committed_pointers
 from collector.arrays.superblock import clear_status_flags
-from collector.errors import AlreadyRunning, ConfigError, DatabaseUnavailable, first_line
+from collector.errors import (
+    AlreadyRunning,
+    CommandFailed,
+    ConfigError,
+    DatabaseUnavailable,
+    first_line,
+)
 from collector.lock import WriterLock
 from collector.store import Store
 from workers.arrays import Array, header, to_numpy
@@ -44,8 +50,10 @@ from workers.record import Record
 
 log = logging.getLogger(__name__)
 Refused = list[tuple[int, str]]
-_ASK = 500  # ids per query when reading back which pointers committed
+Wanted = dict[str, tuple[list[str], list[str]]]  # table -> (columns, ids) whose pointers to name
 _SCAN = 1 << 16  # _id values read at a time when looking for unnamed slots
+H5_ERRORS = (OSError, RuntimeError)  # what h5py raises for a failed write (ENOSPC on a flush)
+_SPARE = 16 << 20  # bytes of room kept beyond a batch's arrays, for HDF5's chunks and metadata
 
 
 class ArraySink:
@@ -77,6 +85,7 @@ class ArraySink:
             self._lock.release()
             raise ConfigError(f"--arrays {path}: {first_line(exc)}") from None
         self._repaired = False
+        self._failed: str | None = None
 
     def _open(self, mode: str = "a") -> Any:
         file = self._h5py.File(self.path, mode, libver="latest", locking=False)
@@ -100,8 +109,6 @@ class ArraySink:
     def write(self, records: list[Record]) -> Refused:
         """Store ``records``, their arrays in the file; the positions refused, with reasons."""
         self._same_file()
-        if not self._repaired:
-            self._repair()
         slots: dict[str, list[tuple[int, str, Array]]] = defaultdict(list)
         for index, rec in enumerate(records):
             for key, value in rec.data.items():
@@ -111,31 +118,71 @@ class ArraySink:
                     slots[group_name(rec.table, key, value.dtype, value.shape)].append(
                         (index, key, value)
                     )
-        if not slots and not any(rec.table in self.file for rec in records):
-            refused = self.store.write(records)
-            self.added = self.store.added
-            return refused
+        if self._failed is not None:
+            raise CommandFailed(self._failed)
+        if slots:
+            self._room(slots)
+        try:  # an HDF5 write error (the disk filled meanwhile, EIO) stops the collector
+            if not self._repaired:
+                self._repair()
+            wanted: Wanted = {}
+            if not slots and not any(rec.table in self.file for rec in records):
+                moved = records
+            else:
+                moved, wanted = self._place(records, slots)
+        except H5_ERRORS as exc:
+            raise self._broken(exc) from exc
+        self._same_file()
+        refused = self.store.write(moved)
+        self.added = self.store.added
+        if wanted:
+            try:
+                self._mark(wanted)
+            except H5_ERRORS as exc:  # committed, not acknowledged: delivered again, deduped
+                raise self._broken(exc) from exc
+        return refused
+
+    def _room(self, slots: dict[str, list[tuple[int, str, Array]]]) -> None:
+        """DatabaseUnavailable (the batch waits, retried) unless the file system has room for
+        the batch's arrays: HDF5 must never meet a full disk (it cannot recover in-process)."""
+        need = sum(len(value) for items in slots.values() for _, _, value in items) + _SPARE
+        found = os.statvfs(self.path.parent if self.path.parent != Path() else ".")
+        free = found.f_bavail * found.f_frsize
+        if free < need:
+            raise DatabaseUnavailable(
+                f"arrays file {self.path}: {free} bytes free on its file system, "
+                f"the batch needs about {need}"
+            )
+
+    def _place(
+        self, records: list[Record], slots: dict[str, list[tuple[int, str, Array]]]
+    ) -> tuple[list[Record], Wanted]:
+        """Step (1): the records with pointers in place of their arrays, appended and flushed,
+        and the slots of their stored rows unnamed; the tables, columns and ids to name."""
         datas = [dict(rec.data) for rec in records]
-        try:
-            if slots:
-                self._ensure_groups(slots)
-            for name, items in slots.items():
-                first = self._append(name, [value for _, _, value in items])
-                for offset, (index, key, _) in enumerate(items):
-                    datas[index][key] = pointer(self.id, name, first + offset)
-            self.file.flush()  # every array on disk before any row that points at it commits
-        except OSError as exc:  # h5py's errors (a full disk): the batch is retried whole later
-            raise DatabaseUnavailable(f"arrays file {self.path}: {first_line(exc)}") from exc
+        if slots:
+            self._ensure_groups(slots)
+        for name, items in slots.items():
+            first = self._append(name, [value for _, _, value in items])
+            for offset, (index, key, _) in enumerate(items):
+                datas[index][key] = pointer(self.id, name, first + offset)
+        self.file.flush()  # every array on disk before any row that points at it commits
         moved = [rec._replace(data=data) for rec, data in zip(records, datas, strict=True)]
         wanted = self._wanted(moved)
         for _rid, ref in self._pointed(wanted):  # rows the batch may replace: unnamed until (3)
             self._set_id(ref, "")
         self.file.flush()
-        self._same_file()
-        refused = self.store.write(moved)
-        self.added = self.store.added
-        self._mark(wanted)
-        return refused
+        return moved, wanted
+
+    def _broken(self, exc: Exception) -> CommandFailed:
+        """After an HDF5 write error the library's state of the file is not trusted (reopening
+        it in this process can crash it): stop; the next start clears the flags and repairs,
+        and the records not acknowledged are delivered again."""
+        self._failed = (
+            f"arrays file {self.path}: {first_line(exc)}; the collector stops (the records wait "
+            "in Redis): fix the cause, then start it again"
+        )
+        return CommandFailed(self._failed)
 
     def _ensure_groups(self, slots: dict[str, list[tuple[int, str, Array]]]) -> None:
         """Create the groups this batch needs (HDF5 creates objects only outside SWMR mode)."""
@@ -169,7 +216,7 @@ class ArraySink:
         ids.flush()
         return first
 
-    def _wanted(self, records: list[Record]) -> dict[str, tuple[list[str], list[str]]]:
+    def _wanted(self, records: list[Record]) -> Wanted:
         """Per table: the columns that may hold pointers into this file (the batch's and the
         file's groups), and the ids of the batch's records that carry pointers or whose rows
         may (a replaced row's arrays lose their ``_id``, whatever replaces them)."""
@@ -182,7 +229,7 @@ class ArraySink:
                 ids[rec.table].add(rec.id)
         return {t: (sorted(columns[t]), sorted(ids[t])) for t in columns if columns[t]}
 
-    def _pointed(self, wanted: dict[str, tuple[list[str], list[str]]]) -> list[tuple[str, Any]]:
+    def _pointed(self, wanted: Wanted) -> list[tuple[str, Any]]:
         """(id, ref) of each stored row of ``wanted`` whose pointer names a slot of this file."""
         found = []
         for table, (names, ids) in wanted.items():
@@ -193,7 +240,7 @@ class ArraySink:
                     found.append((rid, ref))
         return found
 
-    def _mark(self, wanted: dict[str, tuple[list[str], list[str]]]) -> None:
+    def _mark(self, wanted: Wanted) -> None:
         """Write the ``_id`` of each slot a committed row of the batch points at, as the
         database says."""
         try:
@@ -204,29 +251,8 @@ class ArraySink:
             self._repaired = False
         self.file.flush()
 
-    def _committed(
-        self, table: str, names: list[str], ids: list[str] | None
-    ) -> list[tuple[str, bytes]]:
-        """(id, pointer) of the rows of ``table`` (those of ``ids``, or all) in ``names``."""
-        found: list[tuple[str, bytes]] = []
-        try:
-            with self.store.engine.connect() as conn:
-                tbl = sa.Table(table, sa.MetaData(), autoload_with=conn)
-                cols = [tbl.c[n] for n in names if n in tbl.c]
-                if not cols:
-                    return []
-                chunks = [ids[i : i + _ASK] for i in range(0, len(ids), _ASK)] if ids else [None]
-                for chunk in chunks:
-                    query = sa.select(tbl.c["_id"], *cols)
-                    if chunk is not None:
-                        query = query.where(tbl.c["_id"].in_(chunk))
-                    for row in conn.execute(query):
-                        found.extend((row[0], v) for v in row[1:] if is_pointer(v))
-        except sa.exc.NoSuchTableError:
-            return []
-        except sa.exc.SQLAlchemyError as exc:
-            raise DatabaseUnavailable(first_line(exc)) from exc
-        return found
+    def _committed(self, table: str, names: list[str], ids: list[str]) -> list[tuple[str, bytes]]:
+        return committed_pointers(self.store.engine, table, names, ids)
 
     def _set_id(self, ref: Any, rid: str) -> None:
         self.file[ref.group]["_id"][ref.slot] = rid.encode()
@@ -249,7 +275,10 @@ class ArraySink:
 
     def close(self) -> None:
         """Close the file (clearing its status flags), release the lock, then close the store."""
-        self.file.close()
+        try:
+            self.file.close()
+        except H5_ERRORS as exc:  # a full disk: nothing a committed row points at is lost
+            log.warning("closing %s: %s", self.path, first_line(exc))
         self._lock.release()
         self.store.close()
 
