@@ -141,6 +141,7 @@ class ArrayReader:
         self.path = path
         self.file = h5py.File(path, "r", libver="latest", swmr=True, locking=False)
         self.id = file_id(self.file)
+        self._open: dict[str, tuple[Any, Any, str]] = {}
 
     def load(self, value: bytes, rid: str | None = None) -> numpy.ndarray:
         """The array ``value`` points at (the row of ``rid``, when known); ConfigError when
@@ -151,16 +152,29 @@ class ArrayReader:
         row = f"row {rid!r}" if rid is not None else "a row"
         if ref.file != self.id:
             raise ConfigError(f"{row}: its array is in another HDF5 file than {self.path}")
-        group = self.file.get(ref.group)
-        if group is not None:
-            data, ids = group["data"], group["_id"]
+        found = self._group(ref.group, ref.slot)
+        if found is not None:
+            data, ids, dtype = found
+            if rid is not None and ids[ref.slot] not in (b"", rid.encode()):
+                raise ConfigError(f"{row}: slot {ref.slot} of {ref.group} names another id")
+            return as_sent(numpy.asarray(data[ref.slot]), dtype)
+        raise ConfigError(f"{row}: {self.path} has no slot {ref.slot} in {ref.group}")
+
+    def _group(self, name: str, slot: int) -> tuple[Any, Any, str] | None:
+        """A group's ``data``, ``_id`` and dtype, opened once and refreshed (SWMR) only when
+        ``slot`` is past what was seen; None when the file has no such group or slot."""
+        if name not in self._open:
+            group = self.file.get(name)
+            if group is None:
+                return None
+            self._open[name] = (group["data"], group["_id"], group["data"].attrs["dtype"])
+        data, ids, dtype = self._open[name]
+        if slot >= min(len(data), len(ids)):
             data.refresh()
             ids.refresh()
-            if ref.slot < min(len(data), len(ids)):
-                if rid is not None and ids[ref.slot] not in (b"", rid.encode()):
-                    raise ConfigError(f"{row}: slot {ref.slot} of {ref.group} names another id")
-                return as_sent(numpy.asarray(data[ref.slot]), data.attrs["dtype"])
-        raise ConfigError(f"{row}: {self.path} has no slot {ref.slot} in {ref.group}")
+            if slot >= min(len(data), len(ids)):
+                return None
+        return data, ids, dtype
 
     def close(self) -> None:
         self.file.close()
