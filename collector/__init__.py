@@ -40,7 +40,8 @@ How a result travels, by file (the node side is the ``workers`` package):
     output/               results back out: tables.py (by name), read.py (pandas),
                           formats.py (CSV, JSON lines, Parquet for ``collector export``)
     arrays/               --arrays: numpy arrays (workers/arrays.py on the wire) into one HDF5
-                          file: sink.py wraps the store, layout.py, superblock.py, export.py
+                          file: sink.py wraps the store, rows.py (the committed pointers),
+                          layout.py, superblock.py, export.py
     sweeps/               parameter sweeps: ledger, progress, missing (reruns), submit, plot,
                           accounting (Slurm's sacct fields per point)
     status.py             what ``status`` and the page show, from a client and engine kept

@@ -168,7 +168,11 @@ def main(argv: list[str]) -> int:
             return RET_FAILED
         writer.send(["ready"])
         threading.Thread(target=receive, args=(conn, writer.inbox), daemon=True).start()
-        writer.serve()
+        try:
+            writer.serve()
+        except library_errors() as exc:  # the sink cannot go on (--arrays): one line, then end
+            print(f"Error: {translate(exc)}", file=sys.stderr, flush=True)
+            return RET_FAILED
     finally:
         writer.close()
     return 0

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import collector
 from collector.daemon import Collector
-from tests.helpers import drain
+from tests.helpers import URL_PARAMS, drain
 from workers.arrays import EXT_ARRAY, MARKER, Array, to_numpy
 from workers.checks import Limits
 from workers.emitter import Emitter
@@ -195,7 +195,7 @@ def store_and_read(db_url: str, settings, fake_redis, values: list[np.ndarray]) 
     return list(frame["k"])
 
 
-DATABASES = ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)]
+DATABASES = URL_PARAMS  # SQLite, PostgreSQL, MariaDB
 
 
 @pytest.mark.parametrize("db", DATABASES)
@@ -207,11 +207,35 @@ def test_arrays_are_stored_and_read_back_exactly(request, db, settings, fake_red
         assert isinstance(back, np.ndarray) and same(back, sent), sent.dtype
 
 
-@pytest.mark.parametrize("db", DATABASES)
+@pytest.mark.parametrize("db", DATABASES[:2])  # MariaDB: over its packet, next test
 def test_a_16_mib_array_is_stored_exactly(request, db, settings, fake_redis) -> None:
     value = np.random.default_rng(1).standard_normal(2 << 20)  # 16 MiB of float64
     (back,) = store_and_read(request.getfixturevalue(db), settings, fake_redis, [value])
     assert same(back, value)
+
+
+@pytest.mark.mysql
+def test_on_mariadb_an_array_over_the_packet_in_the_row_is_refused_with_the_reason(
+    mysql_url, settings, fake_redis
+) -> None:
+    """MariaDB takes a row in one statement under ``max_allowed_packet``, a blob as hex (twice
+    its bytes): an array of half the packet does not fit and is dead-lettered, never cut."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(mysql_url)
+    with engine.connect() as conn:
+        packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+    engine.dispose()
+    value = np.zeros(packet // 2, "u1")
+    limits = Limits(max_record_bytes=packet * 2)
+    Emitter(queue=settings.queue, client=fake_redis).emit({"k": value}, table="arr")
+    daemon = Collector(replace(settings, db_url=mysql_url, limits=limits), client=fake_redis)
+    daemon.start()
+    drain(daemon)
+    daemon.close()
+    ((_id, letter),) = fake_redis.xrange(f"{settings.queue}:dead")
+    assert f"over the server's max_allowed_packet of {packet} bytes" in letter[b"reason"].decode()
+    assert same(to_numpy(Record.decode(letter[b"m"], limits).data["k"]), value)
 
 
 @pytest.mark.parametrize("db", DATABASES)

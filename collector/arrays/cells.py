@@ -2,7 +2,8 @@
 
 An array stored in the row becomes ``{"dtype": "<f4", "shape": [3, 4], "base64": "..."}`` (the
 C-order elements: ``numpy.frombuffer(base64.b64decode(b), dtype).reshape(shape)``); a pointer
-into the ``--arrays`` file becomes ``{"hdf5": "/table/column/group", "slot": 17}``.
+into the ``--arrays`` file becomes ``{"hdf5": "/table/column/group", "slot": 17, "file": id}``
+(``id``: the file's root attribute ``collector_file``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,6 @@ def array_cell(value: bytes) -> dict[str, Any] | None:
         data = base64.b64encode(memoryview(value)[start:]).decode()
         return {"dtype": dtype, "shape": list(shape), "base64": data}
     if is_pointer(value):
-        group, slot = parse_pointer(value)
-        return {"hdf5": group, "slot": slot}
+        ref = parse_pointer(value)
+        return {"hdf5": ref.group, "slot": ref.slot, "file": ref.file.hex()}
     return None

@@ -128,7 +128,7 @@ def _binary(
             array = to_numpy(value)
         else:
             assert reader is not None
-            array = reader.load(value)
+            array = reader.load(value, rid)
         name = kind_name(array.dtype.str, array.shape)
         if name not in group:
             create_group(group, name, array.dtype, array.shape)

@@ -11,23 +11,29 @@ holding two datasets of one length N:
   after that row committed. An empty ``_id`` is a slot no committed row points at (a crash
   or a duplicate between writing the array and committing the row): skip it.
 
-A row's array column holds a pointer, ``b"\\x93RCREF\\x01"`` + the group path in UTF-8 + a zero
-byte + the slot as an unsigned 64-bit little-endian integer.
+The file's root attribute ``collector_file`` is its identity, 32 hex digits chosen when the
+collector first opened it. A row's array column holds a pointer, ``b"\\x93RCREF\\x02"`` + that
+identity (16 bytes) + the group path in UTF-8 + a zero byte + the slot as an unsigned 64-bit
+little-endian integer: a pointer is followed only into the file it was written to, never into
+another file at the same path or another file of the same database.
 """
 
 from __future__ import annotations
 
 import struct
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from collector.errors import ConfigError
 from workers.arrays import MAX_NDIM
 
 if TYPE_CHECKING:
     import h5py
     import numpy
 
-POINTER = b"\x93RCREF\x01"
+POINTER = b"\x93RCREF\x02"
+FILE_ID = "collector_file"  # the root attribute: the file's identity, in every pointer into it
 ID_BYTES = 255  # the longest record id the ``_id`` dataset holds, in UTF-8 bytes
 CHUNK_BYTES = 1 << 20  # about this much data per chunk: whole arrays, at least one
 H5PY_MISSING = "--arrays needs h5py: pip install 'result-collector[hdf5]'"
@@ -44,17 +50,43 @@ def kind_name(dtype: str, shape: tuple[int, ...]) -> str:
     return f"{code}_{'x'.join(map(str, shape)) or 'scalar'}"
 
 
-def pointer(group: str, slot: int) -> bytes:
-    return b"".join((POINTER, group.encode(), b"\x00", struct.pack("<Q", slot)))
+class Ref(NamedTuple):
+    """What a pointer names: the file (its identity), the group and the slot."""
+
+    file: bytes
+    group: str
+    slot: int
+
+
+def pointer(file: bytes, group: str, slot: int) -> bytes:
+    return b"".join((POINTER, file, group.encode(), b"\x00", struct.pack("<Q", slot)))
 
 
 def is_pointer(value: object) -> bool:
     return isinstance(value, bytes) and value.startswith(POINTER)
 
 
-def parse_pointer(value: bytes) -> tuple[str, int]:
-    """The group path and the slot a pointer names."""
-    return value[len(POINTER) : -9].decode(), struct.unpack("<Q", value[-8:])[0]
+def parse_pointer(value: bytes) -> Ref:
+    """The file identity, the group path and the slot a pointer names."""
+    at = len(POINTER) + 16
+    return Ref(value[len(POINTER) : at], value[at:-9].decode(), struct.unpack("<Q", value[-8:])[0])
+
+
+def file_id(file: h5py.File) -> bytes | None:
+    """The identity of an open file (None: no collector wrote it)."""
+    text = file.attrs.get(FILE_ID)
+    if isinstance(text, bytes):
+        text = text.decode()
+    return bytes.fromhex(text) if isinstance(text, str) and len(text) == 32 else None
+
+
+def new_file_id(file: h5py.File) -> bytes:
+    """Give a file opened for writing (outside SWMR mode) an identity, once; returns it."""
+    known = file_id(file)
+    if known is None:
+        known = uuid.uuid4().bytes
+        file.attrs[FILE_ID] = known.hex()
+    return known
 
 
 def storage_dtype(dtype: numpy.dtype[Any]) -> numpy.dtype[Any]:
@@ -106,15 +138,43 @@ class ArrayReader:
             import h5py
         except ImportError:
             raise ImportError(H5PY_MISSING) from None
+        self.path = path
         self.file = h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        self.id = file_id(self.file)
+        self._open: dict[str, tuple[Any, Any, str]] = {}
 
-    def load(self, value: bytes) -> numpy.ndarray:
+    def load(self, value: bytes, rid: str | None = None) -> numpy.ndarray:
+        """The array ``value`` points at (the row of ``rid``, when known); ConfigError when
+        the pointer is not into this file, or its slot is missing or names another record."""
         import numpy
 
-        group, slot = parse_pointer(value)
-        data = self.file[group]["data"]
-        data.refresh()
-        return as_sent(numpy.asarray(data[slot]), data.attrs["dtype"])
+        ref = parse_pointer(value)
+        row = f"row {rid!r}" if rid is not None else "a row"
+        if ref.file != self.id:
+            raise ConfigError(f"{row}: its array is in another HDF5 file than {self.path}")
+        found = self._group(ref.group, ref.slot)
+        if found is not None:
+            data, ids, dtype = found
+            if rid is not None and ids[ref.slot] not in (b"", rid.encode()):
+                raise ConfigError(f"{row}: slot {ref.slot} of {ref.group} names another id")
+            return as_sent(numpy.asarray(data[ref.slot]), dtype)
+        raise ConfigError(f"{row}: {self.path} has no slot {ref.slot} in {ref.group}")
+
+    def _group(self, name: str, slot: int) -> tuple[Any, Any, str] | None:
+        """A group's ``data``, ``_id`` and dtype, opened once and refreshed (SWMR) only when
+        ``slot`` is past what was seen; None when the file has no such group or slot."""
+        if name not in self._open:
+            group = self.file.get(name)
+            if group is None:
+                return None
+            self._open[name] = (group["data"], group["_id"], group["data"].attrs["dtype"])
+        data, ids, dtype = self._open[name]
+        if slot >= min(len(data), len(ids)):
+            data.refresh()
+            ids.refresh()
+            if slot >= min(len(data), len(ids)):
+                return None
+        return data, ids, dtype
 
     def close(self) -> None:
         self.file.close()

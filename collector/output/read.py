@@ -47,9 +47,9 @@ def read(table: str, db_url: str | None = None, arrays: str | None = None) -> pa
             if any(map(is_pointer, column)) and reader is None:
                 reader = ArrayReader(_arrays_file(table, arrays))
             if reader is not None or any(map(is_array_payload, column)):
-                frame[name] = pandas.Series(
-                    [_value(v, reader) for v in column], index=frame.index, dtype=object
-                )
+                ids = frame["_id"] if "_id" in frame else [None] * len(column)
+                values = [_value(v, reader, rid) for v, rid in zip(column, ids, strict=True)]
+                frame[name] = pandas.Series(values, index=frame.index, dtype=object)
     finally:
         if reader is not None:
             reader.close()
@@ -70,10 +70,11 @@ def _arrays_file(table: str, arrays: str | None) -> str:
     return path
 
 
-def _value(value: object, reader: ArrayReader | None) -> object:
-    """A binary cell as read gives it: an array from the row or from the file, else itself."""
+def _value(value: object, reader: ArrayReader | None, rid: str | None) -> object:
+    """A binary cell (of the row ``rid``) as read gives it: an array from the row or from the
+    file, else itself."""
     if is_array_payload(value):
         return to_numpy(value)  # type: ignore[arg-type]
     if reader is not None and is_pointer(value):
-        return reader.load(value)  # type: ignore[arg-type]
+        return reader.load(value, rid)  # type: ignore[arg-type]
     return value

@@ -16,7 +16,7 @@ import redis
 import collector
 from faults.servers import RedisServer, drained, python, start_collector, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # 1.6 GB through 2 shared cores
 SIDE = 250_000  # float32 values: 1 MB an array
 LIMIT = ["--max-record-bytes", str(2 << 20)]
 
