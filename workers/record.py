@@ -73,10 +73,17 @@ def _timestamp(value: dt.datetime) -> msgpack.Timestamp:
     return msgpack.Timestamp.from_datetime(plain - (value.utcoffset() or dt.timedelta(0)))
 
 
+class BadExtension(ValueError):
+    """A msgpack extension value we refuse: its reason is the dead letter's, as it is."""
+
+
 def _ext(code: int, data: bytes) -> Any:
-    if code == EXT_ARRAY:
+    if code != EXT_ARRAY:
+        raise BadExtension(f"unsupported msgpack extension type {code}")
+    try:
         return Array.checked(data)
-    raise ValueError(f"unsupported msgpack extension type {code}")
+    except ValueError as exc:
+        raise BadExtension(str(exc)) from None
 
 
 def wire_data(data: dict[str, Any], table: object) -> dict[str, Any]:
@@ -209,6 +216,8 @@ def unpack(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     Sizes are the caller's to check: a batch entry may be larger than one record may."""
     try:
         return unpacker(limits, len(raw))(raw)
+    except BadExtension as exc:
+        raise DecodeError(str(exc), raw) from None
     except Exception as exc:  # msgpack raises many unrelated types for bad input
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}", raw) from None
 
