@@ -24,6 +24,7 @@ from scripts.soak.databases import Sqlite
 from scripts.soak.faults import HEAL_MARGIN, draw, kinds_for
 from scripts.soak.fleet import Collectors, Producers
 from scripts.soak.procs import Children
+from scripts.soak.run import Soak
 from scripts.soak.workload import Plan
 from tests.helpers import REAL_REDIS_URL
 
@@ -188,3 +189,40 @@ def test_the_canary_bounds_a_loss_by_the_write_redis_came_back_with() -> None:
     client.set(KEY, 10)
     assert canary.after_restart(killed_at=101.0) == "canary 10, nothing lost"
     assert len(canary.windows) == 1
+
+
+# --- the faults' world ---------------------------------------------------------------------------
+
+
+class SlowFleet:
+    """A fleet whose restart waits until a second reader has looked at the shard count (or 5 s):
+    a shard change that reads the count outside the fleet's lock reads the old one."""
+
+    def __init__(self) -> None:
+        self.changing = threading.RLock()
+        self.count, self.reads = 2, 0
+        self.read_twice = threading.Event()
+
+    @property
+    def shards(self) -> int:
+        self.reads += 1
+        if self.reads >= 2:
+            self.read_twice.set()
+        return self.count
+
+    def restart_all(self, shards: int) -> None:
+        self.read_twice.wait(5)
+        self.count = shards
+
+
+def test_two_shard_changes_at_once_raise_the_count_twice() -> None:
+    world = Soak.__new__(Soak)
+    world.fleet = SlowFleet()  # type: ignore[assignment]
+    said: list[str] = []
+    threads = [threading.Thread(target=lambda: said.append(world.shards_raise())) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(said) == ["shards 2 -> 3", "shards 3 -> 4"]
+    assert world.fleet.count == 4  # type: ignore[attr-defined]

@@ -119,8 +119,8 @@ class Soak:
         return f"{self.db.kill_connections()} connections ended"
 
     def shards_raise(self) -> str:
-        before = self.fleet.shards or 1
-        with self.fleet.changing:
+        with self.fleet.changing:  # the count read under the lock: two changes raise it twice
+            before = self.fleet.shards or 1
             self.fleet.restart_all(before + 1)
         return f"shards {before} -> {before + 1}"
 
