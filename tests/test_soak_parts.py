@@ -1,6 +1,7 @@
 """The soak's parts other than the checker: its children get the URLs on stdin (never in argv or
 their environment: a URL may hold a password), the fault schedule is the seed's and holds every
-kind, and the canary bounds what a Redis restart lost."""
+kind, the canary bounds what a Redis restart lost, and shard changes at once each raise the
+count."""
 
 from __future__ import annotations
 
