@@ -1,7 +1,8 @@
 """``collector run`` with a deliberate defect, for the test that proves the soak's checker can
 fail: every DROP_EVERY-th batch loses one record with a fresh id (never stored, yet acknowledged
 with its batch), and the id is printed as ``soak-dropper: dropped ID``. Arguments are those of
-``collector run``; the product has no hook for this, the wrapper patches it in its own process."""
+``collector run``, its URLs on stdin as the soak gives them (scripts/soak/child.py); the product
+has no hook for this, the wrapper patches it in its own process."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import re
 import sys
 from typing import Any
 
-from collector.cli import main
 from collector.store.store import Store
+from scripts.soak import child
 
 DROP_EVERY = 15
 FRESH_ID = re.compile(r"[0-9a-f]{32}")
@@ -32,4 +33,4 @@ def write(self: Store, records: list[Any]) -> list[tuple[int, str]]:
 
 if __name__ == "__main__":
     Store.write = write  # type: ignore[method-assign]
-    sys.exit(main(["run", *sys.argv[1:]]))
+    child.main(["run", *sys.argv[1:]])

@@ -38,3 +38,15 @@ def test_every_readme_link_points_at_a_file_that_exists() -> None:
 def test_readme_is_a_short_users_page() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 260
+
+
+def test_readme_guarantees_link_to_the_soak_s_long_runs_and_their_summary_lines() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## What it guarantees")[1].split("\n## ")[0]
+    assert "](docs/guarantees.md#long-runs)" in section
+    page = (ROOT / "docs" / "guarantees.md").read_text()
+    runs = page.split("\n### Long runs\n")[1].split("\n### ")[0]
+    for db in ("sqlite", "postgresql", "mysql"):
+        assert re.search(rf"python -m scripts\.soak --seed \d+ --minutes \d+ --db {db}\n", runs)
+    lines = re.findall(r"^ +SOAK seed=\d+ .*$", runs, re.MULTILINE)
+    assert len(lines) >= 3 and all(line.endswith(" findings=0 PASS") for line in lines)

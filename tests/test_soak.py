@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from tests.helpers import IN_CI, REAL_MYSQL_URL, REAL_PG_URL
 
 REPO = Path(__file__).resolve().parents[1]
-DROPPER = Path(__file__).with_name("soak_dropper.py")
 pytestmark = [pytest.mark.soak, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
@@ -80,7 +79,7 @@ def test_short_soak_on_mariadb_finds_nothing() -> None:
 
 
 def test_the_soak_names_the_records_a_defective_collector_lost() -> None:
-    command = f"{sys.executable} {DROPPER}"
+    command = f"{sys.executable} -m tests.soak_dropper"  # run from the repository's root
     proc = soak("--seed", "303", "--minutes", "0.5", "--db", "sqlite", "--collector-command",
                 command)  # fmt: skip
     line = summary(proc)

@@ -22,6 +22,7 @@ from scripts.soak.canary import Window
 from scripts.soak.check import Checker, Result, same
 from scripts.soak.databases import Database, Mysql, Sqlite
 from scripts.soak.receipts import FAIL, INFO, OK, Sent, read_file
+from scripts.soak.report import summary
 from workers.record import Record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,3 +235,24 @@ def test_a_float_is_the_same_only_with_its_sign_and_sqlite_refuses_negative_zero
     assert Sqlite.refusal({"f": -0.0}) == "a float column cannot hold -0.0"
     assert Sqlite.refusal({"f": 0.0, "js": [-0.0], "i": 0}) is None
     assert Database.refusal({"f": -0.0}) is None  # PostgreSQL keeps it
+
+
+def test_a_dead_letter_without_a_reason_is_its_own_finding_not_also_a_loss() -> None:
+    poison = sent("p", "id1", {"i": "x"}, poison="type conflict")
+    result = check([poison], [], [("id1", "p", "")])
+    assert found(result) == {"dead letter without a reason": 1}
+    assert result.findings["dead letter without a reason"] == ["results/id1 (p)"]
+
+
+def test_the_summary_line_names_the_seed_the_faults_and_every_count() -> None:
+    poison = sent("p", "id1", {"i": "x"}, poison="type conflict")
+    good, gone = sent("g", "id2", {"i": 1}), sent("l", "id3", {"i": 2})
+    late = sent("w", "id4", {"i": 3}, at=200.0)
+    result = check([poison, good, gone, late], [row("id2", good)], [("id1", "p", "why")],
+                   windows=[Window(199.0, 201.0, 2)])  # fmt: skip
+    result.counts.update({"fault redis_kill": 1, "fault db_lock": 2})
+    assert summary(9, result) == (
+        "SOAK seed=9 faults[db_lock=2,redis_kill=1] emitted=4 stored=1 dead=1 lost=1 dup=0 "
+        "phantom=0 lost_to_redis_fsync=1 findings=1 FAIL"
+    )
+    assert summary(9, check([good], [row("id2", good)])).endswith(" findings=0 PASS")

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--collector-command",
         default=None,
-        help="run this instead of `collector run` (the defect test's wrapper)",
+        help="run this instead of `collector run` (the defect test's wrapper); it reads "
+        "--redis-url and --db-url on stdin, as scripts/soak/child.py does",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)

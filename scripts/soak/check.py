@@ -138,7 +138,7 @@ class Checker:
                 self.groups[(s.table, s.id)].append(s)
         res.counts["emitted"] = sum(s.status == OK for s in self.sent)
         stored = self._rows(res, tables)
-        dead_tags = {tag for _rid, tag, reason in dead if reason and tag}
+        dead_tags = {tag for _rid, tag, _reason in dead if tag}  # no reason: _dead's finding
         for (table, rid), group in self.groups.items():
             kinds = tables[table][0] if table in tables else {}
             self._group(res, table, rid, group, stored.get((table, rid)), kinds, dead_tags)

@@ -16,10 +16,12 @@ from typing import Any
 import msgpack
 import redis
 
+from scripts.soak.child import options_line
 from scripts.soak.databases import Database
 from workers import Emitter
 
 PROBE = 40  # records sent once everything is quiet: the metrics must count exactly these
+CHILD = [sys.executable, "-m", "scripts.soak.child"]  # a collector command, its URLs on stdin
 
 
 def streams(client: redis.Redis) -> tuple[list[str], list[str]]:
@@ -65,10 +67,9 @@ def flush_spools(spool: Path, url: str) -> list[str]:
     """Re-send what killed producers left in the spool; findings if it stays."""
     if not any(spool.glob("*")):
         return []
-    proc = subprocess.run(
-        [sys.executable, "-m", "collector", "spool", "flush", str(spool), "--redis-url", url],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = subprocess.run([*CHILD, "spool", "flush", str(spool)],
+                          input=options_line({"--redis-url": url}),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     left = sorted(p.name for p in spool.glob("*"))
     if proc.returncode != 0 or left:
         return [f"spool not empty after `collector spool flush` (exit {proc.returncode}): "
@@ -136,11 +137,11 @@ def agree(url: str, queue: str, db: Database, ports: dict[str, int],
     finally:
         client.close()
     counts = {t: len(db.read(t)[1]) for t in db.tables()}
-    argv = [sys.executable, "-m", "collector", "status", "--json", "--redis-url", url,
-            "--db-url", db.url, "--queue", queue]  # fmt: skip
+    argv = [*CHILD, "status", "--json", "--queue", queue]
     if shards:
         argv += ["--shards", str(shards)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(argv, input=options_line({"--redis-url": url, "--db-url": db.url}),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     found = []
     try:
         status: dict[str, Any] = json.loads(proc.stdout)

@@ -4,6 +4,7 @@ again so the run goes on."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from scripts.soak.child import options_line
 from scripts.soak.procs import Child, Children
 from scripts.soak.workload import Plan
 
@@ -22,12 +24,14 @@ class Collectors:
     """``collector run`` processes (or the command given instead), one consumer name each, each
     incarnation serving metrics on a port of its choosing (read from its log: a port picked in
     advance may meanwhile be the local end of some client's connection), all with the same
-    arguments except ``--shards``. Faults that end or start collectors hold ``changing``, so a
-    shard-count change and a kill never interleave."""
+    arguments except ``--shards``, and ``urls`` (``{"--redis-url": ..., "--db-url": ...}``) as
+    the first line on its stdin (scripts/soak/child.py). Faults that end or start collectors
+    hold ``changing``, so a shard-count change and a kill never interleave."""
 
     def __init__(self, children: Children, logs: Path, command: list[str], args: list[str],
-                 names: list[str], shards: int | None) -> None:  # fmt: skip
+                 names: list[str], shards: int | None, urls: dict[str, str]) -> None:  # fmt: skip
         self.children, self.logs, self.command, self.args = children, logs, command, args
+        self.urls = options_line(urls)
         self.names = names
         self.shards = shards
         self.procs: dict[str, Child] = {}
@@ -48,7 +52,7 @@ class Collectors:
             if old is not None and old.alive():  # never two incarnations of one consumer
                 old.kill()
             self.since[name] = log.stat().st_size if log.exists() else 0
-            self.procs[name] = self.children.start(argv, log)
+            self.procs[name] = self.children.start(argv, log, stdin=self.urls)
             self.down.discard(name)
 
     def output(self, name: str) -> str:
@@ -109,12 +113,16 @@ class Collectors:
 
 
 class Producers:
-    """Producer processes by slot; a replacement gets the next life number (its own receipts)."""
+    """Producer processes by slot; a replacement gets the next life number (its own receipts).
+    Each reads the Redis URL on its stdin (``{"redis_url": ...}``), not from its environment."""
 
     def __init__(self, children: Children, directory: Path, plan: Plan, env: dict[str, str],
-                 slots: list[str]) -> None:  # fmt: skip
+                 slots: list[str], redis_url: str, command: list[str] | None = None,
+                 ) -> None:  # fmt: skip
         self.children, self.directory, self.plan, self.env = children, directory, plan, env
         self.slots = slots
+        self.url = json.dumps({"redis_url": redis_url}) + "\n"
+        self.command = command or [sys.executable, "-m", "scripts.soak.producer"]
         self.lives = dict.fromkeys(slots, 0)
         self.procs: dict[str, Child] = {}
         self.down: set[str] = set()
@@ -131,10 +139,9 @@ class Producers:
         self.lives[slot] += 1
         life = self.lives[slot]
         receipts = self.directory / "receipts" / f"{slot}-{life}.jsonl"
-        argv = [sys.executable, "-m", "scripts.soak.producer", str(receipts), slot, str(life),
-                self.plan.dumps()]  # fmt: skip
+        argv = [*self.command, str(receipts), slot, str(life), self.plan.dumps()]
         log = self.directory / "logs" / f"producer-{slot}-{life}.log"
-        self.procs[slot] = self.children.start(argv, log, self.env)
+        self.procs[slot] = self.children.start(argv, log, self.env, self.url)
         self.down.discard(slot)
 
     def kill(self, slot: str) -> None:

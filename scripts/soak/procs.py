@@ -30,20 +30,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs between fork and exec
 
 
 class Child:
-    """One child process, its output appended to ``log``."""
+    """One child process, its output appended to ``log``; ``stdin``, when given, is all it reads
+    on its standard input (how it gets URLs, which may hold passwords: never argv or env)."""
 
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None,
+                 stdin: str | None = None) -> None:  # fmt: skip
         self.argv, self.log = argv, log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it died at once: its log says why
+                self.proc.stdin.write(stdin.encode())
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
 
     @property
     def pid(self) -> int:
@@ -96,8 +104,9 @@ class Children:
         self.all: list[Child] = []
         self.spawner = ThreadPoolExecutor(1, thread_name_prefix="spawner")
 
-    def start(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
-        child = self.spawner.submit(Child, argv, log, env).result()
+    def start(self, argv: list[str], log: Path, env: dict[str, str] | None = None,
+              stdin: str | None = None) -> Child:  # fmt: skip
+        child = self.spawner.submit(Child, argv, log, env, stdin).result()
         self.all.append(child)
         return child
 

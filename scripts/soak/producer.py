@@ -2,13 +2,16 @@
 ``workers.emit_many`` and a ``@collect`` job, each call written to its receipt file before and
 after (receipts.py), then exits normally (which re-sends what it spooled, if Redis lets it).
 
-    python -m scripts.soak.producer RECEIPTS SLOT LIFE PLAN_JSON
+    python -m scripts.soak.producer RECEIPTS SLOT LIFE PLAN_JSON   <<< '{"redis_url": ...}'
 
-Redis, queue and spool come from the environment (COLLECTOR_REDIS_URL, ...), as in a job.
+Queue and spool come from the environment (COLLECTOR_QUEUE, ...), as in a job; the Redis URL,
+which may hold a password, from the first line on stdin, never from argv or the environment
+the soak gives it (it becomes this process's own COLLECTOR_REDIS_URL, as a job's would be).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -108,6 +111,7 @@ class Producer:
 
 def main(argv: list[str]) -> None:
     receipts, slot, life, plan = argv
+    os.environ["COLLECTOR_REDIS_URL"] = json.loads(sys.stdin.readline())["redis_url"]
     Producer(Path(receipts), slot, int(life), Plan.loads(plan)).run()
 
 

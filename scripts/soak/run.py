@@ -57,13 +57,13 @@ class Soak:
         self.seconds = opts.minutes * 60
         self.broker = Broker(work / "redis", children)
         self.claim_idle = 2.0 if db.collectors > 1 else 60.0
-        command = opts.collector_command or [sys.executable, "-m", "collector", "run"]
-        args = ["--redis-url", self.broker.url, "--db-url", db.url, "--queue", QUEUE,
-                "--batch-size", "300", "--max-wait", "0.2", "--claim-idle", str(self.claim_idle),
-                "--max-deliveries", "1000",
+        command = opts.collector_command or [sys.executable, "-m", "scripts.soak.child", "run"]
+        urls = {"--redis-url": self.broker.url, "--db-url": db.url}  # on stdin: never in argv
+        args = ["--queue", QUEUE, "--batch-size", "300", "--max-wait", "0.2",
+                "--claim-idle", str(self.claim_idle), "--max-deliveries", "1000",
                 "--max-record-bytes", str(MAX_RECORD_BYTES)]  # fmt: skip
         names = [f"c{i + 1}" for i in range(db.collectors)]
-        self.fleet = Collectors(children, work / "logs", command, args, names, opts.shards)
+        self.fleet = Collectors(children, work / "logs", command, args, names, opts.shards, urls)
         self.collectors = names
         count = opts.producers or random.Random(f"producers:{opts.seed}").randint(4, 8)
         self.producers = [f"p{i}" for i in range(count)]
@@ -119,8 +119,8 @@ class Soak:
         return f"{self.db.kill_connections()} connections ended"
 
     def shards_raise(self) -> str:
-        before = self.fleet.shards or 1
-        with self.fleet.changing:
+        with self.fleet.changing:  # the count read under the lock: two changes raise it twice
+            before = self.fleet.shards or 1
             self.fleet.restart_all(before + 1)
         return f"shards {before} -> {before + 1}"
 
@@ -156,11 +156,12 @@ class Soak:
         self.setup()
         t0 = time.time()
         plan = Plan.draw(self.opts.seed, t0, self.seconds, MAX_RECORD_BYTES)
-        env = {**os.environ, "COLLECTOR_REDIS_URL": self.broker.url, "COLLECTOR_QUEUE": QUEUE,
-               "COLLECTOR_SPOOL_DIR": str(self.work / "spool"), "COLLECTOR_EMIT_TIMEOUT": "1",
+        env = {**os.environ, "COLLECTOR_QUEUE": QUEUE, "COLLECTOR_SPOOL_DIR":
+               str(self.work / "spool"), "COLLECTOR_EMIT_TIMEOUT": "1",
                "PYTHONPATH": str(REPO)}  # fmt: skip
-        env.pop("COLLECTOR_SHARDS", None)
-        self.pool = Producers(self.children, self.work, plan, env, self.producers)
+        for name in ("COLLECTOR_SHARDS", "COLLECTOR_REDIS_URL", "COLLECTOR_DB_URL"):
+            env.pop(name, None)
+        self.pool = Producers(self.children, self.work, plan, env, self.producers, self.broker.url)
         kinds = kinds_for(self.db.collectors > 1, bool(self.opts.shards))
         faults = draw(self.opts.seed, self.seconds, self, kinds, self.claim_idle)
         self.print_schedule(faults, kinds)
