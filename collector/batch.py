@@ -75,8 +75,20 @@ class Batch:
         if records is not None:  # the usual batch: every record checked column by column
             self.records, self.raw, self.sources = records, list(raws), ids
             return
+        before, self.dead = self.dead, []
         for entry_id, raw in zip(ids, raws, strict=True):
             self._add(entry_id, raw, limits)
+        decoded, self.dead = self.dead, before
+        self.add_decoded_dead(decoded)
+
+    def add_decoded_dead(self, dead: list[DeadEntry]) -> None:
+        """Add the dead letters decoding made to those of ``taken``, in the entries' order (the
+        dead-letter stream then follows the queue)."""
+        if not (self.dead and dead):
+            self.dead += dead
+            return
+        where = {entry_id: i for i, entry_id in enumerate(self.ids)}
+        self.dead = sorted(self.dead + dead, key=lambda letter: where[letter[0]])  # stable
 
     def held(self) -> int:
         """Records and dead letters the batch holds before it is decoded, as far as the size

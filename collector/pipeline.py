@@ -169,10 +169,11 @@ class PipelinedCollector(Collector):
             raise DatabaseUnavailable(frame[2])
         self._handed.popleft()
         self._failing = False
-        _, _, added, taken, dead = frame
+        _, _, added, taken, decoded, refused = frame
         batch = handed.batch
         taken += len(batch.dead)  # and those refused here, before decoding
-        batch.dead += dead_of(dead)
+        batch.add_decoded_dead(dead_of(decoded))
+        batch.dead += dead_of(refused)
         self._count(taken, added, len(batch.dead), handed.started)  # committed: count it
         log_dead_letters(batch.dead)
         self._committed.append(batch)

@@ -3,13 +3,14 @@ msgpack arrays whose first item names the frame (never pickle, even between our 
 
 reader -> writer   ["start", settings, verbose]   ["batch", seq, ids, raws]   ["retry"]   STOP
 writer -> reader   ["ready"]   ["error", class name, message]
-                   ["done", seq, added, taken, dead]   ["failed", seq, message]
+                   ["done", seq, added, taken, decoded, refused]   ["failed", seq, message]
 
 A batch travels as its stream entries' ids and record bytes, exactly as read from Redis, not yet
 decoded: the writer decodes and checks them (collector.batch), so the two processes share the
 work per record about evenly. ``done`` says how many rows the commit added, how many records and
 dead letters the entries held (``taken``), and the dead letters (entry id, record bytes, reason)
-decoding and the database made, for the reader to write before it acknowledges the batch.
+decoding made and those the database refused, for the reader to write before it acknowledges
+the batch.
 """
 
 from __future__ import annotations

@@ -126,8 +126,10 @@ class Writer:
                     if not self._wait_for_retry():
                         return False
                 continue
+            decoded = len(batch.dead)
             batch.refuse(refused)
-            self.send(["done", seq, self._sink.added, taken, batch.dead])
+            dead = batch.dead
+            self.send(["done", seq, self._sink.added, taken, dead[:decoded], dead[decoded:]])
             return True
 
     def _wait_for_retry(self) -> bool:

@@ -298,3 +298,30 @@ def test_the_writer_killed_holding_undecoded_batches_leaves_them_pending_for_the
     (reason,) = dead_reasons(fake_redis, queue)
     assert reason.startswith("not valid msgpack")
     assert fake_redis.xpending(queue, "collector")["pending"] == 0
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_dead_letters_follow_the_queue_alike_in_both_modes(
+    settings, fake_redis, queue, pipelined
+) -> None:
+    """Those refused before decoding (the reader's), by decoding (the writer's, pipelined) in
+    the entries' order, then those the database refused."""
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"x": 1}, key="int")
+    fake_redis.xadd(queue, {"m": POISON})
+    fake_redis.xadd(queue, {"other": b"field"})
+    emitter.emit({"x": "text"}, key="text")
+    fake_redis.xadd(queue, {"m": b"\x93\x01\x02\x03"})
+    given_ = replace(settings, pipeline=pipelined)
+    collector = (PipelinedCollector if pipelined else Collector)(given_, client=fake_redis)
+    collector.start()
+    try:
+        assert drain(collector) == 5
+    finally:
+        collector.close()
+    reasons = dead_reasons(fake_redis, queue)
+    assert [r.split(":")[0][:17] for r in reasons] == [
+        "not valid msgpack", "stream entry has ", "record is a msgpa", "column 'x' holds "
+    ]  # fmt: skip
+    assert reasons[-1] == REFUSED
+    assert (collector.counters.records, collector.counters.dead) == (5, 4)
