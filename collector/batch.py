@@ -16,7 +16,7 @@ from itertools import repeat
 from collector.entries import DeadEntry, Entry
 from workers.checks import Limits, size_problem
 from workers.columnar import v1_records
-from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry
+from workers.entry import BATCH_PREFIX, BATCH_VERSION, decode_entry, records_in
 from workers.errors import DecodeError
 from workers.record import Record, unpack, unpacker
 
@@ -24,7 +24,9 @@ from workers.record import Record, unpack, unpacker
 @dataclass
 class Batch:
     """Entries read together; ``records[i]`` came from entry ``sources[i]``, whose bytes are
-    ``raw[i]`` when it held that record alone (None: a batch entry's record)."""
+    ``raw[i]`` when it held that record alone (None: a batch entry's record). Until ``decode``
+    the entries to decode are ``kept_ids`` and ``kept_raws`` (the pipelined collector's writer
+    process decodes them: collector.pipeline)."""
 
     ids: list[bytes] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
@@ -32,38 +34,69 @@ class Batch:
     sources: list[bytes] = field(default_factory=list)
     dead: list[DeadEntry] = field(default_factory=list)
     stream: str = ""  # the stream it was read from (a sharded queue finishes it there)
+    kept_ids: list[bytes] = field(default_factory=list)  # entries to decode, and their bytes
+    kept_raws: list[bytes] = field(default_factory=list)
 
     @classmethod
-    def decode(
-        cls, entries: list[Entry], limits: Limits, max_deliveries: int, last_error: str | None
-    ) -> Batch:
-        """Decode ``entries``; what cannot be a record, or was delivered more than
-        ``max_deliveries`` times without being stored, becomes a dead letter with a reason."""
+    def taken(cls, entries: list[Entry], max_deliveries: int, last_error: str | None) -> Batch:
+        """The batch of ``entries`` as read, not yet decoded: an entry without our field, or
+        delivered more than ``max_deliveries`` times without being stored, is a dead letter
+        with a reason at once; the others are kept for ``decode``."""
         ids, raws, problems, deliveries = (
             zip(*entries, strict=True) if entries else ((), (), (), ())
         )
         batch = cls(ids=list(ids))
-        usual = None not in raws and set(problems) == {None} and max(deliveries) <= max_deliveries
-        if usual:  # every entry still there, with an ``m`` field, under the delivery limit
-            records = _all_v1(raws, limits)  # type: ignore[arg-type]
-            if records is not None:  # the usual batch: every record checked column by column
-                batch.records, batch.raw, batch.sources = records, list(raws), batch.ids[:]
-                return batch
+        if None not in raws and set(problems) == {None} and max(deliveries) <= max_deliveries:
+            batch.kept_ids, batch.kept_raws = batch.ids[:], list(raws)  # the usual batch
+            return batch
         for entry in entries:
             if entry.raw is None:  # deleted before we read it
                 continue
             if entry.problem is not None:
-                batch.dead.append((entry.id, entry.raw, entry.problem))  # type: ignore[arg-type]
+                batch.dead.append((entry.id, entry.raw, entry.problem))
             elif entry.deliveries > max_deliveries:
                 reason = (
                     f"delivered {entry.deliveries} times without being stored "
                     f"(--max-deliveries {max_deliveries}); last error: "
                     f"{last_error or 'none recorded (the collector stopped while holding it)'}"
                 )
-                batch.dead.append((entry.id, entry.raw, reason))  # type: ignore[arg-type]
+                batch.dead.append((entry.id, entry.raw, reason))
             else:
-                batch._add(entry.id, entry.raw, limits)  # type: ignore[arg-type]
+                batch.kept_ids.append(entry.id)
+                batch.kept_raws.append(entry.raw)
         return batch
+
+    def decode(self, limits: Limits) -> None:
+        """Decode the entries kept (once: a batch retried is not decoded again); what cannot
+        be a record becomes a dead letter with a reason."""
+        ids, raws = self.kept_ids, self.kept_raws
+        self.kept_ids, self.kept_raws = [], []
+        records = _all_v1(raws, limits)
+        if records is not None:  # the usual batch: every record checked column by column
+            self.records, self.raw, self.sources = records, list(raws), ids
+            return
+        before, self.dead = self.dead, []
+        for entry_id, raw in zip(ids, raws, strict=True):
+            self._add(entry_id, raw, limits)
+        decoded, self.dead = self.dead, before
+        self.add_decoded_dead(decoded)
+
+    def add_decoded_dead(self, dead: list[DeadEntry]) -> None:
+        """Add the dead letters decoding made to those of ``taken``, in the entries' order (the
+        dead-letter stream then follows the queue)."""
+        if not (self.dead and dead):
+            self.dead += dead
+            return
+        where = {entry_id: i for i, entry_id in enumerate(self.ids)}
+        self.dead = sorted(self.dead + dead, key=lambda letter: where[letter[0]])  # stable
+
+    def held(self) -> int:
+        """Records and dead letters the batch holds before it is decoded, as far as the size
+        of the next read needs: one an entry, a batch entry's count from its head."""
+        raws = self.kept_raws
+        if not any(map(bytes.startswith, raws, repeat(BATCH_PREFIX))):
+            return len(self.dead) + len(raws)
+        return len(self.dead) + sum(map(records_in, raws))
 
     def _add(self, entry_id: bytes, raw: bytes, limits: Limits) -> None:
         """Decode one entry into records and dead letters."""

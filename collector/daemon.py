@@ -145,16 +145,16 @@ class Collector:
         batch = self._batch = self._batch or self.reader.next_batch()
         if not batch:
             return 0
+        batch.decode(self.settings.limits)  # once: a batch retried is decoded already
         taken = len(batch.records) + len(batch.dead)
         batch.refuse(self.store.write(batch.records))
         self._batch, self._unacked = None, batch
-        self._count(taken, len(batch.dead), started)  # committed: count it, acked or not
+        self._count(taken, self.store.added, len(batch.dead), started)  # committed: count it
         log_dead_letters(batch.dead)  # once a batch, before an acknowledgement that may fail
         self._acknowledge()
         return len(batch)
 
-    def _count(self, taken: int, dead: int, started: float) -> None:
-        stored = self.store.added
+    def _count(self, taken: int, stored: int, dead: int, started: float) -> None:
         self.counters.records += taken
         self.counters.stored += stored
         self.counters.dead += dead

@@ -1,16 +1,19 @@
 """``collector run --pipeline``: reading and writing in two processes, so that on two cores the
-Redis read and decode of the next batch overlaps the database's insert and commit of this one.
+Redis read of the next batch overlaps the decoding and the database's work on this one.
 
-This process reads (collector.reader / collector.shards: XREADGROUP, decode, validate) and
-acknowledges; the writer process (collector.pipeline_writer, a fresh interpreter) holds the
-SQLite lock and the sink, and tells this one each batch it committed. Every guarantee of the
+This process reads (collector.reader / collector.shards: XREADGROUP, the delivery limit),
+hands each batch's entries undecoded to the writer process (collector.pipeline_writer, a fresh
+interpreter: decode, validate, schema, insert, commit; it holds the SQLite lock and the sink),
+and, once the writer says the batch committed, writes its dead letters and acknowledges it. The
+work per record is so split about evenly between the two. Every guarantee of the
 single-process collector holds: a batch is acknowledged here only after the writer said it
-committed; at most MAX_IN_FLIGHT batches are handed and not yet acknowledged, and a new one is
-read while others are in flight only when it is the reply of a read ahead (new entries only, so
-no re-read of pending entries can meet one in flight); a batch the database refuses is retried
-after this process's backoff, and nothing more is read meanwhile. If either process dies, the
-other ends (this one exits non-zero); what was not acknowledged stays pending and is
-redelivered, and ``_id`` drops what had committed.
+committed, each dead letter written before its entry's acknowledgement; at most MAX_IN_FLIGHT
+batches are handed and not yet acknowledged, and a new one is read while others are in flight
+only when it is the reply of a read ahead (new entries only, so no re-read of pending entries
+can meet one in flight); a batch the database refuses is retried after this process's backoff,
+and nothing more is read meanwhile. If either process dies, the other ends (this one exits
+non-zero); what was not acknowledged stays pending and is redelivered, and ``_id`` drops what
+had committed.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from collector.errors import (
     DatabaseUnavailable,
 )
 from collector.observer import Observer
+from collector.pipeline_wire import dead_of
 from collector.reader import Reader
 from collector.settings import Settings
+from collector.sink import Refused
 from collector.writer_process import WriterProcess
 from workers.cluster import REDIS_ERRORS
+from workers.record import Record
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2  # batches handed to the writer and not yet acknowledged: one written, one next
@@ -47,6 +53,22 @@ class Handed:
     seq: int
     batch: Batch
     started: float
+
+
+class WrittenElsewhere:
+    """The sink of the reader process, which writes nothing: each batch goes to the writer
+    process, and what its commit added comes with the writer's news."""
+
+    added = 0
+
+    def write(self, records: list[Record]) -> Refused:
+        raise AssertionError("the reader process hands its batches to the writer process")
+
+    def close(self) -> None:
+        """Nothing to release: the writer process holds the database."""
+
+
+NOTHING_WRITTEN_HERE = WrittenElsewhere()
 
 
 class PipelinedCollector(Collector):
@@ -67,7 +89,7 @@ class PipelinedCollector(Collector):
         self.writer = writer or WriterProcess(settings)
         super().__init__(
             settings, client=client, clock=clock, observer=observer, reader=reader,
-            sink=self.writer,
+            sink=NOTHING_WRITTEN_HERE,
         )  # fmt: skip
         self._handed: deque[Handed] = deque()
         self._committed: deque[Batch] = deque()  # committed, not yet acknowledged, in order
@@ -112,10 +134,16 @@ class PipelinedCollector(Collector):
         if not self._may_read():
             return 0
         started = self.clock()
-        batch = self.reader.next_batch()
+        return self._hand(self.reader.next_batch(), started)
+
+    def _hand(self, batch: Batch, started: float) -> int:
+        """Hand ``batch``'s entries to the writer, undecoded (it decodes them); this process
+        keeps only what acknowledging it needs. Returns its entries."""
         if not batch:
             return 0
-        self._handed.append(Handed(self.writer.hand(batch.records), batch, started))
+        seq = self.writer.hand(batch.kept_ids, batch.kept_raws)
+        batch.kept_ids, batch.kept_raws = [], []
+        self._handed.append(Handed(seq, batch, started))
         return len(batch)
 
     def _may_read(self) -> bool:
@@ -141,20 +169,23 @@ class PipelinedCollector(Collector):
             raise DatabaseUnavailable(frame[2])
         self._handed.popleft()
         self._failing = False
+        _, _, added, taken, decoded, refused = frame
         batch = handed.batch
-        taken = len(batch.records) + len(batch.dead)
-        batch.refuse([(i, reason) for i, reason in frame[3]])
-        self.writer.added = frame[2]
-        self._count(taken, len(batch.dead), handed.started)  # committed: count it, acked or not
+        taken += len(batch.dead)  # and those refused here, before decoding
+        batch.add_decoded_dead(dead_of(decoded))
+        batch.dead += dead_of(refused)
+        self._count(taken, added, len(batch.dead), handed.started)  # committed: count it
         log_dead_letters(batch.dead)
         self._committed.append(batch)
 
+    def _settle(self) -> None:
+        """Wait for the writer's news of every batch handed (unless one fails)."""
+        while self._handed and not self._failing and self.writer.alive:
+            self._take_news(wait=True)
+
     def _acknowledge(self) -> None:
         """Every committed batch, oldest first (one a Redis error stopped waits for the next
-        pass); also the one the Collector's own ``run_once`` stored at shutdown."""
-        if self._unacked is not None:
-            self._committed.append(self._unacked)
-            self._unacked = None
+        pass)."""
         while self._committed:
             self.reader.finish(self._committed[0])
             self._committed.popleft()
@@ -167,12 +198,13 @@ class PipelinedCollector(Collector):
         ahead not stored stays pending)."""
         self.reader.stop()
         try:
-            while self._handed and not self._failing and self.writer.alive:
-                self._take_news(wait=True)
-            if self.reader.ahead and not self._handed and self.writer.alive:
-                super().run_once()
+            self._settle()
+            if self.reader.ahead and not self._failing and self.writer.alive:
+                self._acknowledge()
+                self._hand(self.reader.next_batch(), self.clock())  # nothing more is read ahead
+                self._settle()
         except Exception as exc:  # shutting down: release everything below regardless
-            left = sum(len(h.batch) for h in self._handed) + len(self._batch or ())
+            left = sum(len(h.batch) for h in self._handed)
             log.warning("left %d entries pending for the next start (%s)", left, exc)
         try:
             self._acknowledge()

@@ -1,7 +1,8 @@
-"""The writer process of a pipelined collector: takes the SQLite writer lock, then stores each
-batch the reader hands it (schema, insert, commit) and says what committed; the reader
-acknowledges it. Started by collector.pipeline (its BOOT runs ``main([FD, PPID])`` of the
-reader's own collector package).
+"""The writer process of a pipelined collector: takes the SQLite writer lock, then decodes each
+batch of entries the reader hands it (collector.batch: checks, dead letters), stores it
+(schema, insert, commit) and says what committed and which records are dead letters; the
+reader writes those and acknowledges the batch. Started by collector.pipeline (its BOOT runs
+``main([FD, PPID])`` of the reader's own collector package).
 
 It dies with the reader (PR_SET_PDEATHSIG on Linux, checked against its parent, as the signal
 also comes when only the reader's starting thread ended; everywhere its receiving thread sees
@@ -23,8 +24,10 @@ from collections import deque
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from types import FrameType
+from typing import Any
 
 from collector import logs
+from collector.batch import Batch
 from collector.daemon import make_sink, writer_lock
 from collector.errors import (
     RET_CONFIG,
@@ -33,9 +36,10 @@ from collector.errors import (
     library_errors,
     translate,
 )
+from collector.heap import gc_paused, waiting
 from collector.lock import WriterLock
 from collector.models import prepare_models
-from collector.pipeline_wire import STOP, pack, records_of, settings_of, unpack
+from collector.pipeline_wire import STOP, pack, settings_of, unpack
 from collector.settings import Settings
 from collector.sink import Sink
 
@@ -74,12 +78,12 @@ def receive(conn: Connection, inbox: SimpleQueue[bytes]) -> None:
 
 
 class Writer:
-    """The store behind the socket: one batch at a time, in the order handed."""
+    """The decoder and store behind the socket: one batch at a time, in the order handed."""
 
     def __init__(self, settings: Settings, conn: Connection, reader: int) -> None:
         self.settings, self.conn, self.reader = settings, conn, reader
         self.inbox: SimpleQueue[bytes] = SimpleQueue()
-        self._later: deque[list[object]] = deque()  # batches handed while one was failing
+        self._later: deque[list[Any]] = deque()  # batches handed while one was failing
         self._lock: WriterLock | None = None
         self._sink: Sink | None = None
 
@@ -94,29 +98,39 @@ class Writer:
     def send(self, frame: list[object]) -> None:
         self.conn.send_bytes(pack(frame))
 
-    def _next(self) -> list[object]:
+    def _next(self) -> list[Any]:
         return self._later.popleft() if self._later else unpack(self.inbox.get())
 
     def serve(self) -> None:
-        """Store each batch handed; a batch the database cannot take now is reported and kept
-        until the reader, after its backoff, says retry (or stop)."""
-        assert self._sink is not None
+        """Decode and store each batch handed, in order, until STOP."""
         while True:
             frame = self._next()
-            if frame[0] != "batch":
+            if frame[0] != "batch" or not self._store(*frame[1:]):
                 return  # STOP
-            _, seq, rows = frame
-            records = records_of(rows)  # type: ignore[arg-type]
-            while True:
-                try:
-                    refused = self._sink.write(records)
-                except DatabaseUnavailable as exc:
-                    self.send(["failed", seq, str(exc)])
+
+    @gc_paused  # the batch's records die with it (collector.heap)
+    def _store(self, seq: int, ids: list[bytes], raws: list[bytes]) -> bool:
+        """Decode and store one batch and say so; a batch the database cannot take now is
+        reported and kept, decoded, until the reader, after its backoff, says retry (False:
+        it said stop)."""
+        assert self._sink is not None
+        batch = Batch(kept_ids=ids, kept_raws=raws)
+        batch.decode(self.settings.limits)
+        taken = len(batch.records) + len(batch.dead)
+        while True:
+            try:
+                refused = self._sink.write(batch.records)
+            except DatabaseUnavailable as exc:
+                self.send(["failed", seq, str(exc)])
+                with waiting():
                     if not self._wait_for_retry():
-                        return
-                    continue
-                self.send(["done", seq, self._sink.added, refused])
-                break
+                        return False
+                continue
+            decoded = len(batch.dead)
+            batch.refuse(refused)
+            dead = batch.dead
+            self.send(["done", seq, self._sink.added, taken, dead[:decoded], dead[decoded:]])
+            return True
 
     def _wait_for_retry(self) -> bool:
         """True at "retry", False at STOP; batches handed meanwhile wait their turn."""

@@ -47,7 +47,8 @@ class Reader(Protocol):
         """Build the Redis client (no command sent yet)."""
 
     def next_batch(self) -> Batch:
-        """The next batch, decoded (empty when none came within ``--max-wait``)."""
+        """The next batch, as read and not yet decoded (``Batch.decode``; empty when none came
+        within ``--max-wait``)."""
 
     def finish(self, batch: Batch) -> None:
         """Dead-letter ``batch``'s refused records, then acknowledge it: call it only after the
@@ -138,11 +139,10 @@ class StreamReader:
         except REDIS_ERRORS as exc:
             self._lost(exc)
             raise
-        limits, most = self.settings.limits, self.settings.max_deliveries
-        batch = Batch.decode(entries, limits, most, self.last_error)
+        batch = Batch.taken(entries, self.settings.max_deliveries, self.last_error)
         batch.stream = self.name
         if batch.ids:  # batch entries hold many records: read about --batch-size records
-            per_entry = (len(batch.records) + len(batch.dead)) / len(batch.ids)
+            per_entry = batch.held() / len(batch.ids)
             self._per_entry = max(1.0, per_entry, self._per_entry / 16)  # up at once, down slower
             self._read_count = max(1, int(self.settings.batch_size / self._per_entry))
             size = sum(map(len, filter(None, map(_RAW, entries)))) / len(entries)

@@ -1,6 +1,7 @@
 """The pipelined collector's writer process, seen from its reader: started as a fresh
 interpreter running this very package's collector.pipeline_writer, handed batches over a socket
-pair, heard from when they commit, stopped in order (killed only if it does not end)."""
+pair (their entries as read, for it to decode), heard from when they commit, stopped in order
+(killed only if it does not end)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from typing import Any
 from collector.errors import AlreadyRunning, CommandFailed, ConfigError, DatabaseUnavailable
 from collector.pipeline_wire import STOP, batch_frame, pack, settings_frame, unpack
 from collector.settings import Settings
-from collector.sink import Refused
-from workers.record import Record
 
 STOP_TIMEOUT = 30.0  # s the writer gets to close after STOP before it is killed
 ERRORS = {cls.__name__: cls for cls in (AlreadyRunning, ConfigError, DatabaseUnavailable)}
@@ -31,12 +30,10 @@ BOOT = (  # the writer: ROOT's collector.pipeline_writer, ROOT first unless alre
 
 
 class WriterProcess:
-    """The writer process, seen from the reader: start it, hand it batches, hear what committed.
-    A sink for collector.daemon (``write`` hands one batch and waits for it)."""
+    """The writer process, seen from the reader: start it, hand it batches, hear what committed."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.added = 0  # rows the last batch waited for by ``write`` added
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
         self._seq = 0
@@ -64,10 +61,11 @@ class WriterProcess:
             self.stop()
             raise ERRORS.get(frame[1], CommandFailed)(frame[2])
 
-    def hand(self, records: list[Record]) -> int:
-        """Hand a batch's records to the writer; returns its sequence number."""
+    def hand(self, ids: list[bytes], raws: list[bytes]) -> int:
+        """Hand a batch's entries (ids, record bytes) to the writer; returns its sequence
+        number."""
         self._seq += 1
-        self._send(batch_frame(self._seq, records))
+        self._send(batch_frame(self._seq, ids, raws))
         return self._seq
 
     def retry(self) -> None:
@@ -109,26 +107,12 @@ class WriterProcess:
             "stored at the next start"
         )
 
-    def write(self, records: list[Record]) -> Refused:
-        """Hand ``records`` and wait for their commit (DatabaseUnavailable: it failed and the
-        writer waits for retry or stop)."""
-        seq = self.hand(records)
-        frame = self.receive(None)
-        assert frame is not None and frame[1] == seq, frame
-        if frame[0] == "failed":
-            raise DatabaseUnavailable(frame[2])
-        self.added = frame[2]
-        return [(i, reason) for i, reason in frame[3]]
-
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def close(self) -> None:
-        """Tell the writer to stop (it releases its sink, then the lock) and wait for it."""
-        self.stop()
-
     def stop(self) -> None:
+        """Tell the writer to stop (it releases its sink, then the lock) and wait for it."""
         if self.proc is None or self.conn is None:
             return
         if self.proc.poll() is None:

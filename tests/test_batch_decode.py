@@ -57,6 +57,13 @@ def one_by_one(raws: list[bytes], limits: Limits) -> tuple[list[Any], list[Any]]
     return kept, dead
 
 
+def decoded(entries: list[Entry], limits: Limits, most: int, last_error: str | None) -> Batch:
+    """The batch of ``entries`` as read, then decoded (in one process, or the writer's)."""
+    batch = Batch.taken(entries, most, last_error)
+    batch.decode(limits)
+    return batch
+
+
 def is_batch_entry(raw: bytes) -> bool:
     try:
         doc = msgpack.unpackb(raw, timestamp=3, strict_map_key=False)
@@ -70,7 +77,7 @@ def is_batch_entry(raw: bytes) -> bool:
 def test_a_batch_decodes_as_its_records_one_by_one(raws: list[bytes], limits: Limits) -> None:
     assume(not any(map(is_batch_entry, raws)))  # version 2 is decoded as a batch entry
     entries = [Entry(b"%d-0" % i, raw) for i, raw in enumerate(raws)]
-    batch = Batch.decode(entries, limits, 5, None)
+    batch = decoded(entries, limits, 5, None)
     kept, dead = one_by_one(raws, limits)
     assert list(map(typed, batch.records)) == kept
     assert batch.dead == dead
@@ -82,9 +89,7 @@ def test_a_batch_decodes_as_its_records_one_by_one(raws: list[bytes], limits: Li
 def test_records_keep_their_exact_types_and_bytes(recs: list[Record]) -> None:
     """(Records as emitted: mostly the column path's; one refused sends all record by record.)"""
     raws = [rec.encode() for rec in recs]
-    batch = Batch.decode(
-        [Entry(b"%d-0" % i, r) for i, r in enumerate(raws)], DEFAULT_LIMITS, 5, None
-    )
+    batch = decoded([Entry(b"%d-0" % i, r) for i, r in enumerate(raws)], DEFAULT_LIMITS, 5, None)
     kept, dead = one_by_one(raws, DEFAULT_LIMITS)
     assert list(map(typed, batch.records)) == kept and batch.dead == dead
     assert all(type(r.ts) is float for r in batch.records)
@@ -133,6 +138,6 @@ def test_the_column_path_and_the_entry_path_agree_on_any_entries(
     def parts(batch: Batch) -> tuple[Any, ...]:
         return batch.ids, list(map(typed, batch.records)), batch.raw, batch.sources, batch.dead
 
-    fast = Batch.decode(entries, limits, most, "E")
+    fast = decoded(entries, limits, most, "E")
     with mock.patch.object(batch_module, "_all_v1", lambda _raws, _limits: None):
-        assert parts(fast) == parts(Batch.decode(entries, limits, most, "E"))
+        assert parts(fast) == parts(decoded(entries, limits, most, "E"))

@@ -3,6 +3,7 @@ carry at the edges of what the single-process collector stores."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -34,11 +35,25 @@ from tests.helpers import dead_reasons, drain, rows
 from tests.test_arrays import named_cases
 from tests.test_arrays import same as same_array
 from tests.test_arrays_hdf5 import by_id
-from tests.test_pipelined import values
 from workers import Emitter
+from workers.arrays import RESERVED
 from workers.checks import MAX_DEPTH, Limits
 
 HOSTILE = "open({marker!r}, 'w').write('hostile')\n"
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20).filter(lambda b: not b.startswith(RESERVED))  # arrays' prefix
+    | st.datetimes(timezones=st.just(dt.UTC))
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=12,
+)
 
 
 def test_the_writer_runs_our_code_not_a_collector_package_in_the_working_directory(

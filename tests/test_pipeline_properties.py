@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from collector.daemon import Collector
 from collector.db import make_engine
+from collector.pipeline import PipelinedCollector
 from tests.helpers import URL_PARAMS, drain
 from workers import Emitter
 from workers.arrays import Array
@@ -96,16 +97,19 @@ def winners(sent: list[Record], dead: set[int]) -> dict[tuple[str, str], Record]
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("db", URL_PARAMS)
 @pytest.mark.parametrize("wire", ["v1", "v1 and v2"])
+@pytest.mark.parametrize("pipeline", [False, True])
 def test_every_record_is_stored_exactly_or_dead_lettered(
-    request, db, seed, wire, settings, fake_redis
+    request, db, seed, wire, pipeline, settings, fake_redis
 ):
     """``v1``: one entry per record (``emit``); ``v1 and v2``: each round at random also from a
-    buffered emitter, whose records travel in batch entries (version 2), keys included."""
+    buffered emitter, whose records travel in batch entries (version 2), keys included. In one
+    process, or pipelined (the writer process decodes and stores)."""
     rng = random.Random(seed)
     db_url = request.getfixturevalue(db)
     alone = Emitter(queue=settings.queue, client=fake_redis)
     buffered = Emitter(queue=settings.queue, client=fake_redis, buffer=10_000, flush_interval=60)
-    collector = Collector(replace(settings, db_url=db_url), client=fake_redis)
+    kind = PipelinedCollector if pipeline else Collector
+    collector = kind(replace(settings, db_url=db_url, pipeline=pipeline), client=fake_redis)
     collector.start()
     sent: list[Record] = []
     for _round in range(6):

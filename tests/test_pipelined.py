@@ -3,81 +3,45 @@ SQLite: what it stores and counts, the frames' exactness, the lock, a dead write
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import replace
-from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from collector.daemon import Collector
-from collector.errors import RET_CONFIG, AlreadyRunning, CommandFailed, ConfigError
+from collector.errors import (
+    RET_CONFIG,
+    AlreadyRunning,
+    CommandFailed,
+    ConfigError,
+    DatabaseUnavailable,
+)
 from collector.lock import WriterLock
 from collector.pipeline import PipelinedCollector
-from collector.pipeline_wire import batch_frame, records_of, settings_frame, settings_of, unpack
+from collector.pipeline_wire import batch_frame, settings_frame, settings_of, unpack
 from collector.settings import Settings
 from tests.helpers import dead_reasons, drain, rows
 from workers import Emitter
-from workers.arrays import RESERVED, Array
 from workers.checks import Limits
-from workers.record import Record
 
 REFUSED = "column 'x' holds int values, this record has str"  # the store's reason
 FAST = hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats()
-    | st.text(max_size=20)
-    | st.binary(max_size=20).filter(lambda b: not b.startswith(RESERVED))  # arrays' prefix
-    | st.datetimes(timezones=st.just(dt.UTC))
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
-    max_leaves=12,
-)
-names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal in type and value all the way down (True is not 1, an Array is not bytes, NaN is
-    NaN)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, float) and a != a:
-        return b != b
-    return bool(a == b)
 
 
 @FAST
-@given(st.lists(st.dictionaries(names, values, max_size=5), min_size=1, max_size=5))
-def test_a_batch_frame_hands_the_writer_the_records_exactly_as_decoded(datas) -> None:
-    decoded = [Record.decode(Record(f"id{i}", "t", d).encode()) for i, d in enumerate(datas)]
-    _, seq, rows_ = unpack(batch_frame(7, decoded))
-    assert seq == 7
-    assert same(records_of(rows_), decoded)
-    assert all(type(r) is Record for r in records_of(rows_))
-
-
-def test_arrays_stay_arrays_through_the_frame() -> None:
-    record = Record("a", "t", {"x": np.arange(6, dtype="<i4").reshape(2, 3), "b": b"raw"})
-    decoded = Record.decode(record.encode())
-    assert type(decoded.data["x"]) is Array
-    (handed,) = records_of(unpack(batch_frame(1, [decoded]))[2])
-    assert same(handed, decoded)
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=12), st.binary(max_size=200))))
+def test_a_batch_frame_hands_the_writer_the_entries_exactly_as_read(entries) -> None:
+    """Ids and record bytes travel as bytes, whatever they hold (the writer decodes them)."""
+    ids, raws = [e[0] for e in entries], [e[1] for e in entries]
+    assert unpack(batch_frame(7, ids, raws)) == ["batch", 7, ids, raws]
 
 
 def test_settings_travel_whole(settings: Settings) -> None:
@@ -255,3 +219,109 @@ def test_an_idle_collector_notices_its_writer_died(piped) -> None:
     piped.writer.proc.wait()
     with pytest.raises(CommandFailed, match=r"the writer process ended \(killed by SIGKILL\)"):
         piped.run_once()  # the queue is empty: no batch meets the dead writer
+
+
+POISON = b"\xc1 not msgpack"
+
+
+def test_a_poison_entry_is_dead_lettered_and_acked_only_once_its_batch_committed(
+    piped, settings, fake_redis, queue
+) -> None:
+    """The writer decodes; an entry it cannot decode becomes a dead letter with its reason,
+    written by the reader, then acknowledged, only after the batch's transaction committed:
+    while the database is locked, neither happens."""
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"x": 1}, key="before")
+    fake_redis.xadd(queue, {"m": POISON})
+    emitter.emit({"x": 2}, key="after")
+    held = sqlite3.connect(settings.db_url.removeprefix("sqlite:///"))
+    held.execute("BEGIN EXCLUSIVE")  # the writer waits out its busy timeout, then fails
+    try:
+        with pytest.raises(DatabaseUnavailable, match="locked"):
+            piped.run_once()
+        assert not fake_redis.exists(f"{queue}:dead")
+        assert fake_redis.xpending(queue, "collector")["pending"] == 3
+    finally:
+        held.rollback()
+        held.close()
+    piped.run_once()  # the writer is told to retry: it commits, and the reader finishes
+    (reason,) = dead_reasons(fake_redis, queue)
+    assert reason.startswith("not valid msgpack")
+    ((_, letter),) = fake_redis.xrange(f"{queue}:dead")
+    assert letter[b"m"] == POISON
+    assert sorted(r["_id"] for r in rows(settings.db_url, "results")) == ["after", "before"]
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0
+    assert fake_redis.xlen(queue) == 0
+    assert (piped.counters.records, piped.counters.stored, piped.counters.dead) == (3, 2, 1)
+
+
+def test_the_writer_killed_holding_undecoded_batches_leaves_them_pending_for_the_next_start(
+    settings, fake_redis, queue
+) -> None:
+    """SIGKILL of a writer that holds a handed batch, poison entry included, not yet decoded:
+    nothing is acknowledged or dead-lettered; the next collector stores every record once
+    and dead-letters the poison once."""
+    emitter = Emitter(queue=queue, client=fake_redis)
+    for i in range(3):
+        emitter.emit({"i": i}, key=f"a{i}")
+    fake_redis.xadd(queue, {"m": POISON})
+    for i in range(4):
+        emitter.emit({"i": i}, key=f"b{i}")
+    small = replace(settings, batch_size=4, pipeline=True)
+    collector = PipelinedCollector(small, client=fake_redis)
+    collector.start()
+    assert collector.writer.proc is not None
+    writer = collector.writer.proc
+    os.kill(writer.pid, signal.SIGSTOP)  # it takes in what it is handed, and decodes none
+    kill = threading.Timer(0.5, os.kill, (writer.pid, signal.SIGKILL))
+    try:
+        assert collector.run_once() == 4  # handed; a full batch: the next read is allowed
+        kill.start()  # while the reader waits, two batches in flight, for news never sent
+        with pytest.raises(CommandFailed, match=r"the writer process ended \(killed by SIGKILL"):
+            collector.run_once()
+    finally:
+        kill.cancel()
+        if writer.poll() is None:  # the reader reaps it once it has seen it end
+            writer.kill()
+        collector.close()
+    assert len(collector._handed) == 2
+    assert not fake_redis.exists(f"{queue}:dead")
+    assert fake_redis.xpending(queue, "collector")["pending"] == 8
+    again = PipelinedCollector(small, client=fake_redis)
+    again.start()
+    try:
+        assert drain(again) == 8
+    finally:
+        again.close()
+    ids = [r["_id"] for r in rows(settings.db_url, "results")]
+    assert sorted(ids) == [*(f"a{i}" for i in range(3)), *(f"b{i}" for i in range(4))]
+    (reason,) = dead_reasons(fake_redis, queue)
+    assert reason.startswith("not valid msgpack")
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_dead_letters_follow_the_queue_alike_in_both_modes(
+    settings, fake_redis, queue, pipelined
+) -> None:
+    """Those refused before decoding (the reader's), by decoding (the writer's, pipelined) in
+    the entries' order, then those the database refused."""
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"x": 1}, key="int")
+    fake_redis.xadd(queue, {"m": POISON})
+    fake_redis.xadd(queue, {"other": b"field"})
+    emitter.emit({"x": "text"}, key="text")
+    fake_redis.xadd(queue, {"m": b"\x93\x01\x02\x03"})
+    given_ = replace(settings, pipeline=pipelined)
+    collector = (PipelinedCollector if pipelined else Collector)(given_, client=fake_redis)
+    collector.start()
+    try:
+        assert drain(collector) == 5
+    finally:
+        collector.close()
+    reasons = dead_reasons(fake_redis, queue)
+    assert [r.split(":")[0][:17] for r in reasons] == [
+        "not valid msgpack", "stream entry has ", "record is a msgpa", "column 'x' holds "
+    ]  # fmt: skip
+    assert reasons[-1] == REFUSED
+    assert (collector.counters.records, collector.counters.dead) == (5, 4)

@@ -13,6 +13,7 @@ keeps one entry's overhead for hundreds of records, and the collector reads them
 
 from __future__ import annotations
 
+import io
 from typing import Any, NamedTuple
 
 import msgpack
@@ -30,6 +31,7 @@ MAX_PAYLOAD_BYTES = (512 << 20) - (1 << 20)  # one stream entry: Redis takes 512
 ENTRY_SLACK = 64  # bytes an entry spends per record besides its data (id, time, lists)
 SIZE_SLACK = 256  # bytes a record's version-1 encoding may add to its share of an entry
 _ARRAY = msgpack.Packer()
+HEAD_READ = 4096  # bytes read at a time when only a batch entry's head is wanted
 
 
 class Packed(NamedTuple):
@@ -183,11 +185,17 @@ def decode_records(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Record]:
 
 
 def records_in(payload: bytes) -> int:
-    """How many records one stream entry's bytes hold (1 unless a batch entry): for counting
-    what a spool holds, never for checking it."""
+    """How many records one stream entry's bytes hold (1 unless a batch entry), read from the
+    head of a batch entry without unpacking its records: for counting what a spool holds and
+    sizing the collector's next read, never for checking it."""
     if not payload.startswith(BATCH_PREFIX):
         return 1
     try:
-        return len(msgpack.unpackb(payload, timestamp=3)["id"])
+        head = msgpack.Unpacker(io.BytesIO(payload), read_size=HEAD_READ, timestamp=3)
+        for _ in range(head.read_map_header()):
+            if head.unpack() == "id":
+                return int(head.read_array_header())
+            head.skip()
     except Exception:  # not a batch entry after all: the collector will say why
-        return 1
+        pass
+    return 1
