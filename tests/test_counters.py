@@ -84,7 +84,9 @@ def test_a_pipelined_collector_counts_a_batch_once_across_a_failed_ack(
                     break
             except redis.ConnectionError:
                 failed += 1
-                assert collector.counters.stored == len(rows(settings.db_url, "results"))
+                # the batch whose acknowledgement failed is counted; the writer may already
+                # have committed the next one, whose news the reader has not taken yet
+                assert BATCH <= collector.counters.stored <= len(rows(settings.db_url, "results"))
     finally:
         collector.close()
     assert failed == 1 and calls[:2] == [BATCH, BATCH]
