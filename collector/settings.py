@@ -79,10 +79,22 @@ def check_db_url(url: str) -> str:
 
 
 def check_queue(name: str) -> str:
-    """``name`` itself if it can name the queue stream; ConfigError when it is empty."""
+    """``name`` itself if it can name the queue stream; ConfigError when it is empty or no
+    text (bytes that are not UTF-8, as a shell passes them, cannot name a Redis key)."""
     if not name:
         raise ConfigError("queue name must not be empty")
+    check_text("queue name", name)
     return name
+
+
+def check_text(what: str, name: str) -> None:
+    """ConfigError when ``name`` is not UTF-8 text (lone surrogates: bytes argv could not
+    decode)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        shown = name.encode(errors="backslashreplace").decode()
+        raise ConfigError(f"{what} '{shown}' is not UTF-8 text") from None
 
 
 def check_switch(name: str, value: str) -> bool:
@@ -168,6 +180,7 @@ class Settings:
             raise ConfigError(f"max deliveries must be at least 1, got {self.max_deliveries}")
         if not self.consumer:
             raise ConfigError("consumer name must not be empty")
+        check_text("consumer name", self.consumer)
         for f in fields(Limits):
             if getattr(self.limits, f.name) < 1:
                 raise ConfigError(f"{f.name.replace('_', '-')} must be at least 1")

@@ -4,6 +4,9 @@ line per bad item, send every good one and exit non-zero, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 
 from collector.cli import main
 from collector.cli.emit import MAX_LINE_BYTES, read_lines
-from collector.errors import RET_CONFIG, RET_FAILED, RET_OK
+from collector.errors import RET_CONFIG, RET_FAILED, RET_OK, ConfigError
 from tests.helpers import REAL_REDIS_URL, collector
 from tests.test_cli_emit import stream_records
 
@@ -184,3 +187,61 @@ def test_a_line_over_the_limit_is_one_line_and_the_next_is_sent(
     assert done.exit_code == RET_FAILED
     assert done.output.splitlines()[0] == f"line 2: longer than {MAX_LINE_BYTES} bytes"
     assert sent_data(real_redis, queue) == [{"i": 1}, {"i": 2}]
+
+
+def test_a_key_given_twice_in_a_json_line_is_refused_not_overwritten(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'{"a": 1, "a": 2}\n{"b": {"c": 1, "c": 2}}\n{"a": 3}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[:2] == [
+        "line 1: key 'a' given twice",
+        "line 2: key 'c' given twice",
+    ]
+    assert sent_data(real_redis, queue) == [{"a": 3}]
+
+
+def test_a_byte_order_mark_before_the_first_line_is_no_part_of_it(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'\xef\xbb\xbf{"a": 1}\r\n{"b": 2}\r\n\xef\xbb\xbf{"c": 3}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[0] == (
+        "line 3: not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (column 1)"
+    )
+    assert sent_data(real_redis, queue) == [{"a": 1}, {"b": 2}]
+
+
+def test_a_closed_stdin_is_one_line() -> None:
+    argv = [sys.executable, "-m", "collector", "emit", "--redis-url", REAL_REDIS_URL, "-t", "t"]
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *argv], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (
+        RET_CONFIG,
+        "Error: give KEY=VALUE pairs, or JSON lines on stdin",
+    )
+
+
+@pytest.mark.parametrize("flag", ["--queue", "--key"])
+def test_a_queue_or_key_that_is_no_text_is_one_line(flag: str, queue: str) -> None:
+    argv = [sys.executable, "-m", "collector", "emit", "--redis-url", REAL_REDIS_URL, "-t", "t"]
+    if flag == "--key":
+        argv += ["--queue", queue]
+    done = subprocess.run([*map(os.fsencode, argv), flag.encode(), b"\xff", b"a=1"],
+                          capture_output=True, check=False)  # fmt: skip
+    if flag == "--queue":
+        assert (done.returncode, done.stderr) == (
+            RET_CONFIG,
+            b"Error: queue name '\\udcff' is not UTF-8 text\n",
+        )
+    else:
+        assert done.returncode == RET_FAILED
+        assert b"Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_consumer_name_that_is_no_text_is_a_config_error() -> None:
+    from collector.settings import Settings
+
+    with pytest.raises(ConfigError, match=r"^consumer name '\\udcff' is not UTF-8 text$"):
+        Settings(consumer="\udcff").validate()
