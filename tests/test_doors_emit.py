@@ -245,3 +245,55 @@ def test_a_consumer_name_that_is_no_text_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"^consumer name '\\udcff' is not UTF-8 text$"):
         Settings(consumer="\udcff").validate()
+
+
+@pytest.mark.parametrize("text", ["١٢٣", "\uff11\uff12", "৩.৫", "1e-400", "-2.5e-330", "0.0"])
+def test_a_number_is_ascii_digits_and_never_rounds_to_zero(text: str) -> None:
+    from collector.cli.values import parse_value
+
+    if text.isascii() and text != "0.0":
+        with pytest.raises(ConfigError, match=f"^number {text} is beyond the float range$"):
+            parse_value(text)
+    else:
+        assert parse_value(text) == (0.0 if text == "0.0" else text)  # kept as text, unaltered
+
+
+def test_a_float_that_underflows_is_refused_in_a_json_line(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'{"x": 1e-400}\n{"x": 0e-400}\n{"x": 5e-324}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[0] == "line 1: number 1e-400 is beyond the float range"
+    assert sent_data(real_redis, queue) == [{"x": 0.0}, {"x": 5e-324}]
+
+
+PAIR_TEXT = st.one_of(
+    st.text(max_size=12),  # lone surrogates among them, as argv bytes that are no UTF-8 give
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.sampled_from(["1e999", "1e-400", "9" * 5000, "true", "FALSE", "", "=", "١٢٣", "0x10"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(NAMES, st.text(max_size=4)), PAIR_TEXT), max_size=4))
+def test_random_pairs_are_a_record_or_one_line_each(pairs: list[tuple[str, str]]) -> None:
+    import click
+
+    from collector.cli.emit import parse_pairs
+
+    try:
+        data = parse_pairs(f"{k}={v}" for k, v in pairs)
+    except click.BadParameter as exc:
+        assert "\n" not in exc.format_message()
+        return
+    assert list(data) == [k for k, _v in pairs]
+    for (_key, text), value in zip(pairs, data.values(), strict=True):
+        if isinstance(value, bool):
+            assert text.lower() == str(value).lower()
+        elif isinstance(value, int):
+            assert -(2**63) <= value < 2**63 and int(text) == value and text.isascii()
+        elif isinstance(value, float):
+            assert float(text) == value or value != value
+        else:
+            assert value == text  # anything else is kept exactly as written
