@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.db import make_engine
+from collector.errors import RET_FAILED
 from collector.output.formats import write_csv, write_jsonl
 from collector.store import Schema, Store
 from tests.helpers import collector
@@ -93,3 +94,33 @@ def csv_text(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(finite(value), ensure_ascii=False)
     return str(value)
+
+
+HAND_WRITTEN = ["t = 'garbage'", "t = 12345", "_ts = 'x'", "j = '{not json'", "f = 'abc'",
+                "i = 1e300", "s = x'ff00'"]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("update", HAND_WRITTEN)
+def test_a_value_written_by_hand_that_its_column_cannot_read_is_one_line(
+    tmp_path: Any, update: str, fmt: str
+) -> None:
+    import datetime
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    data = {"t": datetime.datetime(2020, 1, 1), "j": [1], "f": 1.5, "i": 2, "s": "x"}
+    engine = make_engine(url)
+    assert Store(engine, Schema()).write([Record(id="r", table="data", data=data)]) == []
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "r.db") as conn:  # SQLite takes any value in any column
+        conn.execute(f"UPDATE data SET {update}")  # noqa: S608 (the test's own text)
+    out = tmp_path / f"out.{fmt}"
+    done = collector("export", "data", "--db-url", url, "--format", fmt, "-o", str(out))
+    if fmt != "parquet" and update.split()[0] in "fis":
+        assert done.returncode == 0, done.stderr  # CSV and JSON lines show what is stored
+        return
+    assert done.returncode == RET_FAILED
+    [line] = done.stderr.splitlines()
+    assert line.startswith("Error: cannot export data: a stored value does not fit its column (")
+    assert [p.name for p in tmp_path.iterdir() if "out" in p.name] == []  # no part left

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from collector.arrays.export import write_hdf5
 from collector.cli.options import db_option, output_option
-from collector.errors import CommandFailed
+from collector.errors import CommandFailed, first_line
 from collector.output.formats import PYARROW_MISSING, WRITERS, Chunks
 from collector.output.tables import check_table_name, open_table
 
@@ -117,7 +117,13 @@ def export(
         total = conn.scalar(sa.select(sa.func.count()).select_from(tbl)) or 0
         result = conn.execution_options(yield_per=chunk_size).execute(sa.select(tbl))
         progress = Progress(result.partitions(), total, table)
-        with output_sink(output) as sink:
-            writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
+        try:
+            with output_sink(output) as sink:
+                writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
+        except (ValueError, TypeError, OverflowError) as exc:  # pyarrow's errors among them
+            raise CommandFailed(
+                f"cannot export {table}: a stored value does not fit its column ({first_line(exc)}"
+                f"; after row {progress.rows}): was the database written by hand?"
+            ) from None
     if output is not None:
         click.echo(f"exported {progress.rows} rows of {table} to {output}", err=True)
