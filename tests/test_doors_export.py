@@ -122,5 +122,37 @@ def test_a_value_written_by_hand_that_its_column_cannot_read_is_one_line(
         return
     assert done.returncode == RET_FAILED
     [line] = done.stderr.splitlines()
-    assert line.startswith("Error: cannot export data: a stored value does not fit its column (")
+    assert line.startswith(
+        f"Error: cannot export data as {fmt}: a stored value cannot be read as its column's type"
+    )
     assert [p.name for p in tmp_path.iterdir() if "out" in p.name] == []  # no part left
+
+
+@pytest.mark.parametrize("where", ["nowhere/out.csv", "file/out.csv"])
+def test_an_output_file_that_cannot_be_made_is_one_line(tmp_path: Any, where: str) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    assert Store(engine, Schema()).write([Record(id="r", table="data", data={"x": 1})]) == []
+    engine.dispose()
+    (tmp_path / "file").write_text("")
+    out = tmp_path / where
+    done = collector("export", "data", "--db-url", url, "-o", str(out))
+    reason = "No such file or directory" if where.startswith("no") else "Not a directory"
+    assert (done.returncode, done.stderr) == (RET_FAILED, f"Error: cannot write {out}: {reason}\n")
+
+
+def test_a_text_hdf5_cannot_hold_is_one_line(tmp_path: Any) -> None:
+    pytest.importorskip("h5py")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    record = Record(id="r", table="data", data={"s": "a\x00b"})  # a NUL: no HDF5 string holds it
+    assert Store(engine, Schema()).write([record]) == []
+    engine.dispose()
+    out = tmp_path / "out.h5"
+    done = collector("export", "data", "--db-url", url, "--format", "hdf5", "-o", str(out))
+    assert done.returncode == RET_FAILED
+    assert done.stderr == (
+        "Error: cannot export data as hdf5: a stored value cannot be read as its column's type "
+        "or written in this format (VLEN strings do not support embedded NULLs; after row 0)\n"
+    )
+    assert not out.exists()

@@ -32,7 +32,12 @@ def output_sink(path: str | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part"
+        )
+    except OSError as exc:  # no such directory, no permission, a read-only file system
+        raise CommandFailed(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -122,8 +127,8 @@ def export(
                 writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
         except (ValueError, TypeError, OverflowError) as exc:  # pyarrow's errors among them
             raise CommandFailed(
-                f"cannot export {table}: a stored value does not fit its column ({first_line(exc)}"
-                f"; after row {progress.rows}): was the database written by hand?"
+                f"cannot export {table} as {fmt}: a stored value cannot be read as its column's "
+                f"type or written in this format ({first_line(exc)}; after row {progress.rows})"
             ) from None
     if output is not None:
         click.echo(f"exported {progress.rows} rows of {table} to {output}", err=True)
