@@ -78,6 +78,17 @@ def check_db_url(url: str) -> str:
     return url
 
 
+def check_durable(db_url: str) -> None:
+    """ConfigError when ``db_url`` is an in-memory SQLite database: a collector would store
+    records there, acknowledge them, and lose every row when it stops."""
+    parsed = _parsed_db_url(db_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError(
+            f"database {masked(db_url)} is in memory: every row would be lost when the "
+            "collector stops (name a file: sqlite:///results.db)"
+        )
+
+
 def check_queue(name: str) -> str:
     """``name`` itself if it can name the queue stream; ConfigError when it is empty or no
     text (bytes that are not UTF-8, as a shell passes them, cannot name a Redis key)."""

@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 import pytest
+import redis
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from collector import errors
 from collector.settings import check_db_url
-from tests.helpers import collector
+from tests.helpers import REAL_REDIS_URL, collector
 from workers import errors as node_errors
 from workers.cluster import client_from_url, is_cluster_url
 from workers.settings import mask_url
@@ -246,3 +247,20 @@ def test_a_password_in_a_database_urls_query_is_masked_too() -> None:
     shown = mask_db_url("postgresql+psycopg://u@h/db?password=s3cretQ&sslmode=require")
     assert "s3cretQ" not in shown
     assert "password=***" in shown
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("db_url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_collector_refuses_an_in_memory_database_that_would_lose_every_row(
+    real_redis: redis.Redis, queue: str, db_url: str, command: str
+) -> None:
+    real_redis.xadd(queue, {"m": b"x"})
+    where = ["--redis-url", REAL_REDIS_URL, "--queue", queue] if command == "run" else []
+    done = collector(command, "--db-url", db_url, *where, timeout=20)
+    assert (done.returncode, done.stderr) == (
+        errors.RET_CONFIG,
+        f"Error: database {db_url} is in memory: every row would be lost when the collector "
+        "stops (name a file: sqlite:///results.db)\n",
+    )
+    assert real_redis.xlen(queue) == 1  # nothing read, nothing acknowledged

@@ -10,7 +10,7 @@ import click
 from collector import logs, signals
 from collector.cli.options import daemon_options, db_option, port_value, redis_options
 from collector.service import run_collector, run_with_metrics
-from collector.settings import Settings
+from collector.settings import Settings, check_durable
 
 
 @click.command()
@@ -40,6 +40,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)
+    check_durable(settings.db_url)
     stop = threading.Event()
     signals.install(stop)
     if metrics_port is None:
