@@ -97,6 +97,10 @@ def test_each_redis_url_problem_has_its_message(url: str, line: str) -> None:
         ("sqlite://host/x.db", "database url has a host (write sqlite:///relative.db or "
          "sqlite:////absolute/path.db): sqlite://host/x.db"),
         ("not a url", "not a database URL: not a url"),
+        ("sqlite:///results.db\n", "database url holds a control character: "
+         "sqlite:///results.db\\n"),
+        ("postgresql+psycopg://h/te\x00st", "database url holds a control character: "
+         "postgresql+psycopg://h/te\\x00st"),
     ],
 )  # fmt: skip
 def test_each_database_url_problem_has_its_message(url: str, line: str) -> None:
