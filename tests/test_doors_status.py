@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from collector.errors import RET_OK
 from collector.queuestats import MAX_ERROR_CHARS, failing_entry
-from tests.helpers import REAL_REDIS_URL, collector
+from collector.settings import Settings
+from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, run_collector
+from workers.emitter import Emitter
 from workers.names import QueueNames
 
 
@@ -89,3 +91,16 @@ def test_any_stored_health_value_reads_as_strict_json_fields(raw: bytes) -> None
     assert entry["since"] is None or isinstance(entry["since"], float)
     assert entry["attempts"] is None or isinstance(entry["attempts"], int)
     assert entry["error"].isprintable() and len(entry["error"]) <= MAX_ERROR_CHARS
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("value", [b"not json", b"[1]", b'{"error": 5}', b"[" * 100_000])
+def test_a_collector_starts_whatever_its_health_entry_holds(
+    real_redis: redis.Redis, settings: Settings, value: bytes
+) -> None:
+    settings = on_real_redis(settings)
+    real_redis.hset(QueueNames(settings.queue).health, settings.consumer, value)
+    emitter = Emitter(settings.redis_url, settings.queue)
+    emitter.emit({"x": 1}, table="data", key="one")
+    emitter.close()
+    assert run_collector(settings).stored == 1
