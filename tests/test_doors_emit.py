@@ -3,6 +3,7 @@ line per bad item, send every good one and exit non-zero, never a traceback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 from collector.cli import main
 from collector.cli.emit import MAX_LINE_BYTES, read_lines
 from collector.errors import RET_CONFIG, RET_FAILED, RET_OK, ConfigError
-from tests.helpers import REAL_REDIS_URL, collector
+from collector.settings import Settings
+from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, rows, run_collector
 from tests.test_cli_emit import stream_records
 
 pytestmark = pytest.mark.redis
@@ -297,3 +299,24 @@ def test_random_pairs_are_a_record_or_one_line_each(pairs: list[tuple[str, str]]
             assert float(text) == value or value != value
         else:
             assert value == text  # anything else is kept exactly as written
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_good_lines_around_a_deep_line_and_a_5000_digit_value_are_stored(
+    real_redis: redis.Redis, settings: Settings, db: str, request: pytest.FixtureRequest
+) -> None:
+    if db == "postgres":
+        settings = dataclasses.replace(settings, db_url=request.getfixturevalue("pg_url"))
+    settings = on_real_redis(settings)
+    stdin = f'{{"i": 1}}\n{{"deep": {DEEP}}}\n{{"i": 2}}\n{{"big": {"9" * 5000}}}\n{{"i": 3}}\n'
+    args = ["--redis-url", REAL_REDIS_URL, "--queue", settings.queue, "-t", "t"]
+    done = collector("emit", *args, stdin=stdin)
+    assert done.returncode == RET_FAILED
+    assert done.stderr.splitlines()[:2] == [
+        "line 2: nested too deeply to read",
+        "line 4: integer 999999999999...9999 (5000 characters) is beyond 64 bits",
+    ]
+    assert collector("emit", *args, "big=" + "9" * 5000, "i=4").returncode == RET_CONFIG
+    counters = run_collector(settings)
+    assert (counters.stored, counters.dead) == (3, 0)
+    assert sorted(row["i"] for row in rows(settings.db_url, "t")) == [1, 2, 3]
