@@ -25,6 +25,7 @@ DEFAULT_DB_URL = "sqlite:///results.db"
 DB_ENV = "COLLECTOR_DB_URL"  # Redis and the queue resolve as workers.settings.resolve says
 ARRAYS_ENV = "COLLECTOR_ARRAYS"
 PIPELINE_ENV = "COLLECTOR_PIPELINE"
+MAX_SECONDS = 1e9  # a duration's bound: as milliseconds it must still be an integer for Redis
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -185,8 +186,13 @@ class Settings:
         check_shards(self.shards)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.max_wait < 0 or self.claim_idle < 0:
-            raise ConfigError("durations must not be negative")
+        for name in ("max_wait", "claim_idle"):
+            seconds = getattr(self, name)
+            if not 0 <= seconds <= MAX_SECONDS:  # NaN fails too; click's FloatRange takes it
+                raise ConfigError(
+                    f"{name.replace('_', '-')} must be a number of seconds from 0 to "
+                    f"{MAX_SECONDS:g}, got {seconds:g}"
+                )
         if self.max_deliveries < 1:
             raise ConfigError(f"max deliveries must be at least 1, got {self.max_deliveries}")
         if not self.consumer:

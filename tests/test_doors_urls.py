@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from collector import errors
-from collector.settings import check_db_url
+from collector.settings import MAX_SECONDS, check_db_url
 from tests.helpers import REAL_REDIS_URL, collector
 from workers import errors as node_errors
 from workers.cluster import client_from_url, is_cluster_url
@@ -268,3 +268,17 @@ def test_a_collector_refuses_an_in_memory_database_that_would_lose_every_row(
         "stops (name a file: sqlite:///results.db)\n",
     )
     assert real_redis.xlen(queue) == 1  # nothing read, nothing acknowledged
+
+
+@pytest.mark.parametrize(
+    "flag", [["--max-wait", "nan"], ["--max-wait", "inf"], ["--claim-idle", "nan"],
+             ["--max-wait", "1e308"], ["--claim-idle", "1e300"]]
+)  # fmt: skip
+def test_a_duration_that_is_no_finite_number_of_seconds_is_one_line(flag: list[str]) -> None:
+    done = collector("run", "--redis-url", REAL_REDIS_URL, "--db-url", "sqlite:///x.db", *flag)
+    name = flag[0].removeprefix("--")
+    assert (done.returncode, done.stderr) == (
+        errors.RET_CONFIG,
+        f"Error: {name} must be a number of seconds from 0 to {MAX_SECONDS:g}, "
+        f"got {float(flag[1]):g}\n",
+    )
