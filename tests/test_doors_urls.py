@@ -282,3 +282,14 @@ def test_a_duration_that_is_no_finite_number_of_seconds_is_one_line(flag: list[s
         f"Error: {name} must be a number of seconds from 0 to {MAX_SECONDS:g}, "
         f"got {float(flag[1]):g}\n",
     )
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--interval"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_wait_takes_only_finite_seconds(flag: str, value: str) -> None:
+    args = ["wait", "--redis-url", REAL_REDIS_URL, "--db-url", "sqlite:///x.db", "-t", "t"]
+    done = collector(*args, "-n", "1", flag, value, timeout=20)
+    assert done.returncode == errors.RET_CONFIG
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for '{flag}': {value} is not a finite number of seconds"
+    )
