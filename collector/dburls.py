@@ -24,6 +24,8 @@ def check_db_url(url: str) -> str:
 def db_url_problem(url: str, scheme: str) -> str | None:
     """What is wrong with ``url`` (whose scheme is ``scheme``), or None."""
     backend = scheme.partition("+")[0].lower()
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # a file named "results.db\n", a NUL
+        return "holds a control character"
     try:
         netloc = urlsplit(url).netloc
     except ValueError as exc:  # an unclosed [ of an IPv6 address

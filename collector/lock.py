@@ -97,6 +97,13 @@ def identity_path(real_path: str) -> str:
         except OSError as exc:
             raise ConfigError(f"cannot open {real_path}: {exc.strerror}") from None
     found = os.stat(real_path)
-    directory = os.path.join(tempfile.gettempdir(), f"result-collector-{os.getuid()}")
+    directory = os.path.join(host_tmp(), f"result-collector-{os.getuid()}")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     return os.path.join(directory, f"{found.st_dev}-{found.st_ino}.lock")
+
+
+def host_tmp() -> str:
+    """The temporary directory every process of this host shares: /tmp, not TMPDIR, which a
+    batch scheduler sets per job (two collectors with their own TMPDIR and one file reached by
+    a hard link would otherwise each lock a file of their own)."""
+    return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()

@@ -25,6 +25,7 @@ DEFAULT_DB_URL = "sqlite:///results.db"
 DB_ENV = "COLLECTOR_DB_URL"  # Redis and the queue resolve as workers.settings.resolve says
 ARRAYS_ENV = "COLLECTOR_ARRAYS"
 PIPELINE_ENV = "COLLECTOR_PIPELINE"
+MAX_SECONDS = 1e9  # a duration's bound: as milliseconds it must still be an integer for Redis
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -78,11 +79,34 @@ def check_db_url(url: str) -> str:
     return url
 
 
+def check_durable(db_url: str) -> None:
+    """ConfigError when ``db_url`` is an in-memory SQLite database: a collector would store
+    records there, acknowledge them, and lose every row when it stops."""
+    parsed = _parsed_db_url(db_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError(
+            f"database {masked(db_url)} is in memory: every row would be lost when the "
+            "collector stops (name a file: sqlite:///results.db)"
+        )
+
+
 def check_queue(name: str) -> str:
-    """``name`` itself if it can name the queue stream; ConfigError when it is empty."""
+    """``name`` itself if it can name the queue stream; ConfigError when it is empty or no
+    text (bytes that are not UTF-8, as a shell passes them, cannot name a Redis key)."""
     if not name:
         raise ConfigError("queue name must not be empty")
+    check_text("queue name", name)
     return name
+
+
+def check_text(what: str, name: str) -> None:
+    """ConfigError when ``name`` is not UTF-8 text (lone surrogates: bytes argv could not
+    decode)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        shown = name.encode(errors="backslashreplace").decode()
+        raise ConfigError(f"{what} '{shown}' is not UTF-8 text") from None
 
 
 def check_switch(name: str, value: str) -> bool:
@@ -163,12 +187,18 @@ class Settings:
         check_shards(self.shards)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.max_wait < 0 or self.claim_idle < 0:
-            raise ConfigError("durations must not be negative")
+        for name in ("max_wait", "claim_idle"):
+            seconds = getattr(self, name)
+            if not 0 <= seconds <= MAX_SECONDS:  # NaN fails too; click's FloatRange takes it
+                raise ConfigError(
+                    f"{name.replace('_', '-')} must be a number of seconds from 0 to "
+                    f"{MAX_SECONDS:g}, got {seconds:g}"
+                )
         if self.max_deliveries < 1:
             raise ConfigError(f"max deliveries must be at least 1, got {self.max_deliveries}")
         if not self.consumer:
             raise ConfigError("consumer name must not be empty")
+        check_text("consumer name", self.consumer)
         for f in fields(Limits):
             if getattr(self.limits, f.name) < 1:
                 raise ConfigError(f"{f.name.replace('_', '-')} must be at least 1")

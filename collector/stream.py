@@ -269,7 +269,11 @@ class Stream:
     def last_error(self) -> str | None:
         """The error this consumer last reported for a batch that kept failing, if any."""
         raw: Any = self.client.hget(self.health_key, self.consumer)
-        return json.loads(raw).get("error") if raw else None
+        try:
+            error = json.loads(raw).get("error") if raw else None
+        except (ValueError, RecursionError, AttributeError):  # not what report() writes
+            return None  # anyone can write to Redis: a collector starts whatever is there
+        return error if isinstance(error, str) else None
 
 
 class ClusterStream(Stream):

@@ -10,7 +10,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.cli.dead import PREVIEW_CHARS, preview
+from collector.cli.dead import PREVIEW_CHARS, REASON_CHARS, preview
 from collector.settings import Settings
 from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, run_collector
 
@@ -79,3 +79,15 @@ def test_any_bytes_preview_as_one_bounded_line(raw: bytes) -> None:
     table, text = preview(raw)
     assert "\n" not in text and "\n" not in table
     assert len(text) <= PREVIEW_CHARS and len(table) <= 40
+
+
+@pytest.mark.redis
+def test_a_huge_or_hostile_reason_is_one_bounded_line(real_redis: redis.Redis, queue: str) -> None:
+    dead = f"{queue}:dead"
+    real_redis.xadd(dead, {"m": b"\xc1", "reason": b"R" * 200_000, "ts": b"nan"})
+    real_redis.xadd(dead, {"m": b"\xc1", "reason": b"\xff\x1b[2J\nnext", "ts": b"1"})
+    done = collector("dead", "list", "--redis-url", REAL_REDIS_URL, "--queue", queue)
+    assert done.returncode == 0, done.stderr
+    first, _, second, _ = done.stdout.splitlines()
+    assert first.endswith("  ?  " + "R" * (REASON_CHARS - 1) + "…")
+    assert second.endswith("  ?  \ufffd\\x1b[2J\\nnext")

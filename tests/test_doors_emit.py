@@ -3,7 +3,11 @@ line per bad item, send every good one and exit non-zero, never a traceback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -15,8 +19,9 @@ from hypothesis import strategies as st
 
 from collector.cli import main
 from collector.cli.emit import MAX_LINE_BYTES, read_lines
-from collector.errors import RET_CONFIG, RET_FAILED, RET_OK
-from tests.helpers import REAL_REDIS_URL, collector
+from collector.errors import RET_CONFIG, RET_FAILED, RET_OK, ConfigError
+from collector.settings import Settings
+from tests.helpers import REAL_REDIS_URL, collector, on_real_redis, rows, run_collector
 from tests.test_cli_emit import stream_records
 
 pytestmark = pytest.mark.redis
@@ -184,3 +189,134 @@ def test_a_line_over_the_limit_is_one_line_and_the_next_is_sent(
     assert done.exit_code == RET_FAILED
     assert done.output.splitlines()[0] == f"line 2: longer than {MAX_LINE_BYTES} bytes"
     assert sent_data(real_redis, queue) == [{"i": 1}, {"i": 2}]
+
+
+def test_a_key_given_twice_in_a_json_line_is_refused_not_overwritten(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'{"a": 1, "a": 2}\n{"b": {"c": 1, "c": 2}}\n{"a": 3}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[:2] == [
+        "line 1: key 'a' given twice",
+        "line 2: key 'c' given twice",
+    ]
+    assert sent_data(real_redis, queue) == [{"a": 3}]
+
+
+def test_a_byte_order_mark_before_the_first_line_is_no_part_of_it(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'\xef\xbb\xbf{"a": 1}\r\n{"b": 2}\r\n\xef\xbb\xbf{"c": 3}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[0] == (
+        "line 3: not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (column 1)"
+    )
+    assert sent_data(real_redis, queue) == [{"a": 1}, {"b": 2}]
+
+
+def test_a_closed_stdin_is_one_line() -> None:
+    argv = [sys.executable, "-m", "collector", "emit", "--redis-url", REAL_REDIS_URL, "-t", "t"]
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *argv], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (
+        RET_CONFIG,
+        "Error: give KEY=VALUE pairs, or JSON lines on stdin",
+    )
+
+
+@pytest.mark.parametrize("flag", ["--queue", "--key"])
+def test_a_queue_or_key_that_is_no_text_is_one_line(flag: str, queue: str) -> None:
+    argv = [sys.executable, "-m", "collector", "emit", "--redis-url", REAL_REDIS_URL, "-t", "t"]
+    if flag == "--key":
+        argv += ["--queue", queue]
+    done = subprocess.run([*map(os.fsencode, argv), flag.encode(), b"\xff", b"a=1"],
+                          capture_output=True, check=False)  # fmt: skip
+    if flag == "--queue":
+        assert (done.returncode, done.stderr) == (
+            RET_CONFIG,
+            b"Error: queue name '\\udcff' is not UTF-8 text\n",
+        )
+    else:
+        assert done.returncode == RET_FAILED
+        assert b"Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_consumer_name_that_is_no_text_is_a_config_error() -> None:
+    from collector.settings import Settings
+
+    with pytest.raises(ConfigError, match=r"^consumer name '\\udcff' is not UTF-8 text$"):
+        Settings(consumer="\udcff").validate()
+
+
+@pytest.mark.parametrize("text", ["١٢٣", "\uff11\uff12", "৩.৫", "1e-400", "-2.5e-330", "0.0"])
+def test_a_number_is_ascii_digits_and_never_rounds_to_zero(text: str) -> None:
+    from collector.cli.values import parse_value
+
+    if text.isascii() and text != "0.0":
+        with pytest.raises(ConfigError, match=f"^number {text} is beyond the float range$"):
+            parse_value(text)
+    else:
+        assert parse_value(text) == (0.0 if text == "0.0" else text)  # kept as text, unaltered
+
+
+def test_a_float_that_underflows_is_refused_in_a_json_line(
+    real_redis: redis.Redis, queue: str
+) -> None:
+    done = emit(queue, b'{"x": 1e-400}\n{"x": 0e-400}\n{"x": 5e-324}\n')
+    assert done.exit_code == RET_FAILED
+    assert done.output.splitlines()[0] == "line 1: number 1e-400 is beyond the float range"
+    assert sent_data(real_redis, queue) == [{"x": 0.0}, {"x": 5e-324}]
+
+
+PAIR_TEXT = st.one_of(
+    st.text(max_size=12),  # lone surrogates among them, as argv bytes that are no UTF-8 give
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.sampled_from(["1e999", "1e-400", "9" * 5000, "true", "FALSE", "", "=", "١٢٣", "0x10"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(NAMES, st.text(max_size=4)), PAIR_TEXT), max_size=4))
+def test_random_pairs_are_a_record_or_one_line_each(pairs: list[tuple[str, str]]) -> None:
+    import click
+
+    from collector.cli.emit import parse_pairs
+
+    try:
+        data = parse_pairs(f"{k}={v}" for k, v in pairs)
+    except click.BadParameter as exc:
+        assert "\n" not in exc.format_message()
+        return
+    assert list(data) == [k for k, _v in pairs]
+    for (_key, text), value in zip(pairs, data.values(), strict=True):
+        if isinstance(value, bool):
+            assert text.lower() == str(value).lower()
+        elif isinstance(value, int):
+            assert -(2**63) <= value < 2**63 and int(text) == value and text.isascii()
+        elif isinstance(value, float):
+            assert float(text) == value or value != value
+        else:
+            assert value == text  # anything else is kept exactly as written
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_good_lines_around_a_deep_line_and_a_5000_digit_value_are_stored(
+    real_redis: redis.Redis, settings: Settings, db: str, request: pytest.FixtureRequest
+) -> None:
+    if db == "postgres":
+        settings = dataclasses.replace(settings, db_url=request.getfixturevalue("pg_url"))
+    settings = on_real_redis(settings)
+    stdin = f'{{"i": 1}}\n{{"deep": {DEEP}}}\n{{"i": 2}}\n{{"big": {"9" * 5000}}}\n{{"i": 3}}\n'
+    args = ["--redis-url", REAL_REDIS_URL, "--queue", settings.queue, "-t", "t"]
+    done = collector("emit", *args, stdin=stdin)
+    assert done.returncode == RET_FAILED
+    assert done.stderr.splitlines()[:2] == [
+        "line 2: nested too deeply to read",
+        "line 4: integer 999999999999...9999 (5000 characters) is beyond 64 bits",
+    ]
+    assert collector("emit", *args, "big=" + "9" * 5000, "i=4").returncode == RET_CONFIG
+    counters = run_collector(settings)
+    assert (counters.stored, counters.dead) == (3, 0)
+    assert sorted(row["i"] for row in rows(settings.db_url, "t")) == [1, 2, 3]

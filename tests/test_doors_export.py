@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.db import make_engine
+from collector.errors import RET_FAILED
 from collector.output.formats import write_csv, write_jsonl
 from collector.store import Schema, Store
 from tests.helpers import collector
@@ -93,3 +94,65 @@ def csv_text(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(finite(value), ensure_ascii=False)
     return str(value)
+
+
+HAND_WRITTEN = ["t = 'garbage'", "t = 12345", "_ts = 'x'", "j = '{not json'", "f = 'abc'",
+                "i = 1e300", "s = x'ff00'"]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("update", HAND_WRITTEN)
+def test_a_value_written_by_hand_that_its_column_cannot_read_is_one_line(
+    tmp_path: Any, update: str, fmt: str
+) -> None:
+    import datetime
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    data = {"t": datetime.datetime(2020, 1, 1), "j": [1], "f": 1.5, "i": 2, "s": "x"}
+    engine = make_engine(url)
+    assert Store(engine, Schema()).write([Record(id="r", table="data", data=data)]) == []
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "r.db") as conn:  # SQLite takes any value in any column
+        conn.execute(f"UPDATE data SET {update}")  # noqa: S608 (the test's own text)
+    out = tmp_path / f"out.{fmt}"
+    done = collector("export", "data", "--db-url", url, "--format", fmt, "-o", str(out))
+    if fmt != "parquet" and update.split()[0] in "fis":
+        assert done.returncode == 0, done.stderr  # CSV and JSON lines show what is stored
+        return
+    assert done.returncode == RET_FAILED
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        f"Error: cannot export data as {fmt}: a stored value cannot be read as its column's type"
+    )
+    assert [p.name for p in tmp_path.iterdir() if "out" in p.name] == []  # no part left
+
+
+@pytest.mark.parametrize("where", ["nowhere/out.csv", "file/out.csv"])
+def test_an_output_file_that_cannot_be_made_is_one_line(tmp_path: Any, where: str) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    assert Store(engine, Schema()).write([Record(id="r", table="data", data={"x": 1})]) == []
+    engine.dispose()
+    (tmp_path / "file").write_text("")
+    out = tmp_path / where
+    done = collector("export", "data", "--db-url", url, "-o", str(out))
+    reason = "No such file or directory" if where.startswith("no") else "Not a directory"
+    assert (done.returncode, done.stderr) == (RET_FAILED, f"Error: cannot write {out}: {reason}\n")
+
+
+def test_a_text_hdf5_cannot_hold_is_one_line(tmp_path: Any) -> None:
+    pytest.importorskip("h5py")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    record = Record(id="r", table="data", data={"s": "a\x00b"})  # a NUL: no HDF5 string holds it
+    assert Store(engine, Schema()).write([record]) == []
+    engine.dispose()
+    out = tmp_path / "out.h5"
+    done = collector("export", "data", "--db-url", url, "--format", "hdf5", "-o", str(out))
+    assert done.returncode == RET_FAILED
+    assert done.stderr == (
+        "Error: cannot export data as hdf5: a stored value cannot be read as its column's type "
+        "or written in this format (VLEN strings do not support embedded NULLs; after row 0)\n"
+    )
+    assert not out.exists()

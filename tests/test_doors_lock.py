@@ -168,3 +168,22 @@ def test_the_probe_looks_at_the_directory_of_a_file_not_created_yet(
     monkeypatch.setattr(netfs, "probe", lambda path: seen.append(path))
     assert netfs.network_fs(str(tmp_path / "new.db")) is None
     assert seen == [str(tmp_path)]
+
+
+def test_a_hard_link_is_refused_whatever_tmpdir_each_collector_has(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    other = other_names(db)["hardlink"]
+    (tmp_path / "job1").mkdir()
+    (tmp_path / "job2").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "job1"))  # TMPDIR=... of one job
+    first = WriterLock(str(db))
+    first.acquire()
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "job2"))  # and of another
+        with pytest.raises(AlreadyRunning):
+            WriterLock(str(other)).acquire()
+    finally:
+        first.release()

@@ -163,3 +163,83 @@ def test_random_record_sizes_spooled_while_redis_is_down_all_arrive_after(
     arrived = [r.id for _, f in client.xrange("q") for r in decode_records(f[b"m"], limits)]
     assert arrived == ids
     assert list(spool_dir.iterdir()) == []
+
+
+def _spooled(directory: Path, sizes: list[int]) -> tuple[Spool, list[bytes], list[int]]:
+    """A spool holding one frame per size, and where each frame ends in its file."""
+    spool = Spool(directory)
+    payloads = [bytes([65 + n % 26]) * size for n, size in enumerate(sizes)]
+    ends = []
+    for payload in payloads:
+        spool.append("q", [payload])
+        ends.append(spool.path.stat().st_size)
+    return spool, payloads, ends
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.integers(0, 3000), min_size=1, max_size=6), st.data())
+def test_a_spool_truncated_at_any_offset_keeps_every_whole_frame_and_every_byte(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], data: st.DataObject
+) -> None:
+    directory = tmp_path_factory.mktemp("spool")
+    spool, payloads, ends = _spooled(directory, sizes)
+    at = data.draw(st.integers(0, ends[-1]), label="truncated at")
+    original = spool.path.read_bytes()[:at]
+    spool.path.write_bytes(original)
+    sent: list[bytes] = []
+    result = spool.flush(lambda _queue, group: sent.extend(group))
+    whole = sum(1 for end in ends if end <= at)
+    assert sent == payloads[:whole]  # every frame written before the cut, in order
+    assert not spool.path.exists()
+    torn = at not in (0, *ends)
+    assert (result.skipped > 0) == torn
+    if torn:
+        [aside] = result.aside
+        assert aside.read_bytes() == original  # the torn tail is kept, never deleted
+    else:
+        assert result.aside == [] and list(directory.iterdir()) == []
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.integers(0, 3000), min_size=1, max_size=6), st.data())
+def test_one_byte_damaged_anywhere_loses_only_the_frame_it_is_in(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], data: st.DataObject
+) -> None:
+    directory = tmp_path_factory.mktemp("spool")
+    spool, payloads, ends = _spooled(directory, sizes)
+    at = data.draw(st.integers(0, ends[-1] - 1), label="damaged at")
+    flip = data.draw(st.integers(1, 255), label="xor")
+    original = bytearray(spool.path.read_bytes())
+    original[at] ^= flip
+    spool.path.write_bytes(bytes(original))
+    sent: list[bytes] = []
+    result = spool.flush(lambda _queue, group: sent.extend(group))
+    hit = next(n for n, end in enumerate(ends) if at < end)
+    assert sent == payloads[:hit] + payloads[hit + 1 :]  # only the damaged frame is not sent
+    [aside] = result.aside
+    assert aside.read_bytes() == bytes(original)
+    assert not spool.path.exists()
+
+
+def test_every_offset_of_a_small_spool_truncated_or_damaged_reads_back_the_rest() -> None:
+    payloads = [b"", b"a" * 5, b"RCS1" * 3, b"z" * 300]  # one holding the frame marker
+    frames = [frame("q", p) for p in payloads]
+    data = b"".join(frames)
+    ends = [sum(map(len, frames[: n + 1])) for n in range(len(frames))]
+    for at in range(len(data) + 1):
+        entries, skipped = parse(data[:at])
+        whole = sum(1 for end in ends if end <= at)
+        assert [p for _q, p in entries] == payloads[:whole], at
+        assert (skipped > 0) == (at not in (0, *ends)), at  # a marker inside: two spans
+    for at in range(len(data)):
+        hit = next(n for n, end in enumerate(ends) if at < end)
+        for flip in (0x01, 0x80, 0xFF):
+            damaged = bytearray(data)
+            damaged[at] ^= flip
+            entries, skipped = parse(bytes(damaged))
+            assert [p for _q, p in entries] == payloads[:hit] + payloads[hit + 1 :], (at, flip)
+            assert skipped >= 1

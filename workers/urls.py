@@ -4,11 +4,20 @@ from deep inside redis-py (``int('abc')``, a port beyond 65535)."""
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.connection import (
+    URL_QUERY_ARGUMENT_PARSERS,
+    AbstractConnection,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 
 from workers.errors import ConfigError
 
@@ -16,6 +25,15 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _FALSE = ("", "0", "F", "FALSE", "N", "NO")  # redis-py's to_bool: any other value is true
 _STARTS = ", ".join(f"{s}://" for s in REDIS_SCHEMES[:-1]) + f" or {REDIS_SCHEMES[-1]}://"
+# Query parameters a URL may set: those redis-py parses from text, and those it takes as text;
+# each only where the connection class takes it (redis-py hands any other to the class, which
+# raises TypeError when it first connects). Not "retry_on_error" (it names exception classes).
+_TEXT_KEYS = {"decode_responses", "client_name", "username", "password", "lib_name",
+              "lib_version", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
+              "ssl_ca_path", "ssl_password", "ssl_ciphers", "ssl_ca_data"}  # fmt: skip
+_URL_KEYS = (_TEXT_KEYS | set(URL_QUERY_ARGUMENT_PARSERS)) - {"retry_on_error"}
+_SECONDS = ("socket_timeout", "socket_connect_timeout")
+_COUNTS = ("max_connections", "socket_read_size")
 
 
 def check_redis_url(url: str) -> str:
@@ -31,6 +49,8 @@ def redis_url_problem(url: str) -> str | None:
     scheme, sep, _rest = url.partition("://")
     if not sep or scheme not in REDIS_SCHEMES:  # redis-py takes them in lower case only
         return f"must start with {_STARTS}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit would drop \n, \r, \t
+        return "holds a control character"
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an unclosed [ of an IPv6 address
@@ -38,7 +58,7 @@ def redis_url_problem(url: str) -> str | None:
     query = parse_qsl(parts.query)
     if any(k == "decode_responses" and v.upper() not in _FALSE for k, v in query):
         return "sets decode_responses: records travel as msgpack bytes, which are no text (drop it)"
-    if problem := query_problem(query):
+    if problem := query_problem(query) or key_problem(scheme, query):
         return problem
     if scheme == "unix":
         if not parts.path:
@@ -72,7 +92,38 @@ def query_problem(query: list[tuple[str, str]]) -> str | None:
             return f"query parameter {key}={value!r} is not what redis-py reads ({kind})"
         if key == "protocol" and value not in ("2", "3"):
             return f"protocol {value!r} is not 2 or 3"
+        if key in _SECONDS and not 0 < float(value) < math.inf:
+            return f"query parameter {key}={value!r} is not a number of seconds above 0"
+        if key in _COUNTS and int(value) < 1:
+            return f"query parameter {key}={value!r} is below 1"
     return None
+
+
+def key_problem(scheme: str, query: list[tuple[str, str]]) -> str | None:
+    """Why a query parameter is one the URL's connection class does not take, or None."""
+    if not query:
+        return None
+    tls = scheme.startswith("rediss")
+    taken = _taken(
+        UnixDomainSocketConnection if scheme == "unix" else SSLConnection if tls else Connection
+    )
+    for key, _value in query:
+        if key != "cluster" and key not in taken:
+            hint = " (ssl_ parameters need rediss://)" if key.startswith("ssl_") and not tls else ""
+            return f"query parameter {key!r} is not one redis-py takes here{hint}"
+    return None
+
+
+@functools.cache
+def _taken(connection: type[AbstractConnection]) -> frozenset[str]:
+    """The URL query parameters a pool of ``connection`` takes (its and its bases' arguments)."""
+    import inspect  # only once a URL has a query (an emitter's start-up pays nothing)
+
+    names = set(inspect.signature(ConnectionPool).parameters)
+    for cls in connection.__mro__:
+        if issubclass(cls, AbstractConnection):
+            names |= set(inspect.signature(cls.__init__).parameters)
+    return frozenset(names & _URL_KEYS)
 
 
 def host_and_port(netloc: str) -> tuple[str, str | None]:

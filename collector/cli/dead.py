@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from collector.cli.connect import open_redis
 from collector.cli.options import redis_options, shards_option
-from collector.cli.render import render, render_fields
+from collector.cli.render import render, render_fields, shorten
 from collector.deadletters import DeadLetter, DeadLetters, shard_letters
 from collector.errors import CommandFailed
 from workers.checks import is_identifier
@@ -22,6 +22,7 @@ from workers.names import FIELD
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW_CHARS = 72
+REASON_CHARS = 300  # a longer reason (written by hand into Redis) is cut
 RETRY_BATCH = 500
 _STREAM_ID = re.compile(r"\d+-\d+")
 _MAX = 2**64 - 1  # each part of a stream id is an unsigned 64-bit integer
@@ -115,7 +116,8 @@ def list_(redis_url: str, queue: str, shards: int | None, limit: int) -> None:
     for one, letter in head:
         table, data = preview(letter.raw)
         stream = f"  ({one.queue})" if len(every) > 1 else ""
-        click.echo(f"{letter.id}  {table}  {printable(letter.reason)}{stream}\n    {data}")
+        reason = shorten(printable(letter.reason[: REASON_CHARS * 2]), REASON_CHARS)
+        click.echo(f"{letter.id}  {table}  {reason}{stream}\n    {data}")
     click.echo(f"{len(head)} of {total} dead letters in {where(every)}", err=True)
 
 

@@ -25,6 +25,7 @@ from workers.errors import EncodeError
 BATCH = 1000  # records per emit_many call
 BATCH_BYTES = 64 << 20  # line bytes per emit_many call: bounds the memory a batch holds
 MAX_LINE_BYTES = 64 << 20  # a longer line is refused unread (no record can be that large)
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 
 
 def key_problem(key: object) -> str | None:
@@ -76,7 +77,9 @@ def parse_line(line: bytes) -> dict[str, Any]:
         at = exc.start
         raise ValueError(f"not UTF-8: byte 0x{line[at]:02x} at column {at + 1}") from None
     try:
-        data = json.loads(text, parse_int=parse_int, parse_float=parse_float)
+        data = json.loads(
+            text, parse_int=parse_int, parse_float=parse_float, object_pairs_hook=_object
+        )
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:
@@ -88,6 +91,17 @@ def parse_line(line: bytes) -> dict[str, Any]:
     for key in data:
         if problem := key_problem(key):
             raise ValueError(problem)
+    return data
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key given twice is refused (json would keep the last value
+    and drop the first without a word), as it is for ``k=v`` pairs."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ConfigError(f"key {key!r} given twice")
+        data[key] = value
     return data
 
 
@@ -110,6 +124,8 @@ def emit_lines(emitter: Emitter, table: str, stream: IO[bytes]) -> tuple[int, in
     sent = bad = held = 0
     records: list[dict[str, Any]] = []
     for number, line in read_lines(stream):
+        if number == 1 and line is not None:
+            line = line.removeprefix(BOM)  # an encoding mark some editors write, not data
         try:
             if line is None:
                 raise ValueError(f"longer than {MAX_LINE_BYTES} bytes")
@@ -157,7 +173,7 @@ def emit(redis_url: str, queue: str, table: str, key: str | None, pairs: tuple[s
         if key is not None:
             raise click.UsageError("--key names one record: give it with KEY=VALUE pairs")
         stdin = sys.stdin
-        if stdin.isatty():
+        if stdin is None or stdin.isatty():  # None: the shell closed it (<&-)
             raise click.UsageError("give KEY=VALUE pairs, or JSON lines on stdin")
         sent, bad = emit_lines(emitter, table, stdin.buffer)
     finally:

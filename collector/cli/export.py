@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from collector.arrays.export import write_hdf5
 from collector.cli.options import db_option, output_option
-from collector.errors import CommandFailed
+from collector.errors import CommandFailed, first_line
 from collector.output.formats import PYARROW_MISSING, WRITERS, Chunks
 from collector.output.tables import check_table_name, open_table
 
@@ -32,7 +32,12 @@ def output_sink(path: str | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part"
+        )
+    except OSError as exc:  # no such directory, no permission, a read-only file system
+        raise CommandFailed(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -117,7 +122,13 @@ def export(
         total = conn.scalar(sa.select(sa.func.count()).select_from(tbl)) or 0
         result = conn.execution_options(yield_per=chunk_size).execute(sa.select(tbl))
         progress = Progress(result.partitions(), total, table)
-        with output_sink(output) as sink:
-            writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
+        try:
+            with output_sink(output) as sink:
+                writer(list(tbl.columns), progress, sink)  # type: ignore[misc]
+        except (ValueError, TypeError, OverflowError) as exc:  # pyarrow's errors among them
+            raise CommandFailed(
+                f"cannot export {table} as {fmt}: a stored value cannot be read as its column's "
+                f"type or written in this format ({first_line(exc)}; after row {progress.rows})"
+            ) from None
     if output is not None:
         click.echo(f"exported {progress.rows} rows of {table} to {output}", err=True)

@@ -11,7 +11,7 @@ from collector import logs, signals
 from collector.cli.daemon_options import daemon_options
 from collector.cli.options import db_option, port_value, redis_options
 from collector.service import run_collector, run_with_metrics
-from collector.settings import Settings
+from collector.settings import Settings, check_durable
 
 
 @click.command()
@@ -41,6 +41,7 @@ def run(verbose: bool, metrics_port: int | None, metrics_bind: str, **options: o
     """
     logs.configure(verbose)
     settings = Settings.from_env(**options)
+    check_durable(settings.db_url)
     stop = threading.Event()
     signals.install(stop)
     if metrics_port is None:

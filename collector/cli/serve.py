@@ -16,7 +16,7 @@ from collector.cli.options import db_option
 from collector.errors import ConfigError
 from collector.server.serve import ServeOptions
 from collector.server.serve import serve as run_serve
-from collector.settings import Settings
+from collector.settings import Settings, check_durable
 from workers.connection import DEFAULT_SERVER, check_name
 from workers.settings import DEFAULT_QUEUE, DEFAULT_REDIS_URL
 
@@ -94,6 +94,7 @@ def serve(
         raise ConfigError(str(exc)) from None
     # Every flag is checked before anything starts; the Redis URL is ours, known once it runs.
     settings = Settings.from_env(**{**options, "redis_url": DEFAULT_REDIS_URL})
+    check_durable(settings.db_url)
     if os.environ.get("COLLECTOR_REDIS_URL"):
         click.echo(
             "warning: COLLECTOR_REDIS_URL is set here: jobs that inherit it use that Redis, "

@@ -46,11 +46,10 @@ def show(info: dict[str, Any]) -> None:
     for c in info["consumers"]:
         click.echo(f"  consumer {c['name']}: {c['pending']} pending, idle {c['idle_ms']} ms")
     for name, failing in info["failing"].items():
-        since = time.time() - failing["since"]
-        click.echo(
-            f"  consumer {name}: batch failing for {since:.0f} s "
-            f"({failing['attempts']} attempts): {failing['error']}"
-        )
+        since, attempts = failing["since"], failing["attempts"]
+        took = "" if since is None else f" for {time.time() - since:.0f} s"
+        tries = "" if attempts is None else f" ({attempts} attempts)"
+        click.echo(f"  consumer {name}: batch failing{took}{tries}: {failing['error']}")
     click.echo(f"redis     {describe_persistence(info['persistence'])}")
     click.echo(f"dead      {info['dead']} dead letters")
     click.echo(f"database  {info['db_url']}")

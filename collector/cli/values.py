@@ -8,8 +8,12 @@ from typing import Any
 
 from collector.errors import ConfigError
 
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan)", re.I)
+# ASCII digits only, as in JSON: Python's int() and float() also read other scripts' digits
+# ("١٢٣" as 123), which would store text the user wrote as a number they did not.
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(
+    r"[+-]?([0-9]+\.?[0-9]*([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?|inf|infinity|nan)", re.I
+)
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # a BigInteger column, in every database
 _INT_DIGITS = 19  # the most digits a number in that range has
 
@@ -37,9 +41,12 @@ def parse_int(text: str) -> int:
 
 
 def parse_float(text: str) -> float:
-    """A float; ConfigError when finite text overflows to infinity (``1e999``)."""
+    """A float; ConfigError when finite text overflows to infinity (``1e999``) or a number
+    that is not zero underflows to zero (``1e-400``)."""
     value = float(text)
-    if math.isinf(value) and "inf" not in text.lower():
+    overflow = math.isinf(value) and "inf" not in text.lower()
+    underflow = value == 0 and any(c in "123456789" for c in text.lower().partition("e")[0])
+    if overflow or underflow:
         raise ConfigError(f"number {_short(text)} is beyond the float range")
     return value
 

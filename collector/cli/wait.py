@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 
@@ -32,6 +33,14 @@ def warn_unseen(redis_url: str | None, queue: str) -> None:
         click.echo(warning, err=True)
 
 
+def finite_seconds(param: click.Parameter, value: float | None) -> float | None:
+    """``value`` when it is a finite number (click's FloatRange takes nan and inf: nan would
+    wait for ever, inf end in an OverflowError)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds", param=param)
+    return value
+
+
 @click.command()
 @functools.partial(redis_options, check=False)
 @db_option
@@ -40,12 +49,14 @@ def warn_unseen(redis_url: str | None, queue: str) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
+    callback=lambda _ctx, param, value: finite_seconds(param, value),
     default=None,
     help="Give up after this many seconds (exit 1). Default: wait for ever.",
 )
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.01),
+    callback=lambda _ctx, param, value: finite_seconds(param, value),
     default=0.5,
     show_default=True,
     help="Seconds between row counts.",
