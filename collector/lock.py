@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 
 from collector.errors import AlreadyRunning, ConfigError
@@ -41,7 +42,7 @@ class WriterLock:
             log.warning("%s", warning)
         try:
             self._fds.append(self._locked(self.path))  # the name, as every host sees it
-            self._fds.append(self._locked(identity_path(self.real_path)))  # the file itself
+            self._fds.append(self._locked(identity_path(self.real_path), os.O_NOFOLLOW))
         except BaseException:
             self.release()
             raise
@@ -50,10 +51,11 @@ class WriterLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder, 0)
 
-    def _locked(self, path: str) -> int:
-        """``path`` opened (created if missing) and flocked; the errors a user can act on."""
+    def _locked(self, path: str, flags: int = 0) -> int:
+        """``path`` opened (created if missing, with extra ``flags``) and flocked; the errors a
+        user can act on."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | flags, 0o644)
         except OSError as exc:
             raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
         try:
@@ -97,9 +99,30 @@ def identity_path(real_path: str) -> str:
         except OSError as exc:
             raise ConfigError(f"cannot open {real_path}: {exc.strerror}") from None
     found = os.stat(real_path)
-    directory = os.path.join(host_tmp(), f"result-collector-{os.getuid()}")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    directory = private_directory(os.path.join(host_tmp(), f"result-collector-{os.getuid()}"))
     return os.path.join(directory, f"{found.st_dev}-{found.st_ino}.lock")
+
+
+def private_directory(directory: str) -> str:
+    """``directory`` created 0700, or checked when it exists: a real directory (not a link),
+    owned by this user, writable by nobody else. Its name is guessable from the uid, so another
+    user of the host could make it first and plant links or hold the locks in it."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create {directory}: {exc.strerror}") from None
+    found = os.lstat(directory)
+    if not stat.S_ISDIR(found.st_mode):
+        raise ConfigError(f"{directory} is not a directory: remove it (someone else made it?)")
+    if found.st_uid != os.getuid() or found.st_mode & 0o022:
+        raise ConfigError(
+            f"{directory} is owned by uid {found.st_uid} with mode "
+            f"{stat.S_IMODE(found.st_mode):04o}: it must be this user's (uid {os.getuid()}) and "
+            "writable by nobody else; remove it (someone else made it?)"
+        )
+    return directory
 
 
 def host_tmp() -> str:

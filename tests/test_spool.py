@@ -221,3 +221,23 @@ def test_a_resend_failure_other_than_the_connection_does_not_fail_the_emit(
     assert stream_ids(client, "q") == [second]
     assert "could not re-send the spool" in caplog.text
     assert [r.id for _, p in spooled(tmp_path) for r in decode_records(p)] == [first]
+
+
+def test_a_partial_flush_never_writes_through_a_planted_link(tmp_path) -> None:
+    spool = Spool(tmp_path / "spool")
+    path = spool.append("q", [b"r%d" % i for i in range(1500)])
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path.with_name(path.name + ".tmp").symlink_to(victim)  # left by someone, or by a crash
+
+    sent: list[bytes] = []
+
+    def send(queue: str, payloads: list[bytes]) -> None:
+        if sent:
+            raise ConnectionError("gone")
+        sent.extend(payloads)
+
+    with pytest.raises(ConnectionError):
+        spool.flush(send)  # the first 1000 went: the file is rewritten with the 500 left
+    assert [p for _, p in spooled(tmp_path / "spool")] == [b"r%d" % i for i in range(1000, 1500)]
+    assert victim.read_bytes() == b"precious"

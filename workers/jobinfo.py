@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import socket
@@ -9,6 +10,8 @@ import sys
 import time
 from collections.abc import Mapping
 from functools import cache
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -44,7 +47,16 @@ def scheduler_job_id(env: Mapping[str, str]) -> str | None:
     array's id and the task's index, ``<SLURM_ARRAY_JOB_ID>_<SLURM_ARRAY_TASK_ID>`` (``%A_%a``).
     PBS's ``PBS_JOBID`` is already the name (``1234[5].server`` in an array); LSF names an
     array element ``<LSB_JOBID>[<LSB_JOBINDEX>]`` (index 0: not an array).
+
+    A value that is not UTF-8 text (a byte no scheduler writes) leaves the job unnamed, with
+    one warning naming the variable: the job is metadata, never stored altered, and never the
+    reason a result is lost.
     """
+    if bad := [name for name in SCHEDULER_VARS if name in env and not is_text(env[name])]:
+        if (first := bad[0]) not in _warned:
+            _warned.add(first)
+            log.warning("%s is not UTF-8 text: records from this job have no job name", first)
+        return None
     if slurm := slurm_job_name(env):
         return slurm
     if pbs := env.get("PBS_JOBID"):
@@ -53,6 +65,21 @@ def scheduler_job_id(env: Mapping[str, str]) -> str | None:
         index = env.get("LSB_JOBINDEX", "0")
         return f"{lsf}[{index}]" if index not in ("", "0") else lsf
     return None
+
+
+SCHEDULER_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "PBS_JOBID",
+                  "LSB_JOBID", "LSB_JOBINDEX")  # fmt: skip
+_warned: set[str] = set()
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8 (one from the environment with a byte that is not
+    UTF-8 holds a lone surrogate, which does not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def slurm_job_name(env: Mapping[str, str]) -> str | None:

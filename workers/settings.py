@@ -100,8 +100,22 @@ def resolve(redis_url: str | None = None) -> Found:
 
 def resolve_queue(queue: str | None, found: Found) -> str:
     """The queue: ``queue`` when given, else COLLECTOR_QUEUE, else the connection file's, else
-    the default."""
-    return queue or os.environ.get("COLLECTOR_QUEUE") or found.queue or DEFAULT_QUEUE
+    the default. A name that is not text (a byte not UTF-8 in the environment reaches Python as
+    a lone surrogate) is a ConfigError naming where it came from: Redis could not be sent it."""
+    if queue:
+        return text_name(queue, "the queue name")
+    if env := os.environ.get("COLLECTOR_QUEUE"):
+        return text_name(env, "COLLECTOR_QUEUE")
+    return found.queue or DEFAULT_QUEUE
+
+
+def text_name(value: str, where: str) -> str:
+    """``value`` when it encodes as UTF-8, else a ConfigError in one line naming ``where``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} is not UTF-8 text: {value!a}") from None
+    return value
 
 
 def parse_timeout(text: str) -> float:

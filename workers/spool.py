@@ -21,7 +21,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -231,11 +231,13 @@ def _keep_only(path: Path, entries: list[tuple[str, bytes]]) -> None:
         _fsync_dir(path.parent)
         return
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash; we hold the lock, so no one else writes it now
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(tmp, flags, 0o600), "wb") as out:  # never a link, never the umask
         out.write(b"".join(frame(q, p) for q, p in entries))
         out.flush()
         os.fsync(out.fileno())
-    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

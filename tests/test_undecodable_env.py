@@ -1,0 +1,87 @@
+"""A byte that is not UTF-8 in an emitter's environment (Python holds it as a lone surrogate):
+in COLLECTOR_QUEUE it is a one-line ConfigError naming the variable, never a
+UnicodeEncodeError; in a scheduler's job id it leaves ``_job`` NULL with one warning, and the
+result is sent all the same."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import fakeredis
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workers import Emitter, jobinfo
+from workers.errors import ConfigError
+from workers.jobinfo import scheduler_job_id
+from workers.record import Record
+
+SCHEDULER_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "PBS_JOBID",
+                  "LSB_JOBID", "LSB_JOBINDEX")  # fmt: skip
+# a value the environment can hold that is not UTF-8: at least one escaped byte 0x80..0xff
+undecodable = st.builds(
+    lambda head, byte, tail: head + chr(0xDC00 + byte) + tail,
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),
+    st.integers(0x80, 0xFF),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),
+)
+
+
+def test_emit_with_an_undecodable_queue_is_one_line_naming_it() -> None:
+    code = "import workers; workers.emit({'a': 1})"
+    env = {**os.environ, "COLLECTOR_QUEUE": "\udcff", "COLLECTOR_EMIT_TIMEOUT": "0"}
+    env["COLLECTOR_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "UnicodeEncodeError" not in done.stderr
+    assert (
+        "workers.errors.ConfigError: COLLECTOR_QUEUE is not UTF-8 text: '\\udcff'"
+        in (done.stderr.strip().splitlines()[-1])
+    )
+
+
+@given(queue=undecodable)
+def test_any_undecodable_queue_is_refused_naming_the_variable(queue: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLLECTOR_QUEUE", queue)
+        with pytest.raises(ConfigError) as refused:
+            Emitter(redis_url="redis://127.0.0.1:1/0")
+    assert str(refused.value) == f"COLLECTOR_QUEUE is not UTF-8 text: {queue!a}"
+
+
+def test_an_undecodable_queue_argument_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Emitter(redis_url="redis://127.0.0.1:1/0", queue="q\udcff")
+    assert str(refused.value) == "the queue name is not UTF-8 text: 'q\\udcff'"
+
+
+@given(name=st.sampled_from(SCHEDULER_VARS), value=undecodable)
+def test_an_undecodable_job_id_leaves_the_job_unnamed(name: str, value: str) -> None:
+    env = {"SLURM_JOB_ID": "201", "SLURM_ARRAY_JOB_ID": "200", "SLURM_ARRAY_TASK_ID": "0"}
+    assert scheduler_job_id({**env, name: value}) is None
+
+
+def test_emit_in_a_job_with_an_undecodable_id_sends_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path
+) -> None:
+    for name in SCHEDULER_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "12\udcff")
+    monkeypatch.setattr(jobinfo, "_warned", set())
+    client = fakeredis.FakeRedis()
+    emitter = Emitter(queue="q", spool_dir=tmp_path, client=client)
+    with caplog.at_level(logging.WARNING, logger="workers.jobinfo"):
+        emitter.emit({"a": 1}, key="k1")
+        emitter.emit({"a": 2}, key="k2")
+    emitter.close()
+    records = [Record.decode(f[b"m"]) for _id, f in client.xrange("q")]
+    assert [(r.id, r.job) for r in records] == [("k1", None), ("k2", None)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "SLURM_JOB_ID is not UTF-8 text: records from this job have no job name"
+    ]
