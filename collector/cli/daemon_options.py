@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from collector.cli.finite import FiniteFloat
 from collector.settings import Settings
 from workers.checks import MAX_DEPTH, Limits
 from workers.shards import MAX_SHARDS
@@ -33,7 +34,7 @@ DAEMON_OPTIONS = [
     ),
     click.option(
         "--max-wait",
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(min=0),
         default=Settings.max_wait,
         show_default=True,
         help="Seconds to wait for records when the queue is empty.",
@@ -41,7 +42,7 @@ DAEMON_OPTIONS = [
     click.option("--consumer", default=None, help="Consumer name (default: the host name)."),
     click.option(
         "--claim-idle",
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(min=0),
         default=Settings.claim_idle,
         show_default=True,
         help="Seconds before another consumer's unacknowledged records are taken over.",

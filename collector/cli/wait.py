@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import time
 
@@ -11,6 +10,7 @@ import click
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from collector.cli.finite import FiniteFloat
 from collector.cli.options import db_option, redis_options, resolve_redis
 from collector.db import database_exists, make_engine, row_count
 from collector.errors import BrokerUnavailable, CommandFailed, ConfigError
@@ -33,14 +33,6 @@ def warn_unseen(redis_url: str | None, queue: str) -> None:
         click.echo(warning, err=True)
 
 
-def finite_seconds(param: click.Parameter, value: float | None) -> float | None:
-    """``value`` when it is a finite number (click's FloatRange takes nan and inf: nan would
-    wait for ever, inf end in an OverflowError)."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number of seconds", param=param)
-    return value
-
-
 @click.command()
 @functools.partial(redis_options, check=False)
 @db_option
@@ -48,15 +40,13 @@ def finite_seconds(param: click.Parameter, value: float | None) -> float | None:
 @click.option("-n", "--count", type=click.IntRange(min=0), required=True, help="Rows to wait for.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
-    callback=lambda _ctx, param, value: finite_seconds(param, value),
+    type=FiniteFloat(min=0),
     default=None,
     help="Give up after this many seconds (exit 1). Default: wait for ever.",
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.01),
-    callback=lambda _ctx, param, value: finite_seconds(param, value),
+    type=FiniteFloat(min=0.01),
     default=0.5,
     show_default=True,
     help="Seconds between row counts.",

@@ -7,6 +7,7 @@ import ipaddress
 import click
 
 from collector import logs
+from collector.cli.finite import FiniteFloat
 from collector.cli.options import db_option, port_value, redis_options
 from collector.errors import ConfigError
 
@@ -50,7 +51,7 @@ def is_loopback(bind: str) -> bool:
 )
 @click.option(
     "--refresh",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloat(min=0.5),
     default=2.0,
     show_default=True,
     help="Seconds between the page's refreshes.",

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from collector.cli.finite import FiniteFloat
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 grid_option = click.option(
@@ -42,7 +44,7 @@ def dask_options(func: F, timeout: float = 30.0) -> F:
     that ``dask scheduler --scheduler-file`` and dask-jobqueue write; --dask-timeout."""
     func = click.option(
         "--dask-timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloat(min=0, min_open=True),
         default=timeout,
         show_default=True,
         help="Seconds to wait for the Dask scheduler to answer.",

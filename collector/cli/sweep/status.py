@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from collector.cli.connect import dask_address_of, open_db, open_redis
+from collector.cli.finite import FiniteFloat
 from collector.cli.options import db_option, redis_options
 from collector.cli.sweep.options import dask_status_options, rq_queue_option
 from collector.errors import ConfigError
@@ -45,7 +46,7 @@ from collector.sweeps.progress import (
 @click.option("--watch", is_flag=True, help="Show a progress bar until every point has a row.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes with --watch.",
