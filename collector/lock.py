@@ -14,12 +14,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import stat
 import tempfile
 
 from collector.errors import AlreadyRunning, ConfigError
 from collector.netfs import ADVICE, network_warning
 from workers.jobinfo import host_name
+from workers.private import check_private
 
 log = logging.getLogger(__name__)
 LOCK_SUFFIX = ".collector.lock"
@@ -113,15 +113,10 @@ def private_directory(directory: str) -> str:
         pass
     except OSError as exc:
         raise ConfigError(f"cannot create {directory}: {exc.strerror}") from None
-    found = os.lstat(directory)
-    if not stat.S_ISDIR(found.st_mode):
-        raise ConfigError(f"{directory} is not a directory: remove it (someone else made it?)")
-    if found.st_uid != os.getuid() or found.st_mode & 0o022:
-        raise ConfigError(
-            f"{directory} is owned by uid {found.st_uid} with mode "
-            f"{stat.S_IMODE(found.st_mode):04o}: it must be this user's (uid {os.getuid()}) and "
-            "writable by nobody else; remove it (someone else made it?)"
-        )
+    try:
+        check_private(directory, follow=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; remove it (someone else made it?)") from None
     return directory
 
 

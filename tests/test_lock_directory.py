@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +15,12 @@ import pytest
 from collector import lock
 from collector.errors import ConfigError
 from collector.lock import WriterLock
+from tests.helpers import second_user
 
 
 @pytest.fixture
 def other_user() -> Iterator[str]:
-    """A second Unix user (removed afterwards); the test needs root to make one."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd to make a second user")
-    name = f"rc{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], check=False)
+    yield from second_user()
 
 
 @pytest.fixture
@@ -100,7 +91,7 @@ def test_a_link_in_place_of_the_directory_is_refused(
     target = tmp_path / "theirs"
     target.mkdir(mode=0o700)
     private(host_tmp).symlink_to(target)
-    assert refused(db).startswith(f"{private(host_tmp)} is not a directory: ")
+    assert refused(db).startswith(f"{private(host_tmp)} is not a directory; remove it")
     assert list(target.iterdir()) == []
 
 

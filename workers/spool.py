@@ -29,8 +29,9 @@ from typing import BinaryIO
 import msgpack
 
 from workers.entry import MAX_PAYLOAD_BYTES, records_in
-from workers.errors import EmitError
+from workers.errors import ConfigError, EmitError
 from workers.jobinfo import host_name
+from workers.private import check_private
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class Spool:
         try:
             data = b"".join(frame(queue, p) for p in payloads)
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            check_private(self.directory, follow=True)  # its owner could lose or forge records
             created = not self.path.exists()
             with _locked(self.path, create=True) as handle:
                 assert handle is not None
@@ -133,7 +135,7 @@ class Spool:
                 os.fsync(handle.fileno())
             if created:
                 _fsync_dir(self.directory)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ConfigError) as exc:
             raise EmitError(
                 f"Redis is unreachable and the spool {self.directory} cannot be written ({exc}); "
                 f"{sum(map(records_in, payloads))} record(s) not kept"
