@@ -85,3 +85,24 @@ def test_emit_in_a_job_with_an_undecodable_id_sends_with_one_warning(
     assert [r.getMessage() for r in caplog.records] == [
         "SLURM_JOB_ID is not UTF-8 text: records from this job have no job name"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        ("redis://:s3cr\udcffet@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://127.0.0.1:6379/0?client_name=a\udcff", "redis://127.0.0.1:6379/0?client_name=a\\udcff"),
+        ("redis://h\udcffst:6379/0", "redis://h\\udcffst:6379/0"),
+    ],
+)  # fmt: skip
+def test_an_undecodable_redis_url_is_one_line_without_its_password(url: str, line: str) -> None:
+    env = {**os.environ, "COLLECTOR_REDIS_URL": url, "COLLECTOR_EMIT_TIMEOUT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import workers; workers.emit({'a': 1})"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"workers.errors.ConfigError: redis url holds a byte that is not UTF-8 text: {line}"
+    )
+    assert "s3cr" not in done.stderr

@@ -51,6 +51,8 @@ def redis_url_problem(url: str) -> str | None:
         return f"must start with {_STARTS}"
     if any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit would drop \n, \r, \t
         return "holds a control character"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in url):  # a byte not UTF-8, from the environment
+        return "holds a byte that is not UTF-8 text"
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an unclosed [ of an IPv6 address
