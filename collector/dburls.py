@@ -26,6 +26,8 @@ def db_url_problem(url: str, scheme: str) -> str | None:
     backend = scheme.partition("+")[0].lower()
     if any(ord(c) < 32 or ord(c) == 127 for c in url):  # a file named "results.db\n", a NUL
         return "holds a control character"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in url):  # a byte not UTF-8, from the environment
+        return "holds a byte that is not UTF-8 text"
     try:
         netloc = urlsplit(url).netloc
     except ValueError as exc:  # an unclosed [ of an IPv6 address

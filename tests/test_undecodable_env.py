@@ -106,3 +106,22 @@ def test_an_undecodable_redis_url_is_one_line_without_its_password(url: str, lin
         f"workers.errors.ConfigError: redis url holds a byte that is not UTF-8 text: {line}"
     )
     assert "s3cr" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        ("sqlite:///x\udcff.db", "sqlite:///x\\udcff.db"),
+        ("postgresql+psycopg://u:s3cr\udcffet@127.0.0.1/test", "postgresql+psycopg://u:***@127.0.0.1/test"),
+    ],
+)  # fmt: skip
+def test_an_undecodable_db_url_is_one_line_without_its_password(url: str, line: str) -> None:
+    env = {**os.environ, "COLLECTOR_DB_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "collector", "status", "--redis-url", "redis://127.0.0.1:1/0"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"Error: database url holds a byte that is not UTF-8 text: {line}\n",
+    )
