@@ -16,9 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers import Emitter, jobinfo
+from workers.connection import Found
 from workers.errors import ConfigError
 from workers.jobinfo import scheduler_job_id
 from workers.record import Record
+from workers.settings import resolve_queue
 
 SCHEDULER_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "PBS_JOBID",
                   "LSB_JOBID", "LSB_JOBINDEX")  # fmt: skip
@@ -125,3 +127,13 @@ def test_an_undecodable_db_url_is_one_line_without_its_password(url: str, line: 
         2,
         f"Error: database url holds a byte that is not UTF-8 text: {line}\n",
     )
+
+
+def test_a_connection_file_queue_that_is_not_text_is_refused_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.delenv("COLLECTOR_QUEUE", raising=False)
+    found = Found("redis://127.0.0.1:1/0", queue="q\udcff", file=tmp_path / "default.json")
+    with pytest.raises(ConfigError) as refused:
+        resolve_queue(None, found)  # JSON's "\udcff" escape reads as a lone surrogate
+    assert str(refused.value) == f"the queue of {found.file} is not UTF-8 text: 'q\\udcff'"

@@ -106,7 +106,9 @@ def resolve_queue(queue: str | None, found: Found) -> str:
         return text_name(queue, "the queue name")
     if env := os.environ.get("COLLECTOR_QUEUE"):
         return text_name(env, "COLLECTOR_QUEUE")
-    return found.queue or DEFAULT_QUEUE
+    if found.queue:
+        return text_name(found.queue, f"the queue of {found.file}")
+    return DEFAULT_QUEUE
 
 
 def text_name(value: str, where: str) -> str:
