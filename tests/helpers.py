@@ -4,6 +4,7 @@ collector and producers as real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -173,13 +174,25 @@ def wait_until(
         time.sleep(interval)
 
 
-def second_user() -> Iterator[str]:
-    """A fixture's body: a second Unix user, removed afterwards (skips unless root)."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd to make a second user")
+def can_make_users() -> bool:
+    """Whether this process may make a second Unix user (root, with useradd)."""
+    return os.geteuid() == 0 and shutil.which("useradd") is not None
+
+
+@contextlib.contextmanager
+def unix_user() -> Iterator[str]:
+    """A second Unix user of this machine, removed afterwards."""
     name = f"rc{uuid.uuid4().hex[:8]}"
     subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
     try:
         yield name
     finally:
         subprocess.run(["userdel", name], check=False)
+
+
+def second_user() -> Iterator[str]:
+    """A fixture's body: a second Unix user, removed afterwards (skips unless root)."""
+    if not can_make_users():
+        pytest.skip("needs root and useradd to make a second user")
+    with unix_user() as name:
+        yield name

@@ -27,6 +27,7 @@ import rq
 from collector.errors import RET_BROKER, RET_CONFIG
 from faults.servers import Process, free_port, missing, stored_ids, wait_for_rows, wait_until
 from faults.test_serve import JOB, TESTS, Serves, command, redis_child
+from tests.helpers import can_make_users, unix_user
 from tests.webtools import http_get, start_web, stop_web
 
 pytestmark = pytest.mark.slow
@@ -42,15 +43,11 @@ def serves(tmp_path: Path) -> Iterator[Serves]:
 @pytest.fixture(scope="module")
 def other_user() -> Iterator[str | None]:
     """A second Unix user when we are root (removed afterwards), else None (this user)."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
+    if not can_make_users():
         yield None
         return
-    name = f"rc{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
-    try:
+    with unix_user() as name:
         yield name
-    finally:
-        subprocess.run(["userdel", name], check=False)
 
 
 class Foreign:
