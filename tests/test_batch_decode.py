@@ -141,3 +141,32 @@ def test_the_column_path_and_the_entry_path_agree_on_any_entries(
     fast = decoded(entries, limits, most, "E")
     with mock.patch.object(batch_module, "_all_v1", lambda _raws, _limits: None):
         assert parts(fast) == parts(decoded(entries, limits, most, "E"))
+
+
+columns = st.lists(documents, min_size=2, max_size=2)  # each column of a two-record batch entry
+batch_entries = st.fixed_dictionaries(  # a batch entry's map whose fields hold anything
+    {"v": st.just(2), "t": identifiers | documents, "src": documents | st.fixed_dictionaries(
+        {}, optional=dict.fromkeys(("host", "pid", "job"), documents)),
+     "id": columns, "ts": columns, "el": columns, "rss": columns,
+     "d": st.lists(documents | st.dictionaries(identifiers, documents), min_size=2, max_size=2)},
+)  # fmt: skip
+
+
+@FAST
+@given(batch_entries, st.sampled_from([DEFAULT_LIMITS, SMALL]))
+def test_any_batch_entry_decodes_to_records_and_dead_letters(
+    wire: dict[str, Any], limits: Limits
+) -> None:
+    """Whatever a batch entry's fields hold, decoding it makes records and dead letters with a
+    reason, never an exception (which crashed the writer process, or run_once, at every
+    delivery): each of its records is stored or refused alone, or the entry is refused whole."""
+    try:
+        raw = msgpack.packb(wire, use_bin_type=True, datetime=True)
+    except (TypeError, ValueError, OverflowError):
+        assume(False)
+    batch = Batch(ids=[b"1-0"], kept_ids=[b"1-0"], kept_raws=[raw])
+    batch.decode(limits)
+    assert len(batch.records) + len(batch.dead) in (1, 2)
+    assert all(entry_id == b"1-0" and reason for entry_id, _raw, reason in batch.dead)
+    if len(batch.records) + len(batch.dead) == 1 and batch.dead:
+        assert batch.dead[0][1] == raw  # refused whole, as it came

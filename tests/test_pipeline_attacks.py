@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import fakeredis
+import msgpack
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ from tests.test_arrays_hdf5 import by_id
 from workers import Emitter
 from workers.arrays import RESERVED
 from workers.checks import MAX_DEPTH, Limits
+from workers.entry import BATCH_PREFIX
 
 HOSTILE = "open({marker!r}, 'w').write('hostile')\n"
 scalars = (
@@ -273,3 +275,41 @@ def test_the_writer_runs_the_readers_own_collector_package(settings, tmp_path) -
     done = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True)
     assert done.stdout.strip() == "0", done.stderr
     assert Path(f"{writer_file}.ran").exists()
+
+
+def batch_entry(datas: list[object]) -> bytes:
+    """A batch entry (wire version 2) of table ``t`` whose records' ``d`` are ``datas``, as a
+    job could craft it: nothing checks ``d`` before the collector does."""
+    n = len(datas)
+    wire = {
+        "v": 2, "t": "t", "src": {"host": "h", "pid": 1, "job": None},
+        "id": [f"r{i}" for i in range(n)], "ts": [1.0] * n, "el": [None] * n, "rss": [None] * n,
+        "d": datas,
+    }  # fmt: skip
+    raw = msgpack.packb(wire, use_bin_type=True)
+    assert raw.startswith(BATCH_PREFIX)
+    return raw
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+@pytest.mark.parametrize("data", [None, 1, 1.5, "x", b"x", [1], True])
+def test_a_batch_entry_record_whose_data_is_no_map_is_dead_lettered_alone(
+    settings: Settings, fake_redis, queue, pipeline, data
+) -> None:
+    """One record of a batch entry whose ``d`` is not a map is a dead letter alone, as the
+    version-1 record it would have been, with its reason; the others are stored. (It raised
+    AttributeError in the decode: the writer process crashed, or run_once, every delivery.)"""
+    fake_redis.xadd(queue, {"m": batch_entry([{"x": 1}, data, {"x": 3}])})
+    kind = PipelinedCollector if pipeline else Collector
+    collector = kind(replace(settings, pipeline=pipeline), client=fake_redis)
+    collector.start()
+    try:
+        assert drain(collector) == 1
+    finally:
+        collector.close()
+    assert dead_reasons(fake_redis, queue) == [f"d must be a map, not {type(data).__name__}"]
+    ((_, fields),) = fake_redis.xrange(f"{queue}:dead")
+    letter = msgpack.unpackb(fields[b"m"], raw=False)
+    assert letter["v"] == 1 and letter["id"] == "r1" and letter["d"] == data
+    assert sorted(r["_id"] for r in rows(settings.db_url, "t")) == ["r0", "r2"]
+    assert fake_redis.xpending(queue, "collector")["pending"] == 0

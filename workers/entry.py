@@ -166,9 +166,11 @@ def decode_entry(
 
 
 def _v1(*fields: Any) -> bytes:
-    """A batch entry's record as the version-1 bytes it would have had if emitted alone."""
+    """A batch entry's record as the version-1 bytes it would have had if emitted alone (a
+    ``d`` that is no map, refused for that, travels as it came)."""
     rid, table, ts, host, pid, job, elapsed, maxrss, data = fields
-    wire = wire_v1(rid, table, ts, host, pid, job, elapsed, maxrss, wire_data(data, table))
+    data = wire_data(data, table) if isinstance(data, dict) else data
+    wire = wire_v1(rid, table, ts, host, pid, job, elapsed, maxrss, data)
     return pack(wire, table)
 
 
