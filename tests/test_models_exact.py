@@ -216,3 +216,66 @@ def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
     finally:
         conn.close()
         engine.dispose()
+
+
+FLOAT_ON_INTS = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    i = mapped_column(sa.Float)
+    b = mapped_column(sa.Float)
+    note = mapped_column(sa.Text)
+"""
+
+
+@pytest.mark.parametrize(
+    ("server", "defaults"),
+    [pytest.param("pg_url", False, marks=pytest.mark.postgres, id="postgresql-copy"),
+     pytest.param("pg_url", True, marks=pytest.mark.postgres, id="postgresql-insert"),
+     pytest.param("mysql_url", False, marks=pytest.mark.mysql, id="mariadb")],
+)  # fmt: skip
+def test_a_float_for_an_existing_integer_column_is_refused_not_rounded(
+    request, module_file, queue, fake_redis, server, defaults
+) -> None:
+    """A model declaring Float where the table's column is INTEGER or BIGINT: the server would
+    round 2.5 to an int, so the float is refused by the kind the database column holds."""
+    url = request.getfixturevalue(server)
+    mysql = server == "mysql_url"
+    ts, nopad = ("DATETIME(6)", "CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin") if mysql else (
+        "TIMESTAMP(6)", "")  # fmt: skip
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE readings (_id VARCHAR(64) {nopad} PRIMARY KEY, "
+                             f"_ts {ts}, i INTEGER, b BIGINT, note TEXT)")  # fmt: skip
+    engine.dispose()
+    source = FLOAT_ON_INTS
+    if defaults:  # a Python-side default: SQLAlchemy's own insert, floats bound as parameters
+        source = source.replace("sa.Text)", 'sa.Text, default="n")')
+    sent = {"half": {"i": 1.5}, "big": {"b": 2.5}, "whole": {"i": 7, "b": -(2**62)}}
+    assert store(url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        "column 'i' holds int values, this record has float",
+        "column 'b' holds int values, this record has float",
+    ]
+    assert [(r["_id"], r["i"], r["b"]) for r in typed_rows(url, "readings")] == [
+        ("whole", 7, -(2**62))
+    ]
+
+
+def test_a_user_type_giving_a_fractional_float_to_an_integer_column_is_refused() -> None:
+    """A TypeDecorator whose impl is Float, on an INTEGER column: its fractional result is
+    refused (the server would round it); a whole float is stored as that int."""
+    guard = exact.IntRange("x", "INTEGER", 32)
+    assert guard.problem(2.5) == "INTEGER: 2.5 is not a whole number (the server would round it)"
+    assert guard.problem(float("nan")) == (
+        "INTEGER: nan is not a whole number (the server would round it)"
+    )
+    assert guard.problem(3.0) is None
+    assert guard.problem(3e10) == "INTEGER: 30000000000.0 is outside -2147483648..2147483647"

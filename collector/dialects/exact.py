@@ -280,7 +280,8 @@ class Length(Guard):
 
 
 class IntRange(Guard):
-    """A ``SMALLINT`` or ``INTEGER`` column: an int outside its range is refused with the range."""
+    """An integer column: an int outside its range is refused with the range, a float that is
+    not a whole number (a user's type may give one; the server would round it) too."""
 
     cache_ok = True
 
@@ -292,9 +293,11 @@ class IntRange(Guard):
         super().__init__(name, wrapped)
 
     def base(self) -> sa.types.TypeEngine[Any]:
-        return sa.Integer()
+        return sa.BigInteger() if self.bits > 32 else sa.Integer()  # the cast of its parameter
 
     def problem(self, value: Any) -> str | None:
-        if type(value) is int and not self.low <= value <= self.high:
+        if type(value) is float and not value.is_integer():
+            return f"{self.kind}: {value!r} is not a whole number (the server would round it)"
+        if type(value) in (int, float) and not self.low <= value <= self.high:
             return f"{self.kind}: {value} is outside {self.low}..{self.high}"
         return None
