@@ -178,7 +178,8 @@ def test_numeric_accepts_exactly_what_postgresql_stores_unaltered(pg_url) -> Non
                 ).scalar()
         except sa.exc.DataError:
             back = None  # numeric field overflow
-        kept = back is not None and back == decimal.Decimal(text)
+        sent = decimal.Decimal(text)  # a NUMERIC has no -0: its sign is lost too
+        kept = back is not None and back == sent and back.is_signed() == sent.is_signed()
         assert (guard.problem(value) is None) == kept, (value, precision, scale, back)
 
     try:
@@ -279,3 +280,30 @@ def test_a_user_type_giving_a_fractional_float_to_an_integer_column_is_refused()
     )
     assert guard.problem(3.0) is None
     assert guard.problem(3e10) == "INTEGER: 30000000000.0 is outside -2147483648..2147483647"
+
+
+@pytest.mark.parametrize(
+    ("server", "defaults"),
+    [pytest.param("pg_url", False, marks=pytest.mark.postgres, id="postgresql-copy"),
+     pytest.param("pg_url", True, marks=pytest.mark.postgres, id="postgresql-insert")],
+)  # fmt: skip
+def test_a_negative_zero_for_a_numeric_column_is_refused_not_made_zero(
+    request, module_file, queue, fake_redis, server, defaults
+) -> None:
+    """A NUMERIC has no negative zero: -0.0 would come back as 0, so it is refused (SQLite
+    and MariaDB refuse every negative zero already)."""
+    url = request.getfixturevalue(server)
+    source = MODELS.split("    r =")[0]
+    if defaults:
+        source += '    note = mapped_column(sa.Text, default="n")\n'
+    sent = {"minus": {"price": -0.0}, "plain": {"exact": -0.0}, "zero": {"price": 0.0}}
+    assert store(url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + "column 'price' is NUMERIC(10, 2): -0.0 would be stored as 0 (a NUMERIC has "
+        "no negative zero)",
+        PREFIX + "column 'exact' is NUMERIC: -0.0 would be stored as 0 (a NUMERIC has no "
+        "negative zero)",
+    ]
+    assert [(r["_id"], r["price"]) for r in typed_rows(url, "readings")] == [
+        ("zero", decimal.Decimal("0.00"))
+    ]

@@ -95,6 +95,8 @@ class Digits(Guard):
         )
         if not number.is_finite():
             return f"{column}: {value!r} is not a finite number"
+        if number.is_zero() and number.is_signed():
+            return f"{column}: {value!r} would be stored as 0 (a NUMERIC has no negative zero)"
         if number.is_zero() or self.precision is None or self.scale is None:
             return None
         _sign, digits, exponent = number.normalize().as_tuple()
