@@ -9,7 +9,7 @@ import decimal
 import fakeredis
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -198,6 +198,7 @@ def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
 
     @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.one_of(st.floats(width=32), st.floats(), st.integers(-(2**26), 2**26)))
+    @example(45399968)  # 4.539997e+07 lies on the tie with the next float32: not printed
     def check(value: float) -> None:
         try:
             with conn.begin_nested():

@@ -176,10 +176,16 @@ class SinglePrecision(Guard):
         """The float32 ``single`` as the server prints it, read as a float."""
         if not self.shortest:
             return float(f"{single:.6g}")
-        for digits in range(1, 10):
-            text = f"{single:.{digits}g}"
-            if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-                return float(text)
+        if single == 0:
+            return single
+        bits = struct.unpack("I", struct.pack("f", single))[0]
+        near = [struct.unpack("f", struct.pack("I", b))[0] for b in (bits - 1, bits + 1)]
+        with decimal.localcontext(prec=300):  # exact: PostgreSQL prints digits strictly
+            low, high = sorted((decimal.Decimal(n) + decimal.Decimal(single)) / 2 for n in near)
+            for digits in range(1, 10):  # inside the float32's interval, never on a tie
+                text = f"{single:.{digits}g}"
+                if low < decimal.Decimal(text) < high:
+                    return float(text)
         return single  # nine digits always name a float32
 
 
