@@ -342,3 +342,46 @@ def test_a_column_narrowed_while_the_collector_runs_still_refuses_what_it_would_
     assert [(r["_id"], r["price"]) for r in typed_rows(pg_url, "readings")] == [
         ("a", decimal.Decimal("1"))
     ]
+
+
+TEXT_DECIMAL = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Text(sa.types.TypeDecorator):
+    impl = sa.Numeric(10, 2)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else f"{value}5"
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    x = mapped_column(Text)
+"""
+
+
+@pytest.mark.parametrize(
+    "server",
+    [pytest.param("pg_url", marks=pytest.mark.postgres, id="postgresql"),
+     pytest.param("mysql_url", marks=pytest.mark.mysql, id="mariadb"), "sqlite_url"],
+)  # fmt: skip
+def test_a_user_type_giving_text_to_a_numeric_column_is_checked_as_its_number(
+    request, module_file, queue, fake_redis, server
+) -> None:
+    """The text a user's type returns is cast by the server: '2.555' would be stored 2.56."""
+    url = request.getfixturevalue(server)
+    sent = {"ok": {"x": 3.2}, "long": {"x": 2.55}}
+    assert store(url, queue, fake_redis, module_file(TEXT_DECIMAL), sent) == 1
+    kind = "NUMERIC" if server != "mysql_url" else "DECIMAL"
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + f"column 'x' is {kind}(10, 2): '2.555' has more than 2 decimal places"
+    ]
+    assert [(r["_id"], r["x"]) for r in typed_rows(url, "readings")] == [
+        ("ok", decimal.Decimal("3.25"))
+    ]

@@ -87,9 +87,15 @@ class Digits(Guard):
         return sa.Numeric(self.precision, self.scale)
 
     def problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+        if isinstance(value, str):  # a user's type may give text: the server casts it
+            try:
+                number = decimal.Decimal(value)
+            except decimal.InvalidOperation:
+                return None  # not a number: the database refuses it
+        elif isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
             return None  # not a number: the driver or the database refuses it
-        number = as_decimal(value)
+        else:
+            number = as_decimal(value)
         column = (
             self.kind if self.precision is None else f"{self.kind}({self.precision}, {self.scale})"
         )
