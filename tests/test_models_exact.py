@@ -9,10 +9,11 @@ import decimal
 import fakeredis
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from collector.daemon import Collector
 from collector.dialects import exact
 from collector.errors import ConfigError
 from collector.models import prepare_models
@@ -178,7 +179,8 @@ def test_numeric_accepts_exactly_what_postgresql_stores_unaltered(pg_url) -> Non
                 ).scalar()
         except sa.exc.DataError:
             back = None  # numeric field overflow
-        kept = back is not None and back == decimal.Decimal(text)
+        sent = decimal.Decimal(text)  # a NUMERIC has no -0: its sign is lost too
+        kept = back is not None and back == sent and back.is_signed() == sent.is_signed()
         assert (guard.problem(value) is None) == kept, (value, precision, scale, back)
 
     try:
@@ -196,6 +198,7 @@ def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
 
     @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.one_of(st.floats(width=32), st.floats(), st.integers(-(2**26), 2**26)))
+    @example(45399968)  # 4.539997e+07 lies on the tie with the next float32: not printed
     def check(value: float) -> None:
         try:
             with conn.begin_nested():
@@ -216,3 +219,169 @@ def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
     finally:
         conn.close()
         engine.dispose()
+
+
+FLOAT_ON_INTS = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    i = mapped_column(sa.Float)
+    b = mapped_column(sa.Float)
+    note = mapped_column(sa.Text)
+"""
+
+
+@pytest.mark.parametrize(
+    ("server", "defaults"),
+    [pytest.param("pg_url", False, marks=pytest.mark.postgres, id="postgresql-copy"),
+     pytest.param("pg_url", True, marks=pytest.mark.postgres, id="postgresql-insert"),
+     pytest.param("mysql_url", False, marks=pytest.mark.mysql, id="mariadb")],
+)  # fmt: skip
+def test_a_float_for_an_existing_integer_column_is_refused_not_rounded(
+    request, module_file, queue, fake_redis, server, defaults
+) -> None:
+    """A model declaring Float where the table's column is INTEGER or BIGINT: the server would
+    round 2.5 to an int, so the float is refused by the kind the database column holds."""
+    url = request.getfixturevalue(server)
+    mysql = server == "mysql_url"
+    ts, nopad = ("DATETIME(6)", "CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin") if mysql else (
+        "TIMESTAMP(6)", "")  # fmt: skip
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE readings (_id VARCHAR(64) {nopad} PRIMARY KEY, "
+                             f"_ts {ts}, i INTEGER, b BIGINT, note TEXT)")  # fmt: skip
+    engine.dispose()
+    source = FLOAT_ON_INTS
+    if defaults:  # a Python-side default: SQLAlchemy's own insert, floats bound as parameters
+        source = source.replace("sa.Text)", 'sa.Text, default="n")')
+    sent = {"half": {"i": 1.5}, "big": {"b": 2.5}, "whole": {"i": 7, "b": -(2**62)}}
+    assert store(url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        "column 'i' holds int values, this record has float",
+        "column 'b' holds int values, this record has float",
+    ]
+    assert [(r["_id"], r["i"], r["b"]) for r in typed_rows(url, "readings")] == [
+        ("whole", 7, -(2**62))
+    ]
+
+
+def test_a_user_type_giving_a_fractional_float_to_an_integer_column_is_refused() -> None:
+    """A TypeDecorator whose impl is Float, on an INTEGER column: its fractional result is
+    refused (the server would round it); a whole float is stored as that int."""
+    guard = exact.IntRange("x", "INTEGER", 32)
+    assert guard.problem(2.5) == "INTEGER: 2.5 is not a whole number (the server would round it)"
+    assert guard.problem(float("nan")) == (
+        "INTEGER: nan is not a whole number (the server would round it)"
+    )
+    assert guard.problem(3.0) is None
+    assert guard.problem(3e10) == "INTEGER: 30000000000.0 is outside -2147483648..2147483647"
+
+
+@pytest.mark.parametrize(
+    ("server", "defaults"),
+    [pytest.param("pg_url", False, marks=pytest.mark.postgres, id="postgresql-copy"),
+     pytest.param("pg_url", True, marks=pytest.mark.postgres, id="postgresql-insert")],
+)  # fmt: skip
+def test_a_negative_zero_for_a_numeric_column_is_refused_not_made_zero(
+    request, module_file, queue, fake_redis, server, defaults
+) -> None:
+    """A NUMERIC has no negative zero: -0.0 would come back as 0, so it is refused (SQLite
+    and MariaDB refuse every negative zero already)."""
+    url = request.getfixturevalue(server)
+    source = MODELS.split("    r =")[0]
+    if defaults:
+        source += '    note = mapped_column(sa.Text, default="n")\n'
+    sent = {"minus": {"price": -0.0}, "plain": {"exact": -0.0}, "zero": {"price": 0.0}}
+    assert store(url, queue, fake_redis, module_file(source), sent) == 1
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + "column 'price' is NUMERIC(10, 2): -0.0 would be stored as 0 (a NUMERIC has "
+        "no negative zero)",
+        PREFIX + "column 'exact' is NUMERIC: -0.0 would be stored as 0 (a NUMERIC has no "
+        "negative zero)",
+    ]
+    assert [(r["_id"], r["price"]) for r in typed_rows(url, "readings")] == [
+        ("zero", decimal.Decimal("0.00"))
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: guards are fitted to the column types once, at start; a column narrowed "
+    "while the collector runs is guarded by its old type (2.5 stored as 3)",
+)
+def test_a_column_narrowed_while_the_collector_runs_still_refuses_what_it_would_round(
+    module_file, pg_url, queue, fake_redis
+) -> None:
+    declared = prepare_models(module_file(MODELS.split("    r =")[0]), pg_url)
+    settings = Settings(db_url=pg_url, queue=queue, max_wait=0.05, consumer="test")
+    daemon = Collector(settings, client=fake_redis, declared=declared)
+    daemon.start()
+    emitter = Emitter(queue=queue, client=fake_redis)
+    emitter.emit({"price": 1.0}, table="readings", key="a")
+    while daemon.run_once():
+        pass
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE readings ALTER COLUMN price TYPE NUMERIC(10, 0)")
+    engine.dispose()
+    emitter.emit({"price": 2.5}, table="readings", key="b")
+    while daemon.run_once():
+        pass
+    daemon.close()
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + "column 'price' is NUMERIC(10, 0): 2.5 has more than 0 decimal places"
+    ]
+    assert [(r["_id"], r["price"]) for r in typed_rows(pg_url, "readings")] == [
+        ("a", decimal.Decimal("1"))
+    ]
+
+
+TEXT_DECIMAL = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Text(sa.types.TypeDecorator):
+    impl = sa.Numeric(10, 2)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else f"{value}5"
+
+class Base(DeclarativeBase):
+    pass
+
+class Reading(Base):
+    __tablename__ = "readings"
+    _id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    _ts = mapped_column(sa.DateTime)
+    x = mapped_column(Text)
+"""
+
+
+@pytest.mark.parametrize(
+    "server",
+    [pytest.param("pg_url", marks=pytest.mark.postgres, id="postgresql"),
+     pytest.param("mysql_url", marks=pytest.mark.mysql, id="mariadb"), "sqlite_url"],
+)  # fmt: skip
+def test_a_user_type_giving_text_to_a_numeric_column_is_checked_as_its_number(
+    request, module_file, queue, fake_redis, server
+) -> None:
+    """The text a user's type returns is cast by the server: '2.555' would be stored 2.56."""
+    url = request.getfixturevalue(server)
+    sent = {"ok": {"x": 3.2}, "long": {"x": 2.55}}
+    assert store(url, queue, fake_redis, module_file(TEXT_DECIMAL), sent) == 1
+    kind = "NUMERIC" if server != "mysql_url" else "DECIMAL"
+    assert dead_reasons(fake_redis, queue) == [
+        PREFIX + f"column 'x' is {kind}(10, 2): '2.555' has more than 2 decimal places"
+    ]
+    assert [(r["_id"], r["x"]) for r in typed_rows(url, "readings")] == [
+        ("ok", decimal.Decimal("3.25"))
+    ]

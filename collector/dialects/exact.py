@@ -87,14 +87,22 @@ class Digits(Guard):
         return sa.Numeric(self.precision, self.scale)
 
     def problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+        if isinstance(value, str):  # a user's type may give text: the server casts it
+            try:
+                number = decimal.Decimal(value)
+            except decimal.InvalidOperation:
+                return None  # not a number: the database refuses it
+        elif isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
             return None  # not a number: the driver or the database refuses it
-        number = as_decimal(value)
+        else:
+            number = as_decimal(value)
         column = (
             self.kind if self.precision is None else f"{self.kind}({self.precision}, {self.scale})"
         )
         if not number.is_finite():
             return f"{column}: {value!r} is not a finite number"
+        if number.is_zero() and number.is_signed():
+            return f"{column}: {value!r} would be stored as 0 (a NUMERIC has no negative zero)"
         if number.is_zero() or self.precision is None or self.scale is None:
             return None
         _sign, digits, exponent = number.normalize().as_tuple()
@@ -174,10 +182,16 @@ class SinglePrecision(Guard):
         """The float32 ``single`` as the server prints it, read as a float."""
         if not self.shortest:
             return float(f"{single:.6g}")
-        for digits in range(1, 10):
-            text = f"{single:.{digits}g}"
-            if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-                return float(text)
+        if single == 0:
+            return single
+        bits = struct.unpack("I", struct.pack("f", single))[0]
+        near = [struct.unpack("f", struct.pack("I", b))[0] for b in (bits - 1, bits + 1)]
+        with decimal.localcontext(prec=300):  # exact: PostgreSQL prints digits strictly
+            low, high = sorted((decimal.Decimal(n) + decimal.Decimal(single)) / 2 for n in near)
+            for digits in range(1, 10):  # inside the float32's interval, never on a tie
+                text = f"{single:.{digits}g}"
+                if low < decimal.Decimal(text) < high:
+                    return float(text)
         return single  # nine digits always name a float32
 
 
@@ -280,7 +294,8 @@ class Length(Guard):
 
 
 class IntRange(Guard):
-    """A ``SMALLINT`` or ``INTEGER`` column: an int outside its range is refused with the range."""
+    """An integer column: an int outside its range is refused with the range, a float that is
+    not a whole number (a user's type may give one; the server would round it) too."""
 
     cache_ok = True
 
@@ -292,9 +307,11 @@ class IntRange(Guard):
         super().__init__(name, wrapped)
 
     def base(self) -> sa.types.TypeEngine[Any]:
-        return sa.Integer()
+        return sa.BigInteger() if self.bits > 32 else sa.Integer()  # the cast of its parameter
 
     def problem(self, value: Any) -> str | None:
-        if type(value) is int and not self.low <= value <= self.high:
+        if type(value) is float and not value.is_integer():
+            return f"{self.kind}: {value!r} is not a whole number (the server would round it)"
+        if type(value) in (int, float) and not self.low <= value <= self.high:
             return f"{self.kind}: {value} is outside {self.low}..{self.high}"
         return None

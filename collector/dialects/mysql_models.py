@@ -65,6 +65,9 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
             column.type = exact.FractionalSeconds(column.name, kind, fsp, "DATETIME(6)", declared)
         elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
             column.type = exact.TrailingSpace(column.name, found.length, declared)
+        elif isinstance(found, sa.Integer) and not isinstance(declared, sa.Boolean):
+            kind = type(found).__name__.upper()  # the server refuses an int out of its range
+            column.type = exact.IntRange(column.name, kind, 64, declared)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
             column.type = exact.SinglePrecision(column.name, "FLOAT", "DOUBLE", False, declared)
         elif (

@@ -40,7 +40,9 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
             column.type = exact.Digits(name, "NUMERIC", found.precision, found.scale, declared)
         elif isinstance(found, sa.SmallInteger):
             column.type = exact.IntRange(name, "SMALLINT", 16, declared)
-        elif isinstance(found, sa.Integer) and not isinstance(found, sa.BigInteger):
+        elif isinstance(found, sa.BigInteger):
+            column.type = exact.IntRange(name, "BIGINT", 64, declared)
+        elif isinstance(found, sa.Integer):
             column.type = exact.IntRange(name, "INTEGER", 32, declared)
         elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
             column.type = exact.Padded(name, found.length, declared)
