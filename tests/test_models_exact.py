@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from collector.daemon import Collector
-from collector.dialects import exact
+from collector.dialects import exact_numbers
 from collector.errors import ConfigError
 from collector.models import prepare_models
 from collector.settings import Settings
@@ -169,7 +169,7 @@ def test_numeric_accepts_exactly_what_postgresql_stores_unaltered(pg_url) -> Non
     @given(NUMBERS, st.integers(1, 14).flatmap(lambda p: st.tuples(st.just(p), st.integers(0, p))))
     def check(value: object, ps: tuple[int, int]) -> None:
         precision, scale = ps
-        guard = exact.Digits("x", "NUMERIC", precision, scale)
+        guard = exact_numbers.Digits("x", "NUMERIC", precision, scale)
         text = repr(value) if isinstance(value, float) else str(value)
         try:  # what PostgreSQL makes of the value sent as text (COPY's way)
             with conn.begin_nested():
@@ -194,7 +194,7 @@ def test_numeric_accepts_exactly_what_postgresql_stores_unaltered(pg_url) -> Non
 def test_real_accepts_exactly_what_postgresql_gives_back(pg_url) -> None:
     engine = sa.create_engine(pg_url)
     conn = engine.connect()
-    guard = exact.SinglePrecision("x", "REAL", "DOUBLE PRECISION", True)
+    guard = exact_numbers.SinglePrecision("x", "REAL", "DOUBLE PRECISION", True)
 
     @hsettings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.one_of(st.floats(width=32), st.floats(), st.integers(-(2**26), 2**26)))
@@ -275,7 +275,7 @@ def test_a_float_for_an_existing_integer_column_is_refused_not_rounded(
 def test_a_user_type_giving_a_fractional_float_to_an_integer_column_is_refused() -> None:
     """A TypeDecorator whose impl is Float, on an INTEGER column: its fractional result is
     refused (the server would round it); a whole float is stored as that int."""
-    guard = exact.IntRange("x", "INTEGER", 32)
+    guard = exact_numbers.IntRange("x", "INTEGER", 32)
     assert guard.problem(2.5) == "INTEGER: 2.5 is not a whole number (the server would round it)"
     assert guard.problem(float("nan")) == (
         "INTEGER: nan is not a whole number (the server would round it)"

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from collector.dialects import exact
+from collector.dialects import exact, exact_numbers
 from collector.errors import ConfigError
 
 
@@ -67,16 +67,18 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
             column.type = exact.TrailingSpace(column.name, found.length, declared)
         elif isinstance(found, sa.Integer) and not isinstance(declared, sa.Boolean):
             kind = type(found).__name__.upper()  # the server refuses an int out of its range
-            column.type = exact.IntRange(column.name, kind, 64, declared)
+            column.type = exact_numbers.IntRange(column.name, kind, 64, declared)
         elif isinstance(found, mysql.FLOAT) and not isinstance(found, mysql.DOUBLE):
-            column.type = exact.SinglePrecision(column.name, "FLOAT", "DOUBLE", False, declared)
+            column.type = exact_numbers.SinglePrecision(
+                column.name, "FLOAT", "DOUBLE", False, declared
+            )
         elif (
             isinstance(found, sa.Numeric)
             and not isinstance(found, sa.Float)
             and found.scale is not None
             and found.precision is not None
         ):
-            column.type = exact.Digits(
+            column.type = exact_numbers.Digits(
                 column.name, "DECIMAL", found.precision, found.scale, declared
             )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.dialects import exact
+from collector.dialects import exact, exact_numbers
 from collector.errors import ConfigError
 
 
@@ -35,15 +35,19 @@ def guard(table: sa.Table, reflected: dict[str, Any]) -> None:
                 name, "TIMESTAMP", precision, "TIMESTAMP(6)", declared
             )
         elif isinstance(found, sa.REAL):
-            column.type = exact.SinglePrecision(name, "REAL", "DOUBLE PRECISION", True, declared)
+            column.type = exact_numbers.SinglePrecision(
+                name, "REAL", "DOUBLE PRECISION", True, declared
+            )
         elif isinstance(found, sa.Numeric) and not isinstance(found, sa.Float):
-            column.type = exact.Digits(name, "NUMERIC", found.precision, found.scale, declared)
+            column.type = exact_numbers.Digits(
+                name, "NUMERIC", found.precision, found.scale, declared
+            )
         elif isinstance(found, sa.SmallInteger):
-            column.type = exact.IntRange(name, "SMALLINT", 16, declared)
+            column.type = exact_numbers.IntRange(name, "SMALLINT", 16, declared)
         elif isinstance(found, sa.BigInteger):
-            column.type = exact.IntRange(name, "BIGINT", 64, declared)
+            column.type = exact_numbers.IntRange(name, "BIGINT", 64, declared)
         elif isinstance(found, sa.Integer):
-            column.type = exact.IntRange(name, "INTEGER", 32, declared)
+            column.type = exact_numbers.IntRange(name, "INTEGER", 32, declared)
         elif isinstance(found, sa.CHAR | sa.NCHAR) and found.length:
             column.type = exact.Padded(name, found.length, declared)
         elif isinstance(found, sa.String) and found.length:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
-from collector.dialects import exact
+from collector.dialects import exact_numbers
 from collector.dialects.base import Dialect
 from collector.netfs import journal_mode
 from collector.store import conflict
@@ -110,7 +110,7 @@ class SQLite(Dialect):
         for column in table.columns:
             found = reflected.get(column.name)
             if isinstance(found, sa.Numeric) and not isinstance(found, sa.Float):
-                column.type = exact.ReadAsDecimal(
+                column.type = exact_numbers.ReadAsDecimal(
                     column.name, "NUMERIC", found.precision, found.scale, column.type
                 )
 
