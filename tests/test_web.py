@@ -178,6 +178,16 @@ def test_a_dead_letter_whose_ts_is_no_time_is_listed_with_it_raw(real_redis, que
     ]  # fmt: skip
 
 
+@pytest.mark.redis
+def test_a_huge_dead_letter_reason_is_cut_on_the_page(real_redis, queue, sqlite_url):
+    raw = Record("id0", "t", {"x": 0}, 1.0).encode()
+    real_redis.xadd(f"{queue}:dead", {"m": raw, "reason": "why " * 50_000})  # 200 kB, by hand
+    with local(create_app(REAL_REDIS_URL, sqlite_url, queue)) as web:
+        reply = web.get("/api/dead", params={"size": 10})
+    (letter,) = reply.json()["items"]
+    assert letter["reason"] == ("why " * 75)[:299] + "…"
+
+
 def test_allow_host_of_collector_web(real_redis, queue, sqlite_url) -> None:
     web, base = start_web(REAL_REDIS_URL, sqlite_url, queue, "--allow-host", "results.lab")
     try:

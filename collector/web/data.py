@@ -26,6 +26,7 @@ from workers.keys import REPLICATE
 from workers.record import Record
 
 PREVIEW_CHARS = 160
+REASON_CHARS = 300  # a longer reason (written by hand into Redis) is cut, as `dead list` does
 DASK_TIMEOUT = 2.0  # seconds a Dask scheduler has to answer a refresh, as sweep status gives
 NUMERIC = (sa.Integer, sa.Float, sa.Numeric)
 _PYPLOT = threading.Lock()  # pyplot keeps global state: one heat map at a time
@@ -178,6 +179,11 @@ def _when(letter: DeadLetter) -> str | None:
     return letter.ts_text[:PREVIEW_CHARS]
 
 
+def _cut(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
     """A dead letter for the page: id, its stream (the shard), time, reason, and the record's
     table and data, cut short."""
@@ -191,15 +197,13 @@ def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
             preview = json.dumps(record.data, default=repr, ensure_ascii=False)
         except DecodeError:
             preview = repr(letter.raw[:PREVIEW_CHARS])
-    if len(preview) > PREVIEW_CHARS:
-        preview = preview[: PREVIEW_CHARS - 1] + "…"
     return {
         "id": letter.id,
         "stream": stream,
         "ts": _when(letter),
-        "reason": letter.reason,
+        "reason": _cut(letter.reason, REASON_CHARS),
         "table": table,
-        "preview": preview,
+        "preview": _cut(preview, PREVIEW_CHARS),
     }
 
 
