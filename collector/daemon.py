@@ -132,10 +132,15 @@ class Collector:
 
     def start(self) -> None:
         """Take the SQLite writer lock, if the database is a SQLite file (one writer per file),
-        and build the reader's client."""
-        if self._lock is None:
-            self._lock = writer_lock(self.settings)
-        self.reader.start()
+        and build the reader's client; a start that fails releases what the collector holds
+        (the lock, the sink's files and connections), so a process that goes on keeps none."""
+        try:
+            if self._lock is None:
+                self._lock = writer_lock(self.settings)
+            self.reader.start()
+        except BaseException:
+            self._release()
+            raise
 
     @gc_paused  # a batch's records die with it: collections in between would be wasted
     def run_once(self) -> int:
@@ -277,6 +282,10 @@ class Collector:
             self._acknowledge()
         except REDIS_ERRORS as exc:  # stays pending: redelivered, and _id dedupes it
             log.warning("could not acknowledge the last batch (%s)", exc)
+        self._release()
+
+    def _release(self) -> None:
+        """The SQLite lock, the sink's connections (and files), the reader's client."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None

@@ -127,6 +127,21 @@ def test_one_writer_per_file(settings, fake_redis, tmp_path) -> None:
     first.close()
 
 
+def test_a_collector_whose_start_fails_keeps_no_arrays_file(settings, fake_redis, tmp_path):
+    """A start refused (another collector holds the SQLite file) releases the arrays file the
+    sink opened, so the process can go on without holding it."""
+    assert settings.db_url.startswith("sqlite:///")
+    first = Collector(settings, client=fake_redis)
+    first.start()
+    try:
+        second = Collector(replace(settings, arrays=str(tmp_path / "b.h5")), client=fake_redis)
+        with pytest.raises(AlreadyRunning):
+            second.start()
+        Collector(replace(settings, arrays=str(tmp_path / "b.h5")), client=fake_redis).close()
+    finally:
+        first.close()
+
+
 def test_lookup3_matches_the_reference_vectors() -> None:
     assert lookup3(b"") == 0xDEADBEEF
     assert lookup3(b"Four score and seven years ago") == 0x17770551
