@@ -7,6 +7,7 @@ breaks. RQ waits a second or more before it reconnects, so it never gets there f
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -40,6 +41,7 @@ def watch(found: Found, who: str) -> None:
             conn.read_response()
     except Exception as exc:  # whatever broke it, the server is no longer known
         why = f"{type(exc).__name__}: {exc}"
+    logging.disable(logging.CRITICAL)  # RQ's own reconnect lines would follow ours otherwise
     sys.stderr.write(
         f"{who}: the Redis at {masked(found.url)}, named in {found.file}, went away ({why}); "
         "stopping, so that nothing reconnects to whatever takes its port next (start again "
