@@ -86,9 +86,8 @@ class FractionalSeconds(Guard):
         return None
 
 
-class TrailingSpace(Guard):
-    """MySQL's ``CHAR(n)``: the server strips trailing spaces as it reads one, so a string
-    ending in a space is refused."""
+class Sized(Guard):
+    """A guard of a string column of ``length`` characters (CHAR(n), VARCHAR(n))."""
 
     cache_ok = True
 
@@ -100,6 +99,13 @@ class TrailingSpace(Guard):
 
     def base(self) -> sa.types.TypeEngine[Any]:
         return sa.String(self.length)
+
+
+class TrailingSpace(Sized):
+    """MySQL's ``CHAR(n)``: the server strips trailing spaces as it reads one, so a string
+    ending in a space is refused."""
+
+    cache_ok = True
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, str) and value.endswith(" "):
@@ -110,20 +116,11 @@ class TrailingSpace(Guard):
         return None
 
 
-class Padded(Guard):
+class Padded(Sized):
     """PostgreSQL's ``CHAR(n)``: a shorter string comes back padded with spaces, a longer one
     is refused or (past n, all spaces) trimmed: only a string of exactly n characters is taken."""
 
     cache_ok = True
-
-    def __init__(
-        self, name: str, length: int, wrapped: sa.types.TypeEngine[Any] | None = None
-    ) -> None:
-        self.length = length
-        super().__init__(name, wrapped)
-
-    def base(self) -> sa.types.TypeEngine[Any]:
-        return sa.String(self.length)
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, str) and len(value) != self.length:
@@ -134,20 +131,11 @@ class Padded(Guard):
         return None
 
 
-class Length(Guard):
+class Length(Sized):
     """A ``VARCHAR(n)`` column: a longer string is refused here, with its length, before the
     database refuses the whole statement."""
 
     cache_ok = True
-
-    def __init__(
-        self, name: str, length: int, wrapped: sa.types.TypeEngine[Any] | None = None
-    ) -> None:
-        self.length = length
-        super().__init__(name, wrapped)
-
-    def base(self) -> sa.types.TypeEngine[Any]:
-        return sa.String(self.length)
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, str) and len(value) > self.length:
