@@ -17,6 +17,7 @@ import redis
 import sqlalchemy as sa
 
 from collector import dialects
+from collector.cli.render import shorten
 from collector.deadletters import DeadLetter, newest_of, shard_letters
 from collector.sweeps import ledger
 from collector.sweeps.jobs import sweep_progress
@@ -179,11 +180,6 @@ def _when(letter: DeadLetter) -> str | None:
     return letter.ts_text[:PREVIEW_CHARS]
 
 
-def _cut(text: str, most: int) -> str:
-    """``text`` cut to ``most`` characters, the last one an ellipsis when anything was cut."""
-    return text if len(text) <= most else text[: most - 1] + "…"
-
-
 def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
     """A dead letter for the page: id, its stream (the shard), time, reason, and the record's
     table and data, cut short."""
@@ -201,9 +197,9 @@ def _letter(stream: str, letter: DeadLetter) -> dict[str, Any]:
         "id": letter.id,
         "stream": stream,
         "ts": _when(letter),
-        "reason": _cut(letter.reason, REASON_CHARS),
+        "reason": shorten(letter.reason, REASON_CHARS),
         "table": table,
-        "preview": _cut(preview, PREVIEW_CHARS),
+        "preview": shorten(preview, PREVIEW_CHARS),
     }
 
 
